@@ -1,0 +1,17 @@
+"""fastquant: image compression by weighted k-means colour quantization.
+
+>>> from fastquant import compress
+>>> q = compress("photo.png", 64)        # doctest: +SKIP
+>>> q.save("photo-fq64.png")             # indexed PNG  # doctest: +SKIP
+
+Importing compiles nothing: the Numba kernels compile on first use and are
+cached on disk (``cache=True``).
+"""
+from .api import Quantized, Stats, compress
+from .errors import FastquantError, InputError, OptionError, OutputError, OutputExistsError
+from .kmeans import KMeansResult, kmeans
+
+__version__ = "0.1.0"
+
+__all__ = ["compress", "Quantized", "Stats", "kmeans", "KMeansResult", "FastquantError",
+           "InputError", "OptionError", "OutputError", "OutputExistsError", "__version__"]

@@ -1,0 +1,228 @@
+"""Command line: ``python -m fastquant INPUT... [options]``.
+
+Exit codes (also in the README):
+
+0   every file compressed
+1   several files failed for different reasons
+2   usage error: bad option or value
+3   an input could not be read or decoded
+4   an output could not be written
+5   an output exists or would replace the input (use --force)
+70  internal error (a bug: please report it, with -v output)
+130 interrupted (Ctrl-C)
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+import traceback
+
+from .errors import FastquantError, OptionError, OutputExistsError
+
+EXIT_OK, EXIT_MIXED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+
+
+def _size(text):
+    try:
+        w, h = text.lower().split("x")
+        w, h = int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 400x200, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
+    return w, h
+
+
+def _positive(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _colors(text):
+    from .api import MAX_COLORS
+
+    v = _positive(text)
+    if v > MAX_COLORS:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_COLORS}, got {v}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit code 2, as documented
+        self.exit(EXIT_USAGE, f"fastquant: error: {message} (see --help)\n")
+
+
+def build_parser():
+    p = _Parser(
+        prog="python -m fastquant",
+        description="Compress images by k-means colour quantization (indexed PNG by default).",
+        epilog="Exit codes: 0 ok, 1 mixed failures, 2 usage, 3 unreadable input, 4 output not "
+               "written, 5 output exists (use --force), 70 internal error, 130 interrupted.")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files (PNG, JPEG, GIF, ...)")
+    p.add_argument("-k", "--colors", type=_colors, default=256, metavar="N",
+                   help="palette size, 1-65536 (default 256; above 256 PNGs are RGB)")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (one input only); the extension picks the format")
+    p.add_argument("--ext", metavar="SUFFIX",
+                   help="suffix of outputs written next to inputs (default -fq<N>.png)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resize", type=_size, metavar="WxH", help="resize to exactly W x H pixels")
+    g.add_argument("--max-side", type=_positive, metavar="N",
+                   help="shrink so that the longer side is at most N pixels")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
+                   help="refuse larger images before decoding (default 178956970)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    p.add_argument("--preview", metavar="FILE",
+                   help="also write original and result side by side to FILE (one input only)")
+    p.add_argument("--demo", action="store_true",
+                   help="compress a built-in generated image into the current folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("-v", "--verbose", action="store_true", help="stage timings; tracebacks on errors")
+    return p
+
+
+def default_output(path, n_colors, ext=None):
+    """Where the result of ``path`` goes without -o: ``<stem>-fq<N>.png`` beside it."""
+    stem = os.path.splitext(path)[0]
+    return stem + (ext if ext else f"-fq{n_colors}.png")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _kernels_cached():
+    """True when compiled kernels are on disk (so the run will not compile)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    places = [os.path.join(here, "__pycache__")]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        places.append(os.environ["NUMBA_CACHE_DIR"])
+    return any(glob.glob(os.path.join(d, "**", "kmeans._assign_range*.nbi"), recursive=True)
+               for d in places)
+
+
+def _compress_one(src, out, args, options):
+    """Compress one file; returns the record printed for it."""
+    from .api import compress
+
+    if os.path.exists(out) and not args.force:
+        raise OutputExistsError(f"{out}: exists, kept (use --force to overwrite)")
+    if os.path.exists(src) and _same_file(src, out) and not args.force:
+        raise OutputExistsError(f"{out}: is the input; refusing to overwrite it (use --force)")
+    t = time.perf_counter()
+    q = compress(src, args.colors, **options)
+    tw = time.perf_counter()
+    nbytes = q.save(out)
+    q.stats.seconds["write"] = time.perf_counter() - tw
+    if args.preview:
+        from .io import encode_array, write_atomic
+
+        write_atomic(args.preview, encode_array(args.preview, q.preview()))
+    s = q.stats
+    rec = {"input": src, "output": out, "status": "ok", "input_bytes": s.input_bytes,
+           "output_bytes": nbytes,
+           "ratio": round(nbytes / s.input_bytes, 4) if s.input_bytes else None,
+           "n_colors": s.n_colors, "width": s.width, "height": s.height,
+           "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
+           "mse": round(s.mse, 4), "ssim": round(s.ssim, 5) if s.ssim is not None else None,
+           "iterations": s.iterations, "seconds": round(time.perf_counter() - t, 4),
+           "stages": {k: round(v, 4) for k, v in s.seconds.items()}}
+    if args.preview:
+        rec["preview"] = args.preview
+    return rec
+
+
+def _line(rec, verbose):
+    psnr = "inf" if rec["psnr"] is None else f"{rec['psnr']:.2f}"
+    ratio = f" ({100 * rec['ratio']:.1f}%)" if rec["ratio"] else ""
+    ssim = f", SSIM {rec['ssim']:.4f}" if rec["ssim"] is not None else ""
+    text = (f"{rec['input']} -> {rec['output']}: {rec['input_bytes']} -> {rec['output_bytes']} bytes"
+            f"{ratio}, {rec['n_colors']} colours, PSNR {psnr} dB{ssim}, {rec['seconds']:.2f} s")
+    if verbose:
+        text += " [" + ", ".join(f"{k} {v:.3f}" for k, v in rec["stages"].items()) + "]"
+    return text
+
+
+def _demo(args, options):
+    from .demo import demo_image
+
+    if args.inputs or args.output:
+        raise OptionError("--demo takes no input or -o: it writes into the current folder")
+    src = "fastquant-demo.png"
+    from .io import encode_array, write_atomic
+
+    write_atomic(src, encode_array(src, demo_image()))
+    args.force = True  # the demo rewrites its own files
+    if not args.preview:
+        args.preview = "fastquant-demo-preview.png"
+    return [src]
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    options = {"seed": args.seed, "ssim": True,
+               "resize": args.resize or args.max_side}
+    if args.max_pixels is not None:
+        options["max_pixels"] = args.max_pixels
+    err = sys.stderr
+    try:
+        inputs = _demo(args, options) if args.demo else list(args.inputs)
+        if not inputs:
+            raise OptionError("no input files (try --demo, or --help)")
+        if args.output and len(inputs) > 1:
+            raise OptionError("-o/--output takes one input; several were given")
+        if args.preview and len(inputs) > 1:
+            raise OptionError("--preview takes one input; several were given")
+    except FastquantError as e:
+        print(f"fastquant: error: {e}", file=err)
+        return e.exit_code
+    if not args.quiet and not _kernels_cached():
+        print("fastquant: compiling the Numba kernels, once (about 30 s); later runs load them "
+              "from the cache", file=err)
+    codes = []
+    try:
+        for src in inputs:
+            out = args.output or default_output(src, args.colors, args.ext)
+            try:
+                rec = _compress_one(src, out, args, options)
+            except FastquantError as e:
+                code, msg, exc = e.exit_code, str(e), e
+            except (Exception, RecursionError) as e:  # a bug: say so in one line, keep going
+                code, msg, exc = EXIT_INTERNAL, f"{src}: internal error: {type(e).__name__}: {e}", e
+            else:
+                codes.append(EXIT_OK)
+                if args.json:
+                    print(json.dumps(rec), flush=True)
+                elif not args.quiet:
+                    print(_line(rec, args.verbose), flush=True)
+                continue
+            codes.append(code)
+            print(f"fastquant: error: {msg}", file=err, flush=True)
+            if args.verbose:
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=err)
+            if args.json:
+                print(json.dumps({"input": src, "output": out, "status": "error",
+                                  "exit_code": code, "error": msg}), flush=True)
+    except KeyboardInterrupt:
+        print("fastquant: interrupted", file=err)
+        return EXIT_INTERRUPTED
+    failed = sorted({c for c in codes if c})
+    if len(inputs) > 1 and failed and not args.quiet:
+        print(f"fastquant: {codes.count(0)} of {len(codes)} files compressed, "
+              f"{len(codes) - codes.count(0)} failed", file=err)
+    if not failed:
+        return EXIT_OK
+    return failed[0] if len(failed) == 1 else EXIT_MIXED

@@ -1,0 +1,31 @@
+"""Exception hierarchy; each class carries the CLI exit code for its failure kind."""
+
+
+class FastquantError(Exception):
+    """Base class of every error fastquant raises on purpose."""
+
+    exit_code = 1
+
+
+class OptionError(FastquantError, ValueError):
+    """An option or argument is out of range or of the wrong type (exit code 2)."""
+
+    exit_code = 2
+
+
+class InputError(FastquantError):
+    """The input cannot be read or decoded as an image (exit code 3)."""
+
+    exit_code = 3
+
+
+class OutputError(FastquantError):
+    """The output cannot be written (exit code 4)."""
+
+    exit_code = 4
+
+
+class OutputExistsError(OutputError):
+    """The output exists, or would replace the input, and ``--force`` was not given (exit code 5)."""
+
+    exit_code = 5

@@ -1,0 +1,102 @@
+"""Unique colours with pixel counts: the k-means works on these, never on pixels.
+
+An open-addressing hash table keyed by the packed colour (one pass over the
+pixels, no sort) gives the unique colours in order of first appearance, their
+counts and, for every pixel, the index of its colour (the inverse map used to
+remap pixels by table lookup).
+"""
+import numpy as np
+from numba import njit
+
+_GOLDEN = np.uint64(2654435761)  # Knuth's multiplicative hash constant
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True, nogil=True)
+def _pack(px):
+    """Pack one (c,) uint8 pixel into a uint32 key."""
+    key = np.uint64(0)
+    for ch in range(px.shape[0]):
+        key = (key << np.uint64(8)) | np.uint64(px[ch])
+    return key
+
+
+@njit(cache=True, nogil=True)
+def _unique(pixels):
+    n, c = pixels.shape
+    bits = 12
+    while (1 << bits) < 2 * min(n, 1 << 16):
+        bits += 1
+    table = np.full(1 << bits, -1, np.int32)
+    cap = max(min(n, 1 << 16), 1)
+    keys = np.empty(cap, np.uint64)
+    first = np.empty(cap, np.int64)
+    counts = np.zeros(cap, np.int64)
+    inverse = np.empty(n, np.int32)
+    m = 0
+    for i in range(n):
+        key = _pack(pixels[i])
+        mask = (1 << bits) - 1
+        h = np.int64((((key * _GOLDEN) & _MASK32) >> np.uint64(32 - bits)))
+        while True:
+            slot = table[h]
+            if slot < 0:
+                break
+            if keys[slot] == key:
+                break
+            h = (h + 1) & mask
+        if slot < 0:
+            if m == cap:  # grow the colour arrays
+                cap *= 2
+                keys2 = np.empty(cap, np.uint64)
+                keys2[:m] = keys[:m]
+                keys = keys2
+                first2 = np.empty(cap, np.int64)
+                first2[:m] = first[:m]
+                first = first2
+                counts2 = np.zeros(cap, np.int64)
+                counts2[:m] = counts[:m]
+                counts = counts2
+            slot = m
+            keys[m] = key
+            first[m] = i
+            m += 1
+            table[h] = slot
+            if 2 * m > (1 << bits):  # keep the load below one half: rehash
+                bits += 1
+                mask = (1 << bits) - 1
+                table = np.full(1 << bits, -1, np.int32)
+                for s in range(m):
+                    h2 = np.int64((((keys[s] * _GOLDEN) & _MASK32) >> np.uint64(32 - bits)))
+                    while table[h2] >= 0:
+                        h2 = (h2 + 1) & mask
+                    table[h2] = s
+        counts[slot] += 1
+        inverse[i] = slot
+    colors = np.empty((m, c), np.uint8)
+    for s in range(m):
+        colors[s] = pixels[first[s]]
+    return colors, counts[:m].copy(), inverse
+
+
+def unique_colors(pixels):
+    """Unique colours of an image, their pixel counts and each pixel's colour index.
+
+    Parameters
+    ----------
+    pixels : (N, C) uint8 ndarray
+        Pixels, 1 <= C <= 4 channels (3 for RGB, 4 for RGBA).
+
+    Returns
+    -------
+    colors : (M, C) uint8 ndarray
+        The distinct colours, in order of first appearance.
+    counts : (M,) int64 ndarray
+        How many pixels have each colour; sums to N.
+    inverse : (N,) int32 ndarray
+        ``colors[inverse]`` equals ``pixels``.
+    """
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if pixels.ndim != 2 or not 1 <= pixels.shape[1] <= 4:
+        raise ValueError(f"expected (N, C) pixels with 1 <= C <= 4, got shape {pixels.shape}")
+    return _unique(pixels)

@@ -1,0 +1,324 @@
+"""Reading images into uint8 arrays and writing results, atomically.
+
+Everything that touches files lives here.  Reading goes through imageio's
+Pillow plugin and normalises every mode to (H, W, 3) RGB or (H, W, 4) RGBA
+uint8; writing encodes to bytes in memory first, then writes a temporary file
+in the target's folder and renames it over the target.
+"""
+import io as _io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+
+import numpy as np
+
+from .errors import InputError, OptionError, OutputError
+
+#: Default refusal threshold in pixels, Pillow's own decompression-bomb limit.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+# Pillow converts every other mode for us; 16/32-bit integer modes are scaled in numpy.
+_AS_RGBA = {"LA", "La", "PA", "RGBA", "RGBa"}
+_WIDE = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+def source_name(source):
+    """Short printable name of a source, for messages."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<bytes>"
+    if isinstance(source, np.ndarray):
+        return "<array>"
+    return getattr(source, "name", None) or "<file>"
+
+
+def to_uint8(image):
+    """Normalise an array to (H, W, 3) RGB or (H, W, 4) RGBA uint8.
+
+    Conversion rules: uint8 is used as is; bool maps to 0/255; uint16 is
+    scaled by 255/65535 and rounded; other integer types must already lie in
+    [0, 255]; floats must lie in [0, 1] and are scaled by 255 and rounded.
+    (H, W) and (H, W, 1) are grey, (H, W, 2) grey + alpha.  An alpha channel
+    that is fully opaque is dropped.
+
+    Parameters
+    ----------
+    image : (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4) ndarray
+
+    Returns
+    -------
+    (H, W, 3) or (H, W, 4) uint8 ndarray
+        A new array, or ``image`` itself when it was already in this form.
+
+    Raises
+    ------
+    OptionError
+        On a wrong shape, an empty image, a dtype that is not numeric, or
+        values outside the documented range (NaN and infinity included).
+    """
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise OptionError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise OptionError(f"image is empty: shape {a.shape}")
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype == bool:
+        a = a.astype(np.uint8) * np.uint8(255)
+    elif a.dtype == np.uint16:
+        a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.integer):
+        if a.min() < 0 or a.max() > 255:
+            raise OptionError(f"{a.dtype} image values must lie in [0, 255], got [{a.min()}, {a.max()}]")
+        a = a.astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise OptionError("float image contains NaN or infinity")
+        if a.min() < 0 or a.max() > 1:
+            raise OptionError(f"float image values must lie in [0, 1], got [{a.min():g}, {a.max():g}]")
+        a = np.rint(a.astype(np.float64) * 255).astype(np.uint8)
+    else:
+        raise OptionError(f"unsupported image dtype {a.dtype}")
+    c = a.shape[2]
+    if c in (1, 2):  # grey (+ alpha): replicate to RGB
+        a = np.concatenate([np.repeat(a[:, :, :1], 3, axis=2), a[:, :, 1:]], axis=2)
+    if a.shape[2] == 4 and (a[:, :, 3] == 255).all():
+        a = a[:, :, :3]
+    return np.ascontiguousarray(a)
+
+
+def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS):
+    """Read an image into a uint8 RGB or RGBA array.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes, binary file object or ndarray
+        A file imageio can read (first frame of an animation; EXIF
+        orientation applied), its bytes, or an array (see :func:`to_uint8`).
+    max_pixels : int or None
+        Refuse images with more pixels than this before decoding them.
+
+    Returns
+    -------
+    image : (H, W, 3) or (H, W, 4) uint8 ndarray
+    nbytes : int or None
+        Size of the encoded input, when it came from a file or bytes.
+
+    Raises
+    ------
+    InputError
+        When the source is missing, unreadable, not an image, corrupt or too large.
+    """
+    if isinstance(source, np.ndarray):
+        return to_uint8(source), None
+    name = source_name(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise InputError(f"{name}: no such file")
+        if os.path.isdir(path):
+            raise InputError(f"{name}: is a folder, not an image file")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise InputError(f"{name}: cannot read: {e.strerror or e}") from e
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        try:
+            data = source.read()
+        except OSError as e:
+            raise InputError(f"{name}: cannot read: {e.strerror or e}") from e
+        if not isinstance(data, bytes):
+            raise InputError(f"{name}: file object must be opened in binary mode")
+    else:
+        raise InputError(f"expected a path, bytes, a binary file or an ndarray, got {type(source).__name__}")
+    if not data:
+        raise InputError(f"{name}: empty file")
+    return _decode(data, name, max_pixels), len(data)
+
+
+def _decode(data, name, max_pixels):
+    import imageio.v3 as iio  # deferred: keeps `import fastquant` light
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with iio.imopen(data, "r", plugin="pillow") as f:
+                meta = f.metadata(index=0, exclude_applied=False)
+                mode = meta.get("mode", "")
+                w, h = meta.get("shape", (0, 0))
+                if max_pixels is not None and w * h > max_pixels:
+                    raise InputError(
+                        f"{name}: {w}x{h} = {w * h} pixels is more than the limit of {max_pixels}"
+                        " (--max-pixels)")
+                has_alpha = "transparency" in meta or mode in _AS_RGBA
+                if mode in _WIDE:
+                    target = None
+                else:
+                    target = "RGBA" if has_alpha else "RGB"
+                a = f.read(index=0, rotate=True, mode=target)
+    except InputError:
+        raise
+    except MemoryError as e:
+        raise InputError(f"{name}: image too large to decode") from e
+    except Exception as e:  # decoders raise anything: OSError, SyntaxError, ValueError, zlib.error...
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"{name}: cannot decode image: {reason}") from e
+    if mode in _WIDE:
+        a = np.clip(a, 0, 65535).astype(np.uint16)
+    try:
+        return to_uint8(a)
+    except OptionError as e:
+        raise InputError(f"{name}: {e}") from e
+
+
+def png_indexed(indices, palette):
+    """Encode an indexed PNG.
+
+    Parameters
+    ----------
+    indices : (H, W) uint8 ndarray
+        Palette index of every pixel, all < len(palette).
+    palette : (k, 3) or (k, 4) uint8 ndarray, 1 <= k <= 256
+        RGB or RGBA entries; alpha becomes a tRNS chunk, cut after the last
+        entry that is not opaque.
+
+    Returns
+    -------
+    bytes
+        The PNG file: 1, 2, 4 or 8 bits per index (the smallest that holds
+        k entries), no filter, zlib level 9.
+    """
+    k = len(palette)
+    if not 1 <= k <= 256:
+        raise OptionError(f"an indexed PNG holds 1 to 256 colours, got {k}")
+    h, w = indices.shape
+    depth = 1 if k <= 2 else 2 if k <= 4 else 4 if k <= 16 else 8
+    rows = np.ascontiguousarray(indices, np.uint8)
+    if depth < 8:
+        per = 8 // depth
+        pad = (-w) % per
+        if pad:
+            rows = np.pad(rows, ((0, 0), (0, pad)))
+        rows = rows.reshape(h, -1, per)
+        packed = np.zeros(rows.shape[:2], np.uint8)
+        for j in range(per):
+            packed |= rows[:, :, j] << np.uint8(8 - depth * (j + 1))
+        rows = packed
+    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
+    raw[:, 0] = 0  # filter type None: best for palette images
+    raw[:, 1:] = rows
+
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    out = [b"\x89PNG\r\n\x1a\n",
+           chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0)),
+           chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes())]
+    if palette.shape[1] == 4:
+        alpha = palette[:, 3]
+        translucent = np.flatnonzero(alpha < 255)
+        if translucent.size:
+            out.append(chunk(b"tRNS", alpha[: translucent[-1] + 1].tobytes()))
+    out.append(chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)))
+    out.append(chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def gif_indexed(indices, palette):
+    """Encode a GIF (k <= 256); the most transparent entry, if alpha < 128, is transparent."""
+    from PIL import Image
+
+    k = len(palette)
+    if k > 256:
+        raise OptionError(f"a GIF holds at most 256 colours, got {k}")
+    im = Image.fromarray(np.ascontiguousarray(indices, np.uint8), "P")
+    im.putpalette(np.ascontiguousarray(palette[:, :3]).tobytes())
+    kw = {}
+    if palette.shape[1] == 4 and palette[:, 3].min() < 128:
+        kw["transparency"] = int(np.argmin(palette[:, 3]))
+    buf = _io.BytesIO()
+    im.save(buf, format="GIF", optimize=False, **kw)
+    return buf.getvalue()
+
+
+_NO_ALPHA = {".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".ppm", ".pgm", ".pbm"}
+
+
+def encode(path, indices, palette):
+    """Encode a quantized image by the extension of ``path``.
+
+    ``.png``: indexed PNG when k <= 256, else RGB(A) PNG; ``.gif``: GIF;
+    anything else imageio writes: the RGB(A) image, composited over white for
+    formats without alpha.
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext == ".png" and len(palette) <= 256:
+        return png_indexed(indices, palette)
+    if ext == ".gif":
+        return gif_indexed(indices, palette)
+    return encode_array(path, palette[indices])
+
+
+def encode_array(path, image):
+    """Encode an (H, W, 3|4) uint8 array by the extension of ``path`` with imageio."""
+    import imageio.v3 as iio
+
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if not ext:
+        raise OptionError(f"{os.fspath(path)}: no file extension to choose a format by")
+    if image.shape[2] == 4 and ext in _NO_ALPHA:
+        alpha = image[:, :, 3:].astype(np.uint16)
+        image = ((image[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    try:
+        kw = {"compress_level": 9} if ext == ".png" else {}
+        return iio.imwrite("<bytes>", image, extension=ext, plugin="pillow", **kw)
+    except Exception as e:
+        raise OptionError(f"{os.fspath(path)}: cannot encode as {ext}: {e}") from e
+
+
+_UMASK = []
+
+
+def _file_mode():
+    if not _UMASK:
+        old = os.umask(0o022)
+        os.umask(old)
+        _UMASK.append(old)
+    return 0o666 & ~_UMASK[0]
+
+
+def write_atomic(path, data):
+    """Write ``data`` to ``path`` through a temporary file in the same folder.
+
+    Readers see the old file or the complete new one, never a partial file;
+    on failure the temporary file is removed and :class:`OutputError` raised.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastquant-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from e
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return len(data)
