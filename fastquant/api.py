@@ -119,7 +119,7 @@ def _check_colors(n_colors):
 
 
 def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-4,
-             init="mediancut", ssim=False, max_pixels=io.DEFAULT_MAX_PIXELS):
+             init="wu", swap_rounds=0, ssim=False, max_pixels=io.DEFAULT_MAX_PIXELS):
     """Quantize an image to at most ``n_colors`` colours with weighted k-means.
 
     Parameters
@@ -184,7 +184,7 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-4
     colors, counts, inverse = histogram.unique_colors(arr.reshape(-1, c))
     lap("histogram")
     km = kmeans.kmeans(colors, n_colors, weights=counts.astype(np.float64), seed=seed,
-                       max_iter=max_iter, tol=tol, init=init)
+                       max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
     palette = np.clip(np.rint(km.centers), 0, 255).astype(np.uint8)
     lap("palette")
     labels, dist = remap.nearest(colors, palette, km.labels)

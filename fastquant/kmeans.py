@@ -29,8 +29,11 @@ from .errors import OptionError
 #: Points per chunk of the update's partial sums; fixed so that the float
 #: summation order (and so the output) is the same for any thread count.
 CHUNK = 4096
-#: Above this many centres the k x k neighbour lists cost more than they save.
-NEIGHBOR_LIST_MAX_K = 1024
+#: Length of each centre's list of nearest centres; a point whose search
+#: radius reaches past the end of its list falls back to a full scan.
+NEIGHBORS = 32
+#: Above this many centres the k x k distances for the lists cost more than they save.
+NEIGHBOR_LIST_MAX_K = 8192
 #: Slack on the pruning radius so float32 rounding can never prune the true nearest.
 _SLACK = np.float32(4.004)
 
@@ -144,6 +147,176 @@ def _mediancut(points, weights, k):
     return centers, labels
 
 
+_NBINS = 256
+
+
+@njit(cache=True, nogil=True)
+def _best_cut(points, weights, order, lo, hi, mean):
+    """Best two-way cut of a box perpendicular to one axis (Wu's criterion).
+
+    Each axis's range within the box is cut into 256 equal bins (exact for
+    integer colour values); the cut between bins that most lowers the total
+    squared error is kept.  Writes the box mean into ``mean``; returns
+    (error reduction, axis, axis minimum, bin scale, last bin of the left part).
+    """
+    d = points.shape[1]
+    tot = np.zeros(d)
+    wtot = 0.0
+    for p in range(lo, hi):
+        i = order[p]
+        w = weights[i]
+        wtot += w
+        for t in range(d):
+            tot[t] += w * points[i, t]
+    base = 0.0
+    for t in range(d):
+        mean[t] = tot[t] / wtot if wtot > 0 else 0.0
+        base += tot[t] * tot[t]
+    base = base / wtot if wtot > 0 else 0.0
+    best_gain = 0.0
+    best_axis = -1
+    best_min = 0.0
+    best_scale = 0.0
+    best_bin = 0
+    hw = np.empty(_NBINS)
+    hs = np.empty((_NBINS, d))
+    sl = np.empty(d)
+    for a in range(d):
+        mn = np.inf
+        mx = -np.inf
+        for p in range(lo, hi):
+            v = points[order[p], a]
+            mn = min(mn, v)
+            mx = max(mx, v)
+        if not mx > mn:
+            continue
+        scale = _NBINS / (np.float64(mx) - mn)
+        hw[:] = 0.0
+        hs[:] = 0.0
+        for p in range(lo, hi):
+            i = order[p]
+            b = min(_NBINS - 1, int((points[i, a] - mn) * scale))
+            w = weights[i]
+            hw[b] += w
+            for t in range(d):
+                hs[b, t] += w * points[i, t]
+        wl = 0.0
+        sl[:] = 0.0
+        for b in range(_NBINS - 1):
+            if hw[b] == 0.0:
+                continue
+            wl += hw[b]
+            for t in range(d):
+                sl[t] += hs[b, t]
+            wr = wtot - wl
+            if wr <= 0.0:
+                break
+            g = 0.0
+            for t in range(d):
+                g += sl[t] * sl[t] / wl + (tot[t] - sl[t]) * (tot[t] - sl[t]) / wr
+            g -= base
+            if g > best_gain:
+                best_gain = g
+                best_axis = a
+                best_min = mn
+                best_scale = scale
+                best_bin = b
+    return best_gain, best_axis, best_min, best_scale, best_bin
+
+
+@njit(cache=True, nogil=True)
+def _wu(points, weights, k):
+    """Greedy splitting: the box whose best cut lowers the error most is cut, until k boxes."""
+    n, d = points.shape
+    order = np.arange(n)
+    start = np.zeros(k, np.int64)
+    end = np.zeros(k, np.int64)
+    gain = np.zeros(k)
+    axis = np.zeros(k, np.int64)
+    amin = np.zeros(k)
+    scale = np.zeros(k)
+    cut = np.zeros(k, np.int64)
+    means = np.zeros((k, d))
+    end[0] = n
+    gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, weights, order, 0, n, means[0])
+    nb = 1
+    while nb < k:
+        b = np.argmax(gain[:nb])
+        if gain[b] <= 0.0 or axis[b] < 0:
+            break  # no cut lowers the error: every box holds one distinct point
+        a = axis[b]
+        lo = start[b]
+        i = lo
+        j = end[b] - 1
+        while i <= j:
+            if min(_NBINS - 1, int((points[order[i], a] - amin[b]) * scale[b])) <= cut[b]:
+                i += 1
+            else:
+                tmp = order[i]
+                order[i] = order[j]
+                order[j] = tmp
+                j -= 1
+        start[nb] = i
+        end[nb] = end[b]
+        end[b] = i
+        gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, weights, order, lo, i, means[b])
+        gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, weights, order, i, end[nb],
+                                                                      means[nb])
+        nb += 1
+    centers = np.empty((nb, d), np.float32)
+    labels = np.empty(n, np.int32)
+    for b in range(nb):
+        for t in range(d):
+            centers[b, t] = means[b, t]
+        for p in range(start[b], end[b]):
+            labels[order[p]] = b
+    return centers, labels
+
+
+@njit(cache=True, nogil=True)
+def _cluster_cuts(points, weights, labels, k):
+    """Best cut of every cluster: (error reduction (k,), left means (k, d), right means (k, d))."""
+    n, d = points.shape
+    counts = np.zeros(k + 1, np.int64)
+    for i in range(n):
+        counts[labels[i] + 1] += 1
+    bounds = np.cumsum(counts)
+    fill = bounds[:-1].copy()
+    order = np.empty(n, np.int64)
+    for i in range(n):  # counting sort of the points by cluster
+        order[fill[labels[i]]] = i
+        fill[labels[i]] += 1
+    gains = np.zeros(k)
+    left = np.zeros((k, d))
+    right = np.zeros((k, d))
+    mean = np.empty(d)
+    for c in range(k):
+        lo, hi = bounds[c], bounds[c + 1]
+        if hi - lo < 2:
+            continue
+        g, a, mn, scale, cut = _best_cut(points, weights, order, lo, hi, mean)
+        if a < 0:
+            continue
+        gains[c] = g
+        wl = 0.0
+        wr = 0.0
+        for p in range(lo, hi):
+            i = order[p]
+            w = weights[i]
+            if min(_NBINS - 1, int((points[i, a] - mn) * scale)) <= cut:
+                wl += w
+                for t in range(d):
+                    left[c, t] += w * points[i, t]
+            else:
+                wr += w
+                for t in range(d):
+                    right[c, t] += w * points[i, t]
+        for t in range(d):
+            left[c, t] /= wl
+            right[c, t] /= wr
+    return gains, left, right
+
+
 @njit(cache=True, nogil=True)
 def _kmeanspp(points, weights, k, seed):
     np.random.seed(seed)
@@ -170,48 +343,92 @@ def _kmeanspp(points, weights, k, seed):
 
 @njit(cache=True, nogil=True)
 def _neighbor_rows(centers, order, sorted_d, lo, hi):
+    """For centres lo..hi-1, their L nearest centres (themselves included) by
+    increasing distance, by insertion into a sorted buffer of length L."""
     k = centers.shape[0]
-    row = np.empty(k, np.float32)
+    L = order.shape[1]
     for a in range(lo, hi):
+        m = 0
         for b in range(k):
-            row[b] = _sqdist(centers, a, centers, b)
-        o = np.argsort(row, kind="mergesort")
-        for t in range(k):
-            order[a, t] = o[t]
-            sorted_d[a, t] = row[o[t]]
+            db = _sqdist(centers, a, centers, b)
+            if m == L and db >= sorted_d[a, L - 1]:
+                continue
+            pos = m if m < L else L - 1
+            while pos > 0 and sorted_d[a, pos - 1] > db:
+                if pos < L:
+                    sorted_d[a, pos] = sorted_d[a, pos - 1]
+                    order[a, pos] = order[a, pos - 1]
+                pos -= 1
+            sorted_d[a, pos] = db
+            order[a, pos] = b
+            if m < L:
+                m += 1
 
 
 @njit(cache=True, nogil=True)
-def _assign_range(points, centers, order, sorted_d, labels, dist, lo, hi):
-    """Nearest centre of points lo..hi-1 (ties: lowest index), starting from ``labels``."""
+def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, lo, hi):
+    """Nearest centre of points lo..hi-1 (ties: lowest index), starting from ``labels``.
+
+    ``lower[i]`` is a lower bound on the distance (not squared) from point i
+    to every centre but its own, valid before the centres moved by
+    ``moves = (largest move, its centre, second largest move)``; a point
+    whose own centre is still strictly nearer than that bound is not
+    searched (Hamerly 2010).  ``moves[0] < 0`` means no valid bounds.
+    Bounds are refreshed for every point searched.
+    """
     k = centers.shape[0]
     use_lists = order.shape[0] == k
+    L = order.shape[1]
     for i in range(lo, hi):
         c0 = labels[i]
         if c0 < 0 or c0 >= k:
             c0 = 0
+        d0 = _sqdist(points, i, centers, c0)
+        if moves[0] >= 0.0:
+            lb = lower[i] - (moves[2] if c0 == moves[1] else moves[0])
+            if lb > 0.0 and d0 < lb * lb * 0.9999:
+                lower[i] = lb
+                dist[i] = d0
+                continue
         best = c0
-        dbest = _sqdist(points, i, centers, c0)
+        dbest = d0
+        second = np.inf  # smallest squared distance seen to a centre other than best
+        unseen = np.inf  # lower bound on the distance to centres never looked at
+        full = not use_lists
         if use_lists:
-            lim = _SLACK * dbest
-            for t in range(k):
+            lim = _SLACK * d0
+            full = L < k  # the list ends inside the radius: fall back to a full scan
+            for t in range(L):
                 if sorted_d[c0, t] > lim:
+                    full = False
+                    unseen = np.sqrt(sorted_d[c0, t]) - np.sqrt(d0)
                     break
                 j = order[c0, t]
                 if j == c0:
                     continue
                 dj = _sqdist(points, i, centers, j)
                 if dj < dbest or (dj == dbest and j < best):
+                    second = min(second, dbest)
                     best = j
                     dbest = dj
-        else:
+                else:
+                    second = min(second, dj)
+        if full:
+            second = np.inf
+            unseen = np.inf
             for j in range(k):
+                if j == best:
+                    continue
                 dj = _sqdist(points, i, centers, j)
                 if dj < dbest or (dj == dbest and j < best):
+                    second = min(second, dbest)
                     best = j
                     dbest = dj
+                else:
+                    second = min(second, dj)
         labels[i] = best
         dist[i] = dbest
+        lower[i] = min(np.sqrt(second), unseen) * 0.99999
 
 
 @njit(cache=True, nogil=True)
@@ -241,10 +458,11 @@ def _neighbors_par(centers, order, sorted_d, chunk):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _assign_par(points, centers, order, sorted_d, labels, dist, chunk):
+def _assign_par(points, centers, order, sorted_d, labels, dist, lower, moves, chunk):
     n = points.shape[0]
     for c in prange((n + chunk - 1) // chunk):
-        _assign_range(points, centers, order, sorted_d, labels, dist, c * chunk, min(n, (c + 1) * chunk))
+        _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, c * chunk,
+                      min(n, (c + 1) * chunk))
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -262,8 +480,9 @@ PARALLEL_MIN_CENTERS = 512
 
 def _neighbors(centers):
     k = centers.shape[0]
-    order = np.empty((k, k), np.int32)
-    sorted_d = np.empty((k, k), np.float32)
+    L = min(k, NEIGHBORS)
+    order = np.empty((k, L), np.int32)
+    sorted_d = np.empty((k, L), np.float32)
     if k >= PARALLEL_MIN_CENTERS:
         _neighbors_par(centers, order, sorted_d, 64)
     else:
@@ -312,7 +531,21 @@ def _chunk(k):
     return max(CHUNK, 16 * k)
 
 
-def assign(points, centers, labels=None):
+_NO_BOUNDS = np.array([-1.0, -1.0, -1.0])
+
+
+class _Search:
+    """Distance bounds per point, kept between the assignments of one k-means run."""
+
+    def __init__(self, n):
+        self.lower = np.empty(n, np.float32)
+        self.moves = _NO_BOUNDS
+
+    def moved(self, old, new):
+        self.moves = _moves(old, new)
+
+
+def assign(points, centers, labels=None, search=None):
     """Nearest centre of every point (exact; ties go to the lowest index).
 
     Parameters
@@ -321,6 +554,8 @@ def assign(points, centers, labels=None):
     centers : (k, d) float32 ndarray
     labels : (n,) int32 ndarray, optional
         Starting guesses (e.g. the previous labels); overwritten with the result.
+    search : _Search, optional
+        Bounds and neighbour lists kept between calls by :func:`_lloyd`.
 
     Returns
     -------
@@ -333,32 +568,108 @@ def assign(points, centers, labels=None):
     n, k = points.shape[0], centers.shape[0]
     if labels is None:
         labels = np.zeros(n, np.int32)
+    if search is None:
+        search = _Search(n)
     dist = np.empty(n, np.float32)
     if k <= NEIGHBOR_LIST_MAX_K:
         order, sorted_d = _neighbors(centers)
     else:
         order, sorted_d = np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
+    args = (points, centers, order, sorted_d, labels, dist, search.lower, search.moves)
     if n >= PARALLEL_MIN_POINTS or (k > NEIGHBOR_LIST_MAX_K and n * k >= PARALLEL_MIN_POINTS * 64):
-        _assign_par(points, centers, order, sorted_d, labels, dist, CHUNK)
+        _assign_par(*args, CHUNK)
     else:
-        _assign_range(points, centers, order, sorted_d, labels, dist, 0, n)
+        _assign_range(*args, 0, n)
     return labels, dist
 
 
-def _lloyd(points, weights, centers, labels, max_iter, tol):
+def _moves(old, new):
+    """(largest move, its centre, second largest move) of the centres."""
+    m = np.sqrt(((new.astype(np.float64) - old) ** 2).sum(axis=1))
+    j = int(np.argmax(m))
+    second = np.max(np.delete(m, j)) if len(m) > 1 else 0.0
+    return np.array([m[j], j, second])
+
+
+#: Swaps are tried where the cut gain beats this fraction of the merge cost
+#: (the Lloyd iterations that follow usually make up the rest); a round that
+#: does not end better than the previous solution is discarded.
+SWAP_FACTOR = 0.5
+
+
+def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds):
+    """Lloyd iterations to convergence; then up to ``swap_rounds`` rounds of
+    cluster swaps, each followed by Lloyd iterations again; the best converged
+    solution is returned."""
     k = centers.shape[0]
     chunk = _chunk(k)
     prev = np.inf
     n_iter = 0
+    rounds = 0
+    best = None
+    search = _Search(len(points))
     while True:
-        labels, dist = assign(points, centers, labels)
+        labels, dist = assign(points, centers, labels, search)
         sums, wsums, inertia = _partial_sums(points, weights, labels, dist, k, chunk)
-        if n_iter >= max_iter or prev - inertia <= tol * inertia:
-            return centers, labels, inertia, n_iter
+        converged = prev - inertia <= tol * inertia
+        if converged or n_iter >= max_iter:
+            if best is None or inertia < best[2]:
+                best = (centers, labels.copy(), inertia)
+            if n_iter >= max_iter or rounds >= swap_rounds:
+                return best + (n_iter,)
         prev = inertia
+        old = centers
         centers = centers.copy()
         _new_centers(points, weights, dist, sums, wsums, centers)
         n_iter += 1
+        if converged:
+            rounds += 1
+            if _swap(points, weights, centers, labels, wsums, SWAP_FACTOR):
+                prev = np.inf
+            else:
+                rounds = swap_rounds
+        search.moved(old, centers)
+
+
+def _swap(points, weights, centers, labels, wsums, factor):
+    """One round of cluster swaps (after ELBG, Patane and Russo 2001).
+
+    Merging a cluster into its nearest neighbour costs
+    w1 w2 / (w1 + w2) |c1 - c2|^2; cutting a cluster in two gains the
+    reduction of its best cut.  Pairs where the gain beats the cost move the
+    merged cluster's centre into the cut cluster.  Returns the number of swaps.
+    """
+    k = len(centers)
+    if k < 3:
+        return 0
+    gains, left, right = _cluster_cuts(points, weights, labels, k)
+    order, sorted_d = _neighbors(centers) if k <= NEIGHBOR_LIST_MAX_K else (None, None)
+    if order is None:
+        return 0
+    nn = np.where(order[:, 0] == np.arange(k), order[:, 1], order[:, 0])
+    w1, w2 = wsums, wsums[nn]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cost = np.where(w1 + w2 > 0, w1 * w2 / (w1 + w2), 0.0) * sorted_d[np.arange(k), 1]
+    splits = np.argsort(-gains, kind="stable")
+    used = np.zeros(k, bool)
+    s = 0
+    swaps = 0
+    for i in np.argsort(cost, kind="stable"):
+        j = nn[i]
+        if used[i] or used[j]:
+            continue
+        while s < k and (used[splits[s]] or splits[s] in (i, j)):
+            s += 1
+        if s == k or gains[splits[s]] <= factor * cost[i]:
+            break
+        c = splits[s]
+        total = w1[i] + w2[i]
+        centers[j] = (centers[i] * w1[i] + centers[j] * w2[i]) / total
+        centers[i] = left[c]
+        centers[c] = right[c]
+        used[[i, j, c]] = True
+        swaps += 1
+    return swaps
 
 
 def _check_int(name, value, low):
@@ -369,7 +680,7 @@ def _check_int(name, value, low):
     return int(value)
 
 
-def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="mediancut"):
+def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=0):
     """Weighted k-means clustering (Lloyd's algorithm).
 
     Parameters
@@ -427,6 +738,8 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="med
     if isinstance(init, str):
         if init == "mediancut":
             centers, labels = _mediancut(pts, w, k)
+        elif init == "wu":
+            centers, labels = _wu(pts, w, k)
         elif init == "k-means++":
             centers = _kmeanspp(pts, w, k, seed)
             labels = np.zeros(n, np.int32)
@@ -444,5 +757,6 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="med
             labels, dist = assign(pts, uniq)
             inertia = float(np.dot(w, dist))
             return KMeansResult(uniq, labels, inertia, 0)
-    centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol))
+    centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol),
+                                            _check_int("swap_rounds", swap_rounds, 0))
     return KMeansResult(centers, labels, float(inertia), n_iter)

@@ -38,30 +38,31 @@ def target_size(width, height, resize):
     return int(w), int(h)
 
 
-def _axis(a, n_out, axis):
+def _area(a, edges, axis):
+    """Means of ``a`` over [edges[i], edges[i+1]) along ``axis`` (float64): the
+    piecewise-constant signal is integrated through its cumulative sum,
+    interpolated at fractional edges."""
     n_in = a.shape[axis]
-    if n_out == n_in:
-        return a
-    if n_out > n_in:  # nearest: the source pixel under each output pixel's centre
-        idx = ((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.intp)
-        return np.take(a, np.minimum(idx, n_in - 1), axis=axis)
-    # Area average: integrate the piecewise-constant signal between output edges
-    # through its cumulative sum, interpolated at fractional edges.
-    edges = np.arange(n_out + 1) * (n_in / n_out)
     lo = np.minimum(np.floor(edges).astype(np.intp), n_in - 1)
-    frac = (edges - lo)[:, None]
-    a = np.moveaxis(a, axis, 0)
-    out = np.empty((n_out,) + a.shape[1:], np.uint8)
-    flat_in = a.reshape(n_in, -1)
-    flat_out = out.reshape(n_out, -1)
-    for s in range(0, flat_in.shape[1], _BLOCK * 4):
-        block = flat_in[:, s:s + _BLOCK * 4].astype(np.float64)
-        csum = np.zeros((n_in + 1, block.shape[1]))
-        np.cumsum(block, axis=0, out=csum[1:])
-        at = csum[lo] + frac * block[lo]
-        avg = (at[1:] - at[:-1]) * (n_out / n_in)
-        flat_out[:, s:s + _BLOCK * 4] = np.clip(np.rint(avg), 0, 255)
-    return np.moveaxis(out, 0, axis)
+    shape = [1] * a.ndim
+    shape[axis] = len(edges)
+    frac = (edges - lo).reshape(shape)
+    csum = np.zeros(a.shape[:axis] + (n_in + 1,) + a.shape[axis + 1:])
+    np.cumsum(a, axis=axis, out=csum[(slice(None),) * axis + (slice(1, None),)])
+    at = np.take(csum, lo, axis=axis) + frac * np.take(a, lo, axis=axis)
+    widths = np.diff(edges).reshape(shape[:axis] + [len(edges) - 1] + shape[axis + 1:])
+    return np.diff(at, axis=axis) / widths
+
+
+def _sample(a, n_in, n_out, lo, hi, axis, offset=0):
+    """Output lines lo..hi-1 of an axis of n_in -> n_out lines, from ``a`` whose
+    line 0 is input line ``offset``: area means when shrinking, nearest when growing."""
+    if n_out == n_in:
+        return np.take(a, np.arange(lo, hi) - offset, axis=axis)
+    if n_out > n_in:
+        idx = np.minimum(((np.arange(lo, hi) + 0.5) * (n_in / n_out)).astype(np.intp), n_in - 1)
+        return np.take(a, idx - offset, axis=axis)
+    return _area(a, np.arange(lo, hi + 1) * (n_in / n_out) - offset, axis)
 
 
 def resize(image, size):
@@ -72,13 +73,23 @@ def resize(image, size):
     image : (H, W, C) uint8 ndarray
     size : (int, int)
         Output width and height; each axis is area-averaged when it shrinks
-        and nearest-sampled when it grows.
+        and nearest-sampled when it grows.  The two axes are combined in
+        float and rounded once.
 
     Returns
     -------
     (height, width, C) uint8 ndarray
     """
     w, h = size
-    out = _axis(image, h, 0)
-    out = _axis(out, w, 1)
-    return np.ascontiguousarray(out)
+    height, width = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    out = np.empty((h, w) + image.shape[2:], np.uint8)
+    for y0 in range(0, h, _BLOCK):  # bands of output rows bound the float temporaries
+        y1 = min(h, y0 + _BLOCK)
+        r0 = int(np.floor(y0 * height / h))
+        r1 = min(height, int(np.ceil(y1 * height / h)) + 1)
+        band = _sample(image[r0:r1], height, h, y0, y1, 0, offset=r0)
+        band = _sample(band, width, w, 0, w, 1)
+        out[y0:y1] = np.clip(np.rint(band), 0, 255) if band.dtype != np.uint8 else band
+    return out

@@ -1,0 +1,27 @@
+"""Shared fixtures: the test images in ../shared/images (skipped where absent)."""
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = Path(os.environ.get("FASTQUANT_IMAGES", ROOT.parent / "shared" / "images"))
+
+
+def _folder(name):
+    path = IMAGES / name
+    if not path.is_dir():
+        pytest.skip(f"test images not found at {path} (set FASTQUANT_IMAGES)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kodak():
+    """Sorted list of the Kodak PNG paths."""
+    return sorted(_folder("kodak").glob("*.png"))
+
+
+@pytest.fixture(scope="session")
+def images_dir():
+    """The root of the shared test images."""
+    return _folder(".")
