@@ -183,11 +183,21 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-4
     lap("resize")
     colors, counts, inverse = histogram.unique_colors(arr.reshape(-1, c))
     lap("histogram")
-    km = kmeans.kmeans(colors, n_colors, weights=counts.astype(np.float64), seed=seed,
-                       max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
+    # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
+    # their own; the k-means spends the other entries on visible colours.
+    clear = np.flatnonzero(colors[:, 3] == 0) if c == 4 else np.empty(0, np.intp)
+    reserve = len(clear) == 1 and n_colors > 1 and len(colors) > 1
+    visible = np.delete(np.arange(len(colors)), clear) if reserve else slice(None)
+    km = kmeans.kmeans(colors[visible], n_colors - reserve, weights=counts[visible].astype(np.float64),
+                       seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
     palette = np.clip(np.rint(km.centers), 0, 255).astype(np.uint8)
+    start = np.zeros(len(colors), np.int32)
+    start[visible] = km.labels
+    if reserve:
+        start[clear] = len(palette)
+        palette = np.vstack([palette, np.zeros((1, 4), np.uint8)])
     lap("palette")
-    labels, dist = remap.nearest(colors, palette, km.labels)
+    labels, dist = remap.nearest(colors, palette, start)
     used = np.bincount(labels, weights=counts, minlength=len(palette))
     # Drop unused entries (centres that rounded onto another); most used first,
     # translucent entries before opaque ones so the tRNS chunk stays short.

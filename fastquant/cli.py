@@ -117,10 +117,11 @@ def _compress_one(src, out, args, options):
     """Compress one file; returns the record printed for it."""
     from .api import compress
 
-    if os.path.exists(out) and not args.force:
-        raise OutputExistsError(f"{out}: exists, kept (use --force to overwrite)")
-    if os.path.exists(src) and _same_file(src, out) and not args.force:
-        raise OutputExistsError(f"{out}: is the input; refusing to overwrite it (use --force)")
+    for target in filter(None, (out, args.preview)):
+        if os.path.exists(src) and _same_file(src, target) and not args.force:
+            raise OutputExistsError(f"{target}: is the input; refusing to overwrite it (use --force)")
+        if os.path.exists(target) and not args.force:
+            raise OutputExistsError(f"{target}: exists, kept (use --force to overwrite)")
     t = time.perf_counter()
     q = compress(src, args.colors, **options)
     tw = time.perf_counter()
@@ -172,7 +173,10 @@ def _demo(args, options):
 
 def main(argv=None):
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed
+        return e.code
     options = {"seed": args.seed, "ssim": True,
                "resize": args.resize or args.max_side}
     if args.max_pixels is not None:

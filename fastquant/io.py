@@ -133,6 +133,8 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS):
     elif hasattr(source, "read"):
         try:
             data = source.read()
+        except UnicodeDecodeError as e:
+            raise InputError(f"{name}: file object must be opened in binary mode ('rb')") from e
         except OSError as e:
             raise InputError(f"{name}: cannot read: {e.strerror or e}") from e
         if not isinstance(data, bytes):
@@ -158,9 +160,11 @@ def _decode(data, name, max_pixels):
                     raise InputError(
                         f"{name}: {w}x{h} = {w * h} pixels is more than the limit of {max_pixels}"
                         " (--max-pixels)")
-                has_alpha = "transparency" in meta or mode in _AS_RGBA
-                if mode in _WIDE:
-                    target = None
+                key = meta.get("transparency")
+                has_alpha = key is not None or mode in _AS_RGBA
+                grey_key = mode in _WIDE or (mode == "L" and isinstance(key, int))
+                if grey_key:
+                    target = None  # the colour key is applied below, on the raw grey values
                 else:
                     target = "RGBA" if has_alpha else "RGB"
                 a = f.read(index=0, rotate=True, mode=target)
@@ -171,12 +175,30 @@ def _decode(data, name, max_pixels):
     except Exception as e:  # decoders raise anything: OSError, SyntaxError, ValueError, zlib.error...
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(f"{name}: cannot decode image: {reason}") from e
-    if mode in _WIDE:
-        a = np.clip(a, 0, 65535).astype(np.uint16)
+    if grey_key:
+        a = _grey_with_key(a, mode, key, data)
     try:
         return to_uint8(a)
     except OptionError as e:
         raise InputError(f"{name}: {e}") from e
+
+
+def _grey_with_key(a, mode, key, data):
+    """Grey values (8 or 16 bit) with an optional tRNS colour key -> uint8 grey or grey + alpha."""
+    if mode in _WIDE:
+        a = np.clip(a, 0, 65535).astype(np.uint16)
+        grey = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    else:
+        grey = a
+        # Pillow scales 1/2/4-bit grey PNG samples to 0..255 but not the tRNS key.
+        if isinstance(key, int) and data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25:
+            depth = data[24]
+            if depth < 8:
+                key = key * (255 // ((1 << depth) - 1))
+    if not isinstance(key, int):
+        return grey
+    alpha = np.where(a == key, 0, 255).astype(np.uint8)
+    return np.stack([grey, alpha], axis=-1)
 
 
 def png_indexed(indices, palette):
@@ -278,7 +300,7 @@ def encode_array(path, image):
         alpha = image[:, :, 3:].astype(np.uint16)
         image = ((image[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
     try:
-        kw = {"compress_level": 9} if ext == ".png" else {}
+        kw = {".png": {"compress_level": 9}, ".webp": {"lossless": True}}.get(ext, {})
         return iio.imwrite("<bytes>", image, extension=ext, plugin="pillow", **kw)
     except Exception as e:
         raise OptionError(f"{os.fspath(path)}: cannot encode as {ext}: {e}") from e
@@ -310,7 +332,11 @@ def write_atomic(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode())
+        try:
+            mode = os.stat(path).st_mode & 0o7777  # a replaced file keeps its permissions
+        except OSError:
+            mode = _file_mode()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
         tmp = None
     except OSError as e:

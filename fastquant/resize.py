@@ -71,6 +71,8 @@ def resize(image, size):
     Parameters
     ----------
     image : (H, W, C) uint8 ndarray
+        With C = 4 the last channel is alpha: colours are averaged weighted
+        by it (premultiplied), so invisible colours do not bleed in.
     size : (int, int)
         Output width and height; each axis is area-averaged when it shrinks
         and nearest-sampled when it grows.  The two axes are combined in
@@ -89,7 +91,15 @@ def resize(image, size):
         y1 = min(h, y0 + _BLOCK)
         r0 = int(np.floor(y0 * height / h))
         r1 = min(height, int(np.ceil(y1 * height / h)) + 1)
-        band = _sample(image[r0:r1], height, h, y0, y1, 0, offset=r0)
+        band = image[r0:r1]
+        alpha = band.shape[2] == 4 and (h < height or w < width)
+        if alpha:
+            band = band.astype(np.float64)
+            band[:, :, :3] *= band[:, :, 3:]
+        band = _sample(band, height, h, y0, y1, 0, offset=r0)
         band = _sample(band, width, w, 0, w, 1)
+        if alpha:
+            a = band[:, :, 3:]
+            band[:, :, :3] = np.divide(band[:, :, :3], a, out=np.zeros_like(band[:, :, :3]), where=a > 0)
         out[y0:y1] = np.clip(np.rint(band), 0, 255) if band.dtype != np.uint8 else band
     return out

@@ -104,7 +104,8 @@ def kmeanspp(points, weights, k, seed):
 
 def area_resize(image, width, height):
     """Box (area) average: each output pixel is the overlap-weighted mean of the input
-    pixels its footprint covers, rounded."""
+    pixels its footprint covers, rounded; with 4 channels the colour is weighted by
+    alpha (premultiplied) and alpha is averaged plainly."""
     h, w, c = image.shape
     out = np.empty((height, width, c), np.uint8)
     sy, sx = h / height, w / width
@@ -116,9 +117,17 @@ def area_resize(image, width, height):
                 wy = min(iy + 1, (oy + 1) * sy) - max(iy, oy * sy)
                 for ix in range(int(ox * sx), min(w, int(np.ceil((ox + 1) * sx)))):
                     wx = min(ix + 1, (ox + 1) * sx) - max(ix, ox * sx)
-                    acc += wy * wx * image[iy, ix]
+                    px = image[iy, ix].astype(np.float64)
+                    if c == 4:
+                        px[:3] *= px[3]
+                    acc += wy * wx * px
                     area += wy * wx
-            out[oy, ox] = np.clip(np.rint(acc / area), 0, 255)
+            if c == 4:
+                acc[:3] = acc[:3] / acc[3] if acc[3] > 0 else 0.0
+                acc[3] /= area
+            else:
+                acc /= area
+            out[oy, ox] = np.clip(np.rint(acc), 0, 255)
     return out
 
 

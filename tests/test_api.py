@@ -393,9 +393,6 @@ def test_resize_matches_reference(shape, size):
     assert np.abs(out - ref).max() <= 0.5 + 1e-6
 
 
-@pytest.mark.xfail(reason="RGBA is area-averaged without premultiplying by alpha: the colour "
-                          "of fully transparent (invisible) pixels bleeds into the result",
-                   strict=True)
 def test_resize_rgba_ignores_invisible_colours():
     a = np.zeros((2, 2, 4), np.uint8)
     a[:, 0] = (255, 0, 0, 255)  # left column opaque red, right column fully transparent black
@@ -441,10 +438,6 @@ def test_rgba_translucent_entries_first(images_dir):
     assert (np.diff((alpha == 255).astype(int)) >= 0).all()
 
 
-@pytest.mark.xfail(reason="with a small palette, fully transparent pixels share a k-means "
-                          "cluster with faint edge pixels and get an entry whose alpha is > 0 "
-                          "(a visible tint), although Quantized.original's docstring says "
-                          "they are black (0, 0, 0, 0) in the result", strict=True)
 @pytest.mark.parametrize("k", [2, 16])
 def test_rgba_small_palette_keeps_transparent_pixels_transparent(images_dir, k):
     bad = []

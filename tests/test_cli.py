@@ -288,16 +288,12 @@ def test_preview(capsys, img, tmp_path):
     assert img.unchanged()
 
 
-@pytest.mark.xfail(reason="--preview is written with no exists/same-as-input check: "
-                          "it overwrites the input file", strict=True)
 def test_preview_onto_input_refused(capsys, img, tmp_path):
     code, out, err = run(capsys, img, "-o", tmp_path / "out.png", "--preview", img)
     assert img.unchanged()
     assert code == 5
 
 
-@pytest.mark.xfail(reason="--preview replaces an existing file without --force, unlike the "
-                          "main output", strict=True)
 def test_preview_existing_kept_without_force(capsys, img, tmp_path):
     pv = tmp_path / "side.png"
     pv.write_bytes(b"keep me")

@@ -46,12 +46,15 @@ def _check_read(path):
     assert nbytes == path.stat().st_size
     with Image.open(path) as im:
         mode, (w, h) = im.mode, im.size
+        keyed_grey = mode in ("L", "I;16") and isinstance(im.info.get("transparency"), int)
     if mode.startswith("I"):  # 16-bit grey: scaled by 255/65535, rounded, replicated
         raw = np.asarray(Image.open(path)).astype(np.int64)
         expected = (raw * 255 + 32767) // 65535
-        assert a.shape == (h, w, 3)
+        assert a.shape == (h, w, 4 if keyed_grey else 3)
         for ch in range(3):
             np.testing.assert_array_equal(a[:, :, ch], expected)
+    elif keyed_grey:  # grey + tRNS key: Pillow's own RGBA is wrong below 8 bits (see below)
+        np.testing.assert_array_equal(a[:, :, :3], np.asarray(Image.open(path).convert("RGB")))
     else:
         np.testing.assert_array_equal(a, _pil_reference(path))
     return a, mode
@@ -117,8 +120,6 @@ def test_palette_with_trns_becomes_rgba(images_dir, rel):
     assert (a[:, :, 3] < 255).any()
 
 
-@pytest.mark.xfail(reason="16-bit grey PNG with a tRNS key: _decode reads I;16 modes without "
-                          "looking at 'transparency', so the alpha is lost", strict=True)
 def test_16bit_grey_with_trns_becomes_rgba(images_dir):
     path = images_dir / "pngsuite" / "tbwn0g16.png"
     with Image.open(path) as im:
@@ -130,9 +131,6 @@ def test_16bit_grey_with_trns_becomes_rgba(images_dir):
     np.testing.assert_array_equal(a[:, :, 3] == 0, raw == key)
 
 
-@pytest.mark.xfail(reason="4-bit grey PNG with a tRNS key: Pillow keeps the key as the raw "
-                          "4-bit sample (15) while scaling pixels to 0..255, so no pixel matches "
-                          "and fastquant drops the (all opaque) alpha", strict=True)
 def test_4bit_grey_with_trns_becomes_rgba(images_dir):
     path = images_dir / "pngsuite" / "tbbn0g04.png"
     with Image.open(path) as im:
