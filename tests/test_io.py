@@ -341,9 +341,6 @@ def test_not_a_source():
         io.read_image(12)
 
 
-@pytest.mark.xfail(reason="a file object opened in text mode raises UnicodeDecodeError "
-                          "instead of InputError (only OSError is caught around read())",
-                   strict=True)
 def test_text_mode_file_object(kodak):
     with open(kodak[0], "r") as f:
         with pytest.raises(InputError):
