@@ -105,10 +105,11 @@ def _same_file(a, b):
 
 def _kernels_cached():
     """True when compiled kernels are on disk (so the run will not compile)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    places = [os.path.join(here, "__pycache__")]
     if os.environ.get("NUMBA_CACHE_DIR"):
-        places.append(os.environ["NUMBA_CACHE_DIR"])
+        places = [os.environ["NUMBA_CACHE_DIR"]]
+    else:  # next to the package, or numba's user-wide cache where that is read-only
+        places = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+                  os.path.join(os.path.expanduser("~"), ".cache", "numba")]
     return any(glob.glob(os.path.join(d, "**", "kmeans._assign_range*.nbi"), recursive=True)
                for d in places)
 
@@ -194,7 +195,7 @@ def main(argv=None):
         print(f"fastquant: error: {e}", file=err)
         return e.exit_code
     if not args.quiet and not _kernels_cached():
-        print("fastquant: compiling the Numba kernels, once (about 30 s); later runs load them "
+        print("fastquant: compiling the Numba kernels, once (about 10 s); later runs load them "
               "from the cache", file=err)
     codes = []
     try:

@@ -680,7 +680,7 @@ def _check_int(name, value, low):
     return int(value)
 
 
-def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=0):
+def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2):
     """Weighted k-means clustering (Lloyd's algorithm).
 
     Parameters
@@ -697,11 +697,16 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
     max_iter : int
         Maximum number of centre updates.
     tol : float
-        Stop when an iteration lowers the inertia by less than ``tol`` times
-        its value.
-    init : {"mediancut", "k-means++"} or (k, d) array_like
-        Starting centres: deterministic variance-based median cut, weighted
+        Lloyd's iterations stop when one lowers the inertia by less than
+        ``tol`` times its value.
+    init : {"wu", "mediancut", "k-means++"} or (k, d) array_like
+        Starting centres: greedy splitting where the error drops most (Wu's
+        criterion), variance-based median cut (split at the mean), weighted
         k-means++ from ``seed``, or given centres.
+    swap_rounds : int
+        After convergence, up to this many rounds of cluster swaps (merge a
+        cluster into its neighbour, cut another in two; after ELBG), each
+        followed by Lloyd's iterations; the best solution is kept.
 
     Returns
     -------
@@ -744,7 +749,7 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
             centers = _kmeanspp(pts, w, k, seed)
             labels = np.zeros(n, np.int32)
         else:
-            raise OptionError(f"init must be 'mediancut', 'k-means++' or an array, got {init!r}")
+            raise OptionError(f"init must be 'wu', 'mediancut', 'k-means++' or an array, got {init!r}")
     else:
         centers = np.ascontiguousarray(init, np.float32)
         if centers.ndim != 2 or centers.shape[1] != pts.shape[1] or not 1 <= len(centers) <= k:
