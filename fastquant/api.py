@@ -1,4 +1,5 @@
 """``compress()``: read, resize, histogram, palette, remap; and its result type."""
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -11,6 +12,11 @@ from .errors import OptionError
 
 #: Largest palette: indices are stored as uint16.
 MAX_COLORS = 65536
+#: RGB images with more than twice this many pixels get their palette fitted
+#: on an evenly spread sample of about this many pixels.
+SAMPLE_PIXELS = 1 << 21
+#: The k-means fits at most this many distinct colours (merging near ones).
+FIT_COLORS = 1 << 17
 
 
 @dataclass
@@ -180,35 +186,54 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3
     if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
         arr[arr[:, :, 3] == 0] = 0
     lap("resize")
-    colors, counts, inverse = histogram.unique_colors(arr.reshape(-1, c))
+    flat = arr.reshape(-1, c)
+    sampled = c == 3 and h * w > 2 * SAMPLE_PIXELS
+    if sampled:  # fit on an evenly spread sample; every pixel is mapped afterwards
+        step = -(-h * w // SAMPLE_PIXELS)
+        while math.gcd(step, w) != 1:  # a step sharing a factor with the width samples columns unevenly
+            step += 1
+        colors, counts, _ = histogram.unique_colors(flat[::step])
+    else:
+        colors, counts, inverse = histogram.unique_colors(flat)
     lap("histogram")
     # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
     # their own; the k-means spends the other entries on visible colours.
     clear = np.flatnonzero(colors[:, 3] == 0) if c == 4 else np.empty(0, np.intp)
     reserve = len(clear) == 1 and n_colors > 1 and len(colors) > 1
-    visible = np.delete(np.arange(len(colors)), clear) if reserve else slice(None)
-    km = kmeans.kmeans(colors[visible], n_colors - reserve, weights=counts[visible].astype(np.float64),
-                       seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
+    visible = np.delete(np.arange(len(colors)), clear) if reserve else np.arange(len(colors))
+    fit, fit_weights, cell = histogram.coarsen(colors[visible], counts[visible], FIT_COLORS)
+    km = kmeans.kmeans(fit, n_colors - reserve, weights=fit_weights, seed=seed,
+                       max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
     palette = np.clip(np.rint(km.centers), 0, 255).astype(np.uint8)
     start = np.zeros(len(colors), np.int32)
-    start[visible] = km.labels
+    start[visible] = km.labels[cell]
     if reserve:
         start[clear] = len(palette)
         palette = np.vstack([palette, np.zeros((1, 4), np.uint8)])
     lap("palette")
     labels, dist = remap.nearest(colors, palette, start)
     used = np.bincount(labels, weights=counts, minlength=len(palette))
-    # Drop unused entries (centres that rounded onto another); most used first,
-    # translucent entries before opaque ones so the tRNS chunk stays short.
+    # Most used first, translucent entries before opaque ones so the tRNS
+    # chunk stays short; entries no colour uses (centres that rounded onto
+    # another) are dropped -- in a sample, only duplicates can be dropped.
     keys = [-used] if c == 3 else [-used, palette[:, 3]]
     order = np.lexsort(keys)
-    order = order[used[order] > 0]
+    if sampled:
+        order = order[np.unique(palette[order], axis=0, return_index=True)[1]]
+        order = order[np.lexsort([-used[order]])]
+    else:
+        order = order[used[order] > 0]
     palette = np.ascontiguousarray(palette[order])
-    lut = np.empty(len(used), np.uint8 if len(order) <= 256 else np.uint16)
-    lut[order] = np.arange(len(order))
-    indices = remap.apply(lut[labels], inverse, (h, w))
+    if sampled:
+        indices, sq_error = remap.remap_lut(flat, palette)
+        indices = indices.reshape(h, w)
+    else:
+        lut = np.empty(len(used), np.uint8 if len(order) <= 256 else np.uint16)
+        lut[order] = np.arange(len(order))
+        indices = remap.apply(lut[labels], inverse, (h, w))
+        sq_error = float(np.dot(counts, dist))
     lap("remap")
-    err = float(np.dot(counts, dist)) / (h * w * c)
+    err = sq_error / (h * w * c)
     stats = Stats(n_colors=len(palette), unique_colors=len(colors), width=w, height=h,
                   mse=err, psnr=metrics.psnr_from_mse(err), iterations=km.n_iter,
                   input_bytes=nbytes, seconds=seconds)

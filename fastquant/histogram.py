@@ -100,3 +100,39 @@ def unique_colors(pixels):
     if pixels.ndim != 2 or not 1 <= pixels.shape[1] <= 4:
         raise ValueError(f"expected (N, C) pixels with 1 <= C <= 4, got shape {pixels.shape}")
     return _unique(pixels)
+
+
+def coarsen(colors, counts, max_colors):
+    """Merge colours into grid cells until at most ``max_colors`` remain.
+
+    Each channel drops its lowest bits, one more at a time, until the number
+    of occupied cells fits; a cell is represented by the weighted mean of
+    its colours.  Used to fit a palette on very colourful images; the final
+    mapping still uses every exact colour.
+
+    Parameters
+    ----------
+    colors : (M, C) uint8 ndarray
+    counts : (M,) int64 ndarray
+    max_colors : int
+
+    Returns
+    -------
+    means : (M', C) float32 ndarray
+        Weighted mean colour of each occupied cell, M' <= max(max_colors, 1).
+    weights : (M',) float64 ndarray
+        Pixel count of each cell.
+    cell : (M,) int32 ndarray
+        The cell of every colour.
+    """
+    means, weights = colors.astype(np.float32), counts.astype(np.float64)
+    inv = np.arange(len(colors), dtype=np.int32)
+    shift = 0
+    while len(means) > max_colors and shift < 8:
+        shift += 1
+        _, cnt, inv = _unique(np.ascontiguousarray(colors >> shift))
+        w = np.bincount(inv, weights=counts, minlength=len(cnt))
+        sums = np.stack([np.bincount(inv, weights=counts * colors[:, t], minlength=len(cnt))
+                         for t in range(colors.shape[1])], axis=1)
+        means, weights = (sums / w[:, None]).astype(np.float32), w
+    return means, weights, inv

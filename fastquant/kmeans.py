@@ -161,53 +161,54 @@ def _best_cut(points, weights, order, lo, hi, mean):
     """
     d = points.shape[1]
     tot = np.zeros(d)
+    mins = np.full(d, np.inf)
+    maxs = np.full(d, -np.inf)
     wtot = 0.0
-    for p in range(lo, hi):
+    for p in range(lo, hi):  # pass 1: totals and the range of every axis
         i = order[p]
         w = weights[i]
         wtot += w
         for t in range(d):
-            tot[t] += w * points[i, t]
+            v = points[i, t]
+            tot[t] += w * v
+            mins[t] = min(mins[t], v)
+            maxs[t] = max(maxs[t], v)
     base = 0.0
     for t in range(d):
         mean[t] = tot[t] / wtot if wtot > 0 else 0.0
         base += tot[t] * tot[t]
     base = base / wtot if wtot > 0 else 0.0
+    scales = np.zeros(d)
+    for a in range(d):
+        if maxs[a] > mins[a]:
+            scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
+    hw = np.zeros((d, _NBINS))
+    hs = np.zeros((d, _NBINS, d))
+    for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
+        i = order[p]
+        w = weights[i]
+        for a in range(d):
+            if scales[a] == 0.0:
+                continue
+            b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
+            hw[a, b] += w
+            for t in range(d):
+                hs[a, b, t] += w * points[i, t]
     best_gain = 0.0
     best_axis = -1
-    best_min = 0.0
-    best_scale = 0.0
     best_bin = 0
-    hw = np.empty(_NBINS)
-    hs = np.empty((_NBINS, d))
     sl = np.empty(d)
     for a in range(d):
-        mn = np.inf
-        mx = -np.inf
-        for p in range(lo, hi):
-            v = points[order[p], a]
-            mn = min(mn, v)
-            mx = max(mx, v)
-        if not mx > mn:
+        if scales[a] == 0.0:
             continue
-        scale = _NBINS / (np.float64(mx) - mn)
-        hw[:] = 0.0
-        hs[:] = 0.0
-        for p in range(lo, hi):
-            i = order[p]
-            b = min(_NBINS - 1, int((points[i, a] - mn) * scale))
-            w = weights[i]
-            hw[b] += w
-            for t in range(d):
-                hs[b, t] += w * points[i, t]
         wl = 0.0
         sl[:] = 0.0
         for b in range(_NBINS - 1):
-            if hw[b] == 0.0:
+            if hw[a, b] == 0.0:
                 continue
-            wl += hw[b]
+            wl += hw[a, b]
             for t in range(d):
-                sl[t] += hs[b, t]
+                sl[t] += hs[a, b, t]
             wr = wtot - wl
             if wr <= 0.0:
                 break
@@ -218,9 +219,9 @@ def _best_cut(points, weights, order, lo, hi, mean):
             if g > best_gain:
                 best_gain = g
                 best_axis = a
-                best_min = mn
-                best_scale = scale
                 best_bin = b
+    best_min = mins[best_axis] if best_axis >= 0 else 0.0
+    best_scale = scales[best_axis] if best_axis >= 0 else 0.0
     return best_gain, best_axis, best_min, best_scale, best_bin
 
 
@@ -366,6 +367,57 @@ def _neighbor_rows(centers, order, sorted_d, lo, hi):
 
 
 @njit(cache=True, nogil=True)
+def _search(points, i, centers, order, sorted_d, c0, d0):
+    """Nearest centre of point i (ties: lowest index), searched from centre c0
+    at squared distance d0 along c0's neighbour list (or all centres when the
+    lists are empty or end inside the search radius).
+
+    Returns (nearest centre, its squared distance, a lower bound on the
+    distance, not squared, to every other centre).
+    """
+    k = centers.shape[0]
+    use_lists = order.shape[0] == k
+    L = order.shape[1]
+    best = c0
+    dbest = d0
+    second = np.inf  # smallest squared distance seen to a centre other than best
+    unseen = np.inf  # lower bound on the distance to centres never looked at
+    full = not use_lists
+    if use_lists:
+        lim = _SLACK * d0
+        full = L < k  # the list ends inside the radius: fall back to a full scan
+        for t in range(L):
+            if sorted_d[c0, t] > lim:
+                full = False
+                unseen = np.sqrt(sorted_d[c0, t]) - np.sqrt(d0)
+                break
+            j = order[c0, t]
+            if j == c0:
+                continue
+            dj = _sqdist(points, i, centers, j)
+            if dj < dbest or (dj == dbest and j < best):
+                second = min(second, dbest)
+                best = j
+                dbest = dj
+            else:
+                second = min(second, dj)
+    if full:
+        second = np.inf
+        unseen = np.inf
+        for j in range(k):
+            if j == best:
+                continue
+            dj = _sqdist(points, i, centers, j)
+            if dj < dbest or (dj == dbest and j < best):
+                second = min(second, dbest)
+                best = j
+                dbest = dj
+            else:
+                second = min(second, dj)
+    return best, dbest, min(np.sqrt(second), unseen)
+
+
+@njit(cache=True, nogil=True)
 def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, lo, hi):
     """Nearest centre of points lo..hi-1 (ties: lowest index), starting from ``labels``.
 
@@ -377,8 +429,6 @@ def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, 
     Bounds are refreshed for every point searched.
     """
     k = centers.shape[0]
-    use_lists = order.shape[0] == k
-    L = order.shape[1]
     for i in range(lo, hi):
         c0 = labels[i]
         if c0 < 0 or c0 >= k:
@@ -390,45 +440,10 @@ def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, 
                 lower[i] = lb
                 dist[i] = d0
                 continue
-        best = c0
-        dbest = d0
-        second = np.inf  # smallest squared distance seen to a centre other than best
-        unseen = np.inf  # lower bound on the distance to centres never looked at
-        full = not use_lists
-        if use_lists:
-            lim = _SLACK * d0
-            full = L < k  # the list ends inside the radius: fall back to a full scan
-            for t in range(L):
-                if sorted_d[c0, t] > lim:
-                    full = False
-                    unseen = np.sqrt(sorted_d[c0, t]) - np.sqrt(d0)
-                    break
-                j = order[c0, t]
-                if j == c0:
-                    continue
-                dj = _sqdist(points, i, centers, j)
-                if dj < dbest or (dj == dbest and j < best):
-                    second = min(second, dbest)
-                    best = j
-                    dbest = dj
-                else:
-                    second = min(second, dj)
-        if full:
-            second = np.inf
-            unseen = np.inf
-            for j in range(k):
-                if j == best:
-                    continue
-                dj = _sqdist(points, i, centers, j)
-                if dj < dbest or (dj == dbest and j < best):
-                    second = min(second, dbest)
-                    best = j
-                    dbest = dj
-                else:
-                    second = min(second, dj)
+        best, dbest, bound = _search(points, i, centers, order, sorted_d, c0, d0)
         labels[i] = best
         dist[i] = dbest
-        lower[i] = min(np.sqrt(second), unseen) * 0.99999
+        lower[i] = bound * 0.99999
 
 
 @njit(cache=True, nogil=True)

@@ -242,3 +242,54 @@ def test_same_bytes_for_any_thread_count(kodak):
         assert r.returncode == 0, r.stderr
         outs.add(r.stdout.strip())
     assert len(outs) == 1, outs
+
+
+@pytest.mark.parametrize("k", [3, 256, 300])
+def test_lut_remap_is_exact_nearest(k):
+    from fastquant.remap import remap_lut
+
+    rng = np.random.default_rng(k)
+    pixels = rng.integers(0, 64, (20000, 3)).astype(np.uint8) * 4  # repeats: the table is reused
+    palette = rng.integers(0, 256, (k, 3)).astype(np.uint8)
+    indices, sq_error = remap_lut(pixels, palette)
+    ref, ref_dist = naive.nearest(pixels, palette)
+    np.testing.assert_array_equal(indices, ref)
+    assert indices.dtype == (np.uint8 if k <= 256 else np.uint16)
+    assert sq_error == ref_dist.sum()
+
+
+def test_coarsen_merges_to_weighted_cell_means():
+    rng = np.random.default_rng(8)
+    colors = np.unique(rng.integers(0, 256, (5000, 3)).astype(np.uint8), axis=0)
+    counts = rng.integers(1, 9, len(colors))
+    means, weights, cell = histogram.coarsen(colors, counts, 600)
+    assert len(means) <= 600 < len(colors)
+    assert weights.sum() == counts.sum()
+    for j in (0, len(means) // 2, len(means) - 1):  # each cell: weighted mean of its members
+        m = cell == j
+        np.testing.assert_allclose(means[j], (counts[m, None] * colors[m]).sum(0) / counts[m].sum(), rtol=1e-6)
+    # the cells are exactly the groups of colours that agree once a few low bits are dropped
+    groupings = []
+    for shift in range(1, 9):
+        key = (colors.astype(np.int64) >> shift) @ np.array([1 << 16, 1 << 8, 1])
+        pairs = len(np.unique(np.stack([key, cell], 1), axis=0))
+        groupings.append(pairs == len(np.unique(key)) == len(np.unique(cell)))
+    assert any(groupings)
+    same, _, cell = histogram.coarsen(colors, counts, len(colors))
+    np.testing.assert_array_equal(same, colors)
+    np.testing.assert_array_equal(cell, np.arange(len(colors)))
+
+
+def test_sampled_path_maps_every_pixel_exactly(kodak, monkeypatch):
+    import imageio.v3 as iio
+
+    api = sys.modules["fastquant.api"]
+    monkeypatch.setattr(api, "SAMPLE_PIXELS", 30000)  # a Kodak photo is then "large"
+    monkeypatch.setattr(api, "FIT_COLORS", 4000)
+    image = iio.imread(kodak[3])[:300, :400]
+    q = fastquant.compress(image, 64)
+    ref, ref_dist = naive.nearest(image.reshape(-1, 3)[::7], q.palette)
+    np.testing.assert_array_equal(q.indices.reshape(-1)[::7], ref)
+    assert q.stats.mse == pytest.approx(metrics.mse(image, q.image), rel=1e-12)
+    assert len(np.unique(q.palette, axis=0)) == len(q.palette)
+    assert q.stats.psnr > 30
