@@ -4,9 +4,12 @@ All take two uint8 images of the same shape.  MSE and PSNR use every channel
 (alpha included); SSIM is computed on luma (ITU-R BT.601 weights) with an
 11x11 Gaussian window, sigma 1.5 (Wang et al. 2004; the same choices as
 ``skimage.metrics.structural_similarity(gaussian_weights=True,
-use_sample_covariance=False, data_range=255)`` on the luma image).
+use_sample_covariance=False, data_range=255)`` on the luma image).  The SSIM
+filter runs in a Numba kernel over bands of rows, so memory stays small on
+large images.
 """
 import numpy as np
+from numba import njit, prange
 
 from .errors import OptionError
 
@@ -68,17 +71,87 @@ def luma(image):
     return image[:, :, :3] @ _LUMA
 
 
-def _gauss_filter(x, weights):
-    """Separable filter with 'symmetric' (half-sample) edges, along both axes."""
-    r = len(weights) // 2
-    for axis in (0, 1):
-        p = np.pad(x, [(r, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="symmetric")
-        n = x.shape[axis]
-        out = np.zeros_like(x)
-        for t, wt in enumerate(weights):
-            out += wt * (p[t:t + n] if axis == 0 else p[:, t:t + n])
-        x = out
-    return x
+@njit(cache=True, nogil=True, inline="always")
+def _mirror(i, n):
+    """Index into [0, n) with 'symmetric' (half-sample) reflection at the edges."""
+    if i < 0:
+        return -i - 1
+    if i >= n:
+        return 2 * n - i - 1
+    return i
+
+
+_BAND = 64  # output rows per band; fixed, so the float sums do not depend on threads
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _ssim_sum(a, b, lw, g, c1, c2, crop):
+    """Sum of the SSIM map of the lumas (channel weights ``lw``) of two
+    (H, W, C) images over rows/columns [crop, n - crop), in bands of rows."""
+    h, w, nc = a.shape
+    r = len(g) // 2
+    nb = (h + _BAND - 1) // _BAND
+    sums = np.zeros(nb)
+    for band in prange(nb):
+        r0 = band * _BAND
+        r1 = min(h, r0 + _BAND)
+        rows = r1 - r0 + 2 * r
+        hz = np.zeros((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
+        x = np.zeros(w)
+        y = np.zeros(w)
+        for q in range(rows):
+            i = _mirror(r0 - r + q, h)
+            for j in range(w):
+                lx = 0.0
+                ly = 0.0
+                for ch in range(nc):
+                    lx += lw[ch] * a[i, j, ch]
+                    ly += lw[ch] * b[i, j, ch]
+                x[j] = lx
+                y[j] = ly
+            for j in range(w):
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                a3 = 0.0
+                a4 = 0.0
+                for t in range(2 * r + 1):
+                    jj = _mirror(j - r + t, w)
+                    u = x[jj]
+                    v = y[jj]
+                    gt = g[t]
+                    a0 += gt * u
+                    a1 += gt * v
+                    a2 += gt * u * u
+                    a3 += gt * v * v
+                    a4 += gt * u * v
+                hz[0, q, j] = a0
+                hz[1, q, j] = a1
+                hz[2, q, j] = a2
+                hz[3, q, j] = a3
+                hz[4, q, j] = a4
+        acc = 0.0
+        for i in range(max(r0, crop), min(r1, h - crop)):
+            q0 = i - r0
+            for j in range(crop, w - crop):
+                m0 = 0.0
+                m1 = 0.0
+                m2 = 0.0
+                m3 = 0.0
+                m4 = 0.0
+                for t in range(2 * r + 1):
+                    gt = g[t]
+                    m0 += gt * hz[0, q0 + t, j]
+                    m1 += gt * hz[1, q0 + t, j]
+                    m2 += gt * hz[2, q0 + t, j]
+                    m3 += gt * hz[3, q0 + t, j]
+                    m4 += gt * hz[4, q0 + t, j]
+                vx = m2 - m0 * m0
+                vy = m3 - m1 * m1
+                cxy = m4 - m0 * m1
+                acc += ((2 * m0 * m1 + c1) * (2 * cxy + c2)) / ((m0 * m0 + m1 * m1 + c1) * (vx + vy + c2))
+        sums[band] = acc
+    return sums.sum()
 
 
 def ssim(a, b, *, sigma=1.5, data_range=255.0):
@@ -100,22 +173,20 @@ def ssim(a, b, *, sigma=1.5, data_range=255.0):
         the window use all pixels.
     """
     a, b = _pair(a, b)
-    x, y = luma(a), luma(b)
+    if a.ndim == 2:
+        a, b = a[:, :, None], b[:, :, None]
+    lw = np.zeros(a.shape[2])
+    lw[:3] = _LUMA if a.shape[2] >= 3 else 1.0  # alpha is ignored
+    a = np.ascontiguousarray(a, np.uint8)
+    b = np.ascontiguousarray(b, np.uint8)
+    shape = a.shape[:2]
     r = int(3.5 * sigma + 0.5)
+    r = min(r, max(0, (min(shape) - 1) // 2))  # too small for the window: shrink it to fit
     t = np.arange(-r, r + 1)
     g = np.exp(-0.5 * (t / sigma) ** 2)
     g /= g.sum()
-    if min(x.shape) <= 2 * r:  # too small for the window: shrink it to fit
-        r = max(0, (min(x.shape) - 1) // 2)
-        g = g[len(g) // 2 - r: len(g) // 2 + r + 1]
-        g /= g.sum()
-    mx, my = _gauss_filter(x, g), _gauss_filter(y, g)
-    sxx = _gauss_filter(x * x, g) - mx * mx
-    syy = _gauss_filter(y * y, g) - my * my
-    sxy = _gauss_filter(x * y, g) - mx * my
+    crop = r if r and min(shape) > 2 * r else 0
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    if r and min(s.shape) > 2 * r:
-        s = s[r:-r, r:-r]
-    return float(s.mean())
+    total = _ssim_sum(a, b, lw, g, c1, c2, crop)
+    return float(total / ((shape[0] - 2 * crop) * (shape[1] - 2 * crop)))
