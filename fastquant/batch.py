@@ -1,0 +1,252 @@
+"""Many files: where outputs go, and running the jobs on any executor.
+
+``compress_many`` runs one job per file on a ``concurrent.futures.Executor``:
+by default a process pool started with the ``spawn`` method (GNU OpenMP,
+which Numba may use for its threads, is not fork-safe), each worker using
+``cores // jobs`` Numba threads.  A ``dask.distributed`` executor
+(``client.get_executor()``) works the same way: the workers read and write
+the files themselves, so they need a shared filesystem.  The core never
+imports dask.
+"""
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import FastquantError, OptionError, OutputExistsError
+
+#: Extensions looked for in folders (what imageio's Pillow plugin reads).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm", ".pbm", ".tga", ".ico", ".jfif")
+
+
+@dataclass
+class Result:
+    """What happened to one source.
+
+    Attributes
+    ----------
+    source : str
+    output : str or None
+    status : {"ok", "error"}
+    record : dict
+        For "ok": bytes, colours, PSNR, SSIM, seconds... (see ``run_job``).
+    error : str or None
+        One-line reason for "error".
+    exit_code : int
+        0, or the exit code of the failure kind.
+    """
+
+    source: str
+    output: Optional[str]
+    status: str
+    record: dict = field(default_factory=dict)
+    error: Optional[str] = None
+    exit_code: int = 0
+
+
+def default_output(path, n_colors, ext=None):
+    """Where the result of ``path`` goes by default: ``<stem>-fq<N>.png`` beside it."""
+    stem = os.path.splitext(path)[0]
+    return stem + (ext if ext else f"-fq{n_colors}.png")
+
+
+def output_in(out_dir, root, path, n_colors, ext=None):
+    """The output of ``path`` mirrored from ``root`` into ``out_dir``.
+
+    Raises
+    ------
+    OptionError
+        When the result would land outside ``out_dir`` (``..`` in names,
+        symlinks), whatever the input names contain.
+    """
+    rel = os.path.relpath(os.path.realpath(path), os.path.realpath(root))
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+        rel = os.path.basename(path)  # an input outside the root: put it at the top
+    base = os.path.realpath(out_dir)
+    out = os.path.realpath(os.path.join(base, default_output(rel, n_colors, ext)))
+    if os.path.commonpath([base, out]) != base:
+        raise OptionError(f"{path}: its output would land outside {out_dir}")
+    return out
+
+
+def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None):
+    """Expand files and folders into a list of (source, root) pairs.
+
+    Parameters
+    ----------
+    paths : iterable of str
+        Files (kept as given, even with an unknown extension) and folders.
+    recursive : bool
+        Descend into subfolders.
+    pattern : str, optional
+        fnmatch pattern on file names in folders (default: image extensions).
+    skip_suffix : str, optional
+        Files in folders whose names end with it (earlier outputs) are skipped.
+
+    Returns
+    -------
+    list of (str, str)
+        Each source with the folder it was found under (the root that
+        ``--out-dir`` mirrors), in sorted order within each folder.
+    """
+    import fnmatch
+
+    found = []
+    for p in paths:
+        if not os.path.isdir(p):
+            found.append((p, os.path.dirname(p) or "."))
+            continue
+        for folder, dirs, files in os.walk(p):
+            dirs.sort()
+            if not recursive:
+                dirs.clear()
+            for name in sorted(files):
+                if pattern and not fnmatch.fnmatch(name, pattern):
+                    continue
+                if not pattern and not name.lower().endswith(IMAGE_EXTENSIONS):
+                    continue
+                if skip_suffix and name.endswith(skip_suffix):
+                    continue
+                found.append((os.path.join(folder, name), p))
+    return found
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def run_job(source, output, n_colors=256, force=False, preview=None, **options):
+    """Compress one file and write it (and its preview); the unit of work of a batch.
+
+    Returns
+    -------
+    dict
+        input, output, input_bytes, output_bytes, ratio, n_colors, width,
+        height, psnr (None for lossless), mse, ssim, iterations, seconds,
+        stages (seconds per stage), and preview when written.
+
+    Raises
+    ------
+    FastquantError
+        Its ``exit_code`` says what kind of failure.
+    """
+    from .api import compress
+    from .io import encode_array, write_atomic
+
+    for target in filter(None, (output, preview)):
+        if os.path.exists(source) and _same_file(source, target) and not force:
+            raise OutputExistsError(f"{target}: is the input; refusing to overwrite it (use --force)")
+        if os.path.exists(target) and not force:
+            raise OutputExistsError(f"{target}: exists, kept (use --force to overwrite)")
+    t = time.perf_counter()
+    q = compress(source, n_colors, **options)
+    tw = time.perf_counter()
+    nbytes = q.save(output)
+    q.stats.seconds["write"] = time.perf_counter() - tw
+    if preview:
+        write_atomic(preview, encode_array(preview, q.preview()))
+    s = q.stats
+    rec = {"input": os.fspath(source), "output": os.fspath(output), "status": "ok",
+           "input_bytes": s.input_bytes, "output_bytes": nbytes,
+           "ratio": round(nbytes / s.input_bytes, 4) if s.input_bytes else None,
+           "n_colors": s.n_colors, "width": s.width, "height": s.height,
+           "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
+           "mse": round(s.mse, 4), "ssim": round(s.ssim, 5) if s.ssim is not None else None,
+           "iterations": s.iterations, "seconds": round(time.perf_counter() - t, 4),
+           "stages": {k: round(v, 4) for k, v in s.seconds.items()}}
+    if preview:
+        rec["preview"] = os.fspath(preview)
+    return rec
+
+
+def _job(source, output, kwargs):
+    """Worker entry point: never raises for a bad file, so one cannot stop the batch."""
+    try:
+        return Result(source, output, "ok", run_job(source, output, **kwargs))
+    except FastquantError as e:
+        return Result(source, output, "error", error=str(e), exit_code=e.exit_code)
+    except Exception as e:  # a bug; reported as such, the batch goes on
+        return Result(source, output, "error", error=f"{source}: internal error: {type(e).__name__}: {e}",
+                      exit_code=70)
+
+
+def _init_worker(threads):
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def process_pool(jobs=None):
+    """A process pool of ``jobs`` workers (default: CPU count) that share the cores.
+
+    Workers are started with ``spawn`` and run ``cores // jobs`` Numba threads each.
+    """
+    cores = os.cpu_count() or 1
+    jobs = cores if jobs is None else jobs
+    if jobs < 1:
+        raise OptionError(f"jobs must be >= 1, got {jobs}")
+    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker, initargs=(max(1, cores // jobs),))
+
+
+def compress_many(sources, out_dir=None, *, executor=None, root=None, n_colors=256, ext=None,
+                  force=False, **options):
+    """Compress many files, yielding one :class:`Result` per source as each finishes.
+
+    Parameters
+    ----------
+    sources : iterable of str or os.PathLike
+        Image files.
+    out_dir : str, optional
+        Folder for the outputs, mirroring the sources' paths below ``root``
+        (default: their common folder); without it, outputs go next to the
+        sources as ``<stem>-fq<N>.png`` (or ``<stem><ext>``).
+    executor : concurrent.futures.Executor, optional
+        Where the jobs run: any executor, e.g. ``dask.distributed``'s
+        ``client.get_executor()``.  Default: :func:`process_pool`, shut down
+        at the end.
+    root : str, optional
+        The folder whose layout ``out_dir`` mirrors.
+    n_colors, ext, force
+        Palette size, output suffix, and whether existing outputs are replaced.
+    **options
+        Passed to :func:`fastquant.compress` (and ``preview`` to the job).
+
+    Yields
+    ------
+    Result
+        In completion order; a failed file gives ``status == "error"``.
+    """
+    sources = [os.fspath(s) for s in sources]
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        if root is None:
+            root = os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in sources]) \
+                if sources else "."
+    kwargs = dict(options, n_colors=n_colors, force=force)
+    own = executor is None
+    if own:
+        executor = process_pool()
+    try:
+        futures = {}
+        for src in sources:
+            try:
+                out = (output_in(out_dir, root, src, n_colors, ext) if out_dir is not None
+                       else default_output(src, n_colors, ext))
+            except FastquantError as e:
+                yield Result(src, None, "error", error=str(e), exit_code=e.exit_code)
+                continue
+            if out_dir is not None:
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+            futures[executor.submit(_job, src, out, kwargs)] = src
+        for fut in cf.as_completed(futures):
+            yield fut.result()
+    finally:
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)

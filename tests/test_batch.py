@@ -1,0 +1,114 @@
+"""Many files: output placement, folder walking, compress_many on several executors."""
+import concurrent.futures as cf
+import hashlib
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastquant
+from fastquant import batch
+
+
+def _tree(tmp_path, kodak):
+    """in/a.png, in/sub/ünï cødé.png, in/sub/deeper/c d.png, in/bad.png (text), in/notes.txt."""
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    shutil.copy(kodak[0], src / "a.png")
+    shutil.copy(kodak[1], src / "sub" / "ünï cødé.png")
+    shutil.copy(kodak[2], src / "sub" / "deeper" / "c d.png")
+    (src / "bad.png").write_text("not an image")
+    (src / "notes.txt").write_text("ignored")
+    return src
+
+
+def _sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_find_images_walks_and_filters(tmp_path, kodak):
+    src = _tree(tmp_path, kodak)
+    flat = [os.path.relpath(p, src) for p, _ in batch.find_images([str(src)])]
+    assert flat == ["a.png", "bad.png"]
+    deep = [os.path.relpath(p, src) for p, _ in batch.find_images([str(src)], recursive=True)]
+    assert deep == ["a.png", "bad.png", os.path.join("sub", "ünï cødé.png"),
+                    os.path.join("sub", "deeper", "c d.png")]
+    globbed = [os.path.basename(p) for p, _ in batch.find_images([str(src)], recursive=True, pattern="c*")]
+    assert globbed == ["c d.png"]
+    (src / "a-fq256.png").write_bytes(b"x")
+    skipped = [os.path.basename(p) for p, _ in batch.find_images([str(src)], skip_suffix="-fq256.png")]
+    assert "a-fq256.png" not in skipped and "a.png" in skipped
+    # a file named explicitly is kept whatever its extension
+    assert batch.find_images([str(src / "notes.txt")])[0][0] == str(src / "notes.txt")
+
+
+@pytest.mark.parametrize("name", ["../../escape.png", "../x.png", "/abs/olute.png", "a/../../b.png"])
+def test_output_never_leaves_out_dir(tmp_path, name):
+    out_dir = tmp_path / "out"
+    root = tmp_path / "in"
+    root.mkdir()
+    out = batch.output_in(str(out_dir), str(root), str(root / name), 16)
+    assert os.path.commonpath([os.path.realpath(out_dir), out]) == os.path.realpath(out_dir)
+
+
+def test_output_through_symlink_stays_inside(tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", out_dir / "link")
+    root = tmp_path / "in"
+    (root / "link").mkdir(parents=True)
+    with pytest.raises(fastquant.OptionError):
+        batch.output_in(str(out_dir), str(root), str(root / "link" / "x.png"), 16)
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_compress_many_mirrors_tree_and_survives_bad_file(tmp_path, kodak, kind):
+    src = _tree(tmp_path, kodak)
+    sources = [p for p, _ in batch.find_images([str(src)], recursive=True)]
+    before = {p: _sha(p) for p in sources}
+    out = tmp_path / "out"
+    ex = cf.ThreadPoolExecutor(2) if kind == "threads" else batch.process_pool(2)
+    with ex:
+        results = list(batch.compress_many(sources, str(out), executor=ex, root=str(src), n_colors=32))
+    assert len(results) == 4
+    by_src = {os.path.relpath(r.source, src): r for r in results}
+    assert by_src["bad.png"].status == "error" and by_src["bad.png"].exit_code == 3
+    assert "bad.png" in by_src["bad.png"].error
+    for rel in ("a.png", os.path.join("sub", "ünï cødé.png"), os.path.join("sub", "deeper", "c d.png")):
+        r = by_src[rel]
+        assert r.status == "ok", r.error
+        expected = out / (os.path.splitext(rel)[0] + "-fq32.png")
+        assert os.path.realpath(r.output) == os.path.realpath(expected)
+        with Image.open(expected) as im:
+            assert im.mode == "P" and len(im.getpalette()) // 3 <= 32
+        assert r.record["psnr"] > 28
+    assert not (out / "bad-fq32.png").exists()
+    assert {p: _sha(p) for p in sources} == before  # inputs untouched
+    assert not [p for p in out.rglob("*") if p.name.startswith(".fastquant-")]
+
+
+def test_compress_many_same_bytes_as_serial(tmp_path, kodak):
+    sources = [str(p) for p in kodak[:3]]
+    with cf.ThreadPoolExecutor(1) as ex:
+        serial = {os.path.basename(r.output): _sha(r.output)
+                  for r in batch.compress_many(sources, str(tmp_path / "s"), executor=ex, n_colors=64)}
+    parallel = {os.path.basename(r.output): _sha(r.output)
+                for r in batch.compress_many(sources, str(tmp_path / "p"), n_colors=64)}  # default pool
+    assert serial == parallel and len(serial) == 3
+
+
+def test_compress_many_next_to_inputs_and_force(tmp_path, kodak):
+    a = tmp_path / "a.png"
+    shutil.copy(kodak[0], a)
+    with cf.ThreadPoolExecutor(1) as ex:
+        [r] = batch.compress_many([str(a)], executor=ex, n_colors=8)
+        assert r.status == "ok" and r.output == str(tmp_path / "a-fq8.png")
+        [r] = batch.compress_many([str(a)], executor=ex, n_colors=8)
+        assert r.status == "error" and r.exit_code == 5
+        [r] = batch.compress_many([str(a)], executor=ex, n_colors=8, force=True, ext=".small.png")
+        assert r.status == "ok" and r.output == str(tmp_path / "a.small.png")
+    with Image.open(tmp_path / "a.small.png") as im:
+        assert np.asarray(im).max() < 8
