@@ -112,3 +112,18 @@ def test_compress_many_next_to_inputs_and_force(tmp_path, kodak):
         assert r.status == "ok" and r.output == str(tmp_path / "a.small.png")
     with Image.open(tmp_path / "a.small.png") as im:
         assert np.asarray(im).max() < 8
+
+
+def test_dask_local_cluster_gives_identical_bytes(tmp_path, kodak):
+    distributed = pytest.importorskip("dask.distributed")
+    sources = [str(p) for p in kodak]
+    with cf.ThreadPoolExecutor(1) as ex:
+        local = {os.path.basename(r.output): _sha(r.output)
+                 for r in batch.compress_many(sources, str(tmp_path / "local"), executor=ex, n_colors=64)}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        results = list(batch.compress_many(sources, str(tmp_path / "dask"), executor=client.get_executor(),
+                                           n_colors=64))
+    assert all(r.status == "ok" for r in results), [r.error for r in results]
+    remote = {os.path.basename(r.output): _sha(r.output) for r in results}
+    assert remote == local and len(remote) == len(kodak)
