@@ -21,62 +21,70 @@ def _pack(px):
     return key
 
 
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _slot(key, bits):
+    return np.int64(((key * _GOLDEN) & _MASK32) >> np.uint64(32 - bits))
+
+
 @njit(cache=True, nogil=True)
 def _unique(pixels):
+    """Colours in order of first appearance and each pixel's colour index.
+
+    Table entries pack (key << 32 | colour index), so a probe touches one
+    cache line; the load stays below one half (the table doubles and is
+    rebuilt when it would not).
+    """
     n, c = pixels.shape
     bits = 12
     while (1 << bits) < 2 * min(n, 1 << 16):
         bits += 1
-    table = np.full(1 << bits, -1, np.int32)
+    table = np.full(1 << bits, _EMPTY, np.uint64)
     cap = max(min(n, 1 << 16), 1)
-    keys = np.empty(cap, np.uint64)
     first = np.empty(cap, np.int64)
-    counts = np.zeros(cap, np.int64)
     inverse = np.empty(n, np.int32)
     m = 0
     for i in range(n):
         key = _pack(pixels[i])
         mask = (1 << bits) - 1
-        h = np.int64((((key * _GOLDEN) & _MASK32) >> np.uint64(32 - bits)))
+        h = _slot(key, bits)
         while True:
-            slot = table[h]
-            if slot < 0:
-                break
-            if keys[slot] == key:
+            e = table[h]
+            if e == _EMPTY or (e >> np.uint64(32)) == key:
                 break
             h = (h + 1) & mask
-        if slot < 0:
-            if m == cap:  # grow the colour arrays
-                cap *= 2
-                keys2 = np.empty(cap, np.uint64)
-                keys2[:m] = keys[:m]
-                keys = keys2
-                first2 = np.empty(cap, np.int64)
-                first2[:m] = first[:m]
-                first = first2
-                counts2 = np.zeros(cap, np.int64)
-                counts2[:m] = counts[:m]
-                counts = counts2
-            slot = m
-            keys[m] = key
-            first[m] = i
-            m += 1
-            table[h] = slot
-            if 2 * m > (1 << bits):  # keep the load below one half: rehash
-                bits += 1
-                mask = (1 << bits) - 1
-                table = np.full(1 << bits, -1, np.int32)
-                for s in range(m):
-                    h2 = np.int64((((keys[s] * _GOLDEN) & _MASK32) >> np.uint64(32 - bits)))
-                    while table[h2] >= 0:
-                        h2 = (h2 + 1) & mask
-                    table[h2] = s
-        counts[slot] += 1
-        inverse[i] = slot
+        if e != _EMPTY:
+            inverse[i] = np.int32(e & _LOW32)
+            continue
+        if m == cap:  # grow the first-appearance array
+            cap *= 2
+            first2 = np.empty(cap, np.int64)
+            first2[:m] = first[:m]
+            first = first2
+        first[m] = i
+        inverse[i] = m
+        table[h] = (key << np.uint64(32)) | np.uint64(m)
+        m += 1
+        if 2 * m > (1 << bits):  # rehash into a table twice the size
+            bits += 1
+            mask = (1 << bits) - 1
+            old = table
+            table = np.full(1 << bits, _EMPTY, np.uint64)
+            for t in range(old.size):
+                e = old[t]
+                if e == _EMPTY:
+                    continue
+                h = _slot(e >> np.uint64(32), bits)
+                while table[h] != _EMPTY:
+                    h = (h + 1) & mask
+                table[h] = e
     colors = np.empty((m, c), np.uint8)
     for s in range(m):
         colors[s] = pixels[first[s]]
-    return colors, counts[:m].copy(), inverse
+    return colors, inverse
 
 
 def unique_colors(pixels):
@@ -99,7 +107,8 @@ def unique_colors(pixels):
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if pixels.ndim != 2 or not 1 <= pixels.shape[1] <= 4:
         raise ValueError(f"expected (N, C) pixels with 1 <= C <= 4, got shape {pixels.shape}")
-    return _unique(pixels)
+    colors, inverse = _unique(pixels)
+    return colors, np.bincount(inverse, minlength=len(colors)).astype(np.int64), inverse
 
 
 def coarsen(colors, counts, max_colors):
@@ -130,9 +139,9 @@ def coarsen(colors, counts, max_colors):
     shift = 0
     while len(means) > max_colors and shift < 8:
         shift += 1
-        _, cnt, inv = _unique(np.ascontiguousarray(colors >> shift))
-        w = np.bincount(inv, weights=counts, minlength=len(cnt))
-        sums = np.stack([np.bincount(inv, weights=counts * colors[:, t], minlength=len(cnt))
+        cells, inv = _unique(np.ascontiguousarray(colors >> shift))
+        w = np.bincount(inv, weights=counts, minlength=len(cells))
+        sums = np.stack([np.bincount(inv, weights=counts * colors[:, t], minlength=len(cells))
                          for t in range(colors.shape[1])], axis=1)
         means, weights = (sums / w[:, None]).astype(np.float32), w
     return means, weights, inv
