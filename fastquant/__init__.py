@@ -8,10 +8,12 @@ Importing compiles nothing: the Numba kernels compile on first use and are
 cached on disk (``cache=True``).
 """
 from .api import Quantized, Stats, compress
-from .errors import FastquantError, InputError, OptionError, OutputError, OutputExistsError
+from .errors import (FastquantError, InputError, OptionError, OutputError, OutputExistsError,
+                     QualityError, SkippedLargerError)
 from .kmeans import KMeansResult, kmeans
 
 __version__ = "0.1.0"
 
 __all__ = ["compress", "Quantized", "Stats", "kmeans", "KMeansResult", "FastquantError",
-           "InputError", "OptionError", "OutputError", "OutputExistsError", "__version__"]
+           "InputError", "OptionError", "OutputError", "OutputExistsError", "QualityError",
+           "SkippedLargerError", "__version__"]

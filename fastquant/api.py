@@ -2,13 +2,14 @@
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from . import histogram, io, kmeans, metrics, remap
+from . import colorspace as _cs
 from . import resize as _resize
-from .errors import OptionError
+from .errors import OptionError, QualityError
 
 #: Largest palette: indices are stored as uint16.
 MAX_COLORS = 65536
@@ -39,8 +40,14 @@ class Stats:
         K-means centre updates.
     input_bytes : int or None
         Size of the encoded input, when it came from a file or bytes.
+    quality : int or None
+        With a quality target: the quality 0-100 that decided
+        (:func:`fastquant.metrics.quality_from_mse`), of the mapping before
+        dithering, over the pixels the palette was fitted on (all of them, or
+        the even sample of very large images).
     seconds : dict
-        Wall time of each stage: read, resize, histogram, palette, remap, metrics.
+        Wall time of each stage: read, resize, histogram, palette, remap, metrics
+        (summed over the palette sizes tried for a quality target).
     """
 
     n_colors: int
@@ -52,6 +59,7 @@ class Stats:
     iterations: int
     input_bytes: Optional[int] = None
     ssim: Optional[float] = None
+    quality: Optional[int] = None
     seconds: dict = field(default_factory=dict)
 
     def as_dict(self):
@@ -65,20 +73,25 @@ class Quantized:
     Attributes
     ----------
     palette : (k, 3) or (k, 4) uint8 ndarray
-        The colours (RGBA when the input had transparency), most used first.
+        The colours (RGBA when the input had transparency), most used first
+        (translucent ones first; by use before dithering when dithered).
     indices : (H, W) uint8 ndarray (uint16 when k > 256)
         Palette index of every pixel.
     original : (H, W, 3) or (H, W, 4) uint8 ndarray
         The input after reading and resizing (fully transparent pixels made
         black, as they are in the result).
     stats : Stats
+    icc_profile : bytes or None
+        The input's ICC profile, kept with ``keep_metadata=True``; embedded
+        by :meth:`encode` and :meth:`save`.
     """
 
-    def __init__(self, palette, indices, original, stats):
+    def __init__(self, palette, indices, original, stats, icc_profile=None):
         self.palette = palette
         self.indices = indices
         self.original = original
         self.stats = stats
+        self.icc_profile = icc_profile
 
     @property
     def image(self):
@@ -88,7 +101,7 @@ class Quantized:
     def encode(self, format=".png"):
         """The encoded file as bytes; ``format`` is an extension such as ``".png"``."""
         fmt = format if format.startswith(".") else "." + format
-        return io.encode("x" + fmt, self.indices, self.palette)
+        return io.encode("x" + fmt, self.indices, self.palette, self.icc_profile)
 
     def save(self, path):
         """Write the result; the format follows the extension.
@@ -102,13 +115,35 @@ class Quantized:
         int
             Bytes written.
         """
-        return io.write_atomic(path, io.encode(path, self.indices, self.palette))
+        return io.write_atomic(path, io.encode(path, self.indices, self.palette, self.icc_profile))
 
-    def preview(self):
-        """(H, 2W + 8, 3) uint8 ndarray: original and result side by side."""
-        from .preview import side_by_side
+    def preview(self, diff=False, *, nbytes=None):
+        """Original and result side by side, as an image.
 
-        return side_by_side(self.original, self.image)
+        Parameters
+        ----------
+        diff : bool
+            Add a third panel, the absolute difference amplified 4 times, and
+            a caption strip below: k, PSNR, SSIM and the size in bytes.
+        nbytes : int, optional
+            The size shown in the caption; default: the size of
+            ``encode(".png")``.
+
+        Returns
+        -------
+        (H, 2W + 8, 3) uint8 ndarray; with ``diff``, (H + caption, 3W + 16, 3)
+        (wider when one caption field is wider than that)
+        """
+        from .preview import captioned, side_by_side
+
+        if not diff:
+            return side_by_side(self.original, self.image)
+        s = self.stats
+        score = s.ssim if s.ssim is not None else metrics.ssim(self.original, self.image)
+        size = len(self.encode(".png")) if nbytes is None else nbytes
+        psnr = "inf" if math.isinf(s.psnr) else f"{s.psnr:.2f}"
+        fields = [f"k={s.n_colors}", f"PSNR={psnr}dB", f"SSIM={score:.4f}", f"{size} bytes"]
+        return captioned(side_by_side(self.original, self.image, diff=True), fields)
 
     def __repr__(self):
         s = self.stats
@@ -124,8 +159,169 @@ def _check_colors(n_colors):
     return int(n_colors)
 
 
+def _is_number(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _check_dither(dither, strength):
+    if dither in (None, "none"):
+        dither = None
+    elif dither not in ("fs", "ordered"):
+        raise OptionError(f"dither must be None, 'fs' or 'ordered', got {dither!r}")
+    if not (_is_number(strength) and 0.0 <= strength <= 1.0):
+        raise OptionError(f"dither_strength must be a number in [0, 1], got {strength!r}")
+    return dither, float(strength)
+
+
+def _check_quality(quality):
+    """(min, max) from ``quality``: None, a number (the maximum) or a pair."""
+    if quality is None:
+        return None
+    pair = (0, quality) if _is_number(quality) else quality
+    try:
+        lo, hi = pair
+    except (TypeError, ValueError):
+        raise OptionError(f"quality must be a number or a (min, max) pair, got {quality!r}") from None
+    if not (_is_number(lo) and _is_number(hi) and 0 <= lo <= hi <= 100):
+        raise OptionError(f"quality must be numbers with 0 <= min <= max <= 100, got {quality!r}")
+    return lo, hi
+
+
+class _Prepared:
+    """An image read, resized and counted once; palettes of any size are fitted from it."""
+
+    def __init__(self, arr, nbytes, icc):
+        self.arr, self.nbytes, self.icc = arr, nbytes, icc
+        self.h, self.w, self.c = arr.shape
+        self.flat = arr.reshape(-1, self.c)
+        h, w, c = arr.shape
+        self.sampled = c == 3 and h * w > 2 * SAMPLE_PIXELS
+        if self.sampled:  # fit on an evenly spread sample; every pixel is mapped afterwards
+            step = -(-h * w // SAMPLE_PIXELS)
+            while math.gcd(step, w) != 1:  # a step sharing a factor with the width samples columns unevenly
+                step += 1
+            self.colors, self.counts, _ = histogram.unique_colors(self.flat[::step])
+            self.inverse = None
+        else:
+            self.colors, self.counts, self.inverse = histogram.unique_colors(self.flat)
+
+
+def _prepare(image, resize, max_pixels, keep_metadata, lap):
+    info = {} if keep_metadata else None
+    arr, nbytes = io.read_image(image, max_pixels=max_pixels, info=info)
+    if isinstance(image, np.ndarray) and arr.shape[2] == 4 and np.may_share_memory(arr, image):
+        arr = arr.copy()  # the transparent-pixel fix below must not touch the caller's array
+    lap("read")
+    h, w, c = arr.shape
+    size = _resize.target_size(w, h, resize)
+    if size != (w, h):
+        arr = _resize.resize(arr, size)
+    if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
+        arr[arr[:, :, 3] == 0] = 0
+    lap("resize")
+    p = _Prepared(arr, nbytes, (info or {}).get("icc_profile"))
+    lap("histogram")
+    return p
+
+
+def _fit_points(colors, counts, colorspace):
+    """The points the k-means clusters: colours (merged to at most FIT_COLORS
+    cells), in sRGB values or as OKLab points; their weights; each colour's cell."""
+    fit, weights, cell = histogram.coarsen(colors, counts, FIT_COLORS)
+    if colorspace == "oklab":
+        pts = _cs.to_points(colors)
+        if len(fit) < len(colors):  # cell means taken in OKLab, the space being clustered
+            sums = np.stack([np.bincount(cell, weights=counts * pts[:, t], minlength=len(fit))
+                             for t in range(pts.shape[1])], axis=1)
+            pts = (sums / weights[:, None]).astype(np.float32)
+        fit = pts
+    return fit, weights, cell
+
+
+class _Fit(NamedTuple):
+    palette: np.ndarray  # (k, C) uint8, in its final order
+    labels: np.ndarray   # (M,) int32: nearest entry of every histogram colour, before reordering
+    order: np.ndarray    # palette = entries[order]
+    n_entries: int       # entries before reordering
+    plain_sq: float      # squared error of the nearest-entry mapping over the histogram's pixels
+    plain_mse: float     # the same as a mean
+    n_iter: int
+
+
+def _fit(p, n_colors, km, colorspace, lap):
+    """Palette of at most ``n_colors`` entries and the nearest entry of every histogram colour."""
+    colors, counts, c = p.colors, p.counts, p.c
+    # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
+    # their own; the k-means spends the other entries on visible colours.
+    clear = np.flatnonzero(colors[:, 3] == 0) if c == 4 else np.empty(0, np.intp)
+    reserve = len(clear) == 1 and n_colors > 1 and len(colors) > 1
+    visible = np.delete(np.arange(len(colors)), clear) if reserve else np.arange(len(colors))
+    fit, fit_weights, cell = _fit_points(colors[visible], counts[visible], colorspace)
+    res = kmeans.kmeans(fit, n_colors - reserve, weights=fit_weights, **km)
+    if colorspace == "oklab":
+        palette = np.rint(_cs.from_points(res.centers)).astype(np.uint8)
+    else:
+        palette = np.clip(np.rint(res.centers), 0, 255).astype(np.uint8)
+    start = np.zeros(len(colors), np.int32)
+    start[visible] = res.labels[cell]
+    if reserve:
+        start[clear] = len(palette)
+        palette = np.vstack([palette, np.zeros((1, 4), np.uint8)])
+    lap("palette")
+    labels, dist = remap.nearest(colors, palette, start, colorspace)
+    used = np.bincount(labels, weights=counts, minlength=len(palette))
+    # Most used first, translucent entries before opaque ones so the tRNS
+    # chunk stays short; entries no colour uses (centres that rounded onto
+    # another) are dropped -- in a sample, only duplicates can be dropped.
+    keys = [-used] if c == 3 else [-used, palette[:, 3]]
+    order = np.lexsort(keys)
+    if p.sampled:
+        order = order[np.unique(palette[order], axis=0, return_index=True)[1]]
+        order = order[np.lexsort([-used[order]])]
+    else:
+        order = order[used[order] > 0]
+    plain_sq = float(np.dot(counts, dist))
+    lap("remap")
+    return _Fit(np.ascontiguousarray(palette[order]), labels, order, len(palette), plain_sq,
+                plain_sq / (float(counts.sum()) * c), res.n_iter)
+
+
+def _map(p, f, colorspace, dither, strength, lap):
+    """Indices of every pixel for a fitted palette.
+
+    Returns (palette, (H, W) indices, squared error summed over pixels and channels).
+    """
+    h, w = p.h, p.w
+    palette = f.palette
+    if dither:
+        # Dithering replaces the mapping: every pixel is mapped on its own.
+        # Entries the dithered image does not use are dropped; the others
+        # keep their order, so that dithering with the final palette gives
+        # the same indices (ties go to the lowest index).
+        fn = remap.dither_fs if dither == "fs" else remap.dither_ordered
+        idx, sq_error = fn(p.flat, w, palette, strength)
+        used = np.bincount(idx, minlength=len(palette))
+        order = np.flatnonzero(used)
+        palette = np.ascontiguousarray(palette[order])
+        lut = np.empty(len(used), np.uint8 if len(order) <= 256 else np.uint16)
+        lut[order] = np.arange(len(order))
+        indices = remap.apply(lut, idx, (h, w))
+    elif p.sampled:
+        indices, sq_error = remap.remap_lut(p.flat, palette, colorspace)
+        indices = indices.reshape(h, w)
+    else:
+        lut = np.empty(f.n_entries, np.uint8 if len(palette) <= 256 else np.uint16)
+        lut[f.order] = np.arange(len(f.order))
+        indices = remap.apply(lut[f.labels], p.inverse, (h, w))
+        sq_error = f.plain_sq
+    lap("remap")
+    return palette, indices, float(sq_error)
+
+
 def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3,
-             init="wu", swap_rounds=4, ssim=False, max_pixels=io.DEFAULT_MAX_PIXELS):
+             init="wu", swap_rounds=4, ssim=False, max_pixels=io.DEFAULT_MAX_PIXELS,
+             dither=None, dither_strength=1.0, colorspace="rgb", quality=None,
+             keep_metadata=False):
     """Quantize an image to at most ``n_colors`` colours with weighted k-means.
 
     Parameters
@@ -137,7 +333,7 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3
         bool as 0/255, uint16 scaled by 255/65535, floats in [0, 1] scaled
         by 255, other integers in [0, 255].
     n_colors : int
-        Palette size, 1 to 65536.
+        Palette size, 1 to 65536 (with ``quality``: the largest allowed).
     resize : None, int or (int, int)
         None keeps the size; an int is the maximum side (aspect ratio kept,
         never enlarged); (width, height) is exact.  Area averaging shrinks,
@@ -152,6 +348,32 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3
         Also compute SSIM (costs about as much as the quantization).
     max_pixels : int or None
         Refuse larger images before decoding them.
+    dither : {None, "fs", "ordered"}
+        Map pixels with Floyd-Steinberg error diffusion (serpentine, error
+        clamped to +-32 levels per channel) or an 8x8 Bayer matrix scaled to
+        the palette's typical spacing, instead of to their nearest entry.
+        The palette is fitted the same way; ``stats`` measure the dithered
+        result.  Dithering trades PSNR for smoother gradients (see README).
+    dither_strength : float in [0, 1]
+        Fraction of the error diffused, or of the Bayer offsets; 0 maps each
+        pixel to its nearest entry.
+    colorspace : {"rgb", "oklab"}
+        Where the palette is fitted and colours are mapped to their nearest
+        entry: sRGB values, or OKLab (perceptual; alpha a 4th coordinate).
+        Dithering diffuses and searches in sRGB either way.
+    quality : None, number or (min, max)
+        A pngquant-style target on the 0-100 scale of
+        :func:`fastquant.metrics.quality_from_mse` (pngquant's curve on our
+        MSE; 80 is about 37.3 dB PSNR, 60 about 33.9 dB): the fewest colours
+        (up to ``n_colors``) whose result reaches ``max``, found by
+        bisection over k on a log scale; if ``n_colors`` colours cannot
+        reach ``max``, the ``n_colors`` result, unless it is below ``min``:
+        then :class:`QualityError`.  A single number is ``(0, max)``.
+        Quality is judged before dithering, as pngquant does (``stats``
+        still measure the dithered result).
+    keep_metadata : bool
+        Keep the input's ICC profile (``result.icc_profile``), written into
+        PNG outputs by ``save``/``encode``.  Nothing else is kept.
 
     Returns
     -------
@@ -163,8 +385,14 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3
         The source cannot be read or decoded.
     OptionError
         An option is out of range, or the array is not an image.
+    QualityError
+        ``quality=(min, max)`` and even ``n_colors`` colours stay below ``min``.
     """
     n_colors = _check_colors(n_colors)
+    dither, dither_strength = _check_dither(dither, dither_strength)
+    if colorspace not in ("rgb", "oklab"):
+        raise OptionError(f"colorspace must be 'rgb' or 'oklab', got {colorspace!r}")
+    target = _check_quality(quality)
     seconds = {}
     t = time.perf_counter()
 
@@ -174,71 +402,40 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3
         seconds[stage] = seconds.get(stage, 0.0) + now - t
         t = now
 
-    arr, nbytes = io.read_image(image, max_pixels=max_pixels)
-    if isinstance(image, np.ndarray) and arr.shape[2] == 4 and np.may_share_memory(arr, image):
-        arr = arr.copy()  # the transparent-pixel fix below must not touch the caller's array
-    lap("read")
-    h, w, c = arr.shape
-    size = _resize.target_size(w, h, resize)
-    if size != (w, h):
-        arr = _resize.resize(arr, size)
-        w, h = size
-    if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
-        arr[arr[:, :, 3] == 0] = 0
-    lap("resize")
-    flat = arr.reshape(-1, c)
-    sampled = c == 3 and h * w > 2 * SAMPLE_PIXELS
-    if sampled:  # fit on an evenly spread sample; every pixel is mapped afterwards
-        step = -(-h * w // SAMPLE_PIXELS)
-        while math.gcd(step, w) != 1:  # a step sharing a factor with the width samples columns unevenly
-            step += 1
-        colors, counts, _ = histogram.unique_colors(flat[::step])
-    else:
-        colors, counts, inverse = histogram.unique_colors(flat)
-    lap("histogram")
-    # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
-    # their own; the k-means spends the other entries on visible colours.
-    clear = np.flatnonzero(colors[:, 3] == 0) if c == 4 else np.empty(0, np.intp)
-    reserve = len(clear) == 1 and n_colors > 1 and len(colors) > 1
-    visible = np.delete(np.arange(len(colors)), clear) if reserve else np.arange(len(colors))
-    fit, fit_weights, cell = histogram.coarsen(colors[visible], counts[visible], FIT_COLORS)
-    km = kmeans.kmeans(fit, n_colors - reserve, weights=fit_weights, seed=seed,
-                       max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
-    palette = np.clip(np.rint(km.centers), 0, 255).astype(np.uint8)
-    start = np.zeros(len(colors), np.int32)
-    start[visible] = km.labels[cell]
-    if reserve:
-        start[clear] = len(palette)
-        palette = np.vstack([palette, np.zeros((1, 4), np.uint8)])
-    lap("palette")
-    labels, dist = remap.nearest(colors, palette, start)
-    used = np.bincount(labels, weights=counts, minlength=len(palette))
-    # Most used first, translucent entries before opaque ones so the tRNS
-    # chunk stays short; entries no colour uses (centres that rounded onto
-    # another) are dropped -- in a sample, only duplicates can be dropped.
-    keys = [-used] if c == 3 else [-used, palette[:, 3]]
-    order = np.lexsort(keys)
-    if sampled:
-        order = order[np.unique(palette[order], axis=0, return_index=True)[1]]
-        order = order[np.lexsort([-used[order]])]
-    else:
-        order = order[used[order] > 0]
-    palette = np.ascontiguousarray(palette[order])
-    if sampled:
-        indices, sq_error = remap.remap_lut(flat, palette)
-        indices = indices.reshape(h, w)
-    else:
-        lut = np.empty(len(used), np.uint8 if len(order) <= 256 else np.uint16)
-        lut[order] = np.arange(len(order))
-        indices = remap.apply(lut[labels], inverse, (h, w))
-        sq_error = float(np.dot(counts, dist))
-    lap("remap")
-    err = sq_error / (h * w * c)
-    stats = Stats(n_colors=len(palette), unique_colors=len(colors), width=w, height=h,
-                  mse=err, psnr=metrics.psnr_from_mse(err), iterations=km.n_iter,
-                  input_bytes=nbytes, seconds=seconds)
-    result = Quantized(palette, indices, arr, stats)
+    p = _prepare(image, resize, max_pixels, keep_metadata, lap)
+    km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
+
+    best = _fit(p, n_colors, km, colorspace, lap)
+    score = None
+    if target is not None:
+        # Judged on the nearest-entry mapping, before any dithering (as
+        # pngquant does): dithering trades PSNR for smoothness, and would
+        # otherwise always ask for more colours.
+        lo_q, hi_q = target
+        score = metrics.quality_from_mse(best.plain_mse)
+        if score < lo_q:
+            raise QualityError(
+                f"{io.source_name(image)}: quality {score} (PSNR {metrics.psnr_from_mse(best.plain_mse):.2f}"
+                f" dB) with {len(best.palette)} colours is below the minimum {lo_q:g}; nothing written")
+        if score >= hi_q:
+            # Fewest colours reaching hi_q: bisection on a log scale between a
+            # k known to fall short (lo; 0 = none yet) and one that reaches it.
+            lo, hi = 0, n_colors
+            while hi - lo > 1:
+                mid = min(max(int(round(math.sqrt(max(lo, 1) * hi))), lo + 1), hi - 1)
+                trial = _fit(p, mid, km, colorspace, lap)
+                q = metrics.quality_from_mse(trial.plain_mse)
+                if q >= hi_q:
+                    hi, best, score = mid, trial, q
+                else:
+                    lo = mid
+    palette, indices, sq_error = _map(p, best, colorspace, dither, dither_strength, lap)
+    err = sq_error / (p.h * p.w * p.c)
+    stats = Stats(n_colors=len(palette), unique_colors=len(p.colors), width=p.w, height=p.h,
+                  mse=err, psnr=metrics.psnr_from_mse(err), iterations=best.n_iter,
+                  input_bytes=p.nbytes, quality=score, seconds=seconds)
+    result = Quantized(palette, indices, p.arr, stats, icc_profile=p.icc)
     if ssim:
-        stats.ssim = metrics.ssim(arr, result.image)
+        stats.ssim = metrics.ssim(p.arr, result.image)
         lap("metrics")
     return result

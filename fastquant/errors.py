@@ -29,3 +29,17 @@ class OutputExistsError(OutputError):
     """The output exists, or would replace the input, and ``--force`` was not given (exit code 5)."""
 
     exit_code = 5
+
+
+class SkippedLargerError(FastquantError):
+    """The result would not be smaller than the input (``--skip-if-larger``); nothing
+    was written (exit code 98, as pngquant's)."""
+
+    exit_code = 98
+
+
+class QualityError(FastquantError):
+    """Even the largest allowed palette does not reach the minimum quality asked
+    for (``quality=(min, max)``); nothing was written (exit code 99, as pngquant's)."""
+
+    exit_code = 99

@@ -7,6 +7,7 @@ in the target's folder and renames it over the target.
 """
 import io as _io
 import os
+import stat
 import struct
 import tempfile
 import warnings
@@ -65,12 +66,12 @@ def to_uint8(image):
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
         raise OptionError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
-        raise OptionError(f"image is empty: shape {a.shape}")
+        raise OptionError(f"image is empty: expected at least 1x1 pixels, got shape {a.shape}")
     if a.dtype == np.uint8:
         pass
     elif a.dtype == bool:
         a = a.astype(np.uint8) * np.uint8(255)
-    elif a.dtype == np.uint16:
+    elif a.dtype.kind == "u" and a.dtype.itemsize == 2:  # uint16 in either byte order
         a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     elif np.issubdtype(a.dtype, np.integer):
         if a.min() < 0 or a.max() > 255:
@@ -78,12 +79,13 @@ def to_uint8(image):
         a = a.astype(np.uint8)
     elif np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all():
-            raise OptionError("float image contains NaN or infinity")
+            raise OptionError("float image contains NaN or infinity: expected finite values in [0, 1]")
         if a.min() < 0 or a.max() > 1:
             raise OptionError(f"float image values must lie in [0, 1], got [{a.min():g}, {a.max():g}]")
         a = np.rint(a.astype(np.float64) * 255).astype(np.uint8)
     else:
-        raise OptionError(f"unsupported image dtype {a.dtype}")
+        raise OptionError(f"unsupported image dtype {a.dtype}: expected uint8, uint16, bool, "
+                          "another integer type or a float type")
     c = a.shape[2]
     if c in (1, 2):  # grey (+ alpha): replicate to RGB
         a = np.concatenate([np.repeat(a[:, :, :1], 3, axis=2), a[:, :, 1:]], axis=2)
@@ -92,7 +94,7 @@ def to_uint8(image):
     return np.ascontiguousarray(a)
 
 
-def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS):
+def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, info=None):
     """Read an image into a uint8 RGB or RGBA array.
 
     Parameters
@@ -102,6 +104,9 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS):
         orientation applied), its bytes, or an array (see :func:`to_uint8`).
     max_pixels : int or None
         Refuse images with more pixels than this before decoding them.
+    info : dict, optional
+        Filled with metadata worth keeping: ``"icc_profile"`` (bytes), when
+        the file embeds an ICC profile.
 
     Returns
     -------
@@ -113,16 +118,28 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS):
     ------
     InputError
         When the source is missing, unreadable, not an image, corrupt or too large.
+    OptionError
+        When ``max_pixels`` is not None or a positive integer.
     """
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(
+            max_pixels, (int, np.integer)) or max_pixels < 1):
+        raise OptionError(f"max_pixels must be None or an integer >= 1, got {max_pixels!r}")
     if isinstance(source, np.ndarray):
         return to_uint8(source), None
     name = source_name(source)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.exists(path):
-            raise InputError(f"{name}: no such file")
-        if os.path.isdir(path):
+        try:
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, ValueError) as e:  # ValueError: a NUL in the name
+            broken = " (broken symbolic link)" if os.path.islink(path) else ""
+            raise InputError(f"{name}: no such file{broken}") from e
+        except OSError as e:  # a symbolic link loop, a folder we may not search...
+            raise InputError(f"{name}: cannot read: {e.strerror or e}") from e
+        if stat.S_ISDIR(mode):
             raise InputError(f"{name}: is a folder, not an image file")
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # pipes are fine: <(cat x.png)
+            raise InputError(f"{name}: not a regular file (a device or a socket)")
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -135,31 +152,33 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS):
             data = source.read()
         except UnicodeDecodeError as e:
             raise InputError(f"{name}: file object must be opened in binary mode ('rb')") from e
-        except OSError as e:
-            raise InputError(f"{name}: cannot read: {e.strerror or e}") from e
+        except (OSError, ValueError) as e:  # ValueError: a closed file
+            raise InputError(f"{name}: cannot read: {getattr(e, 'strerror', None) or e}") from e
         if not isinstance(data, bytes):
             raise InputError(f"{name}: file object must be opened in binary mode")
     else:
         raise InputError(f"expected a path, bytes, a binary file or an ndarray, got {type(source).__name__}")
     if not data:
         raise InputError(f"{name}: empty file")
-    return _decode(data, name, max_pixels), len(data)
+    return _decode(data, name, max_pixels, info), len(data)
 
 
-def _decode(data, name, max_pixels):
+def _decode(data, name, max_pixels, info=None):
     import imageio.v3 as iio  # deferred: keeps `import fastquant` light
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with iio.imopen(data, "r", plugin="pillow") as f:
-                meta = f.metadata(index=0, exclude_applied=False)
-                mode = meta.get("mode", "")
-                w, h = meta.get("shape", (0, 0))
+                h, w = f.properties(index=0).shape[:2]  # from the header: metadata() decodes PNGs
                 if max_pixels is not None and w * h > max_pixels:
                     raise InputError(
                         f"{name}: {w}x{h} = {w * h} pixels is more than the limit of {max_pixels}"
                         " (--max-pixels)")
+                meta = f.metadata(index=0, exclude_applied=False)
+                if info is not None and meta.get("icc_profile"):
+                    info["icc_profile"] = bytes(meta["icc_profile"])
+                mode = meta.get("mode", "")
                 key = meta.get("transparency")
                 has_alpha = key is not None or mode in _AS_RGBA
                 grey_key = mode in _WIDE or (mode == "L" and isinstance(key, int))
@@ -173,14 +192,30 @@ def _decode(data, name, max_pixels):
     except MemoryError as e:
         raise InputError(f"{name}: image too large to decode") from e
     except Exception as e:  # decoders raise anything: OSError, SyntaxError, ValueError, zlib.error...
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"{name}: cannot decode image: {reason}") from e
+        raise InputError(f"{name}: {_reason(e)}") from e
     if grey_key:
         a = _grey_with_key(a, mode, key, data)
     try:
         return to_uint8(a)
     except OptionError as e:
         raise InputError(f"{name}: {e}") from e
+
+
+def _reason(e):
+    """Why decoding failed, in one line.  imageio hides the errors Pillow raises
+    while opening behind vague ones ("`pillow` can not handle the given uri",
+    "An unknown error occurred..."): use the cause, where there is one."""
+    from PIL import Image
+
+    for x in (e, e.__cause__):
+        if isinstance(x, Image.DecompressionBombError):
+            return f"image too large: {x}"
+    if type(e.__cause__).__name__ == "InitializationError":
+        return "cannot decode image: not an image, or a format Pillow cannot read (damaged header?)"
+    if e.__cause__ is not None and "unknown error" in str(e):
+        e = e.__cause__
+    text = str(e).strip()
+    return f"cannot decode image: {text.splitlines()[0] if text else type(e).__name__}"
 
 
 def _grey_with_key(a, mode, key, data):
@@ -191,9 +226,10 @@ def _grey_with_key(a, mode, key, data):
     else:
         grey = a
         # Pillow scales 1/2/4-bit grey PNG samples to 0..255 but not the tRNS key.
-        if isinstance(key, int) and data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25:
-            depth = data[24]
-            if depth < 8:
+        ihdr = data.find(b"IHDR", 8)  # not always at 12: Pillow accepts chunks before it
+        if isinstance(key, int) and data[:8] == b"\x89PNG\r\n\x1a\n" and 0 < ihdr < len(data) - 12:
+            depth = data[ihdr + 12]
+            if depth in (1, 2, 4):
                 key = key * (255 // ((1 << depth) - 1))
     if not isinstance(key, int):
         return grey
@@ -201,7 +237,7 @@ def _grey_with_key(a, mode, key, data):
     return np.stack([grey, alpha], axis=-1)
 
 
-def png_indexed(indices, palette):
+def png_indexed(indices, palette, icc_profile=None):
     """Encode an indexed PNG.
 
     Parameters
@@ -211,12 +247,14 @@ def png_indexed(indices, palette):
     palette : (k, 3) or (k, 4) uint8 ndarray, 1 <= k <= 256
         RGB or RGBA entries; alpha becomes a tRNS chunk, cut after the last
         entry that is not opaque.
+    icc_profile : bytes, optional
+        An ICC profile to embed (iCCP chunk, named "ICC profile").
 
     Returns
     -------
     bytes
         The PNG file: 1, 2, 4 or 8 bits per index (the smallest that holds
-        k entries), no filter, zlib level 9.
+        k entries), no filter, zlib level 9, no other metadata.
     """
     k = len(palette)
     if not 1 <= k <= 256:
@@ -242,8 +280,10 @@ def png_indexed(indices, palette):
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
 
     out = [b"\x89PNG\r\n\x1a\n",
-           chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0)),
-           chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes())]
+           chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0))]
+    if icc_profile:  # iCCP must come before PLTE; compression method 0 (zlib)
+        out.append(chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(bytes(icc_profile), 9)))
+    out.append(chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes()))
     if palette.shape[1] == 4:
         alpha = palette[:, 3]
         translucent = np.flatnonzero(alpha < 255)
@@ -274,23 +314,25 @@ def gif_indexed(indices, palette):
 _NO_ALPHA = {".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".ppm", ".pgm", ".pbm"}
 
 
-def encode(path, indices, palette):
+def encode(path, indices, palette, icc_profile=None):
     """Encode a quantized image by the extension of ``path``.
 
     ``.png``: indexed PNG when k <= 256, else RGB(A) PNG; ``.gif``: GIF;
     anything else imageio writes: the RGB(A) image, composited over white for
-    formats without alpha.
+    formats without alpha.  ``icc_profile`` (bytes) is embedded where the
+    format can hold one (not in GIFs).
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext == ".png" and len(palette) <= 256:
-        return png_indexed(indices, palette)
+        return png_indexed(indices, palette, icc_profile)
     if ext == ".gif":
         return gif_indexed(indices, palette)
-    return encode_array(path, palette[indices])
+    return encode_array(path, palette[indices], icc_profile)
 
 
-def encode_array(path, image):
-    """Encode an (H, W, 3|4) uint8 array by the extension of ``path`` with imageio."""
+def encode_array(path, image, icc_profile=None):
+    """Encode an (H, W, 3|4) uint8 array by the extension of ``path`` with imageio
+    (embedding ``icc_profile`` where Pillow's writer for the format takes one)."""
     import imageio.v3 as iio
 
     ext = os.path.splitext(os.fspath(path))[1].lower()
@@ -301,6 +343,8 @@ def encode_array(path, image):
         image = ((image[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
     try:
         kw = {".png": {"compress_level": 9}, ".webp": {"lossless": True}}.get(ext, {})
+        if icc_profile:
+            kw = dict(kw, icc_profile=bytes(icc_profile))
         return iio.imwrite("<bytes>", image, extension=ext, plugin="pillow", **kw)
     except Exception as e:
         raise OptionError(f"{os.fspath(path)}: cannot encode as {ext}: {e}") from e

@@ -1,21 +1,34 @@
 """Mapping colours to their nearest palette entry, and pixels through the histogram.
 
-Two ways to give every pixel its palette index:
+Three ways to give every pixel its palette index:
 
 - through the histogram (``apply``): nearest entry per unique colour, then a
   table lookup per pixel via the histogram's inverse index;
 - through a colour lookup table (``remap_lut``), for large RGB images whose
   palette was fitted on a sample: a 2**24-entry table filled lazily with the
   exact nearest entry of each colour met, shared by the threads (they can
-  only ever write the same value into an entry).
+  only ever write the same value into an entry);
+- dithered, per pixel (``dither_fs``, ``dither_ordered``): the nearest entry
+  of the pixel plus an error or threshold offset.
+
+"Nearest" is in sRGB values, or in OKLab with ``colorspace="oklab"`` (see
+:mod:`fastquant.colorspace`).  Dithering always works on sRGB values: the
+error it diffuses must be measured in the space the nearest entry is
+searched in, and integer sRGB arithmetic keeps it exact and reproducible.
 """
 import numpy as np
 from numba import njit, prange
 
-from .kmeans import CHUNK, _neighbors, _search, _sqdist, assign
+from . import colorspace as _cs
+from .colorspace import _encode_at
+from .kmeans import CHUNK, NEIGHBOR_LIST_MAX_K, _neighbors, _search, _sqdist, assign
+
+#: Pixels from which ordered dithering runs on all threads (below, waking
+#: the threads costs more than it saves).
+PARALLEL_MIN_PIXELS = 1 << 16
 
 
-def nearest(colors, palette, start=None):
+def nearest(colors, palette, start=None, colorspace="rgb"):
     """Exact nearest palette entry of every colour (ties: lowest index).
 
     Parameters
@@ -24,14 +37,22 @@ def nearest(colors, palette, start=None):
     palette : (k, C) uint8 ndarray
     start : (M,) int32 ndarray, optional
         Guesses that speed up the search (e.g. the k-means labels); overwritten.
+    colorspace : {"rgb", "oklab"}
+        Where distances are measured: sRGB values, or OKLab points
+        (:func:`fastquant.colorspace.to_points`; alpha a 4th coordinate).
 
     Returns
     -------
     labels : (M,) int32 ndarray
     dist : (M,) float32 ndarray
-        Squared distance in uint8 units (exact: integer sums below 2**24).
+        Squared sRGB distance in uint8 units, whatever ``colorspace`` (exact:
+        integer sums below 2**24).
     """
-    return assign(colors.astype(np.float32), palette.astype(np.float32), start)
+    if colorspace == "rgb":
+        return assign(colors.astype(np.float32), palette.astype(np.float32), start)
+    labels, _ = assign(_cs.to_points(colors), _cs.to_points(palette), start)
+    diff = colors.astype(np.int32) - palette[labels]
+    return labels, np.einsum("ij,ij->i", diff, diff).astype(np.float32)
 
 
 def apply(lut, inverse, shape):
@@ -78,25 +99,291 @@ def _lut_par(pixels, palette, order, sorted_d, table, out, errs, chunk):
         _lut_range(pixels, palette, order, sorted_d, table, out, errs, c, c * chunk, min(n, (c + 1) * chunk))
 
 
-def remap_lut(pixels, palette):
+@njit(cache=True, nogil=True)
+def _lut_lab_range(pixels, palette, points, lin, scale, order, sorted_d, table, out, errs, c, lo, hi):
+    """``_lut_range`` searching in OKLab: a colour met for the first time is
+    converted to its point, and its nearest entry found among ``points``."""
+    pt = np.empty((1, 3), np.float32)
+    prev = 0
+    err = 0.0
+    for i in range(lo, hi):
+        key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
+        v = table[key]
+        if v < 0:
+            _encode_at(pixels, i, lin, scale, pt, 0)
+            v, _, _ = _search(pt, 0, points, order, sorted_d, prev, _sqdist(pt, 0, points, prev))
+            table[key] = v
+        out[i] = v
+        prev = v
+        err += _sqdist(pixels, i, palette, v)
+    errs[c] = err
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _lut_lab_par(pixels, palette, points, lin, scale, order, sorted_d, table, out, errs, chunk):
+    n = pixels.shape[0]
+    for c in prange((n + chunk - 1) // chunk):
+        _lut_lab_range(pixels, palette, points, lin, scale, order, sorted_d, table, out, errs, c,
+                       c * chunk, min(n, (c + 1) * chunk))
+
+
+def remap_lut(pixels, palette, colorspace="rgb"):
     """Nearest palette entry of every RGB pixel through a lazily filled colour table.
 
     Parameters
     ----------
     pixels : (N, 3) uint8 ndarray
     palette : (k, 3) uint8 ndarray, k <= 32767
+    colorspace : {"rgb", "oklab"}
+        Where "nearest" is measured (see :func:`nearest`).
 
     Returns
     -------
     indices : (N,) uint8 ndarray (uint16 when k > 256)
     sq_error : float
-        Sum over pixels of the squared distance to their entry (exact).
+        Sum over pixels of the squared sRGB distance to their entry (exact).
     """
     pal = np.ascontiguousarray(palette, np.float32)
-    order, sorted_d = _neighbors(pal)
     table = np.full(1 << 24, -1, np.int16)
     out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
     chunk = 16 * CHUNK
     errs = np.zeros((len(pixels) + chunk - 1) // chunk)
-    _lut_par(np.ascontiguousarray(pixels), pal, order, sorted_d, table, out, errs, chunk)
+    pixels = np.ascontiguousarray(pixels)
+    if colorspace == "rgb":
+        order, sorted_d = _neighbors(pal)
+        _lut_par(pixels, pal, order, sorted_d, table, out, errs, chunk)
+    else:
+        points = _cs.to_points(np.ascontiguousarray(palette))
+        order, sorted_d = _neighbors(points)
+        _lut_lab_par(pixels, pal, points, _cs.LINEAR, _cs.SCALE, order, sorted_d, table, out, errs, chunk)
     return out, float(errs.sum())
+
+
+# ----------------------------------------------------------------------------- dithering
+
+#: Floyd-Steinberg: the error a pixel receives is clamped to this many levels
+#: per channel, so that an area whose colour the palette cannot reach (a
+#: saturated red next to the nearest entry) does not pile up error that then
+#: smears into the next area.
+FS_MAX_ERROR = 32
+#: Errors are kept as integers in 1/16 of a level, and the strength in steps
+#: of 1/64: integer arithmetic makes the result exact and reproducible.
+_FS_UNIT = 16
+_STRENGTH_STEPS = 64
+
+
+def _search_lists(pal):
+    """Neighbour lists for ``_search`` (empty, meaning full scans, for huge palettes)."""
+    if len(pal) <= NEIGHBOR_LIST_MAX_K:
+        return _neighbors(pal)
+    return np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
+
+
+@njit(cache=True, nogil=True)
+def _fs(pixels, width, palette, order, sorted_d, strength, limit, out):
+    """Serpentine Floyd-Steinberg over (N, C) pixels in rows of ``width``.
+
+    Error (target - entry, in 1/16 levels) times ``strength``/64 is passed on
+    7/16 ahead, 3/16 behind below, 5/16 below, 1/16 ahead below (ahead = the
+    scan direction, which flips every row), each part rounded half up.  The
+    error a pixel receives is clamped to +-``limit`` (1/16 levels) and the
+    target to [0, 255]; the entry is the nearest to the target rounded to
+    whole levels (exact integer distances).  Fully transparent pixels neither
+    take nor pass on error.  Returns the squared error against the pixels.
+    """
+    n, c = pixels.shape
+    h = n // width
+    cur = np.zeros((width + 2, c), np.int64)  # error for this row, column x at x + 1
+    nxt = np.zeros((width + 2, c), np.int64)
+    pt = np.empty((1, c), np.float32)
+    tgt = np.empty(c, np.int64)
+    top = 255 * _FS_UNIT
+    half = _FS_UNIT // 2
+    den = _FS_UNIT * _STRENGTH_STEPS
+    prev = 0
+    sq = 0
+    for y in range(h):
+        fwd = 1 if y % 2 == 0 else -1
+        for step in range(width):
+            x = step if fwd == 1 else width - 1 - step
+            i = y * width + x
+            visible = c < 4 or pixels[i, 3] > 0
+            for t in range(c):
+                v = np.int64(pixels[i, t]) * _FS_UNIT
+                if visible:
+                    v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
+                tgt[t] = v
+                pt[0, t] = (v + half) // _FS_UNIT
+            best, _, _ = _search(pt, 0, palette, order, sorted_d, prev, _sqdist(pt, 0, palette, prev))
+            out[i] = best
+            prev = best
+            for t in range(c):
+                d = np.int64(pixels[i, t]) - np.int64(palette[best, t])
+                sq += d * d
+                if visible:
+                    e = (tgt[t] - np.int64(palette[best, t]) * _FS_UNIT) * strength
+                    cur[x + 1 + fwd, t] += (7 * e + den // 2) // den
+                    nxt[x + 1 - fwd, t] += (3 * e + den // 2) // den
+                    nxt[x + 1, t] += (5 * e + den // 2) // den
+                    nxt[x + 1 + fwd, t] += (e + den // 2) // den
+        cur, nxt = nxt, cur
+        nxt[:] = 0
+    return sq
+
+
+def _check_pixels(pixels, width, palette):
+    pixels = np.ascontiguousarray(pixels, np.uint8)
+    if pixels.ndim != 2 or width < 1 or pixels.shape[0] % width:
+        raise ValueError(f"expected (H * W, C) pixels in rows of {width}, got shape {pixels.shape}")
+    pal = np.ascontiguousarray(palette, np.float32)
+    if pal.ndim != 2 or pal.shape[1] != pixels.shape[1] or len(pal) < 1:
+        raise ValueError(f"expected a (k, {pixels.shape[1]}) palette, got shape {pal.shape}")
+    return pixels, pal
+
+
+def _index_array(out, k):
+    return out.astype(np.uint8 if k <= 256 else np.uint16)
+
+
+def dither_fs(pixels, width, palette, strength=1.0):
+    """Floyd-Steinberg error diffusion, serpentine (serial: deterministic).
+
+    Parameters
+    ----------
+    pixels : (H * W, C) uint8 ndarray
+        The image, row by row.
+    width : int
+        W.
+    palette : (k, C) uint8 ndarray
+    strength : float in [0, 1]
+        Fraction of the error passed on (in steps of 1/64); 0 is plain
+        nearest-entry mapping.
+
+    Returns
+    -------
+    indices : (H * W,) uint8 ndarray (uint16 when k > 256)
+    sq_error : int
+        Sum over pixels and channels of the squared difference to the
+        chosen entries (exact).
+    """
+    pixels, pal = _check_pixels(pixels, width, palette)
+    order, sorted_d = _search_lists(pal)
+    out = np.empty(len(pixels), np.int32)
+    s = int(round(strength * _STRENGTH_STEPS))
+    sq = _fs(pixels, int(width), pal, order, sorted_d, s, FS_MAX_ERROR * _FS_UNIT, out)
+    return _index_array(out, len(pal)), int(sq)
+
+
+def bayer(n=8):
+    """(n, n) int ndarray: the Bayer threshold matrix, values 0 .. n*n - 1 (n a power of 2).
+
+    Entry (y, x) interleaves the bits of y XOR x and y, most significant
+    last: the same matrix as the recursion M2n = [[4M, 4M+2], [4M+3, 4M+1]].
+    """
+    bits = n.bit_length() - 1
+    y, x = np.mgrid[0:n, 0:n]
+    m = np.zeros((n, n), np.int64)
+    for b in range(bits):
+        m += (2 * (((x ^ y) >> b) & 1) + ((y >> b) & 1)) << (2 * (bits - 1 - b))
+    return m
+
+
+def palette_spacing(palette):
+    """Typical distance between palette colours: the median, over entries, of the
+    sRGB distance (colour channels only) to the nearest other entry.
+
+    Entries beyond 4096 are sampled evenly.  Returns 0.0 for one entry.
+    """
+    rgb = np.asarray(palette, np.float64)[:, :3]
+    k = len(rgb)
+    if k < 2:
+        return 0.0
+    pick = np.arange(k) if k <= 4096 else np.arange(4096) * k // 4096
+    best = np.empty(len(pick))
+    for lo in range(0, len(pick), 256):
+        p = pick[lo:lo + 256]
+        d = ((rgb[p, None, :] - rgb[None, :, :]) ** 2).sum(axis=2)
+        d[np.arange(len(p)), p] = np.inf
+        best[lo:lo + len(p)] = d.min(axis=1)
+    return float(np.sqrt(np.median(best)))
+
+
+def ordered_offsets(palette, strength=1.0):
+    """(8, 8) int32 ndarray: per-position offset added to R, G and B.
+
+    The Bayer thresholds, centred on 0 and spanning one typical palette step
+    along the grey axis ((t + 0.5) / 64 - 0.5) * strength * spacing / sqrt(3),
+    rounded to whole levels.  On the grey axis a step of s in each channel is
+    a distance of s * sqrt(3), hence the division.
+    """
+    t = (bayer(8) + 0.5) / 64 - 0.5
+    return np.rint(t * strength * palette_spacing(palette) / np.sqrt(3)).astype(np.int32)
+
+
+@njit(cache=True, nogil=True)
+def _ordered_rows(pixels, width, palette, order, sorted_d, offsets, out, errs, lo, hi):
+    """Rows lo..hi-1: nearest entry to each pixel plus its Bayer offset (colour
+    channels, clamped to [0, 255]; none for fully transparent pixels); each
+    row's squared error into ``errs``."""
+    c = pixels.shape[1]
+    pt = np.empty((1, c), np.float32)
+    for y in range(lo, hi):
+        prev = 0  # each row starts afresh: rows are independent of how they are shared out
+        sq = 0
+        for x in range(width):
+            i = y * width + x
+            o = offsets[y & 7, x & 7] if c < 4 or pixels[i, 3] > 0 else 0
+            for t in range(c):
+                v = np.int64(pixels[i, t])
+                if t < 3:
+                    v = min(max(v + o, 0), 255)
+                pt[0, t] = v
+            best, _, _ = _search(pt, 0, palette, order, sorted_d, prev, _sqdist(pt, 0, palette, prev))
+            out[i] = best
+            prev = best
+            for t in range(c):
+                d = np.int64(pixels[i, t]) - np.int64(palette[best, t])
+                sq += d * d
+        errs[y] = sq
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _ordered_par(pixels, width, palette, order, sorted_d, offsets, out, errs, rows):
+    h = pixels.shape[0] // width
+    for c in prange((h + rows - 1) // rows):
+        _ordered_rows(pixels, width, palette, order, sorted_d, offsets, out, errs, c * rows,
+                      min(h, (c + 1) * rows))
+
+
+def dither_ordered(pixels, width, palette, strength=1.0):
+    """Ordered dithering with an 8x8 Bayer matrix (see :func:`ordered_offsets`).
+
+    Parameters
+    ----------
+    pixels : (H * W, C) uint8 ndarray
+        The image, row by row.
+    width : int
+        W.
+    palette : (k, C) uint8 ndarray
+    strength : float in [0, 1]
+        Scales the offsets; 0 is plain nearest-entry mapping.
+
+    Returns
+    -------
+    indices : (H * W,) uint8 ndarray (uint16 when k > 256)
+    sq_error : int
+        Sum over pixels and channels of the squared difference to the
+        chosen entries (exact).
+    """
+    pixels, pal = _check_pixels(pixels, width, palette)
+    order, sorted_d = _search_lists(pal)
+    offsets = ordered_offsets(palette, strength)
+    out = np.empty(len(pixels), np.int32)
+    h = len(pixels) // width
+    errs = np.zeros(h, np.int64)
+    args = (pixels, int(width), pal, order, sorted_d, offsets, out, errs)
+    if len(pixels) >= PARALLEL_MIN_PIXELS:
+        _ordered_par(*args, 8)
+    else:
+        _ordered_rows(*args, 0, h)
+    return _index_array(out, len(pal)), int(errs.sum())

@@ -25,3 +25,15 @@ def kodak():
 def images_dir():
     """The root of the shared test images."""
     return _folder(".")
+
+
+@pytest.fixture(scope="session")
+def pngsuite():
+    """The PngSuite folder (valid files, and the deliberately corrupt x*.png)."""
+    return _folder("pngsuite")
+
+
+@pytest.fixture(scope="session")
+def odd():
+    """The folder of unusual images (16-bit, grey, palette, CMYK, animated GIF...)."""
+    return _folder("odd")

@@ -160,3 +160,92 @@ def ssim(a, b, sigma=1.5, data_range=255.0):
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
     return float(s[r:-r, r:-r].mean())
+
+
+def floyd_steinberg(image, palette, strength=1.0, limit=32):
+    """Serpentine Floyd-Steinberg on an (H, W, C) uint8 image, written the plain way.
+
+    Integer arithmetic as specified: errors in 1/16 levels, strength in 1/64
+    steps, each diffused part (7, 3, 5, 1)/16 rounded half up; the error a
+    pixel receives is clamped to +-limit levels and the target to [0, 255];
+    the entry is the nearest (lowest index on ties) to the target rounded to
+    whole levels; fully transparent pixels neither take nor pass on error.
+    """
+    h, w, c = image.shape
+    s = int(round(strength * 64))
+    pal = np.asarray(palette, np.int64)
+    err = np.zeros((h + 1, w + 2, c), np.int64)  # column x at x + 1
+    idx = np.empty((h, w), np.int64)
+    for y in range(h):
+        fwd = 1 if y % 2 == 0 else -1
+        for x in (range(w) if fwd == 1 else range(w - 1, -1, -1)):
+            px = image[y, x].astype(np.int64)
+            visible = c < 4 or px[3] > 0
+            target = px * 16
+            if visible:
+                target = np.clip(target + np.clip(err[y, x + 1], -16 * limit, 16 * limit), 0, 255 * 16)
+            key = (target + 8) // 16
+            j = int(np.argmin(((pal - key) ** 2).sum(axis=1)))
+            idx[y, x] = j
+            if visible:
+                e = (target - 16 * pal[j]) * s
+                for dy, dx, wt in ((0, fwd, 7), (1, -fwd, 3), (1, 0, 5), (1, fwd, 1)):
+                    err[y + dy, x + 1 + dx] += (e * wt + 512) // 1024
+    return idx
+
+
+def bayer(n):
+    """Bayer matrix by its recursive definition M2n = [[4M, 4M+2], [4M+3, 4M+1]]."""
+    m = np.zeros((1, 1), np.int64)
+    while len(m) < n:
+        m = np.block([[4 * m, 4 * m + 2], [4 * m + 3, 4 * m + 1]])
+    return m
+
+
+def ordered_dither(image, palette, strength=1.0):
+    """Ordered dithering: R, G and B of every visible pixel shifted by the 8x8 Bayer
+    threshold ((t + 0.5) / 64 - 0.5) * strength * spacing / sqrt(3), rounded, the
+    target clamped to [0, 255]; spacing = median distance from each entry to its
+    nearest other entry (RGB); then the nearest entry (lowest index on ties)."""
+    h, w, c = image.shape
+    pal = np.asarray(palette, np.int64)
+    rgb = pal[:, :3].astype(np.float64)
+    if len(pal) > 1:
+        d2 = [min(((rgb[i] - rgb[j]) ** 2).sum() for j in range(len(pal)) if j != i) for i in range(len(pal))]
+        spacing = float(np.sqrt(np.median(d2)))
+    else:
+        spacing = 0.0
+    off = np.rint(((bayer(8) + 0.5) / 64 - 0.5) * strength * spacing / np.sqrt(3)).astype(np.int64)
+    idx = np.empty((h, w), np.int64)
+    for y in range(h):
+        for x in range(w):
+            px = image[y, x].astype(np.int64)
+            if c < 4 or px[3] > 0:
+                px[:3] = np.clip(px[:3] + off[y % 8, x % 8], 0, 255)
+            idx[y, x] = int(np.argmin(((pal - px) ** 2).sum(axis=1)))
+    return idx
+
+
+# Björn Ottosson's OKLab matrices (https://bottosson.github.io/posts/oklab/)
+_M1 = np.array([[0.4122214708, 0.5363325363, 0.0514459929],
+                [0.2119034982, 0.6806995451, 0.1073969566],
+                [0.0883024619, 0.2817188376, 0.6299787005]])
+_M2 = np.array([[0.2104542553, 0.7936177850, -0.0040720468],
+                [1.9779984951, -2.4285922050, 0.4505937099],
+                [0.0259040371, 0.7827717662, -0.8086757660]])
+
+
+def srgb_to_oklab(rgb):
+    """OKLab of sRGB uint8 values, float64: decode the sRGB curve, M1, cube root, M2."""
+    c = np.asarray(rgb, np.float64) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return np.cbrt(lin @ _M1.T) @ _M2.T
+
+
+def oklab_to_srgb(lab):
+    """sRGB values (float64, clipped to [0, 255], not rounded) of OKLab colours,
+    through the exact inverses of M2 and M1."""
+    lms = (np.asarray(lab, np.float64) @ np.linalg.inv(_M2).T) ** 3
+    lin = lms @ np.linalg.inv(_M1).T
+    c = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.abs(lin) ** (1 / 2.4) - 0.055)
+    return np.clip(c * 255.0, 0.0, 255.0)
