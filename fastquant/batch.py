@@ -12,10 +12,11 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import FastquantError, OptionError, OutputExistsError
+from .errors import FastquantError, OptionError, OutputExistsError, SkippedLargerError
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
@@ -37,6 +38,8 @@ class Result:
         One-line reason for "error".
     exit_code : int
         0, or the exit code of the failure kind.
+    trace : str or None
+        The formatted traceback of a failure (printed by the CLI with -v).
     """
 
     source: str
@@ -45,6 +48,7 @@ class Result:
     record: dict = field(default_factory=dict)
     error: Optional[str] = None
     exit_code: int = 0
+    trace: Optional[str] = None
 
 
 def default_output(path, n_colors, ext=None):
@@ -121,15 +125,31 @@ def _same_file(a, b):
         return os.path.abspath(a) == os.path.abspath(b)
 
 
-def run_job(source, output, n_colors=256, force=False, preview=None, **options):
+def run_job(source, output, n_colors=256, force=False, preview=None, preview_diff=False,
+            skip_if_larger=False, **options):
     """Compress one file and write it (and its preview); the unit of work of a batch.
+
+    Parameters
+    ----------
+    source, output : str
+    n_colors : int
+    force : bool
+        Replace an existing output (never the input itself unless forced).
+    preview : str, optional
+        Also write original | result side by side there (``preview_diff``:
+        with an amplified difference panel and a caption).
+    skip_if_larger : bool
+        Write nothing, raising :class:`SkippedLargerError`, when the result
+        is not smaller than the input file.
+    **options
+        Passed to :func:`fastquant.compress`.
 
     Returns
     -------
     dict
         input, output, input_bytes, output_bytes, ratio, n_colors, width,
-        height, psnr (None for lossless), mse, ssim, iterations, seconds,
-        stages (seconds per stage), and preview when written.
+        height, psnr (None for lossless), mse, ssim, quality, iterations,
+        seconds, stages (seconds per stage), and preview when written.
 
     Raises
     ------
@@ -137,7 +157,7 @@ def run_job(source, output, n_colors=256, force=False, preview=None, **options):
         Its ``exit_code`` says what kind of failure.
     """
     from .api import compress
-    from .io import encode_array, write_atomic
+    from .io import encode, encode_array, write_atomic
 
     for target in filter(None, (output, preview)):
         if os.path.exists(source) and _same_file(source, target) and not force:
@@ -147,10 +167,14 @@ def run_job(source, output, n_colors=256, force=False, preview=None, **options):
     t = time.perf_counter()
     q = compress(source, n_colors, **options)
     tw = time.perf_counter()
-    nbytes = q.save(output)
+    data = encode(output, q.indices, q.palette, q.icc_profile)
+    if skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:
+        raise SkippedLargerError(f"{source}: skipped: the result, {len(data)} bytes, is not smaller than "
+                                 f"the input, {q.stats.input_bytes} bytes; nothing written")
+    nbytes = write_atomic(output, data)
     q.stats.seconds["write"] = time.perf_counter() - tw
     if preview:
-        write_atomic(preview, encode_array(preview, q.preview()))
+        write_atomic(preview, encode_array(preview, q.preview(preview_diff, nbytes=nbytes)))
     s = q.stats
     rec = {"input": os.fspath(source), "output": os.fspath(output), "status": "ok",
            "input_bytes": s.input_bytes, "output_bytes": nbytes,
@@ -158,7 +182,8 @@ def run_job(source, output, n_colors=256, force=False, preview=None, **options):
            "n_colors": s.n_colors, "width": s.width, "height": s.height,
            "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
            "mse": round(s.mse, 4), "ssim": round(s.ssim, 5) if s.ssim is not None else None,
-           "iterations": s.iterations, "seconds": round(time.perf_counter() - t, 4),
+           "quality": s.quality, "iterations": s.iterations,
+           "seconds": round(time.perf_counter() - t, 4),
            "stages": {k: round(v, 4) for k, v in s.seconds.items()}}
     if preview:
         rec["preview"] = os.fspath(preview)
@@ -170,10 +195,11 @@ def _job(source, output, kwargs):
     try:
         return Result(source, output, "ok", run_job(source, output, **kwargs))
     except FastquantError as e:
-        return Result(source, output, "error", error=str(e), exit_code=e.exit_code)
-    except Exception as e:  # a bug; reported as such, the batch goes on
+        return Result(source, output, "error", error=str(e), exit_code=e.exit_code,
+                      trace=traceback.format_exc())
+    except (Exception, RecursionError) as e:  # a bug; reported as such, the batch goes on
         return Result(source, output, "error", error=f"{source}: internal error: {type(e).__name__}: {e}",
-                      exit_code=70)
+                      exit_code=70, trace=traceback.format_exc())
 
 
 def _init_worker(threads):
@@ -224,29 +250,52 @@ def compress_many(sources, out_dir=None, *, executor=None, root=None, n_colors=2
         In completion order; a failed file gives ``status == "error"``.
     """
     sources = [os.fspath(s) for s in sources]
+    if out_dir is not None and root is None:
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in sources]) if sources else "."
+    if executor is None:
+        with process_pool() as pool:
+            yield from compress_many(sources, out_dir, executor=pool, root=root, n_colors=n_colors,
+                                     ext=ext, force=force, **options)
+        return
+    pairs = []
+    failed = []
+    for src in sources:
+        try:
+            pairs.append((src, output_in(out_dir, root, src, n_colors, ext) if out_dir is not None
+                          else default_output(src, n_colors, ext)))
+        except FastquantError as e:
+            failed.append(Result(src, None, "error", error=str(e), exit_code=e.exit_code))
+    yield from failed
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        if root is None:
-            root = os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in sources]) \
-                if sources else "."
-    kwargs = dict(options, n_colors=n_colors, force=force)
-    own = executor is None
-    if own:
-        executor = process_pool()
+        make_folders(pairs)
+    yield from run_all(pairs, dict(options, n_colors=n_colors, force=force), executor)
+
+
+def run_all(pairs, kwargs, executor=None):
+    """Run :func:`run_job` on (source, output) pairs; yield :class:`Result` as each finishes.
+
+    ``executor=None`` runs them one after the other in this process.
+    Closing the generator early (Ctrl-C) cancels the jobs not yet started.
+    """
+    if executor is None:
+        for src, out in pairs:
+            yield _job(src, out, kwargs)
+        return
+    futures = {}
     try:
-        futures = {}
-        for src in sources:
-            try:
-                out = (output_in(out_dir, root, src, n_colors, ext) if out_dir is not None
-                       else default_output(src, n_colors, ext))
-            except FastquantError as e:
-                yield Result(src, None, "error", error=str(e), exit_code=e.exit_code)
-                continue
-            if out_dir is not None:
-                os.makedirs(os.path.dirname(out), exist_ok=True)
+        for src, out in pairs:
             futures[executor.submit(_job, src, out, kwargs)] = src
         for fut in cf.as_completed(futures):
             yield fut.result()
     finally:
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
+        for fut in futures:
+            fut.cancel()
+
+
+def make_folders(pairs):
+    """Create the folders of the outputs (the mirrored tree under an out-dir)."""
+    for folder in sorted({os.path.dirname(out) for _, out in pairs if out}):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError:
+            pass  # the write itself then reports the problem, file by file

@@ -19,9 +19,8 @@ import json
 import os
 import sys
 import time
-import traceback
 
-from .errors import FastquantError, OptionError, OutputExistsError, SkippedLargerError
+from .errors import FastquantError, OptionError, SkippedLargerError
 
 EXIT_OK, EXIT_MIXED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 
@@ -95,13 +94,25 @@ def build_parser():
         epilog="Exit codes: 0 ok, 1 mixed failures, 2 usage, 3 unreadable input, 4 output not "
                "written, 5 output exists (use --force), 70 internal error, 98 not smaller "
                "(--skip-if-larger), 99 quality below MIN (--quality), 130 interrupted.")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files (PNG, JPEG, GIF, ...)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="image files (PNG, JPEG, GIF, ...) or folders of them")
     p.add_argument("-k", "--colors", type=_colors, default=256, metavar="N",
                    help="palette size, 1-65536 (default 256; above 256 PNGs are RGB)")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output file (one input only); the extension picks the format")
     p.add_argument("--ext", metavar="SUFFIX",
                    help="suffix of outputs written next to inputs (default -fq<N>.png)")
+    p.add_argument("--out-dir", metavar="DIR",
+                   help="write outputs under DIR, mirroring the input folders")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
+    p.add_argument("--glob", metavar="PATTERN",
+                   help="only files in folders whose names match, e.g. '*.png' (default: image extensions)")
+    p.add_argument("--include-outputs", action="store_true",
+                   help="also compress files in folders that look like earlier outputs (the suffix)")
+    p.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                   help="worker processes (default: the CPU count; fewer than 4 files run in-process)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster (needs fastquant[dask]); 'local' starts a LocalCluster")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resize", type=_size, metavar="WxH", help="resize to exactly W x H pixels")
     g.add_argument("--max-side", type=_positive, metavar="N",
@@ -136,19 +147,6 @@ def build_parser():
     return p
 
 
-def default_output(path, n_colors, ext=None):
-    """Where the result of ``path`` goes without -o: ``<stem>-fq<N>.png`` beside it."""
-    stem = os.path.splitext(path)[0]
-    return stem + (ext if ext else f"-fq{n_colors}.png")
-
-
-def _same_file(a, b):
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
-
-
 def _kernels_cached():
     """True when compiled kernels are on disk (so the run will not compile)."""
     if os.environ.get("NUMBA_CACHE_DIR"):
@@ -158,43 +156,6 @@ def _kernels_cached():
                   os.path.join(os.path.expanduser("~"), ".cache", "numba")]
     return any(glob.glob(os.path.join(d, "**", "kmeans._assign_range*.nbi"), recursive=True)
                for d in places)
-
-
-def _compress_one(src, out, args, options):
-    """Compress one file; returns the record printed for it."""
-    from .api import compress
-
-    for target in filter(None, (out, args.preview)):
-        if os.path.exists(src) and _same_file(src, target) and not args.force:
-            raise OutputExistsError(f"{target}: is the input; refusing to overwrite it (use --force)")
-        if os.path.exists(target) and not args.force:
-            raise OutputExistsError(f"{target}: exists, kept (use --force to overwrite)")
-    t = time.perf_counter()
-    q = compress(src, args.colors, **options)
-    tw = time.perf_counter()
-    from .io import encode, encode_array, write_atomic
-
-    data = encode(out, q.indices, q.palette, q.icc_profile)
-    if args.skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:
-        raise SkippedLargerError(f"{src}: skipped: the result, {len(data)} bytes, is not smaller than "
-                                 f"the input, {q.stats.input_bytes} bytes; nothing written")
-    nbytes = write_atomic(out, data)
-    q.stats.seconds["write"] = time.perf_counter() - tw
-    if args.preview:
-        write_atomic(args.preview, encode_array(args.preview, q.preview(args.preview_diff, nbytes=nbytes)))
-    s = q.stats
-    rec = {"input": src, "output": out, "status": "ok", "input_bytes": s.input_bytes,
-           "output_bytes": nbytes,
-           "ratio": round(nbytes / s.input_bytes, 4) if s.input_bytes else None,
-           "n_colors": s.n_colors, "width": s.width, "height": s.height,
-           "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
-           "mse": round(s.mse, 4), "ssim": round(s.ssim, 5) if s.ssim is not None else None,
-           "iterations": s.iterations, "quality": s.quality,
-           "seconds": round(time.perf_counter() - t, 4),
-           "stages": {k: round(v, 4) for k, v in s.seconds.items()}}
-    if args.preview:
-        rec["preview"] = args.preview
-    return rec
 
 
 def _line(rec, verbose):
@@ -236,8 +197,111 @@ def _emit(line):
             pass
 
 
+def _plan(args):
+    """(source, output) pairs for the inputs, and the failures found while naming them."""
+    from . import batch
+
+    if args.output:
+        return [(args.inputs[0], args.output)], []
+    suffix = args.ext or f"-fq{args.colors}.png"
+    found = batch.find_images(args.inputs, recursive=args.recursive, pattern=args.glob,
+                              skip_suffix=None if args.include_outputs else suffix)
+    pairs, failed = [], []
+    for src, root in found:
+        try:
+            out = (batch.output_in(args.out_dir, root, src, args.colors, args.ext) if args.out_dir
+                   else batch.default_output(src, args.colors, args.ext))
+        except FastquantError as e:
+            failed.append(batch.Result(src, None, "error", error=str(e), exit_code=e.exit_code))
+            continue
+        pairs.append((src, out))
+    if args.out_dir:
+        batch.make_folders(pairs)
+    return pairs, failed
+
+
+def _executor(args, n_files):
+    """Where the jobs run: None (this process), a process pool or a Dask executor; and a closer."""
+    from . import batch
+
+    if args.scheduler:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise OptionError("--scheduler needs dask.distributed: pip install 'fastquant[dask]'") from None
+        cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) \
+            if args.scheduler == "local" else None
+        client = Client(cluster if cluster is not None else args.scheduler)
+
+        def close():
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return client.get_executor(), close
+    jobs = min(args.jobs or os.cpu_count() or 1, n_files)
+    if jobs <= 1 or n_files < 4:  # starting workers costs more than they would save
+        return None, lambda: None
+    pool = batch.process_pool(jobs)
+    return pool, lambda: pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Progress:
+    """Live progress on stderr (terminals only) and the totals for the summary."""
+
+    def __init__(self, total, live):
+        self.total, self.live = total, live
+        self.start = time.perf_counter()
+        self.ok = self.skipped = self.failed = 0
+        self.bytes_in = self.bytes_out = 0
+
+    def add(self, result):
+        if result.status == "ok":
+            self.ok += 1
+            self.bytes_in += result.record.get("input_bytes") or 0
+            self.bytes_out += result.record["output_bytes"]
+        elif result.exit_code == SkippedLargerError.exit_code:
+            self.skipped += 1
+        else:
+            self.failed += 1
+        if self.live:
+            done = self.ok + self.skipped + self.failed
+            rate = done / max(time.perf_counter() - self.start, 1e-9)
+            eta = (self.total - done) / rate if rate else 0.0
+            sys.stderr.write(f"\r\033[K[{done}/{self.total}] {(self.bytes_in - self.bytes_out) / 1e6:.1f} MB "
+                             f"saved, {rate:.1f} files/s, ETA {eta:.0f} s")
+            sys.stderr.flush()
+
+    def clear(self):
+        if self.live:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+    def summary(self):
+        ratio = self.bytes_out / self.bytes_in if self.bytes_in else None
+        return {"files": self.total, "ok": self.ok, "skipped": self.skipped, "failed": self.failed,
+                "input_bytes": self.bytes_in, "output_bytes": self.bytes_out,
+                "ratio": round(ratio, 4) if ratio is not None else None,
+                "seconds": round(time.perf_counter() - self.start, 3)}
+
+
+def _report(result, args):
+    """Print one file's result: a line (or JSON) on stdout, or the error on stderr."""
+    if result.status == "ok":
+        if args.json:
+            _emit(json.dumps(result.record))
+        elif not args.quiet:
+            _emit(_line(result.record, args.verbose))
+        return
+    print(f"fastquant: error: {result.error}", file=sys.stderr, flush=True)
+    if args.json:
+        _emit(json.dumps({"input": result.source, "output": result.output, "status": "error",
+                          "exit_code": result.exit_code, "error": result.error}))
+
+
 def main(argv=None):
     """Run the command line; returns the exit code."""
+    from . import batch
+
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed
@@ -250,52 +314,68 @@ def main(argv=None):
         options["max_pixels"] = args.max_pixels
     err = sys.stderr
     try:
-        inputs = _demo(args, options) if args.demo else list(args.inputs)
-        if not inputs:
+        if args.demo:
+            args.inputs = _demo(args, options)
+        if not args.inputs:
             raise OptionError("no input files (try --demo, or --help)")
-        if args.output and len(inputs) > 1:
-            raise OptionError("-o/--output takes one input; several were given")
-        if args.preview and len(inputs) > 1:
-            raise OptionError("--preview takes one input; several were given")
+        if args.output and args.out_dir:
+            raise OptionError("-o/--output and --out-dir exclude each other")
+        if args.output and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
+            raise OptionError("-o/--output takes one input file")
+        if args.preview and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
+            raise OptionError("--preview takes one input file")
         if args.preview_diff and not args.preview:
             raise OptionError("--preview-diff needs --preview FILE")
+        pairs, failures = _plan(args)
+        if not pairs and not failures:
+            raise OptionError(f"no image files found in {', '.join(args.inputs)}")
+        executor, close = _executor(args, len(pairs))
     except FastquantError as e:
         print(f"fastquant: error: {e}", file=err)
         return e.exit_code
-    if not args.quiet and not _kernels_cached():
+    if not args.quiet and executor is None and not _kernels_cached():
         print("fastquant: compiling the Numba kernels, once (about 10 s); later runs load them "
               "from the cache", file=err)
+    kwargs = dict(options, n_colors=args.colors, force=args.force, preview=args.preview,
+                  preview_diff=args.preview_diff, skip_if_larger=args.skip_if_larger)
+    many = len(pairs) + len(failures) > 1
+    progress = _Progress(len(pairs) + len(failures), live=many and not args.quiet and err.isatty())
     codes = []
+    interrupted = False
+    results = batch.run_all(pairs, kwargs, executor)
     try:
-        for src in inputs:
-            out = args.output or default_output(src, args.colors, args.ext)
-            try:
-                rec = _compress_one(src, out, args, options)
-            except FastquantError as e:
-                code, msg, exc = e.exit_code, str(e), e
-            except (Exception, RecursionError) as e:  # a bug: say so in one line, keep going
-                code, msg, exc = EXIT_INTERNAL, f"{src}: internal error: {type(e).__name__}: {e}", e
-            else:
-                codes.append(EXIT_OK)
-                if args.json:
-                    _emit(json.dumps(rec))
-                elif not args.quiet:
-                    _emit(_line(rec, args.verbose))
-                continue
-            codes.append(code)
-            print(f"fastquant: error: {msg}", file=err, flush=True)
-            if args.verbose:
-                traceback.print_exception(type(exc), exc, exc.__traceback__, file=err)
-            if args.json:
-                _emit(json.dumps({"input": src, "output": out, "status": "error",
-                                  "exit_code": code, "error": msg}))
+        for result in failures:
+            progress.add(result)
+            codes.append(result.exit_code)
+            _report(result, args)
+        for result in results:
+            progress.clear()
+            _report(result, args)
+            if result.status != "ok" and args.verbose and result.trace:
+                print(result.trace, file=err, end="")
+            codes.append(result.exit_code)
+            progress.add(result)
     except KeyboardInterrupt:
-        print("fastquant: interrupted", file=err)
+        interrupted = True
+    finally:
+        results.close()
+        try:
+            close()
+        except KeyboardInterrupt:
+            interrupted = True
+        progress.clear()
+    summary = progress.summary()
+    if args.json and many:
+        _emit(json.dumps({"summary": summary}))
+    if (many or interrupted) and not args.quiet and not args.json:
+        ratio = f" ({100 * summary['ratio']:.1f}%)" if summary["ratio"] is not None else ""
+        print(f"fastquant: {summary['ok']} of {summary['files']} files compressed, {summary['skipped']} "
+              f"skipped, {summary['failed']} failed; {summary['input_bytes']} -> {summary['output_bytes']} "
+              f"bytes{ratio}; {summary['seconds']:.2f} s" + (" (interrupted)" if interrupted else ""),
+              file=err)
+    if interrupted:
         return EXIT_INTERRUPTED
     failed = sorted({c for c in codes if c})
-    if len(inputs) > 1 and failed and not args.quiet:
-        print(f"fastquant: {codes.count(0)} of {len(codes)} files compressed, "
-              f"{len(codes) - codes.count(0)} failed", file=err)
     if not failed:
         return EXIT_OK
     return failed[0] if len(failed) == 1 else EXIT_MIXED

@@ -127,9 +127,13 @@ def test_json(capsys, img, img2, tmp_path):
     code, out, err = run(capsys, "--json", img, img2)
     assert code == 0 and err == []
     lines = out.splitlines()
-    assert len(lines) == 2
-    for line, src in zip(lines, (img, img2)):
-        rec = json.loads(line)
+    assert len(lines) == 3  # one object per file (in completion order), then the summary
+    summary = json.loads(lines[-1])["summary"]
+    assert summary["files"] == summary["ok"] == 2 and summary["failed"] == 0
+    assert summary["input_bytes"] == img.size + img2.size
+    records = {json.loads(line)["input"]: json.loads(line) for line in lines[:2]}
+    for src in (img, img2):
+        rec = records[str(src)]
         assert JSON_KEYS <= set(rec)
         dst = src.default_output()
         assert rec["input"] == str(src) and rec["output"] == str(dst)
@@ -150,6 +154,8 @@ def test_json_records_errors(capsys, img, tmp_path):
     code, out, err = run(capsys, "--json", missing, img)
     assert code == 3
     recs = [json.loads(line) for line in out.splitlines()]
+    assert recs[-1]["summary"]["failed"] == 1 and recs[-1]["summary"]["ok"] == 1
+    recs = recs[:-1]
     assert [r["status"] for r in recs] == ["error", "ok"]
     assert recs[0]["input"] == str(missing) and recs[0]["exit_code"] == 3
     assert str(missing) in recs[0]["error"]
@@ -222,8 +228,14 @@ def _text(folder):
     return path
 
 
+def _empty_folder(tmp_path):
+    path = tmp_path / "nothing here"
+    path.mkdir()
+    return path
+
+
 @pytest.mark.parametrize("case, expected_code", [
-    ("missing", 3), ("text", 3), ("empty", 3), ("folder", 3), ("max-pixels", 3),
+    ("missing", 3), ("text", 3), ("empty", 3), ("empty-folder", 2), ("max-pixels", 3),
     ("k0", 2), ("k-3", 2), ("kabc", 2), ("k65537", 2), ("resize10", 2), ("resize0x5", 2),
     ("max-side0", 2), ("resize-and-max-side", 2), ("no-inputs", 2), ("o-two-inputs", 2),
     ("preview-two-inputs", 2), ("bad-extension", 2), ("unknown-option", 2),
@@ -235,7 +247,7 @@ def test_errors(capsys, img, img2, tmp_path, case, expected_code):
         "missing": [tmp_path / "missing.png"],
         "text": [_text(tmp_path)],
         "empty": [_empty(tmp_path)],
-        "folder": [tmp_path],
+        "empty-folder": [_empty_folder(tmp_path)],
         "max-pixels": [img, "--max-pixels", "100"],
         "k0": [img, "-k", "0"],
         "k-3": [img, "-k", "-3"],
