@@ -271,24 +271,42 @@ def compress_many(sources, out_dir=None, *, executor=None, root=None, n_colors=2
     yield from run_all(pairs, dict(options, n_colors=n_colors, force=force), executor)
 
 
-def run_all(pairs, kwargs, executor=None):
-    """Run :func:`run_job` on (source, output) pairs; yield :class:`Result` as each finishes.
+class Jobs:
+    """:func:`run_job` on (source, output) pairs: iterate for :class:`Result`
+    objects as they finish; :meth:`stop` on Ctrl-C.
 
-    ``executor=None`` runs them one after the other in this process.
-    Closing the generator early (Ctrl-C) cancels the jobs not yet started.
+    ``executor=None`` runs the jobs one after the other in this process.
     """
-    if executor is None:
-        for src, out in pairs:
-            yield _job(src, out, kwargs)
-        return
-    futures = {}
-    try:
-        for src, out in pairs:
-            futures[executor.submit(_job, src, out, kwargs)] = src
-        for fut in cf.as_completed(futures):
+
+    def __init__(self, pairs, kwargs, executor=None):
+        self.pairs, self.kwargs, self.executor = list(pairs), kwargs, executor
+        self.futures = [executor.submit(_job, src, out, kwargs) for src, out in self.pairs] \
+            if executor is not None else []
+        self.seen = set()
+
+    def __iter__(self):
+        if self.executor is None:
+            for src, out in self.pairs:
+                yield _job(src, out, self.kwargs)
+            return
+        for fut in cf.as_completed(self.futures):
+            self.seen.add(fut)
             yield fut.result()
+
+    def stop(self):
+        """Cancel the jobs not started, wait for the running ones; return their results."""
+        running = [f for f in self.futures if not f.cancel()]
+        cf.wait(running)
+        return [f.result() for f in running if f not in self.seen and not f.cancelled()]
+
+
+def run_all(pairs, kwargs, executor=None):
+    """Run :func:`run_job` on (source, output) pairs; yield :class:`Result` as each finishes."""
+    jobs = Jobs(pairs, kwargs, executor)
+    try:
+        yield from jobs
     finally:
-        for fut in futures:
+        for fut in jobs.futures:
             fut.cancel()
 
 

@@ -342,23 +342,29 @@ def main(argv=None):
     progress = _Progress(len(pairs) + len(failures), live=many and not args.quiet and err.isatty())
     codes = []
     interrupted = False
-    results = batch.run_all(pairs, kwargs, executor)
+    def take(result):
+        progress.clear()
+        _report(result, args)
+        if result.status != "ok" and args.verbose and result.trace:
+            print(result.trace, file=err, end="")
+        codes.append(result.exit_code)
+        progress.add(result)
+
+    jobs = None
     try:
         for result in failures:
-            progress.add(result)
-            codes.append(result.exit_code)
-            _report(result, args)
-        for result in results:
-            progress.clear()
-            _report(result, args)
-            if result.status != "ok" and args.verbose and result.trace:
-                print(result.trace, file=err, end="")
-            codes.append(result.exit_code)
-            progress.add(result)
+            take(result)
+        jobs = batch.Jobs(pairs, kwargs, executor)
+        for result in jobs:
+            take(result)
     except KeyboardInterrupt:
         interrupted = True
+        try:  # jobs already running finish (their outputs are complete); report them
+            for result in jobs.stop() if jobs else []:
+                take(result)
+        except KeyboardInterrupt:
+            pass
     finally:
-        results.close()
         try:
             close()
         except KeyboardInterrupt:

@@ -1,0 +1,151 @@
+"""The CLI over folders: recursion, filters, --out-dir, workers, Dask, summary, Ctrl-C."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from fastquant.cli import main
+
+
+def _sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def tree(tmp_path, kodak):
+    """in/a.png, in/sub/ünï cødé.png, in/sub/deeper/c d.png, in/bad.png, in/a-fq64.png (an old output)."""
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    shutil.copy(kodak[0], src / "a.png")
+    shutil.copy(kodak[1], src / "sub" / "ünï cødé.png")
+    shutil.copy(kodak[2], src / "sub" / "deeper" / "c d.png")
+    (src / "bad.png").write_text("not an image")
+    shutil.copy(kodak[3], src / "a-fq64.png")
+    return src
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err.splitlines()
+
+
+def test_folder_recursive_out_dir_mirrors_tree(capsys, tree, tmp_path):
+    before = {p: _sha(p) for p in tree.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    code, lines, err = _run(capsys, tree, "-r", "--out-dir", out, "-k", "64", "-j", "1")
+    assert code == 3  # bad.png
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert made == ["a-fq64.png", "sub/deeper/c d-fq64.png", "sub/ünï cødé-fq64.png"]
+    assert len(lines) == 3 and all("->" in line for line in lines)
+    assert any("bad.png" in e for e in err)
+    assert "3 of 4 files compressed" in err[-1] and "1 failed" in err[-1]
+    for p in out.rglob("*.png"):
+        with Image.open(p) as im:
+            assert im.mode == "P"
+    assert {p: _sha(p) for p in tree.rglob("*") if p.is_file()} == before
+
+
+def test_folder_without_recursion_and_glob(capsys, tree, tmp_path):
+    code, lines, err = _run(capsys, tree, "--out-dir", tmp_path / "o1", "-k", "16", "--glob", "a*.png")
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["a-fq16.png", "a-fq64-fq16.png"]
+    code, lines, err = _run(capsys, tree, "--out-dir", tmp_path / "o2", "-k", "64", "--glob", "a*.png")
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a-fq64.png"]  # old output skipped
+    code, lines, err = _run(capsys, tree, "--out-dir", tmp_path / "o3", "-k", "64", "--glob", "a*.png",
+                            "--include-outputs")
+    assert sorted(p.name for p in (tmp_path / "o3").iterdir()) == ["a-fq64-fq64.png", "a-fq64.png"]
+
+
+def test_outputs_next_to_inputs_with_ext(capsys, tree):
+    code, lines, err = _run(capsys, tree / "sub", "-r", "-k", "8", "--ext", ".small.png")
+    assert code == 0
+    assert (tree / "sub" / "ünï cødé.small.png").is_file()
+    assert (tree / "sub" / "deeper" / "c d.small.png").is_file()
+
+
+def test_name_escaping_out_dir_is_refused(capsys, tmp_path, kodak):
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, out / "sub")  # a link inside out-dir pointing outside it
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(kodak[0], src / "sub" / "x.png")
+    shutil.copy(kodak[1], src / "y.png")
+    code, lines, err = _run(capsys, src, "-r", "--out-dir", out, "-k", "8")
+    assert code == 2
+    assert any("outside" in e for e in err)
+    assert list(elsewhere.iterdir()) == []
+    assert (out / "y-fq8.png").is_file()
+
+
+def test_jobs_give_the_same_bytes(capsys, tmp_path, kodak):
+    src = tmp_path / "in"
+    src.mkdir()
+    for p in kodak[:5]:
+        shutil.copy(p, src / p.name)
+    assert _run(capsys, src, "--out-dir", tmp_path / "j1", "-j", "1", "-k", "64")[0] == 0
+    assert _run(capsys, src, "--out-dir", tmp_path / "j2", "-j", "2", "-k", "64")[0] == 0
+    one = {p.name: _sha(p) for p in (tmp_path / "j1").iterdir()}
+    two = {p.name: _sha(p) for p in (tmp_path / "j2").iterdir()}
+    assert one == two and len(one) == 5
+
+
+def test_dask_local_scheduler(capsys, tmp_path, kodak):
+    pytest.importorskip("dask.distributed")
+    src = tmp_path / "in"
+    src.mkdir()
+    for p in kodak[:4]:
+        shutil.copy(p, src / p.name)
+    assert _run(capsys, src, "--out-dir", tmp_path / "local", "-j", "1", "-k", "32")[0] == 0
+    code, lines, err = _run(capsys, src, "--out-dir", tmp_path / "dask", "--scheduler", "local", "-k", "32",
+                            "--json")
+    assert code == 0, err
+    assert json.loads(lines[-1])["summary"]["ok"] == 4
+    local = {p.name: _sha(p) for p in (tmp_path / "local").iterdir()}
+    remote = {p.name: _sha(p) for p in (tmp_path / "dask").iterdir()}
+    assert local == remote and len(local) == 4
+
+
+def test_json_summary_line(capsys, tree, tmp_path):
+    code, lines, err = _run(capsys, tree, "-r", "--out-dir", tmp_path / "o", "-k", "64", "--json")
+    records = [json.loads(line) for line in lines]
+    summary = records[-1]["summary"]
+    assert summary == {**summary, "files": 4, "ok": 3, "failed": 1, "skipped": 0}
+    assert summary["output_bytes"] == sum(r["output_bytes"] for r in records[:-1] if r["status"] == "ok")
+    assert err == ["fastquant: error: " + next(r["error"] for r in records[:-1] if r["status"] == "error")]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_cleanly(tmp_path, kodak, jobs):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(40):  # enough work to be interrupted in the middle
+        shutil.copy(kodak[i % len(kodak)], src / f"img{i:02d}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "fastquant", str(src), "--out-dir", str(out), "-j", jobs],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.png"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "(interrupted)" in stderr.splitlines()[-1]
+    done = sorted(out.iterdir())
+    assert 2 <= len(done) < 40
+    assert not [p for p in done if p.name.startswith(".fastquant-")]  # no temporary files left
+    for p in done:  # every output that exists is complete
+        with Image.open(p) as im:
+            im.load()
+    assert len(stdout.splitlines()) == len(done)
