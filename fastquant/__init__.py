@@ -8,12 +8,13 @@ Importing compiles nothing: the Numba kernels compile on first use and are
 cached on disk (``cache=True``).
 """
 from .api import Quantized, Stats, compress
+from .batch import compress_many
 from .errors import (FastquantError, InputError, OptionError, OutputError, OutputExistsError,
                      QualityError, SkippedLargerError)
 from .kmeans import KMeansResult, kmeans
 
 __version__ = "0.1.0"
 
-__all__ = ["compress", "Quantized", "Stats", "kmeans", "KMeansResult", "FastquantError",
+__all__ = ["compress", "compress_many", "Quantized", "Stats", "kmeans", "KMeansResult", "FastquantError",
            "InputError", "OptionError", "OutputError", "OutputExistsError", "QualityError",
            "SkippedLargerError", "__version__"]
