@@ -16,6 +16,8 @@ MAX_COLORS = 65536
 #: RGB images with more than twice this many pixels get their palette fitted
 #: on an evenly spread sample of about this many pixels.
 SAMPLE_PIXELS = 1 << 21
+#: A sample with at most this many colours means a graphic, not a photo: count every pixel.
+FEW_COLORS = 4096
 #: The k-means fits at most this many distinct colours (merging near ones).
 FIT_COLORS = 1 << 17
 
@@ -202,7 +204,10 @@ class _Prepared:
                 step += 1
             self.colors, self.counts, _ = histogram.unique_colors(self.flat[::step])
             self.inverse = None
-        else:
+            # A sample with few colours may miss rare ones that a palette could hold
+            # exactly; such images are cheap to count in full (the table stays small).
+            self.sampled = len(self.colors) > FEW_COLORS
+        if not self.sampled:
             self.colors, self.counts, self.inverse = histogram.unique_colors(self.flat)
 
 
