@@ -100,8 +100,7 @@ def _ssim_sum(a, b, lw, g, c1, c2, crop):
         r1 = min(h, r0 + _BAND)
         rows = r1 - r0 + 2 * r
         hz = np.zeros((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
-        x = np.zeros(w)
-        y = np.zeros(w)
+        pad = np.empty((5, w + 2 * r))  # one row of the five maps, mirrored at both ends
         for q in range(rows):
             i = _mirror(r0 - r + q, h)
             for j in range(w):
@@ -110,48 +109,36 @@ def _ssim_sum(a, b, lw, g, c1, c2, crop):
                 for ch in range(nc):
                     lx += lw[ch] * a[i, j, ch]
                     ly += lw[ch] * b[i, j, ch]
-                x[j] = lx
-                y[j] = ly
-            for j in range(w):
-                a0 = 0.0
-                a1 = 0.0
-                a2 = 0.0
-                a3 = 0.0
-                a4 = 0.0
+                pad[0, r + j] = lx
+                pad[1, r + j] = ly
+                pad[2, r + j] = lx * lx
+                pad[3, r + j] = ly * ly
+                pad[4, r + j] = lx * ly
+            for e in range(r):
+                for m in range(5):
+                    pad[m, r - 1 - e] = pad[m, r + min(e, w - 1)]
+                    pad[m, r + w + e] = pad[m, r + max(w - 1 - e, 0)]
+            for m in range(5):  # loops ordered so the innermost one runs along a row (SIMD)
                 for t in range(2 * r + 1):
-                    jj = _mirror(j - r + t, w)
-                    u = x[jj]
-                    v = y[jj]
                     gt = g[t]
-                    a0 += gt * u
-                    a1 += gt * v
-                    a2 += gt * u * u
-                    a3 += gt * v * v
-                    a4 += gt * u * v
-                hz[0, q, j] = a0
-                hz[1, q, j] = a1
-                hz[2, q, j] = a2
-                hz[3, q, j] = a3
-                hz[4, q, j] = a4
+                    for j in range(w):
+                        hz[m, q, j] += gt * pad[m, j + t]
         acc = 0.0
+        mv = np.empty((5, w))
         for i in range(max(r0, crop), min(r1, h - crop)):
             q0 = i - r0
-            for j in range(crop, w - crop):
-                m0 = 0.0
-                m1 = 0.0
-                m2 = 0.0
-                m3 = 0.0
-                m4 = 0.0
+            mv[:] = 0.0
+            for m in range(5):
                 for t in range(2 * r + 1):
                     gt = g[t]
-                    m0 += gt * hz[0, q0 + t, j]
-                    m1 += gt * hz[1, q0 + t, j]
-                    m2 += gt * hz[2, q0 + t, j]
-                    m3 += gt * hz[3, q0 + t, j]
-                    m4 += gt * hz[4, q0 + t, j]
-                vx = m2 - m0 * m0
-                vy = m3 - m1 * m1
-                cxy = m4 - m0 * m1
+                    for j in range(crop, w - crop):
+                        mv[m, j] += gt * hz[m, q0 + t, j]
+            for j in range(crop, w - crop):
+                m0 = mv[0, j]
+                m1 = mv[1, j]
+                vx = mv[2, j] - m0 * m0
+                vy = mv[3, j] - m1 * m1
+                cxy = mv[4, j] - m0 * m1
                 acc += ((2 * m0 * m1 + c1) * (2 * cxy + c2)) / ((m0 * m0 + m1 * m1 + c1) * (vx + vy + c2))
         sums[band] = acc
     return sums.sum()
