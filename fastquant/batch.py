@@ -203,8 +203,13 @@ def _job(source, output, kwargs):
 
 
 def _init_worker(threads):
+    import signal
+
     import numba
 
+    # Ctrl-C in a terminal reaches every process of the group: the parent
+    # decides (cancel what has not started, let running files finish whole).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
@@ -289,15 +294,27 @@ class Jobs:
             for src, out in self.pairs:
                 yield _job(src, out, self.kwargs)
             return
+        sources = dict(zip(self.futures, self.pairs))
         for fut in cf.as_completed(self.futures):
             self.seen.add(fut)
-            yield fut.result()
+            yield self._result(fut, sources[fut])
+
+    @staticmethod
+    def _result(fut, pair):
+        try:
+            return fut.result()
+        except BaseException as e:  # the worker died (killed, out of memory, crashed)
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return Result(pair[0], pair[1], "error", exit_code=70,
+                          error=f"{pair[0]}: worker failed: {type(e).__name__}: {e}")
 
     def stop(self):
         """Cancel the jobs not started, wait for the running ones; return their results."""
         running = [f for f in self.futures if not f.cancel()]
         cf.wait(running)
-        return [f.result() for f in running if f not in self.seen and not f.cancelled()]
+        sources = dict(zip(self.futures, self.pairs))
+        return [self._result(f, sources[f]) for f in running if f not in self.seen and not f.cancelled()]
 
 
 def run_all(pairs, kwargs, executor=None):

@@ -100,6 +100,18 @@ def _box_stats(points, weights, order, lo, hi, mean):
 
 
 @njit(cache=True, nogil=True)
+def _boxes(means, order, start, end, nb):
+    """Centres (box means, float32) and labels (box of each point) of the first nb boxes."""
+    centers = np.empty((nb, means.shape[1]), np.float32)
+    labels = np.empty(len(order), np.int32)
+    for b in range(nb):
+        centers[b] = means[b]
+        for p in range(start[b], end[b]):
+            labels[order[p]] = b
+    return centers, labels
+
+
+@njit(cache=True, nogil=True)
 def _mediancut(points, weights, k):
     n, d = points.shape
     order = np.arange(n)
@@ -137,14 +149,7 @@ def _mediancut(points, weights, k):
         sse[b], axis[b] = _box_stats(points, weights, order, start[b], end[b], means[b])
         sse[nb], axis[nb] = _box_stats(points, weights, order, start[nb], end[nb], means[nb])
         nb += 1
-    centers = np.empty((nb, d), np.float32)
-    labels = np.empty(n, np.int32)
-    for b in range(nb):
-        for t in range(d):
-            centers[b, t] = means[b, t]
-        for p in range(start[b], end[b]):
-            labels[order[p]] = b
-    return centers, labels
+    return _boxes(means, order, start, end, nb)
 
 
 _NBINS = 256
@@ -264,14 +269,7 @@ def _wu(points, weights, k):
         gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, weights, order, i, end[nb],
                                                                       means[nb])
         nb += 1
-    centers = np.empty((nb, d), np.float32)
-    labels = np.empty(n, np.int32)
-    for b in range(nb):
-        for t in range(d):
-            centers[b, t] = means[b, t]
-        for p in range(start[b], end[b]):
-            labels[order[p]] = b
-    return centers, labels
+    return _boxes(means, order, start, end, nb)
 
 
 @njit(cache=True, nogil=True)

@@ -37,3 +37,19 @@ def pngsuite():
 def odd():
     """The folder of unusual images (16-bit, grey, palette, CMYK, animated GIF...)."""
     return _folder("odd")
+
+
+@pytest.fixture
+def image_tree(tmp_path, kodak):
+    """tmp/in with a.png, sub/ünï cødé.png, sub/deeper/c d.png (Kodak copies),
+    bad.png (text) and notes.txt."""
+    import shutil
+
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    shutil.copy(kodak[0], src / "a.png")
+    shutil.copy(kodak[1], src / "sub" / "ünï cødé.png")
+    shutil.copy(kodak[2], src / "sub" / "deeper" / "c d.png")
+    (src / "bad.png").write_text("not an image")
+    (src / "notes.txt").write_text("ignored")
+    return src

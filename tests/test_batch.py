@@ -12,24 +12,12 @@ import fastquant
 from fastquant import batch
 
 
-def _tree(tmp_path, kodak):
-    """in/a.png, in/sub/ünï cødé.png, in/sub/deeper/c d.png, in/bad.png (text), in/notes.txt."""
-    src = tmp_path / "in"
-    (src / "sub" / "deeper").mkdir(parents=True)
-    shutil.copy(kodak[0], src / "a.png")
-    shutil.copy(kodak[1], src / "sub" / "ünï cødé.png")
-    shutil.copy(kodak[2], src / "sub" / "deeper" / "c d.png")
-    (src / "bad.png").write_text("not an image")
-    (src / "notes.txt").write_text("ignored")
-    return src
-
-
 def _sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-def test_find_images_walks_and_filters(tmp_path, kodak):
-    src = _tree(tmp_path, kodak)
+def test_find_images_walks_and_filters(image_tree):
+    src = image_tree
     flat = [os.path.relpath(p, src) for p, _ in batch.find_images([str(src)])]
     assert flat == ["a.png", "bad.png"]
     deep = [os.path.relpath(p, src) for p, _ in batch.find_images([str(src)], recursive=True)]
@@ -65,8 +53,8 @@ def test_output_through_symlink_stays_inside(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["threads", "processes"])
-def test_compress_many_mirrors_tree_and_survives_bad_file(tmp_path, kodak, kind):
-    src = _tree(tmp_path, kodak)
+def test_compress_many_mirrors_tree_and_survives_bad_file(tmp_path, image_tree, kind):
+    src = image_tree
     sources = [p for p, _ in batch.find_images([str(src)], recursive=True)]
     before = {p: _sha(p) for p in sources}
     out = tmp_path / "out"
@@ -127,3 +115,12 @@ def test_dask_local_cluster_gives_identical_bytes(tmp_path, kodak):
     assert all(r.status == "ok" for r in results), [r.error for r in results]
     remote = {os.path.basename(r.output): _sha(r.output) for r in results}
     assert remote == local and len(remote) == len(kodak)
+
+
+def test_a_dead_worker_is_one_failed_file():
+    from concurrent.futures.process import BrokenProcessPool
+
+    fut = cf.Future()
+    fut.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+    r = batch.Jobs._result(fut, ("x.png", "x-fq8.png"))
+    assert r.status == "error" and r.exit_code == 70 and "x.png" in r.error and "worker failed" in r.error

@@ -19,16 +19,10 @@ def _sha(path):
 
 
 @pytest.fixture
-def tree(tmp_path, kodak):
-    """in/a.png, in/sub/ünï cødé.png, in/sub/deeper/c d.png, in/bad.png, in/a-fq64.png (an old output)."""
-    src = tmp_path / "in"
-    (src / "sub" / "deeper").mkdir(parents=True)
-    shutil.copy(kodak[0], src / "a.png")
-    shutil.copy(kodak[1], src / "sub" / "ünï cødé.png")
-    shutil.copy(kodak[2], src / "sub" / "deeper" / "c d.png")
-    (src / "bad.png").write_text("not an image")
-    shutil.copy(kodak[3], src / "a-fq64.png")
-    return src
+def tree(image_tree, kodak):
+    """The shared image tree plus in/a-fq64.png, which looks like an earlier output."""
+    shutil.copy(kodak[3], image_tree / "a-fq64.png")
+    return image_tree
 
 
 def _run(capsys, *argv):
@@ -148,4 +142,6 @@ def test_ctrl_c_stops_cleanly(tmp_path, kodak, jobs):
     for p in done:  # every output that exists is complete
         with Image.open(p) as im:
             im.load()
-    assert len(stdout.splitlines()) == len(done)
+    # every file reported was written; with -j 1 the file being written when
+    # the signal came may be complete but unreported
+    assert len(done) - (jobs == "1") <= len(stdout.splitlines()) <= len(done)
