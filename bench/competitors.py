@@ -23,14 +23,20 @@ PNG_ONLY = "reads PNG input only"
 
 
 # --------------------------------------------------------------------------- fastquant (in-process, warm)
-def run_fastquant(case: Case, k: int, repeat: int, tmp: Path) -> Result:
-    """compress(path) + save(indexed PNG): the full job, in-process, after one untimed warm-up."""
+def _fastquant(name="fastquant", **options):
+    """compress(path, **options) + save(indexed PNG): the full job, in-process, after one untimed warm-up."""
+    def run(case: Case, k: int, repeat: int, tmp: Path) -> Result:
+        return _run_fastquant(name, options, case, k, repeat, tmp)
+    return run
+
+
+def _run_fastquant(name, options, case: Case, k: int, repeat: int, tmp: Path) -> Result:
     from fastquant import compress
 
-    out = tmp / f"{case.name}-fastquant-{k}.png"
+    out = tmp / f"{case.name}-{name}-{k}.png"
 
     def job():
-        q = compress(case.path, k, seed=0)
+        q = compress(case.path, k, seed=0, **options)
         t0 = time.perf_counter()
         written = q.save(out)
         return q, written, time.perf_counter() - t0
@@ -40,7 +46,7 @@ def run_fastquant(case: Case, k: int, repeat: int, tmp: Path) -> Result:
     stage_names = list(dict.fromkeys(n for q_, _, _ in runs for n in q_.stats.seconds))
     stages = {n: median(q_.stats.seconds.get(n) for q_, _, _ in runs) for n in stage_names}
     stages["write"] = median(w for _, _, w in runs)
-    res = Result(case.name, "fastquant", k, case.pixels, median(seconds), len(seconds),
+    res = Result(case.name, name, k, case.pixels, median(seconds), len(seconds),
                  bytes=out.stat().st_size, stages=stages, iterations=getattr(q.stats, "iterations", None))
     score(res, case.original, q.image)
     res.note = "; ".join(_fastquant_checks(case, k, q, out, written, res))
@@ -182,8 +188,12 @@ class Tool:
 
 
 TOOLS = {t.name: t for t in [
-    Tool("fastquant", run_fastquant, _module("fastquant"),
+    Tool("fastquant", _fastquant(), _module("fastquant"),
          "compress(path, k, seed=0) + q.save(.png); in-process, warm (1 untimed warm-up)", max_k=65536),
+    Tool("fastquant-fs", _fastquant("fastquant-fs", dither="fs"), _module("fastquant"),
+         "compress(path, k, dither='fs') + q.save(.png): Floyd-Steinberg, full strength; in-process, warm"),
+    Tool("fastquant-oklab", _fastquant("fastquant-oklab", colorspace="oklab"), _module("fastquant"),
+         "compress(path, k, colorspace='oklab') + q.save(.png); in-process, warm"),
     Tool("prototype", run_prototype, _module("sklearn"),
          "scikit-learn KMeans(n_clusters=k, random_state=42) on all pixels (float64); 1 run; read+fit+reconstruct",
          max_k=65536),

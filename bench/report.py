@@ -132,6 +132,14 @@ def target_lines(results: list[Result]) -> str:
                          f"median {median(d.values()):+.2f} dB")
             lines.append(f"- bytes fastquant/pngquant: median {fmt(median(b.values()), 3)}, "
                          f"max {fmt(max(v for v in b.values() if v is not None), 3)}")
+        pairs = [(idx.get((i, "fastquant-fs", k)), idx.get((i, "pngquant-dither", k))) for i in images]
+        pairs = [(f, p) for f, p in pairs if f and p and f.ssim is not None and p.ssim is not None]
+        if pairs:
+            wins = sum(f.ssim >= p.ssim for f, p in pairs)
+            b = [ratio(f.bytes, p.bytes) for f, p in pairs]
+            lines.append(f"- dithered: SSIM fastquant-fs >= pngquant (default, dithered) on {wins} of {len(pairs)} "
+                         f"images; SSIM difference median {median(f.ssim - p.ssim for f, p in pairs):+.4f}; "
+                         f"bytes fastquant-fs/pngquant median {fmt(median(b), 3)}, max {fmt(max(b), 3)}")
         lines.append("")
     return "\n".join(lines).rstrip()
 

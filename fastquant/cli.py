@@ -120,8 +120,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--dither", choices=("none", "fs", "ordered"), default="none",
                    help="none (default), fs: Floyd-Steinberg error diffusion, ordered: 8x8 Bayer")
-    p.add_argument("--dither-strength", type=_fraction, default=1.0, metavar="X",
-                   help="amount of dithering, 0-1 (default 1)")
+    p.add_argument("--dither-strength", type=_fraction, default=None, metavar="X",
+                   help="amount of dithering, 0-1 (default: 0.2 at 128+ colours, up to 1 at 8 colours)")
     p.add_argument("--colorspace", choices=("rgb", "oklab"), default="rgb",
                    help="fit and map colours in sRGB values (default) or perceptual OKLab")
     p.add_argument("--quality", type=_quality, metavar="MIN-MAX",

@@ -155,11 +155,21 @@ def test_ordered_spreads_a_gradient():
 
 # ============================================================================ dithering: compress and CLI
 
+def test_auto_dither_strength(crop):
+    from fastquant.api import auto_dither_strength
+
+    assert [auto_dither_strength(k) for k in (2, 8, 16, 32, 64, 128, 256, 4096)] == \
+        pytest.approx([1.0, 1.0, 0.8, 0.6, 0.4, 0.2, 0.2, 0.2])
+    auto = compress(crop, 32, dither="fs")
+    assert auto.encode() == compress(crop, 32, dither="fs", dither_strength=0.6).encode()
+    assert auto.encode() != compress(crop, 32, dither="fs", dither_strength=1.0).encode()
+
+
 @pytest.mark.parametrize("dither", ["fs", "ordered"])
 @pytest.mark.parametrize("alpha", [False, True])
 def test_compress_dither_stats_are_exact(crop, dither, alpha):
     image = _rgba(crop) if alpha else crop
-    q = compress(image, 16, dither=dither, ssim=True)
+    q = compress(image, 16, dither=dither, dither_strength=1.0, ssim=True)
     assert q.stats.mse == pytest.approx(metrics.mse(q.original, q.image), rel=1e-12, abs=0)
     assert q.stats.psnr == pytest.approx(metrics.psnr(q.original, q.image), rel=1e-12)
     assert q.stats.ssim == pytest.approx(metrics.ssim(q.original, q.image), rel=1e-12)
@@ -174,7 +184,7 @@ def test_compress_dither_stats_are_exact(crop, dither, alpha):
     # the palette is fitted without dithering; only the mapping differs
     assert set(map(tuple, q.palette)) <= set(map(tuple, plain.palette))
     assert not np.array_equal(q.image, plain.image)
-    again = compress(image, 16, dither=dither)
+    again = compress(image, 16, dither=dither, dither_strength=1.0)
     assert again.encode() == q.encode()
     if alpha:  # invisible pixels stay invisible
         assert (q.image[image[:, :, 3] == 0, 3] == 0).all()
@@ -194,7 +204,7 @@ def test_compress_dither_on_sampled_path(kodak, monkeypatch):
     monkeypatch.setattr(api, "SAMPLE_PIXELS", 30000)
     with Image.open(kodak[3]) as im:
         image = np.asarray(im.convert("RGB"))[:300, :400]
-    q = compress(image, 64, dither="fs")
+    q = compress(image, 64, dither="fs", dither_strength=1.0)
     assert q.stats.mse == pytest.approx(metrics.mse(image, q.image), rel=1e-12)
     h, w, _ = image.shape
     ref, _ = remap.dither_fs(image.reshape(-1, 3), w, q.palette)
