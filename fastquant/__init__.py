@@ -9,12 +9,12 @@ cached on disk (``cache=True``).
 """
 from .api import Quantized, Stats, compress
 from .batch import compress_many
-from .errors import (FastquantError, InputError, OptionError, OutputError, OutputExistsError,
-                     QualityError, SkippedLargerError)
+from .errors import (FastquantError, InputError, JobTimeoutError, OptionError, OutputError,
+                     OutputExistsError, QualityError, SkippedLargerError)
 from .kmeans import KMeansResult, kmeans
 
 __version__ = "0.1.0"
 
 __all__ = ["compress", "compress_many", "Quantized", "Stats", "kmeans", "KMeansResult", "FastquantError",
-           "InputError", "OptionError", "OutputError", "OutputExistsError", "QualityError",
+           "InputError", "JobTimeoutError", "OptionError", "OutputError", "OutputExistsError", "QualityError",
            "SkippedLargerError", "__version__"]

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import FastquantError, OptionError, OutputExistsError, SkippedLargerError
+from .errors import FastquantError, JobTimeoutError, OptionError, OutputExistsError, SkippedLargerError
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
@@ -125,6 +125,11 @@ def _same_file(a, b):
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+def _db(x):
+    """A PSNR for JSON: rounded, None when there is none or it is infinite (lossless)."""
+    return round(x, 3) if x is not None and x != float("inf") else None
+
+
 def run_job(source, output, n_colors=256, force=False, preview=None, preview_diff=False,
             skip_if_larger=False, **options):
     """Compress one file and write it (and its preview); the unit of work of a batch.
@@ -149,7 +154,9 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     dict
         input, output, input_bytes, output_bytes, ratio, n_colors, width,
         height, psnr (None for lossless), mse, ssim, quality, iterations,
-        seconds, stages (seconds per stage), and preview when written.
+        alpha_max_error, psnr_black, psnr_white (None without alpha; the
+        PSNRs also None when equal, like psnr), seconds, stages (seconds per
+        stage), and preview when written.
 
     Raises
     ------
@@ -183,6 +190,8 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
            "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
            "mse": round(s.mse, 4), "ssim": round(s.ssim, 5) if s.ssim is not None else None,
            "quality": s.quality, "iterations": s.iterations,
+           "alpha_max_error": s.alpha_max_error,
+           "psnr_black": _db(s.psnr_black), "psnr_white": _db(s.psnr_white),
            "seconds": round(time.perf_counter() - t, 4),
            "stages": {k: round(v, 4) for k, v in s.seconds.items()}}
     if preview:
@@ -190,10 +199,49 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     return rec
 
 
+class _time_limit:
+    """Raise :class:`JobTimeoutError` in this thread after ``seconds`` (SIGALRM).
+
+    Only possible in a process's main thread (process-pool workers and the
+    CLI's own loop); elsewhere (Dask worker threads) there is no limit.  A
+    Numba kernel is not interrupted: the error comes when it returns.
+    """
+
+    def __init__(self, seconds, source):
+        self.seconds, self.source = seconds, source
+        self.armed = False
+
+    def _fire(self, signum, frame):
+        raise JobTimeoutError(f"{self.source}: took longer than {self.seconds:g} s (--timeout); "
+                              "nothing written")
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if self.seconds and threading.current_thread() is threading.main_thread() \
+                and hasattr(signal, "setitimer"):
+            self.old = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.armed = True
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.old)
+        return False
+
+
 def _job(source, output, kwargs):
     """Worker entry point: never raises for a bad file, so one cannot stop the batch."""
+    kwargs = dict(kwargs)
+    timeout = kwargs.pop("timeout", None)
     try:
-        return Result(source, output, "ok", run_job(source, output, **kwargs))
+        with _time_limit(timeout, source):
+            return Result(source, output, "ok", run_job(source, output, **kwargs))
     except FastquantError as e:
         return Result(source, output, "error", error=str(e), exit_code=e.exit_code,
                       trace=traceback.format_exc())
@@ -247,7 +295,9 @@ def compress_many(sources, out_dir=None, *, executor=None, root=None, n_colors=2
     n_colors, ext, force
         Palette size, output suffix, and whether existing outputs are replaced.
     **options
-        Passed to :func:`fastquant.compress` (and ``preview`` to the job).
+        Passed to :func:`fastquant.compress`; also ``preview``,
+        ``skip_if_larger`` and ``timeout`` (seconds per file, in process
+        workers) for the job.
 
     Yields
     ------

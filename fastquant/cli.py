@@ -8,6 +8,7 @@ Exit codes (also in the README):
 3   an input could not be read or decoded
 4   an output could not be written
 5   an output exists or would replace the input (use --force)
+6   a file took longer than --timeout
 70  internal error (a bug: please report it, with -v output)
 98  --skip-if-larger: the result would not be smaller than the input (nothing written)
 99  --quality MIN-MAX: the result is below MIN even with -k colours (nothing written)
@@ -92,7 +93,7 @@ def build_parser():
         prog="python -m fastquant",
         description="Compress images by k-means colour quantization (indexed PNG by default).",
         epilog="Exit codes: 0 ok, 1 mixed failures, 2 usage, 3 unreadable input, 4 output not "
-               "written, 5 output exists (use --force), 70 internal error, 98 not smaller "
+               "written, 5 output exists (use --force), 6 timed out, 70 internal error, 98 not smaller "
                "(--skip-if-larger), 99 quality below MIN (--quality), 130 interrupted.")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="image files (PNG, JPEG, GIF, ...) or folders of them")
@@ -111,6 +112,8 @@ def build_parser():
                    help="also compress files in folders that look like earlier outputs (the suffix)")
     p.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
                    help="worker processes (default: the CPU count; fewer than 4 files run in-process)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="give up on a file after this long (exit code 6 for it; not on Dask)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask cluster (needs fastquant[dask]); 'local' starts a LocalCluster")
     g = p.add_mutually_exclusive_group()
@@ -326,6 +329,8 @@ def main(argv=None):
             raise OptionError("--preview takes one input file")
         if args.preview_diff and not args.preview:
             raise OptionError("--preview-diff needs --preview FILE")
+        if args.timeout is not None and not args.timeout > 0:
+            raise OptionError(f"--timeout must be a positive number of seconds, got {args.timeout}")
         pairs, failures = _plan(args)
         if not pairs and not failures:
             raise OptionError(f"no image files found in {', '.join(args.inputs)}")
@@ -337,7 +342,7 @@ def main(argv=None):
         print("fastquant: compiling the Numba kernels, once (about 10 s); later runs load them "
               "from the cache", file=err)
     kwargs = dict(options, n_colors=args.colors, force=args.force, preview=args.preview,
-                  preview_diff=args.preview_diff, skip_if_larger=args.skip_if_larger)
+                  preview_diff=args.preview_diff, skip_if_larger=args.skip_if_larger, timeout=args.timeout)
     many = len(pairs) + len(failures) > 1
     progress = _Progress(len(pairs) + len(failures), live=many and not args.quiet and err.isatty())
     codes = []

@@ -16,6 +16,12 @@ Kernels (private, fixed types): ``_encode_range`` uint8 colours -> float32
 points, ``_decode_range`` float32 points -> float64 sRGB (clipped to 0..255,
 not rounded).  Both work per colour, so the parallel drivers give the same
 values for any thread count.
+
+RGBA images clustered in sRGB use *premultiplied* points instead
+(:func:`premultiply`): (r a/255, g a/255, b a/255, a), as pngquant does, so a
+colour difference costs in proportion to how visible it is (nothing at alpha
+0).  :func:`encode_points` / :func:`decode_points` name the point space of
+each mode: ``"rgb"``, ``"premultiplied"`` (4 channels only) or ``"oklab"``.
 """
 import numpy as np
 from numba import njit, prange
@@ -185,3 +191,113 @@ def oklab_to_srgb(lab):
     (..., 3) float64 ndarray
     """
     return from_points(lab, 1.0)
+
+
+# ----------------------------------------------------------------------------- premultiplied alpha
+
+#: The point spaces of :func:`encode_points` and :func:`decode_points`.
+SPACES = ("rgb", "premultiplied", "oklab")
+
+
+def _rgba(colors, name):
+    colors = np.asarray(colors)
+    if colors.ndim < 1 or colors.shape[-1] != 4:
+        raise ValueError(f"{name} must be RGBA (4 channels in the last axis), got shape {colors.shape}")
+    return colors
+
+
+def premultiply(colors):
+    """Premultiplied points of straight RGBA colours.
+
+    Parameters
+    ----------
+    colors : (..., 4) uint8 ndarray
+        Straight (not premultiplied) RGBA.
+
+    Returns
+    -------
+    (..., 4) float32 ndarray
+        ``(r * a / 255, g * a / 255, b * a / 255, a)``, computed in float64
+        and rounded once to float32.  Fully transparent colours all become
+        ``(0, 0, 0, 0)``; for ``a > 0`` the map is one-to-one.
+    """
+    colors = _rgba(colors, "colors")
+    if colors.dtype != np.uint8:
+        raise ValueError(f"expected uint8 RGBA values, got dtype {colors.dtype}")
+    x = colors.astype(np.float64)
+    out = np.empty(colors.shape, np.float32)
+    out[..., :3] = x[..., :3] * x[..., 3:] / 255.0
+    out[..., 3] = x[..., 3]
+    return out
+
+
+def unpremultiply(points):
+    """Straight RGBA uint8 colours of premultiplied points (inverse of :func:`premultiply`).
+
+    Parameters
+    ----------
+    points : (..., 4) float ndarray
+        Premultiplied RGBA, e.g. k-means centres of :func:`premultiply` points.
+
+    Returns
+    -------
+    (..., 4) uint8 ndarray
+        ``a = rint(alpha)`` clipped to [0, 255]; ``rgb = rint(premultiplied *
+        255 / a)`` clipped to [0, 255] (divided by the rounded alpha, so that
+        the entry's premultiplied colour is as near the point's as it can be);
+        ``(0, 0, 0, 0)`` where ``a`` rounds to 0.  Exact for points made by
+        :func:`premultiply`.
+    """
+    p = np.asarray(_rgba(points, "points"), np.float64)
+    a = np.clip(np.rint(p[..., 3:]), 0.0, 255.0)
+    rgb = np.divide(p[..., :3] * 255.0, a, out=np.zeros(p.shape[:-1] + (3,)), where=a > 0)
+    out = np.empty(p.shape, np.uint8)
+    out[..., :3] = np.clip(np.rint(rgb), 0.0, 255.0)
+    out[..., 3:] = a
+    return out
+
+
+def encode_points(colors, space):
+    """The points that stand for uint8 colours in a point space (what the k-means clusters).
+
+    Parameters
+    ----------
+    colors : (M, C) uint8 ndarray
+    space : {"rgb", "premultiplied", "oklab"}
+        ``"rgb"``: the values as float32; ``"premultiplied"``: :func:`premultiply`
+        (RGBA only); ``"oklab"``: :func:`to_points`.
+
+    Returns
+    -------
+    (M, C) float32 ndarray
+    """
+    if space == "rgb":
+        return np.ascontiguousarray(colors, np.float32)
+    if space == "premultiplied":
+        return premultiply(colors)
+    if space == "oklab":
+        return to_points(colors)
+    raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+
+
+def decode_points(points, space):
+    """uint8 colours of points of a point space (centres back to palette entries).
+
+    Parameters
+    ----------
+    points : (M, C) float ndarray
+    space : {"rgb", "premultiplied", "oklab"}
+
+    Returns
+    -------
+    (M, C) uint8 ndarray
+        Rounded to nearest and clipped to [0, 255] (see :func:`unpremultiply`
+        and :func:`from_points`).
+    """
+    if space == "rgb":
+        return np.clip(np.rint(points), 0, 255).astype(np.uint8)
+    if space == "premultiplied":
+        return unpremultiply(points)
+    if space == "oklab":
+        return np.rint(from_points(points)).astype(np.uint8)
+    raise ValueError(f"space must be one of {SPACES}, got {space!r}")

@@ -31,6 +31,13 @@ class OutputExistsError(OutputError):
     exit_code = 5
 
 
+class JobTimeoutError(FastquantError):
+    """A file took longer than the batch's per-file time limit (``--timeout``);
+    nothing was written for it (exit code 6)."""
+
+    exit_code = 6
+
+
 class SkippedLargerError(FastquantError):
     """The result would not be smaller than the input (``--skip-if-larger``); nothing
     was written (exit code 98, as pngquant's)."""

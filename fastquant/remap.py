@@ -11,8 +11,9 @@ Three ways to give every pixel its palette index:
 - dithered, per pixel (``dither_fs``, ``dither_ordered``): the nearest entry
   of the pixel plus an error or threshold offset.
 
-"Nearest" is in sRGB values, or in OKLab with ``colorspace="oklab"`` (see
-:mod:`fastquant.colorspace`).  Dithering always works on sRGB values: the
+"Nearest" is in sRGB values, in premultiplied RGBA (``"premultiplied"``, what
+RGBA images use in sRGB mode) or in OKLab with ``colorspace="oklab"`` (see
+:mod:`fastquant.colorspace`).  Dithering always works on (straight) sRGB values: the
 error it diffuses must be measured in the space the nearest entry is
 searched in, and integer sRGB arithmetic keeps it exact and reproducible.
 """
@@ -37,20 +38,24 @@ def nearest(colors, palette, start=None, colorspace="rgb"):
     palette : (k, C) uint8 ndarray
     start : (M,) int32 ndarray, optional
         Guesses that speed up the search (e.g. the k-means labels); overwritten.
-    colorspace : {"rgb", "oklab"}
-        Where distances are measured: sRGB values, or OKLab points
+    colorspace : {"rgb", "premultiplied", "oklab"}
+        Where distances are measured: sRGB values; premultiplied RGBA
+        (:func:`fastquant.colorspace.premultiply`, 4 channels only: colour
+        differences weighted by alpha); or OKLab points
         (:func:`fastquant.colorspace.to_points`; alpha a 4th coordinate).
+        Colours and palette are converted to float32 points and searched
+        exactly, as in sRGB.
 
     Returns
     -------
     labels : (M,) int32 ndarray
     dist : (M,) float32 ndarray
-        Squared sRGB distance in uint8 units, whatever ``colorspace`` (exact:
-        integer sums below 2**24).
+        Squared (straight) sRGB distance in uint8 units, whatever
+        ``colorspace`` (exact: integer sums below 2**24).
     """
     if colorspace == "rgb":
         return assign(colors.astype(np.float32), palette.astype(np.float32), start)
-    labels, _ = assign(_cs.to_points(colors), _cs.to_points(palette), start)
+    labels, _ = assign(_cs.encode_points(colors, colorspace), _cs.encode_points(palette, colorspace), start)
     diff = colors.astype(np.int32) - palette[labels]
     return labels, np.einsum("ij,ij->i", diff, diff).astype(np.float32)
 

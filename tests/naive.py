@@ -249,3 +249,35 @@ def oklab_to_srgb(lab):
     lin = lms @ np.linalg.inv(_M1).T
     c = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.abs(lin) ** (1 / 2.4) - 0.055)
     return np.clip(c * 255.0, 0.0, 255.0)
+
+
+def premultiply(colors):
+    """Premultiplied RGBA points, one colour at a time: (r a / 255, g a / 255, b a / 255, a)
+    in Python floats (float64), rounded once to float32."""
+    out = np.empty((len(colors), 4), np.float32)
+    for i, (r, g, b, a) in enumerate(np.asarray(colors).tolist()):
+        out[i] = [r * a / 255, g * a / 255, b * a / 255, a]
+    return out
+
+
+def unpremultiply(points):
+    """Straight RGBA uint8 of premultiplied points, one at a time: alpha rounded (half to
+    even) and clamped to 0..255; (0, 0, 0, 0) when it rounds to 0; otherwise each colour
+    channel p * 255 / alpha, rounded and clamped."""
+    out = np.zeros((len(points), 4), np.uint8)
+    for i, p in enumerate(np.asarray(points, np.float64).tolist()):
+        a = min(255, max(0, round(p[3])))
+        if a > 0:
+            out[i] = [min(255, max(0, round(v * 255 / a))) for v in p[:3]] + [a]
+    return out
+
+
+def composite(image, background):
+    """RGB composite of straight RGBA over a solid background, pixel by pixel (float64)."""
+    img = np.asarray(image, np.float64).reshape(-1, image.shape[-1])
+    bg = np.broadcast_to(np.asarray(background, np.float64), (3,))
+    out = np.empty((len(img), 3))
+    for i, px in enumerate(img):
+        a = px[3] / 255 if len(px) == 4 else 1.0
+        out[i] = [px[c] * a + bg[c] * (1 - a) for c in range(3)]
+    return out.reshape(image.shape[:-1] + (3,))

@@ -145,3 +145,22 @@ def test_ctrl_c_stops_cleanly(tmp_path, kodak, jobs):
     # every file reported was written; with -j 1 the file being written when
     # the signal came may be complete but unreported
     assert len(done) - (jobs == "1") <= len(stdout.splitlines()) <= len(done)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_timeout_per_file(capsys, tmp_path, kodak, jobs):
+    src = tmp_path / "in"
+    src.mkdir()
+    for p in kodak[:4]:
+        shutil.copy(p, src / p.name)
+    out = tmp_path / "out"
+    code, lines, err = _run(capsys, src, "--out-dir", out, "-j", jobs, "--timeout", "0.001")
+    assert code == 6
+    assert sum("--timeout" in e for e in err) == 4 and "4 failed" in err[-1]
+    assert list(out.iterdir()) == []  # nothing written, no temporary file left
+    code, lines, err = _run(capsys, src, "--out-dir", out, "-j", jobs, "--timeout", "600", "-k", "8")
+    assert code == 0 and len(list(out.iterdir())) == 4
+
+
+def test_timeout_must_be_positive(capsys, kodak):
+    assert _run(capsys, kodak[0], "--timeout", "0")[0] == 2
