@@ -242,10 +242,16 @@ def _job(source, output, kwargs):
     try:
         with _time_limit(timeout, source):
             return Result(source, output, "ok", run_job(source, output, **kwargs))
-    except FastquantError as e:
-        return Result(source, output, "error", error=str(e), exit_code=e.exit_code,
-                      trace=traceback.format_exc())
-    except (Exception, RecursionError) as e:  # a bug; reported as such, the batch goes on
+    except (Exception, RecursionError) as e:
+        # A signal (Ctrl-C, the time limit) that arrives inside a Numba kernel
+        # comes back as a SystemError caused by the real exception.
+        cause = e.__cause__ if isinstance(e, SystemError) and e.__cause__ is not None else e
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause from None
+        if isinstance(cause, FastquantError):
+            return Result(source, output, "error", error=str(cause), exit_code=cause.exit_code,
+                          trace=traceback.format_exc())
+        # a bug; reported as such, the batch goes on
         return Result(source, output, "error", error=f"{source}: internal error: {type(e).__name__}: {e}",
                       exit_code=70, trace=traceback.format_exc())
 

@@ -124,3 +124,26 @@ def test_a_dead_worker_is_one_failed_file():
     fut.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
     r = batch.Jobs._result(fut, ("x.png", "x-fq8.png"))
     assert r.status == "error" and r.exit_code == 70 and "x.png" in r.error and "worker failed" in r.error
+
+
+def test_signal_inside_a_kernel_is_not_a_bug(monkeypatch, tmp_path, kodak):
+    """Ctrl-C or the time limit arriving inside a Numba kernel surfaces as a
+    SystemError caused by the real exception: it must act as that exception."""
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError("returned a result with an exception set") from e
+
+    def timed_out(*args, **kwargs):
+        try:
+            raise fastquant.JobTimeoutError("x.png: took longer than 1 s (--timeout); nothing written")
+        except fastquant.JobTimeoutError as e:
+            raise SystemError("returned a result with an exception set") from e
+
+    monkeypatch.setattr(batch, "run_job", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batch._job(str(kodak[0]), str(tmp_path / "o.png"), {})
+    monkeypatch.setattr(batch, "run_job", timed_out)
+    r = batch._job(str(kodak[0]), str(tmp_path / "o.png"), {})
+    assert r.status == "error" and r.exit_code == 6 and "--timeout" in r.error
