@@ -4,7 +4,7 @@
 Usage (from anywhere; the checkout this file lives in is put on sys.path):
 
     python bench/bench.py [FOLDER_OR_FILES...] [-k 16 32 64 128 256] [--repeat 5] [--tools a,b,...]
-                          [--out bench/results] [--scale] [--startup] [--batch] [--quick] [--no-compare]
+                          [--out bench/results] [--scale] [--startup] [--batch] [--alpha] [--quick] [--no-compare]
 
 Default images: ../shared/images/kodak next to the project root; default k: 256.
 
@@ -27,8 +27,11 @@ fastquant.metrics (mse, psnr, ssim) against the Pillow decode of the input, so a
 Bytes are the output file size. Ratios are tool / fastquant on the same image and k.
 
 Optional sections: --scale (large images, a 24 MP upscale, time vs megapixels and vs k, peak memory),
---startup (interpreter/import/CLI start-up), --batch (one CLI call on all images vs one pngquant call).
-Results: stdout, and <out>/results.md, results.csv, rate_distortion.png (plus scaling.*, startup.md, batch.md).
+--startup (interpreter/import/CLI start-up), --batch (one CLI call on all images vs one pngquant call),
+--alpha (images with transparency at k=256 and 16 vs pngquant --nofs: PSNR of the composites over black
+and white, largest alpha error, bytes).
+Results: stdout, and <out>/results.md, results.csv, rate_distortion.png (plus scaling.*, startup.md, batch.md,
+alpha.md).
 Temporary outputs live in tempfile directories that are removed afterwards. No network.
 """
 
@@ -61,6 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--scale", action="store_true", help="large images, 24 MP, time vs size and k, peak memory")
     p.add_argument("--startup", action="store_true", help="import and CLI start-up times")
     p.add_argument("--batch", action="store_true", help="one CLI call on all images vs one pngquant call")
+    p.add_argument("--alpha", action="store_true",
+                   help="images with alpha (alpha/, PngSuite) vs pngquant: composites over black/white, bytes")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 images, repeat 2, smaller --scale series")
     p.add_argument("--no-compare", action="store_true", help="skip the per-image tool comparison")
     args = p.parse_args(argv)
@@ -169,7 +174,8 @@ def main(argv=None) -> int:
     large = SHARED_IMAGES / "large"
     sections = [("scale", "scaling.md", lambda: extras.scale(large, args.repeat, args.quick, args.out)),
                 ("startup", "startup.md", lambda: extras.startup(images[0], 2 if args.quick else 5)),
-                ("batch", "batch.md", lambda: extras.batch(images, 1 if args.quick else 3))]
+                ("batch", "batch.md", lambda: extras.batch(images, 1 if args.quick else 3)),
+                ("alpha", "alpha.md", lambda: extras.alpha(SHARED_IMAGES, args.quick))]
     for flag, filename, run in sections:
         if getattr(args, flag):
             text = run()

@@ -1,4 +1,4 @@
-"""The optional sections of bench.py: --scale, --startup and --batch. Each returns a markdown section."""
+"""The optional sections of bench.py: --scale, --startup, --batch and --alpha. Each returns a markdown section."""
 
 from __future__ import annotations
 
@@ -188,3 +188,101 @@ def batch(images: list[Path], repeat: int) -> str:
                 rows.append([label, len(images), "", f"error: {exc}", ""])
     return (f"## Batch (one invocation on {len(images)} images, wall time, median of {repeat} after 1 untimed run)\n\n"
             + md_table(["command", "inputs", "outputs", "seconds", "files/s"], rows) + "\n")
+
+
+# --------------------------------------------------------------------------- --alpha
+ALPHA_KS = [256, 16]
+
+
+def alpha_images(shared: Path) -> list[Path]:
+    """The alpha/ folder, and the PngSuite files with alpha (RGBA, LA) or a tRNS transparency."""
+    found = sorted(p for p in (shared / "alpha").glob("*.png"))
+    for p in sorted((shared / "pngsuite").glob("[bfgpst]*.png")):
+        with Image.open(p) as im:
+            if "A" in im.getbands() or "transparency" in im.info:
+                found.append(p)
+    return found
+
+
+def alpha(shared: Path, quick: bool) -> str:
+    """fastquant vs `pngquant --nofs K` on images with alpha: PSNR of the composites over black and over
+    white, largest alpha error, bytes; at k=256 and k=16."""
+    import hashlib
+
+    import numpy as np
+    from fastquant import compress, io, metrics
+
+    images = alpha_images(shared)
+    if quick:
+        images = images[:3]
+    if not images:
+        return f"## Alpha\n\nNo images with alpha under {shared}.\n"
+    pq = None
+    try:
+        subprocess.run(["pngquant", "--version"], capture_output=True, check=True)
+        pq = "pngquant"
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    # Files with the same pixels (PngSuite repeats one picture in several encodings) share a row.
+    groups: dict[str, list[Path]] = {}
+    refs = {}
+    for p in images:
+        ref, _ = io.read_image(p)
+        if ref.shape[2] == 3:  # a tRNS key no pixel uses: opaque
+            ref = np.dstack([ref, np.full(ref.shape[:2], 255, np.uint8)])
+        key = hashlib.sha1(ref.tobytes() + str(ref.shape).encode()).hexdigest()
+        groups.setdefault(key, []).append(p)
+        refs[key] = ref
+    summary, tables = [], []
+    with tempfile.TemporaryDirectory(prefix="fqbench-") as tmp:
+        src, out = Path(tmp) / "in.png", Path(tmp) / "out.png"
+        for k in ALPHA_KS:
+            rows, cmp = [], []
+            for key, paths in groups.items():
+                ref = refs[key]
+                print(f"  alpha {paths[0].name} k={k} ...", file=sys.stderr, flush=True)
+                q = compress(paths[0], k)
+                fq = q.image if q.image.shape[2] == 4 else np.dstack([q.image, ref[:, :, 3]])
+                fq_row = [metrics.psnr_over(ref, fq, 0), metrics.psnr_over(ref, fq, 255),
+                          metrics.alpha_error(ref, fq), len(q.encode(".png"))]
+                pq_row = [None] * 4
+                if pq:
+                    Image.fromarray(ref, "RGBA").save(src)
+                    try:
+                        run_cmd([pq, "--nofs", "--force", "--output", out, str(k), src])
+                        with Image.open(out) as im:
+                            img = np.asarray(im.convert("RGBA"))
+                        pq_row = [metrics.psnr_over(ref, img, 0), metrics.psnr_over(ref, img, 255),
+                                  metrics.alpha_error(ref, img), out.stat().st_size]
+                    except RuntimeError as exc:
+                        print(f"bench: pngquant failed on {paths[0].name}: {exc}", file=sys.stderr)
+                soft = bool(((ref[:, :, 3] > 0) & (ref[:, :, 3] < 255)).any())
+                name = ", ".join(p.stem for p in paths) + ("" if soft else " (hard alpha)")
+                rows.append([name, *(fmt(x) for x in fq_row[:2]), fmt(pq_row[0]), fmt(pq_row[1]),
+                             fmt(fq_row[2]), fmt(pq_row[2]), fmt(fq_row[3]), fmt(pq_row[3])])
+                if pq_row[0] is not None:
+                    cmp.append((fq_row, pq_row))
+            tables.append(f"### k={k}\n\n" + md_table(
+                ["image", "over black fq", "over white fq", "over black pq", "over white pq",
+                 "max alpha err fq", "max alpha err pq", "bytes fq", "bytes pq"], rows))
+            if cmp:
+                def finite_diff(i):
+                    return median([f[i] - p[i] for f, p in cmp if f[i] != float("inf") and p[i] != float("inf")])
+                summary.append(
+                    f"- k={k}: fastquant >= pngquant over black on {sum(f[0] >= p[0] for f, p in cmp)} of "
+                    f"{len(cmp)} images, over white on {sum(f[1] >= p[1] for f, p in cmp)} (median difference "
+                    f"{fmt(finite_diff(0))} / {fmt(finite_diff(1))} dB where both are finite); bytes "
+                    f"fastquant/pngquant median {fmt(median([f[3] / p[3] for f, p in cmp]), 3)}")
+    note = "" if pq else "pngquant is not installed: its columns are n/a.\n\n"
+    return (f"## Alpha (fastquant `compress(path, k)` vs `pngquant --nofs K`, {len(images)} files, "
+            f"{len(groups)} distinct pictures)\n\n"
+            "Images: `alpha/` and the PngSuite files with alpha (RGBA, LA) or tRNS. Reference: the pixels as "
+            "fastquant.io reads them, which for every file here equal Pillow's `convert(\"RGBA\")` except two that "
+            "Pillow 13 gets wrong (tbbn0g04: 4-bit grey tRNS read as opaque; tbwn0g16: 16-bit grey tRNS read as "
+            "fully transparent). pngquant is given those reference pixels as an 8-bit RGBA PNG (no gAMA chunk: "
+            "the PngSuite files carry gAMA 1.0, which pngquant converts to sRGB, so its values would not be "
+            "comparable); its output is decoded with Pillow `convert(\"RGBA\")`. Over black / over white: PSNR "
+            "(dB) of the RGB composite of the straight RGBA over that background, `fastquant.metrics.psnr_over`; "
+            "max alpha err: largest |alpha change| over pixels; bytes: the indexed PNG. fq = fastquant, "
+            "pq = pngquant. Files with the same pixels share a row; \"hard alpha\": only 0 and 255.\n\n"
+            + note + ("\n".join(summary) + "\n\n" if summary else "") + "\n\n".join(tables) + "\n")

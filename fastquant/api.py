@@ -54,7 +54,9 @@ class Stats:
         With a quality target: the quality 0-100 that decided
         (:func:`fastquant.metrics.quality_from_mse`), of the mapping before
         dithering, over the pixels the palette was fitted on (all of them, or
-        the even sample of very large images).
+        the even sample of very large images).  With alpha (``colorspace="rgb"``),
+        of the MSE of the premultiplied values, as pngquant judges: the
+        straight ``mse`` also counts colour differences nobody sees.
     seconds : dict
         Wall time of each stage: read, resize, histogram, palette, remap, metrics
         (summed over the palette sizes tried for a quality target).
@@ -283,7 +285,8 @@ class _Fit(NamedTuple):
     order: np.ndarray    # palette = entries[order]
     n_entries: int       # entries before reordering
     plain_sq: float      # squared error of the nearest-entry mapping over the histogram's pixels
-    plain_mse: float     # the same as a mean
+    quality_mse: float   # what quality targets judge: plain_sq as a mean; premultiplied RGBA: the
+                         # mean squared error of the premultiplied values (what is seen)
     n_iter: int
 
 
@@ -318,9 +321,14 @@ def _fit(p, n_colors, km, space, lap):
     else:
         order = order[used[order] > 0]
     plain_sq = float(np.dot(counts, dist))
+    if space == "premultiplied":  # invisible colour differences, which the fit ignores, must not count
+        d = _cs.premultiply(colors).astype(np.float64) - _cs.premultiply(palette)[labels]
+        judged = float(np.dot(counts, np.einsum("ij,ij->i", d, d)))
+    else:
+        judged = plain_sq
     lap("remap")
     return _Fit(np.ascontiguousarray(palette[order]), labels, order, len(palette), plain_sq,
-                plain_sq / (float(counts.sum()) * c), res.n_iter)
+                judged / (float(counts.sum()) * c), res.n_iter)
 
 
 def _map(p, f, space, dither, strength, lap):
@@ -418,7 +426,8 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3
         reach ``max``, the ``n_colors`` result, unless it is below ``min``:
         then :class:`QualityError`.  A single number is ``(0, max)``.
         Quality is judged before dithering, as pngquant does (``stats``
-        still measure the dithered result).
+        still measure the dithered result); for images with alpha, on the
+        premultiplied values (see ``Stats.quality``).
     keep_metadata : bool
         Keep the input's ICC profile (``result.icc_profile``), written into
         PNG outputs by ``save``/``encode``.  Nothing else is kept.
@@ -461,10 +470,10 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3
         # pngquant does): dithering trades PSNR for smoothness, and would
         # otherwise always ask for more colours.
         lo_q, hi_q = target
-        score = metrics.quality_from_mse(best.plain_mse)
+        score = metrics.quality_from_mse(best.quality_mse)
         if score < lo_q:
             raise QualityError(
-                f"{io.source_name(image)}: quality {score} (PSNR {metrics.psnr_from_mse(best.plain_mse):.2f}"
+                f"{io.source_name(image)}: quality {score} (PSNR {metrics.psnr_from_mse(best.quality_mse):.2f}"
                 f" dB) with {len(best.palette)} colours is below the minimum {lo_q:g}; nothing written")
         if score >= hi_q:
             # Fewest colours reaching hi_q: bisection on a log scale between a
@@ -473,7 +482,7 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=5e-3
             while hi - lo > 1:
                 mid = min(max(int(round(math.sqrt(max(lo, 1) * hi))), lo + 1), hi - 1)
                 trial = _fit(p, mid, km, space, lap)
-                q = metrics.quality_from_mse(trial.plain_mse)
+                q = metrics.quality_from_mse(trial.quality_mse)
                 if q >= hi_q:
                     hi, best, score = mid, trial, q
                 else:

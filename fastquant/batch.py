@@ -199,6 +199,20 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     return rec
 
 
+_WARM = []
+
+
+def _warm_kernels():
+    """Load this process's cached kernels once, on a tiny image."""
+    if not _WARM:
+        import numpy as np
+
+        from .api import compress
+
+        compress(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), 4, ssim=True)
+        _WARM.append(True)
+
+
 class _time_limit:
     """Raise :class:`JobTimeoutError` in this thread after ``seconds`` (SIGALRM).
 
@@ -212,6 +226,10 @@ class _time_limit:
         self.armed = False
 
     def _fire(self, signum, frame):
+        import signal
+
+        # Fire again later in case a library swallows this exception.
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
         raise JobTimeoutError(f"{self.source}: took longer than {self.seconds:g} s (--timeout); "
                               "nothing written")
 
@@ -221,6 +239,7 @@ class _time_limit:
 
         if self.seconds and threading.current_thread() is threading.main_thread() \
                 and hasattr(signal, "setitimer"):
+            _warm_kernels()  # never interrupt Numba while it loads compiled code
             self.old = signal.signal(signal.SIGALRM, self._fire)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
             self.armed = True

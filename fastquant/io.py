@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from .errors import InputError, OptionError, OutputError
+from .errors import FastquantError, InputError, OptionError, OutputError
 
 #: Default refusal threshold in pixels, Pillow's own decompression-bomb limit.
 DEFAULT_MAX_PIXELS = 178_956_970
@@ -187,7 +187,7 @@ def _decode(data, name, max_pixels, info=None):
                 else:
                     target = "RGBA" if has_alpha else "RGB"
                 a = f.read(index=0, rotate=True, mode=target)
-    except InputError:
+    except FastquantError:  # ours, including a time limit that struck while decoding
         raise
     except MemoryError as e:
         raise InputError(f"{name}: image too large to decode") from e
@@ -346,6 +346,8 @@ def encode_array(path, image, icc_profile=None):
         if icc_profile:
             kw = dict(kw, icc_profile=bytes(icc_profile))
         return iio.imwrite("<bytes>", image, extension=ext, plugin="pillow", **kw)
+    except FastquantError:
+        raise
     except Exception as e:
         raise OptionError(f"{os.fspath(path)}: cannot encode as {ext}: {e}") from e
 
