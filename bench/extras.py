@@ -158,27 +158,40 @@ def startup(sample: Path, repeat: int) -> str:
 
 # --------------------------------------------------------------------------- --batch
 def batch(images: list[Path], repeat: int) -> str:
-    """One `python -m fastquant` invocation on all images vs one `pngquant --nofs 256` invocation."""
+    """One `python -m fastquant` invocation on all images (default jobs, -j 1, -j 2, a Dask LocalCluster of 2
+    workers) vs one `pngquant --nofs 256` invocation."""
+    import importlib.util
+
     images = [p for p in images if p.suffix.lower() == ".png"]
     if not images:
         return "## Batch\n\nNo PNG images.\n"
     py, env = sys.executable, subprocess_env()
+    fq = [py, "-m", "fastquant"]
+    variants = [("python -m fastquant FILES (default: a worker per core)", "default", []),
+                ("python -m fastquant FILES -j 1", "j1", ["-j", "1"]),
+                ("python -m fastquant FILES -j 2", "j2", ["-j", "2"])]
+    if importlib.util.find_spec("distributed"):
+        variants.append(("python -m fastquant FILES --scheduler local (Dask LocalCluster, 2 workers)", "dask",
+                         ["--scheduler", "local"]))
     rows = []
     with tempfile.TemporaryDirectory(prefix="fqbench-") as tmp:
-        # Both tools write beside their inputs (fastquant's -o takes one input only), so each gets symlinks to
+        # Every run writes beside its inputs (fastquant's -o takes one input only), so each gets symlinks to
         # the images in its own scratch folder; the outputs land there.
-        links = {}
-        for tool in ("fastquant", "pngquant"):
-            (Path(tmp) / tool).mkdir()
-            links[tool] = [Path(tmp) / tool / p.name for p in images]
-            for link, p in zip(links[tool], images):
-                link.symlink_to(p)
-        jobs = [("python -m fastquant FILES -k 256 --ext .fq.png --force -q",
-                 [py, "-m", "fastquant", *links["fastquant"], "-k", "256", "--ext", ".fq.png", "--force", "-q"],
-                 Path(tmp) / "fastquant", "*.fq.png"),
-                ("pngquant --nofs 256 FILES --ext .pq.png --force",
-                 ["pngquant", "--nofs", "--force", "--ext", ".pq.png", "256", *links["pngquant"]],
-                 Path(tmp) / "pngquant", "*.pq.png")]
+        def links(name):
+            folder = Path(tmp) / name
+            folder.mkdir()
+            for p in images:
+                (folder / p.name).symlink_to(p)
+            return folder, sorted(folder.iterdir())
+
+        jobs = []
+        for label, name, extra in variants:
+            folder, files = links(name)
+            jobs.append((label, [*fq, *files, "-k", "256", "--ext", ".fq.png", "--force", "-q", *extra],
+                         folder, "*.fq.png"))
+        folder, files = links("pngquant")
+        jobs.append(("pngquant --nofs 256 FILES", ["pngquant", "--nofs", "--force", "--ext", ".pq.png", "256",
+                                                   *files], folder, "*.pq.png"))
         for label, argv, folder, pattern in jobs:
             try:
                 secs, _ = time_runs(lambda: run_cmd(argv, env=env), repeat, warmup=1)

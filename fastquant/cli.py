@@ -339,7 +339,7 @@ def main(argv=None):
         print(f"fastquant: error: {e}", file=err)
         return e.exit_code
     if not args.quiet and executor is None and not _kernels_cached():
-        print("fastquant: compiling the Numba kernels, once (about 10 s); later runs load them "
+        print("fastquant: compiling the Numba kernels, once (10-20 s); later runs load them "
               "from the cache", file=err)
     kwargs = dict(options, n_colors=args.colors, force=args.force, preview=args.preview,
                   preview_diff=args.preview_diff, skip_if_larger=args.skip_if_larger, timeout=args.timeout)
