@@ -192,6 +192,11 @@ def _decode(data, name, max_pixels, info=None):
     except MemoryError as e:
         raise InputError(f"{name}: image too large to decode") from e
     except Exception as e:  # decoders raise anything: OSError, SyntaxError, ValueError, zlib.error...
+        inner = e.__cause__ or e.__context__
+        while inner is not None:  # imageio wraps what is raised while it opens a file (a time limit)
+            if isinstance(inner, FastquantError):
+                raise inner from None
+            inner = inner.__cause__ or inner.__context__
         raise InputError(f"{name}: {_reason(e)}") from e
     if grey_key:
         a = _grey_with_key(a, mode, key, data)

@@ -189,60 +189,77 @@ def _mirror(i, n):
 _BAND = 64  # output rows per band; fixed, so the float sums do not depend on threads
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _ssim_sum(a, b, lw, g, c1, c2, crop):
-    """Sum of the SSIM map of the lumas (channel weights ``lw``) of two
-    (H, W, C) images over rows/columns [crop, n - crop), in bands of rows."""
+@njit(cache=True, nogil=True)
+def _ssim_band(a, b, lw, g, c1, c2, crop, band):
+    """Sum of the SSIM map over output rows band*_BAND .. (band+1)*_BAND - 1
+    (and columns [crop, w - crop)) of the lumas (channel weights ``lw``)."""
     h, w, nc = a.shape
     r = len(g) // 2
-    nb = (h + _BAND - 1) // _BAND
-    sums = np.zeros(nb)
-    for band in prange(nb):
-        r0 = band * _BAND
-        r1 = min(h, r0 + _BAND)
-        rows = r1 - r0 + 2 * r
-        hz = np.zeros((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
-        pad = np.empty((5, w + 2 * r))  # one row of the five maps, mirrored at both ends
-        for q in range(rows):
-            i = _mirror(r0 - r + q, h)
-            for j in range(w):
-                lx = 0.0
-                ly = 0.0
-                for ch in range(nc):
-                    lx += lw[ch] * a[i, j, ch]
-                    ly += lw[ch] * b[i, j, ch]
-                pad[0, r + j] = lx
-                pad[1, r + j] = ly
-                pad[2, r + j] = lx * lx
-                pad[3, r + j] = ly * ly
-                pad[4, r + j] = lx * ly
-            for e in range(r):
-                for m in range(5):
-                    pad[m, r - 1 - e] = pad[m, r + min(e, w - 1)]
-                    pad[m, r + w + e] = pad[m, r + max(w - 1 - e, 0)]
-            for m in range(5):  # loops ordered so the innermost one runs along a row (SIMD)
-                for t in range(2 * r + 1):
-                    gt = g[t]
-                    for j in range(w):
-                        hz[m, q, j] += gt * pad[m, j + t]
-        acc = 0.0
-        mv = np.empty((5, w))
-        for i in range(max(r0, crop), min(r1, h - crop)):
-            q0 = i - r0
-            mv[:] = 0.0
+    r0 = band * _BAND
+    r1 = min(h, r0 + _BAND)
+    rows = r1 - r0 + 2 * r
+    hz = np.zeros((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
+    pad = np.empty((5, w + 2 * r))  # one row of the five maps, mirrored at both ends
+    for q in range(rows):
+        i = _mirror(r0 - r + q, h)
+        for j in range(w):
+            lx = 0.0
+            ly = 0.0
+            for ch in range(nc):
+                lx += lw[ch] * a[i, j, ch]
+                ly += lw[ch] * b[i, j, ch]
+            pad[0, r + j] = lx
+            pad[1, r + j] = ly
+            pad[2, r + j] = lx * lx
+            pad[3, r + j] = ly * ly
+            pad[4, r + j] = lx * ly
+        for e in range(r):
             for m in range(5):
-                for t in range(2 * r + 1):
-                    gt = g[t]
-                    for j in range(crop, w - crop):
-                        mv[m, j] += gt * hz[m, q0 + t, j]
-            for j in range(crop, w - crop):
-                m0 = mv[0, j]
-                m1 = mv[1, j]
-                vx = mv[2, j] - m0 * m0
-                vy = mv[3, j] - m1 * m1
-                cxy = mv[4, j] - m0 * m1
-                acc += ((2 * m0 * m1 + c1) * (2 * cxy + c2)) / ((m0 * m0 + m1 * m1 + c1) * (vx + vy + c2))
-        sums[band] = acc
+                pad[m, r - 1 - e] = pad[m, r + min(e, w - 1)]
+                pad[m, r + w + e] = pad[m, r + max(w - 1 - e, 0)]
+        for m in range(5):  # loops ordered so the innermost one runs along a row (SIMD)
+            for t in range(2 * r + 1):
+                gt = g[t]
+                for j in range(w):
+                    hz[m, q, j] += gt * pad[m, j + t]
+    acc = 0.0
+    mv = np.empty((5, w))
+    for i in range(max(r0, crop), min(r1, h - crop)):
+        q0 = i - r0
+        mv[:] = 0.0
+        for m in range(5):
+            for t in range(2 * r + 1):
+                gt = g[t]
+                for j in range(crop, w - crop):
+                    mv[m, j] += gt * hz[m, q0 + t, j]
+        for j in range(crop, w - crop):
+            m0 = mv[0, j]
+            m1 = mv[1, j]
+            vx = mv[2, j] - m0 * m0
+            vy = mv[3, j] - m1 * m1
+            cxy = mv[4, j] - m0 * m1
+            acc += ((2 * m0 * m1 + c1) * (2 * cxy + c2)) / ((m0 * m0 + m1 * m1 + c1) * (vx + vy + c2))
+    return acc
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _ssim_par(a, b, lw, g, c1, c2, crop, sums):
+    for band in prange(len(sums)):
+        sums[band] = _ssim_band(a, b, lw, g, c1, c2, crop, band)
+
+
+#: Pixels from which SSIM runs its bands on all threads (below, waking them costs more).
+SSIM_PARALLEL_PIXELS = 1 << 21
+
+
+def _ssim_sum(a, b, lw, g, c1, c2, crop):
+    """Sum of the SSIM map, band by band, added up in band order (any thread count)."""
+    sums = np.zeros((a.shape[0] + _BAND - 1) // _BAND)
+    if a.shape[0] * a.shape[1] >= SSIM_PARALLEL_PIXELS:
+        _ssim_par(a, b, lw, g, c1, c2, crop, sums)
+    else:
+        for band in range(len(sums)):
+            sums[band] = _ssim_band(a, b, lw, g, c1, c2, crop, band)
     return sums.sum()
 
 

@@ -129,11 +129,14 @@ def test_a_dead_worker_is_one_failed_file():
 def test_signal_inside_a_kernel_is_not_a_bug(monkeypatch, tmp_path, kodak):
     """Ctrl-C or the time limit arriving inside a Numba kernel surfaces as a
     SystemError caused by the real exception: it must act as that exception."""
-    def interrupted(*args, **kwargs):
+    def interrupted(*args, **kwargs):  # as seen: wrapped twice (the dispatcher, then an unpickler)
         try:
-            raise KeyboardInterrupt
-        except KeyboardInterrupt as e:
-            raise SystemError("returned a result with an exception set") from e
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as e:
+                raise SystemError("_numba_unpickle returned a result with an exception set") from e
+        except SystemError as e:
+            raise SystemError("CPUDispatcher returned a result with an exception set") from e
 
     def timed_out(*args, **kwargs):
         try:

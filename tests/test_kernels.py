@@ -293,3 +293,13 @@ def test_sampled_path_maps_every_pixel_exactly(kodak, monkeypatch):
     assert q.stats.mse == pytest.approx(metrics.mse(image, q.image), rel=1e-12)
     assert len(np.unique(q.palette, axis=0)) == len(q.palette)
     assert q.stats.psnr > 30
+
+
+def test_ssim_parallel_bands_equal_serial(kodak, monkeypatch):
+    import imageio.v3 as iio
+
+    a = iio.imread(kodak[5])
+    b = np.clip(a.astype(int) + 9, 0, 255).astype(np.uint8)
+    serial = metrics.ssim(a, b)
+    monkeypatch.setattr(metrics, "SSIM_PARALLEL_PIXELS", 0)
+    assert metrics.ssim(a, b) == serial  # same bands, same order: the same float
