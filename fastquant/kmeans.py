@@ -341,27 +341,39 @@ def _kmeanspp(points, weights, k, seed):
 
 
 @njit(cache=True, nogil=True)
-def _neighbor_rows(centers, order, sorted_d, lo, hi):
+def _neighbor_rows(centers, order, sorted_d, hint, lo, hi):
     """For centres lo..hi-1, their L nearest centres (themselves included) by
-    increasing distance, by insertion into a sorted buffer of length L."""
+    increasing distance, by insertion into a sorted buffer of length L.
+
+    ``hint[a]`` is a guess of a squared distance beyond the L-th neighbour of
+    centre a (the previous iteration's, with a margin): farther centres are
+    not inserted, which saves most of the insertions.  When fewer than L
+    centres lie within the guess, the row is done again without it, so the
+    lists are always exactly those of a fresh build.
+    """
     k = centers.shape[0]
     L = order.shape[1]
     for a in range(lo, hi):
-        m = 0
-        for b in range(k):
-            db = _sqdist(centers, a, centers, b)
-            if m == L and db >= sorted_d[a, L - 1]:
-                continue
-            pos = m if m < L else L - 1
-            while pos > 0 and sorted_d[a, pos - 1] > db:
-                if pos < L:
-                    sorted_d[a, pos] = sorted_d[a, pos - 1]
-                    order[a, pos] = order[a, pos - 1]
-                pos -= 1
-            sorted_d[a, pos] = db
-            order[a, pos] = b
-            if m < L:
-                m += 1
+        lim = hint[a]
+        for _ in range(2):
+            m = 0
+            for b in range(k):
+                db = _sqdist(centers, a, centers, b)
+                if db >= lim or (m == L and db >= sorted_d[a, L - 1]):
+                    continue
+                pos = m if m < L else L - 1
+                while pos > 0 and sorted_d[a, pos - 1] > db:
+                    if pos < L:
+                        sorted_d[a, pos] = sorted_d[a, pos - 1]
+                        order[a, pos] = order[a, pos - 1]
+                    pos -= 1
+                sorted_d[a, pos] = db
+                order[a, pos] = b
+                if m < L:
+                    m += 1
+            if m == L:
+                break
+            lim = np.inf  # the guess was too tight
 
 
 @njit(cache=True, nogil=True)
@@ -464,10 +476,10 @@ def _sums_range(points, weights, labels, dist, sums, wsums, errs, c, lo, hi):
 # same way, so results do not depend on the thread count.
 
 @njit(cache=True, nogil=True, parallel=True)
-def _neighbors_par(centers, order, sorted_d, chunk):
+def _neighbors_par(centers, order, sorted_d, hint, chunk):
     k = centers.shape[0]
     for c in prange((k + chunk - 1) // chunk):
-        _neighbor_rows(centers, order, sorted_d, c * chunk, min(k, (c + 1) * chunk))
+        _neighbor_rows(centers, order, sorted_d, hint, c * chunk, min(k, (c + 1) * chunk))
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -491,15 +503,28 @@ PARALLEL_MIN_POINTS = 1 << 16
 PARALLEL_MIN_CENTERS = 512
 
 
-def _neighbors(centers):
+#: Margin on the previous L-th neighbour distance used as the next build's hint.
+_HINT_MARGIN = np.float32(1.05)
+
+
+def _neighbors(centers, hint=None):
+    """(order, sorted_d): each centre's L nearest centres and their squared distances.
+
+    ``hint``: the previous lists' ``sorted_d`` (centres that moved a little);
+    only speeds the build up, the result is the same.
+    """
     k = centers.shape[0]
     L = min(k, NEIGHBORS)
     order = np.empty((k, L), np.int32)
     sorted_d = np.empty((k, L), np.float32)
-    if k >= PARALLEL_MIN_CENTERS:
-        _neighbors_par(centers, order, sorted_d, 64)
+    if hint is None or hint.shape != (k, L):
+        lim = np.full(k, np.inf, np.float32)
     else:
-        _neighbor_rows(centers, order, sorted_d, 0, k)
+        lim = hint[:, -1] * _HINT_MARGIN + np.float32(1e-6)
+    if k >= PARALLEL_MIN_CENTERS:
+        _neighbors_par(centers, order, sorted_d, lim, 64)
+    else:
+        _neighbor_rows(centers, order, sorted_d, lim, 0, k)
     return order, sorted_d
 
 
@@ -553,6 +578,7 @@ class _Search:
     def __init__(self, n):
         self.lower = np.empty(n, np.float32)
         self.moves = _NO_BOUNDS
+        self.sorted_d = None  # the last neighbour lists' distances: the next build's hint
 
     def moved(self, old, new):
         self.moves = _moves(old, new)
@@ -585,7 +611,8 @@ def assign(points, centers, labels=None, search=None):
         search = _Search(n)
     dist = np.empty(n, np.float32)
     if k <= NEIGHBOR_LIST_MAX_K:
-        order, sorted_d = _neighbors(centers)
+        order, sorted_d = _neighbors(centers, search.sorted_d)
+        search.sorted_d = sorted_d
     else:
         order, sorted_d = np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
     args = (points, centers, order, sorted_d, labels, dist, search.lower, search.moves)

@@ -303,3 +303,17 @@ def test_ssim_parallel_bands_equal_serial(kodak, monkeypatch):
     serial = metrics.ssim(a, b)
     monkeypatch.setattr(metrics, "SSIM_PARALLEL_PIXELS", 0)
     assert metrics.ssim(a, b) == serial  # same bands, same order: the same float
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.5, 30.0])
+def test_neighbor_lists_with_hint_equal_a_fresh_build(shift, drivers):
+    rng = np.random.default_rng(int(shift * 10))
+    before = int_points(rng, 300)
+    after = (before + rng.normal(0, shift, before.shape)).astype(np.float32)  # centres that moved
+    _, hint = km_module._neighbors(before)
+    order, sorted_d = km_module._neighbors(after, hint)
+    fresh_order, fresh_d = km_module._neighbors(after)
+    np.testing.assert_array_equal(order, fresh_order)
+    np.testing.assert_array_equal(sorted_d, fresh_d)
+    ref = np.sort(((after[:, None, :].astype(np.float64) - after[None]) ** 2).sum(-1), axis=1)[:, :32]
+    np.testing.assert_allclose(sorted_d, ref, rtol=1e-6)
