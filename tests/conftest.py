@@ -53,3 +53,21 @@ def image_tree(tmp_path, kodak):
     (src / "bad.png").write_text("not an image")
     (src / "notes.txt").write_text("ignored")
     return src
+
+
+@pytest.fixture
+def outputs_by_threads():
+    """Run a script (argv[1] = a path) with NUMBA_NUM_THREADS = 1, 2, 3; the set of its stdouts."""
+    import subprocess
+    import sys
+
+    def run(script, path):
+        outs = set()
+        for threads in ("1", "2", "3"):
+            env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+            r = subprocess.run([sys.executable, "-c", script, str(path)], env=env,
+                               capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, r.stderr
+            outs.add(r.stdout.strip())
+        return outs
+    return run

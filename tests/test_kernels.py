@@ -1,6 +1,4 @@
 """Every Numba kernel against its slow reference in tests/naive.py."""
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -233,14 +231,8 @@ print(hashlib.sha256(q.encode(".png")).hexdigest(), q.stats.iterations)
 """
 
 
-def test_same_bytes_for_any_thread_count(kodak):
-    outs = set()
-    for threads in ("1", "2", "3"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
-        r = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, str(kodak[4])], env=env,
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr
-        outs.add(r.stdout.strip())
+def test_same_bytes_for_any_thread_count(kodak, outputs_by_threads):
+    outs = outputs_by_threads(_THREAD_SCRIPT, kodak[4])
     assert len(outs) == 1, outs
 
 
