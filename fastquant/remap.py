@@ -89,7 +89,7 @@ def _lut_range(pixels, palette, order, sorted_d, table, out, errs, c, lo, hi):
         key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
         v = table[key]
         if v < 0:
-            v, _, _ = _search(pixels, i, palette, order, sorted_d, prev, _sqdist(pixels, i, palette, prev))
+            v, _ = _search(pixels, i, palette, order, sorted_d, prev, _sqdist(pixels, i, palette, prev))
             table[key] = v
         out[i] = v
         prev = v
@@ -116,7 +116,7 @@ def _lut_lab_range(pixels, palette, points, lin, scale, order, sorted_d, table, 
         v = table[key]
         if v < 0:
             _encode_at(pixels, i, lin, scale, pt, 0)
-            v, _, _ = _search(pt, 0, points, order, sorted_d, prev, _sqdist(pt, 0, points, prev))
+            v, _ = _search(pt, 0, points, order, sorted_d, prev, _sqdist(pt, 0, points, prev))
             table[key] = v
         out[i] = v
         prev = v
@@ -219,7 +219,7 @@ def _fs(pixels, width, palette, order, sorted_d, strength, limit, out):
                     v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
                 tgt[t] = v
                 pt[0, t] = (v + half) // _FS_UNIT
-            best, _, _ = _search(pt, 0, palette, order, sorted_d, prev, _sqdist(pt, 0, palette, prev))
+            best, _ = _search(pt, 0, palette, order, sorted_d, prev, _sqdist(pt, 0, palette, prev))
             out[i] = best
             prev = best
             for t in range(c):
@@ -343,7 +343,7 @@ def _ordered_rows(pixels, width, palette, order, sorted_d, offsets, out, errs, l
                 if t < 3:
                     v = min(max(v + o, 0), 255)
                 pt[0, t] = v
-            best, _, _ = _search(pt, 0, palette, order, sorted_d, prev, _sqdist(pt, 0, palette, prev))
+            best, _ = _search(pt, 0, palette, order, sorted_d, prev, _sqdist(pt, 0, palette, prev))
             out[i] = best
             prev = best
             for t in range(c):

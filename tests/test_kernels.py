@@ -24,6 +24,17 @@ def drivers(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["lists", "short-lists", "no-lists"])
+def search(request, monkeypatch):
+    """Each nearest-centre search path: neighbour lists; lists so short that
+    many points fall back to scanning every centre; no lists (bounds only)."""
+    if request.param == "short-lists":
+        monkeypatch.setattr(km_module, "NEIGHBORS", 3)
+    elif request.param == "no-lists":
+        monkeypatch.setattr(km_module, "NEIGHBOR_LIST_MAX_K", 0)
+    return request.param
+
+
 def int_points(rng, n, d=3):
     """uint8-valued float32 points: squared distances are exact integers, ties are real."""
     return rng.integers(0, 256, (n, d)).astype(np.float32)
@@ -51,7 +62,7 @@ def test_histogram_many_colours():
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 64, 300, 1100])
-def test_assign_is_exact_nearest(k, drivers):
+def test_assign_is_exact_nearest(k, drivers, search):
     rng = np.random.default_rng(k)
     points = int_points(rng, 3000)
     centers = int_points(rng, k)
@@ -62,7 +73,7 @@ def test_assign_is_exact_nearest(k, drivers):
     np.testing.assert_array_equal(dist, ref_dist)
 
 
-def test_assign_float_points(drivers):
+def test_assign_float_points(drivers, search):
     rng = np.random.default_rng(5)
     points = rng.normal(size=(5000, 4)).astype(np.float32)
     centers = rng.normal(size=(200, 4)).astype(np.float32)
@@ -116,7 +127,7 @@ def test_kmeanspp_matches_naive():
     np.testing.assert_allclose(got, naive.kmeanspp(points, weights, 12, 7), rtol=1e-6)
 
 
-def test_lloyd_matches_naive(drivers):
+def test_lloyd_matches_naive(drivers, search):
     rng = np.random.default_rng(4)
     points = rng.normal(size=(3000, 3)).astype(np.float32)
     weights = rng.integers(1, 9, len(points)).astype(np.float64)
