@@ -190,24 +190,39 @@ _BAND = 64  # output rows per band; fixed, so the float sums do not depend on th
 
 
 @njit(cache=True, nogil=True)
-def _ssim_band(a, b, lw, g, c1, c2, crop, band):
-    """Sum of the SSIM map over output rows band*_BAND .. (band+1)*_BAND - 1
-    (and columns [crop, w - crop)) of the lumas (channel weights ``lw``)."""
+def _luma_map(a, lw):
+    """(H, W) float64 weighted sum of the channels of a (H, W, C) uint8 image."""
     h, w, nc = a.shape
+    out = np.empty((h, w))
+    for i in range(h):
+        for j in range(w):
+            s = 0.0
+            for ch in range(nc):
+                s += lw[ch] * a[i, j, ch]
+            out[i, j] = s
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _ssim_band(x, y, g, c1, c2, crop, band):
+    """Sum of the SSIM map of lumas x, y over output rows band*_BAND ..
+    (band+1)*_BAND - 1 and columns [crop, w - crop).
+
+    Separable Gaussian filtering of x, y, x*x, y*y and x*y; the window is
+    symmetric, so each pair of taps at equal distance shares one multiply.
+    """
+    h, w = x.shape
     r = len(g) // 2
     r0 = band * _BAND
     r1 = min(h, r0 + _BAND)
     rows = r1 - r0 + 2 * r
-    hz = np.zeros((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
+    hz = np.empty((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
     pad = np.empty((5, w + 2 * r))  # one row of the five maps, mirrored at both ends
     for q in range(rows):
         i = _mirror(r0 - r + q, h)
         for j in range(w):
-            lx = 0.0
-            ly = 0.0
-            for ch in range(nc):
-                lx += lw[ch] * a[i, j, ch]
-                ly += lw[ch] * b[i, j, ch]
+            lx = x[i, j]
+            ly = y[i, j]
             pad[0, r + j] = lx
             pad[1, r + j] = ly
             pad[2, r + j] = lx * lx
@@ -218,20 +233,25 @@ def _ssim_band(a, b, lw, g, c1, c2, crop, band):
                 pad[m, r - 1 - e] = pad[m, r + min(e, w - 1)]
                 pad[m, r + w + e] = pad[m, r + max(w - 1 - e, 0)]
         for m in range(5):  # loops ordered so the innermost one runs along a row (SIMD)
-            for t in range(2 * r + 1):
+            gc = g[r]
+            for j in range(w):
+                hz[m, q, j] = gc * pad[m, j + r]
+            for t in range(r):
                 gt = g[t]
                 for j in range(w):
-                    hz[m, q, j] += gt * pad[m, j + t]
+                    hz[m, q, j] += gt * (pad[m, j + t] + pad[m, j + 2 * r - t])
     acc = 0.0
     mv = np.empty((5, w))
     for i in range(max(r0, crop), min(r1, h - crop)):
         q0 = i - r0
-        mv[:] = 0.0
         for m in range(5):
-            for t in range(2 * r + 1):
+            gc = g[r]
+            for j in range(crop, w - crop):
+                mv[m, j] = gc * hz[m, q0 + r, j]
+            for t in range(r):
                 gt = g[t]
                 for j in range(crop, w - crop):
-                    mv[m, j] += gt * hz[m, q0 + t, j]
+                    mv[m, j] += gt * (hz[m, q0 + t, j] + hz[m, q0 + 2 * r - t, j])
         for j in range(crop, w - crop):
             m0 = mv[0, j]
             m1 = mv[1, j]
@@ -243,9 +263,9 @@ def _ssim_band(a, b, lw, g, c1, c2, crop, band):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _ssim_par(a, b, lw, g, c1, c2, crop, sums):
+def _ssim_par(x, y, g, c1, c2, crop, sums):
     for band in prange(len(sums)):
-        sums[band] = _ssim_band(a, b, lw, g, c1, c2, crop, band)
+        sums[band] = _ssim_band(x, y, g, c1, c2, crop, band)
 
 
 #: Pixels from which SSIM runs its bands on all threads (below, waking them costs more).
@@ -254,12 +274,13 @@ SSIM_PARALLEL_PIXELS = 1 << 21
 
 def _ssim_sum(a, b, lw, g, c1, c2, crop):
     """Sum of the SSIM map, band by band, added up in band order (any thread count)."""
+    x, y = _luma_map(a, lw), _luma_map(b, lw)
     sums = np.zeros((a.shape[0] + _BAND - 1) // _BAND)
     if a.shape[0] * a.shape[1] >= SSIM_PARALLEL_PIXELS:
-        _ssim_par(a, b, lw, g, c1, c2, crop, sums)
+        _ssim_par(x, y, g, c1, c2, crop, sums)
     else:
         for band in range(len(sums)):
-            sums[band] = _ssim_band(a, b, lw, g, c1, c2, crop, band)
+            sums[band] = _ssim_band(x, y, g, c1, c2, crop, band)
     return sums.sum()
 
 
