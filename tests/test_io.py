@@ -578,3 +578,25 @@ def test_shared_images_untouched(images_dir):
     # Nothing above writes next to the shared images.
     assert not list(Path(images_dir).rglob(".fastquant-*.tmp"))
     assert not list(Path(images_dir).rglob("*-fq*.png"))
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, io.DEFLATE_PIECE, io.DEFLATE_PIECE + 1, 5 * io.DEFLATE_PIECE + 77])
+def test_deflate_in_pieces_is_one_zlib_stream(size):
+    rng = np.random.default_rng(size)
+    # repetitive bytes (long matches across piece boundaries) followed by noise
+    data = (np.repeat(rng.integers(0, 4, size // 50 + 1), 50)[: size // 2].astype(np.uint8).tobytes()
+            + rng.integers(0, 256, size - size // 2).astype(np.uint8).tobytes())
+    assert len(data) == size
+    one = io.deflate(data, threads=1)
+    assert zlib.decompress(one) == data
+    assert io.deflate(data, threads=3) == one  # the pieces do not depend on the threads
+    assert len(one) <= len(zlib.compress(data, 9)) * 1.01 + 16
+
+
+def test_deflate_keeps_matches_across_pieces():
+    # a random block repeated: only the 32 KiB dictionary of each piece lets
+    # the later pieces be coded as matches
+    block = np.random.default_rng(0).integers(0, 256, 20000).astype(np.uint8).tobytes()
+    data = block * 20
+    assert len(data) > 5 * io.DEFLATE_PIECE
+    assert len(io.deflate(data)) < 2 * len(block)
