@@ -288,7 +288,11 @@ def _init_worker(threads):
     # Ctrl-C in a terminal reaches every process of the group: the parent
     # decides (cancel what has not started, let running files finish whole).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    threads = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    from . import io
+
+    io.DEFLATE_THREADS = threads
 
 
 def _start_method():

@@ -244,6 +244,8 @@ def _grey_with_key(a, mode, key, data):
 
 #: Uncompressed bytes per independently compressed piece of a zlib stream.
 DEFLATE_PIECE = 1 << 16
+#: Threads for :func:`deflate`; None: Numba's configured count (batch workers set their share).
+DEFLATE_THREADS = None
 
 
 def deflate(data, level=9, threads=None):
@@ -261,7 +263,7 @@ def deflate(data, level=9, threads=None):
     level : int
         zlib level, 0-9.
     threads : int, optional
-        Default: Numba's thread count (what a batch worker was given).
+        Default: DEFLATE_THREADS, else ``numba.config.NUMBA_NUM_THREADS``.
 
     Returns
     -------
@@ -280,8 +282,11 @@ def deflate(data, level=9, threads=None):
         return c.compress(view[s:s + DEFLATE_PIECE]) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
     if threads is None:
-        import numba
-        threads = numba.get_num_threads()
+        threads = DEFLATE_THREADS
+    if threads is None:
+        import numba  # its config only: get_num_threads() would start Numba's threads
+
+        threads = numba.config.NUMBA_NUM_THREADS
     if threads > 1:  # zlib lets go of the GIL while it compresses
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(min(threads, len(starts))) as pool:

@@ -150,3 +150,22 @@ def test_signal_inside_a_kernel_is_not_a_bug(monkeypatch, tmp_path, kodak):
     monkeypatch.setattr(batch, "run_job", timed_out)
     r = batch._job(str(kodak[0]), str(tmp_path / "o.png"), {})
     assert r.status == "error" and r.exit_code == 6 and "--timeout" in r.error
+
+
+def test_a_serial_run_leaves_workers_forkable(tmp_path, kodak):
+    """Compressing and writing a photo (threaded deflate included) must not
+    start Numba's threads, so that a later pool may fork pre-warmed workers."""
+    import subprocess
+    import sys
+
+    script = ("import sys, fastquant, numba\n"
+              "from fastquant import batch\n"
+              "fastquant.compress(sys.argv[1], 64).save(sys.argv[2])\n"
+              "try:\n"
+              "    numba.threading_layer()\n"
+              "except ValueError:\n"
+              "    print(batch._start_method())\n")
+    out = subprocess.run([sys.executable, "-c", script, kodak[0], str(tmp_path / "o.png")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "fork"
