@@ -349,37 +349,49 @@ def _kmeanspp(points, weights, k, seed):
 @njit(cache=True, nogil=True)
 def _neighbor_rows(centers, order, sorted_d, hint, lo, hi):
     """For centres lo..hi-1, their L nearest centres (themselves included) by
-    increasing distance, by insertion into a sorted buffer of length L.
+    increasing distance (ties: lower index first).
 
     ``hint[a]`` is a guess of a squared distance beyond the L-th neighbour of
-    centre a (the previous iteration's, with a margin): farther centres are
-    not inserted, which saves most of the insertions.  When fewer than L
+    centre a (the previous iteration's, with a margin): only the centres
+    inside it are sorted, usually few more than L.  When fewer than L
     centres lie within the guess, the row is done again without it, so the
     lists are always exactly those of a fresh build.
     """
     k = centers.shape[0]
     L = order.shape[1]
+    dist = np.empty(k, np.float32)
+    cand = np.empty(k, np.int64)
+    cd = np.empty(k, np.float32)
     for a in range(lo, hi):
+        for b in range(k):
+            dist[b] = _sqdist(centers, a, centers, b)
         lim = hint[a]
-        for _ in range(2):
-            m = 0
+        if not lim < np.inf:  # no guess: the L-th smallest distance itself
+            lim = np.partition(dist, L - 1)[L - 1]
+        m = 0
+        for b in range(k):
+            if dist[b] <= lim:
+                cand[m] = b
+                m += 1
+        if m < L:  # the guess was too tight
+            m = k
             for b in range(k):
-                db = _sqdist(centers, a, centers, b)
-                if db >= lim or (m == L and db >= sorted_d[a, L - 1]):
-                    continue
-                pos = m if m < L else L - 1
-                while pos > 0 and sorted_d[a, pos - 1] > db:
-                    if pos < L:
-                        sorted_d[a, pos] = sorted_d[a, pos - 1]
-                        order[a, pos] = order[a, pos - 1]
-                    pos -= 1
-                sorted_d[a, pos] = db
-                order[a, pos] = b
-                if m < L:
-                    m += 1
-            if m == L:
-                break
-            lim = np.inf  # the guess was too tight
+                cand[b] = b
+        # Insertion sort of the candidates (listed by index, few more than L):
+        # stable, so equal distances keep index order.
+        for t in range(m):
+            b = cand[t]
+            db = dist[b]
+            pos = t
+            while pos > 0 and cd[pos - 1] > db:
+                cd[pos] = cd[pos - 1]
+                cand[pos] = cand[pos - 1]
+                pos -= 1
+            cd[pos] = db
+            cand[pos] = b
+        for t in range(L):
+            order[a, t] = cand[t]
+            sorted_d[a, t] = cd[t]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -709,26 +721,27 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds):
         n_iter += 1
         if converged:
             rounds += 1
-            if _swap(points, weights, centers, labels, wsums, SWAP_FACTOR):
+            if _swap(points, weights, centers, labels, wsums, SWAP_FACTOR, search.sorted_d):
                 prev = np.inf
             else:
                 rounds = swap_rounds
         search.moved(old, centers)
 
 
-def _swap(points, weights, centers, labels, wsums, factor):
+def _swap(points, weights, centers, labels, wsums, factor, hint=None):
     """One round of cluster swaps (after ELBG, Patane and Russo 2001).
 
     Merging a cluster into its nearest neighbour costs
     w1 w2 / (w1 + w2) |c1 - c2|^2; cutting a cluster in two gains the
     reduction of its best cut.  Pairs where the gain beats the cost move the
     merged cluster's centre into the cut cluster.  Returns the number of swaps.
+    ``hint``: the last neighbour lists' distances (see :func:`_neighbors`).
     """
     k = len(centers)
     if k < 3:
         return 0
     gains, left, right = _cluster_cuts(points, weights, labels, k)
-    order, sorted_d = _neighbors(centers) if k <= NEIGHBOR_LIST_MAX_K else (None, None)
+    order, sorted_d = _neighbors(centers, hint) if k <= NEIGHBOR_LIST_MAX_K else (None, None)
     if order is None:
         return 0
     nn = np.where(order[:, 0] == np.arange(k), order[:, 1], order[:, 0])
