@@ -162,49 +162,75 @@ _NBINS = 256
 
 
 @njit(cache=True, nogil=True)
-def _best_cut(points, weights, order, lo, hi, mean):
+def _best_cut(points, weights, order, lo, hi, mean, integral):
     """Best two-way cut of a box perpendicular to one axis (Wu's criterion).
 
-    Each axis's range within the box is cut into 256 equal bins (exact for
-    integer colour values); the cut between bins that most lowers the total
-    squared error is kept.  Writes the box mean into ``mean``; returns
-    (error reduction, axis, axis minimum, bin scale, last bin of the left part).
+    Each axis's range within the box is cut into 256 equal bins; the cut
+    between bins that most lowers the total squared error is kept.  With
+    ``integral`` (every coordinate an integer in 0..255, as colours are) the
+    bins are the values themselves, which needs one pass over the points
+    instead of two; otherwise the bins split the box's range, which is exact
+    for integer values too.  Writes the box mean into ``mean``; returns
+    (error reduction, axis, axis minimum, bin scale, last bin of the left
+    part): a point goes left when int((x[axis] - minimum) * scale) <= bin.
     """
     d = points.shape[1]
     tot = np.zeros(d)
     mins = np.full(d, np.inf)
     maxs = np.full(d, -np.inf)
     wtot = 0.0
-    for p in range(lo, hi):  # pass 1: totals and the range of every axis
-        i = order[p]
-        w = weights[i]
-        wtot += w
-        for t in range(d):
-            v = points[i, t]
-            tot[t] += w * v
-            mins[t] = min(mins[t], v)
-            maxs[t] = max(maxs[t], v)
+    scales = np.zeros(d)
+    hw = np.zeros((d, _NBINS))
+    hs = np.zeros((d, _NBINS, d))
+    if integral:
+        for p in range(lo, hi):
+            i = order[p]
+            w = weights[i]
+            for a in range(d):
+                b = int(points[i, a])
+                hw[a, b] += w
+                for t in range(d):
+                    hs[a, b, t] += w * points[i, t]
+        for b in range(_NBINS):
+            wtot += hw[0, b]
+            for t in range(d):
+                tot[t] += hs[0, b, t]
+        for a in range(d):
+            for b in range(_NBINS):
+                if hw[a, b] > 0.0:
+                    mins[a] = min(mins[a], b)
+                    maxs[a] = b
+            if maxs[a] > mins[a]:
+                scales[a] = 1.0
+            mins[a] = 0.0
+    else:
+        for p in range(lo, hi):  # pass 1: totals and the range of every axis
+            i = order[p]
+            w = weights[i]
+            wtot += w
+            for t in range(d):
+                v = points[i, t]
+                tot[t] += w * v
+                mins[t] = min(mins[t], v)
+                maxs[t] = max(maxs[t], v)
+        for a in range(d):
+            if maxs[a] > mins[a]:
+                scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
+        for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
+            i = order[p]
+            w = weights[i]
+            for a in range(d):
+                if scales[a] == 0.0:
+                    continue
+                b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
+                hw[a, b] += w
+                for t in range(d):
+                    hs[a, b, t] += w * points[i, t]
     base = 0.0
     for t in range(d):
         mean[t] = tot[t] / wtot if wtot > 0 else 0.0
         base += tot[t] * tot[t]
     base = base / wtot if wtot > 0 else 0.0
-    scales = np.zeros(d)
-    for a in range(d):
-        if maxs[a] > mins[a]:
-            scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
-    hw = np.zeros((d, _NBINS))
-    hs = np.zeros((d, _NBINS, d))
-    for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
-        i = order[p]
-        w = weights[i]
-        for a in range(d):
-            if scales[a] == 0.0:
-                continue
-            b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
-            hw[a, b] += w
-            for t in range(d):
-                hs[a, b, t] += w * points[i, t]
     best_gain = 0.0
     best_axis = -1
     best_bin = 0
@@ -237,7 +263,7 @@ def _best_cut(points, weights, order, lo, hi, mean):
 
 
 @njit(cache=True, nogil=True)
-def _wu(points, weights, k):
+def _wu(points, weights, k, integral):
     """Greedy splitting: the box whose best cut lowers the error most is cut, until k boxes."""
     n, d = points.shape
     order = np.arange(n)
@@ -250,7 +276,7 @@ def _wu(points, weights, k):
     cut = np.zeros(k, np.int64)
     means = np.zeros((k, d))
     end[0] = n
-    gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, weights, order, 0, n, means[0])
+    gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, weights, order, 0, n, means[0], integral)
     nb = 1
     while nb < k:
         b = np.argmax(gain[:nb])
@@ -271,15 +297,15 @@ def _wu(points, weights, k):
         start[nb] = i
         end[nb] = end[b]
         end[b] = i
-        gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, weights, order, lo, i, means[b])
+        gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, weights, order, lo, i, means[b], integral)
         gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, weights, order, i, end[nb],
-                                                                      means[nb])
+                                                                      means[nb], integral)
         nb += 1
     return _boxes(means, order, start, end, nb)
 
 
 @njit(cache=True, nogil=True)
-def _cluster_cuts(points, weights, labels, k):
+def _cluster_cuts(points, weights, labels, k, integral):
     """Best cut of every cluster: (error reduction (k,), left means (k, d), right means (k, d))."""
     n, d = points.shape
     counts = np.zeros(k + 1, np.int64)
@@ -299,7 +325,7 @@ def _cluster_cuts(points, weights, labels, k):
         lo, hi = bounds[c], bounds[c + 1]
         if hi - lo < 2:
             continue
-        g, a, mn, scale, cut = _best_cut(points, weights, order, lo, hi, mean)
+        g, a, mn, scale, cut = _best_cut(points, weights, order, lo, hi, mean, integral)
         if a < 0:
             continue
         gains[c] = g
@@ -740,7 +766,7 @@ def _swap(points, weights, centers, labels, wsums, factor, hint=None):
     k = len(centers)
     if k < 3:
         return 0
-    gains, left, right = _cluster_cuts(points, weights, labels, k)
+    gains, left, right = _cluster_cuts(points, weights, labels, k, _integral(points))
     order, sorted_d = _neighbors(centers, hint) if k <= NEIGHBOR_LIST_MAX_K else (None, None)
     if order is None:
         return 0
@@ -768,6 +794,12 @@ def _swap(points, weights, centers, labels, wsums, factor, hint=None):
         used[[i, j, c]] = True
         swaps += 1
     return swaps
+
+
+def _integral(points):
+    """Whether every coordinate is an integer in 0..255 (colours): Wu's cuts then bin by value."""
+    return bool(len(points) and points.min() >= 0 and points.max() <= _NBINS - 1
+                and np.array_equal(points, np.floor(points)))
 
 
 def _check_int(name, value, low):
@@ -842,7 +874,7 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         if init == "mediancut":
             centers, labels = _mediancut(pts, w, k)
         elif init == "wu":
-            centers, labels = _wu(pts, w, k)
+            centers, labels = _wu(pts, w, k, _integral(pts))
         elif init == "k-means++":
             centers = _kmeanspp(pts, w, k, seed)
             labels = np.zeros(n, np.int32)

@@ -84,6 +84,73 @@ def mediancut(points, weights, k):
     return np.array([m for _, _, m in info]), labels
 
 
+def best_cut(points, weights, integral):
+    """Wu's best cut of one box: over every axis and every boundary between
+    occupied bins (the values themselves when ``integral``, else 256 equal
+    bins of the box's range), the largest drop of the squared error
+    sum|S_l|^2/W_l + |S_r|^2/W_r - |S|^2/W.  Returns (gain, axis, left mask,
+    mean); axis -1 and an empty mask when no cut lowers the error."""
+    p = np.asarray(points, np.float64)
+    w = np.asarray(weights, np.float64)
+    tot, wtot = (w[:, None] * p).sum(axis=0), w.sum()
+    base = (tot * tot).sum() / wtot
+    best = (0.0, -1, np.zeros(len(p), bool))
+    for a in range(p.shape[1]):
+        lo, hi = p[:, a].min(), p[:, a].max()
+        if hi == lo:
+            continue
+        bins = p[:, a].astype(np.int64) if integral else \
+            np.minimum(255, ((p[:, a] - lo) * (256 / (hi - lo))).astype(np.int64))
+        for b in np.unique(bins)[:-1]:
+            left = bins <= b
+            wl, sl = w[left].sum(), (w[left, None] * p[left]).sum(axis=0)
+            g = (sl * sl / wl + (tot - sl) ** 2 / (wtot - wl)).sum() - base
+            if g > best[0] * (1 + 1e-12):
+                best = (g, a, left)
+    return best + (tot / wtot,)
+
+
+def wu(points, weights, k, integral):
+    """Greedy splitting: the box whose best cut lowers the error most is cut
+    (first box on ties; its left part keeps its place, the right part goes
+    last), until k boxes or no cut helps.  Returns (box means, labels)."""
+    p = np.asarray(points, np.float64)
+    boxes = [np.arange(len(p))]
+    cuts = [best_cut(p, weights, integral)]
+    while len(boxes) < k:
+        b = int(np.argmax([c[0] for c in cuts]))
+        gain, axis, left, _ = cuts[b]
+        if gain <= 0 or axis < 0:
+            break
+        members = boxes[b]
+        boxes[b], right = members[left], members[~left]
+        boxes.append(right)
+        cuts[b] = best_cut(p[boxes[b]], weights[boxes[b]], integral)
+        cuts.append(best_cut(p[right], weights[right], integral))
+    labels = np.empty(len(p), np.int64)
+    for j, members in enumerate(boxes):
+        labels[members] = j
+    return np.array([c[3] for c in cuts]), labels
+
+
+def cluster_cuts(points, weights, labels, k, integral):
+    """Best cut of every cluster: (gains, left means, right means), zeros where none."""
+    p = np.asarray(points, np.float64)
+    gains, left_means, right_means = np.zeros(k), np.zeros((k, p.shape[1])), np.zeros((k, p.shape[1]))
+    for c in range(k):
+        members = np.flatnonzero(labels == c)
+        if len(members) < 2:
+            continue
+        g, a, left, _ = best_cut(p[members], weights[members], integral)
+        if a < 0:
+            continue
+        w = weights[members]
+        gains[c] = g
+        left_means[c] = (w[left, None] * p[members][left]).sum(axis=0) / w[left].sum()
+        right_means[c] = (w[~left, None] * p[members][~left]).sum(axis=0) / w[~left].sum()
+    return gains, left_means, right_means
+
+
 def kmeanspp(points, weights, k, seed):
     """Weighted k-means++ drawing from numpy's legacy Mersenne Twister (as Numba's np.random)."""
     p = np.asarray(points, np.float32).astype(np.float64)

@@ -119,6 +119,35 @@ def test_mediancut_matches_naive(k):
     np.testing.assert_allclose(centers, ref_centers, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("integral", [True, False])
+@pytest.mark.parametrize("k", [1, 6, 40])
+def test_wu_matches_naive(k, integral):
+    rng = np.random.default_rng(k)
+    # colours (integers, several sharing each value) or real numbers
+    points = (int_points(rng, 1500) // 4 if integral else rng.normal(size=(1500, 3)) * 50).astype(np.float32)
+    weights = rng.integers(1, 20, len(points)).astype(np.float64)
+    assert km_module._integral(points) == integral
+    centers, labels = km_module._wu(points, weights, k, integral)
+    ref_centers, ref_labels = naive.wu(points, weights, k, integral)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(centers, ref_centers, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("integral", [True, False])
+def test_cluster_cuts_match_naive(integral):
+    rng = np.random.default_rng(9)
+    points = (int_points(rng, 2000) if integral else rng.normal(size=(2000, 3)) * 50).astype(np.float32)
+    weights = rng.integers(1, 20, len(points)).astype(np.float64)
+    labels = rng.integers(0, 30, len(points)).astype(np.int32)
+    labels[labels == 7] = 8  # an empty cluster
+    labels[np.flatnonzero(labels == 9)[1:]] = 10  # a cluster of one point
+    gains, left, right = km_module._cluster_cuts(points, weights, labels, 30, integral)
+    ref_gains, ref_left, ref_right = naive.cluster_cuts(points, weights, labels, 30, integral)
+    np.testing.assert_allclose(gains, ref_gains, rtol=1e-9)
+    np.testing.assert_allclose(left, ref_left, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(right, ref_right, rtol=1e-9, atol=1e-9)
+
+
 def test_kmeanspp_matches_naive():
     rng = np.random.default_rng(3)
     points = rng.normal(size=(1500, 3)).astype(np.float32)
