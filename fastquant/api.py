@@ -320,10 +320,12 @@ def _fit(p, n_colors, km, space, lap):
         order = order[np.lexsort([-used[order]])]
     else:
         order = order[used[order] > 0]
-    plain_sq = float(np.dot(counts, dist))
+    # Sums of products, not np.dot: OpenBLAS would start threads that spin on after
+    # the call and take the CPU from the other batch workers.
+    plain_sq = float((counts * dist.astype(np.float64)).sum())
     if space == "premultiplied":  # invisible colour differences, which the fit ignores, must not count
         d = _cs.premultiply(colors).astype(np.float64) - _cs.premultiply(palette)[labels]
-        judged = float(np.dot(counts, np.einsum("ij,ij->i", d, d)))
+        judged = float((counts * np.einsum("ij,ij->i", d, d)).sum())
     else:
         judged = plain_sq
     lap("remap")

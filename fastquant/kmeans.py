@@ -890,7 +890,7 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         uniq = np.unique(pts[w > 0], axis=0)
         if len(uniq) <= k:
             labels, dist = assign(pts, uniq)
-            inertia = float(np.dot(w, dist))
+            inertia = float((w * dist).sum())
             return KMeansResult(uniq, labels, inertia, 0)
     centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol),
                                             _check_int("swap_rounds", swap_rounds, 0))

@@ -140,7 +140,7 @@ def psnr_over(a, b, background, *, weights=None):
     for lo in range(0, len(a), _OVER_CHUNK):
         d = composite(a[lo:lo + _OVER_CHUNK], bg) - composite(b[lo:lo + _OVER_CHUNK], bg)
         per = (d * d).sum(axis=1)
-        sq += float(per.sum() if weights is None else np.dot(weights[lo:lo + _OVER_CHUNK], per))
+        sq += float(per.sum() if weights is None else (weights[lo:lo + _OVER_CHUNK] * per).sum())
     n = len(a) if weights is None else float(weights.sum())
     return psnr_from_mse(sq / (3.0 * n))
 
@@ -173,7 +173,7 @@ def luma(image):
         return image
     if image.shape[2] == 1:
         return image[:, :, 0]
-    return image[:, :, :3] @ _LUMA
+    return image[:, :, 0] * _LUMA[0] + image[:, :, 1] * _LUMA[1] + image[:, :, 2] * _LUMA[2]  # no BLAS threads
 
 
 @njit(cache=True, nogil=True, inline="always")
