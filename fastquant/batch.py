@@ -203,6 +203,18 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
 _WARM = []
 
 
+def skip_blas_probe():
+    """Keep Numba from importing scipy (0.15-0.2 s) in a process of fastquant's own.
+
+    On its first compile or cache load Numba imports scipy.linalg, when scipy
+    is installed, to find a BLAS for ``np.dot`` inside jitted code; no
+    fastquant kernel uses one.  Only the CLI and pool workers call this:
+    their process runs nothing but fastquant.
+    """
+    if "numba.np.arraymath" not in sys.modules:
+        sys.modules.setdefault("scipy.linalg.cython_blas", None)  # None: "not importable"
+
+
 def _warm_kernels():
     """Load this process's cached (serial) kernels and image plugins once, on a tiny PNG."""
     if not _WARM:
@@ -285,6 +297,7 @@ def _init_worker(threads):
 
     import numba
 
+    skip_blas_probe()
     # Ctrl-C in a terminal reaches every process of the group: the parent
     # decides (cancel what has not started, let running files finish whole).
     signal.signal(signal.SIGINT, signal.SIG_IGN)

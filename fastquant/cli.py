@@ -305,6 +305,7 @@ def main(argv=None):
     """Run the command line; returns the exit code."""
     from . import batch
 
+    batch.skip_blas_probe()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed

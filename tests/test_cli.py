@@ -418,3 +418,16 @@ def test_subprocess_demo(tmp_path):
     assert "fastquant-demo.png ->" in r.stdout
     assert os.path.getsize(tmp_path / "fastquant-demo-fq256.png") < os.path.getsize(
         tmp_path / "fastquant-demo.png")
+
+
+def test_cli_process_loads_no_blas_probe(tmp_path, kodak):
+    """Numba would import scipy.linalg (when installed) to look for a BLAS that
+    no kernel uses; the CLI's own process skips it, and runs fine without it."""
+    pytest.importorskip("scipy.linalg", reason="scipy is not installed: Numba has nothing to import")
+    script = ("import sys\n"
+              "from fastquant.cli import main\n"
+              "code = main([sys.argv[1], '-o', sys.argv[2], '-q', '-k', '16'])\n"
+              "print(code, 'scipy.linalg' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(kodak[0]), str(tmp_path / "o.png")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["0", "False"], out.stderr
