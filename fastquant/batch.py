@@ -303,9 +303,9 @@ def _init_worker(threads):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threads = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(threads)
-    from . import io
+    from . import threads as _threads
 
-    io.DEFLATE_THREADS = threads
+    _threads.THREADS = threads
 
 
 def _start_method():

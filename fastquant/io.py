@@ -15,6 +15,7 @@ import zlib
 
 import numpy as np
 
+from . import threads as _threads
 from .errors import FastquantError, InputError, OptionError, OutputError
 
 #: Default refusal threshold in pixels, Pillow's own decompression-bomb limit.
@@ -244,8 +245,6 @@ def _grey_with_key(a, mode, key, data):
 
 #: Uncompressed bytes per independently compressed piece of a zlib stream.
 DEFLATE_PIECE = 1 << 16
-#: Threads for :func:`deflate`; None: Numba's configured count (batch workers set their share).
-DEFLATE_THREADS = None
 
 
 def deflate(data, level=9, threads=None):
@@ -263,7 +262,7 @@ def deflate(data, level=9, threads=None):
     level : int
         zlib level, 0-9.
     threads : int, optional
-        Default: DEFLATE_THREADS, else ``numba.config.NUMBA_NUM_THREADS``.
+        Default: :func:`fastquant.threads.count`.
 
     Returns
     -------
@@ -281,18 +280,7 @@ def deflate(data, level=9, threads=None):
         last = s + DEFLATE_PIECE >= n
         return c.compress(view[s:s + DEFLATE_PIECE]) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
-    if threads is None:
-        threads = DEFLATE_THREADS
-    if threads is None:
-        import numba  # its config only: get_num_threads() would start Numba's threads
-
-        threads = numba.config.NUMBA_NUM_THREADS
-    if threads > 1:  # zlib lets go of the GIL while it compresses
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
-            parts = list(pool.map(piece, starts))
-    else:
-        parts = [piece(s) for s in starts]
+    parts = _threads.run(piece, starts, threads)  # zlib lets go of the GIL while it compresses
     header = b"\x78\xda"  # deflate, 32 KiB window, level 9 flag (the flag is informative only)
     return header + b"".join(parts) + struct.pack(">I", zlib.adler32(data))
 

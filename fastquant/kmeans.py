@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from . import threads
 from .errors import OptionError
 
 #: Points per chunk of the update's partial sums; fixed so that the float
@@ -584,6 +585,8 @@ def _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk):
 #: parallel drivers are used.
 PARALLEL_MIN_POINTS = 1 << 16
 PARALLEL_MIN_CENTERS = 512
+#: Points from which the serial range kernels run on Python threads (:mod:`fastquant.threads`).
+THREAD_MIN_POINTS = 1 << 13
 
 
 #: Margin on the previous L-th neighbour distance used as the next build's hint.
@@ -621,8 +624,9 @@ def _partial_sums(points, weights, labels, dist, k, chunk):
     if n >= PARALLEL_MIN_POINTS:
         _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk)
     else:
-        for c in range(nch):
-            _sums_range(points, weights, labels, dist, sums, wsums, errs, c, c * chunk, min(n, (c + 1) * chunk))
+        threads.run(lambda c: _sums_range(points, weights, labels, dist, sums, wsums, errs, c, c * chunk,
+                                          min(n, (c + 1) * chunk)),
+                    range(nch), None if n >= THREAD_MIN_POINTS else 1)
     # Chunk results are added in chunk order: the same sums for any thread count.
     total, wtotal, inertia = sums[0].copy(), wsums[0].copy(), float(errs[0])
     for c in range(1, nch):
@@ -701,6 +705,9 @@ def assign(points, centers, labels=None, search=None):
     args = (points, centers, order, sorted_d, labels, dist, search.lower, search.moves)
     if n >= PARALLEL_MIN_POINTS or (k > NEIGHBOR_LIST_MAX_K and n * k >= PARALLEL_MIN_POINTS * 64):
         _assign_par(*args, CHUNK)
+    elif n >= THREAD_MIN_POINTS:
+        nb = threads.count()
+        threads.run(lambda b: _assign_range(*args, n * b // nb, n * (b + 1) // nb), range(nb))
     else:
         _assign_range(*args, 0, n)
     return labels, dist

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import threads
 from .errors import OptionError
 
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -268,7 +269,8 @@ def _ssim_par(x, y, g, c1, c2, crop, sums):
         sums[band] = _ssim_band(x, y, g, c1, c2, crop, band)
 
 
-#: Pixels from which SSIM runs its bands on all threads (below, waking them costs more).
+#: Pixels from which SSIM runs its bands on Numba's threads (below: on Python threads,
+#: :mod:`fastquant.threads`; waking Numba's costs more).
 SSIM_PARALLEL_PIXELS = 1 << 21
 
 
@@ -279,8 +281,7 @@ def _ssim_sum(a, b, lw, g, c1, c2, crop):
     if a.shape[0] * a.shape[1] >= SSIM_PARALLEL_PIXELS:
         _ssim_par(x, y, g, c1, c2, crop, sums)
     else:
-        for band in range(len(sums)):
-            sums[band] = _ssim_band(x, y, g, c1, c2, crop, band)
+        sums[:] = threads.run(lambda band: _ssim_band(x, y, g, c1, c2, crop, band), range(len(sums)))
     return sums.sum()
 
 
