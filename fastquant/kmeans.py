@@ -585,8 +585,10 @@ def _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk):
 #: parallel drivers are used.
 PARALLEL_MIN_POINTS = 1 << 16
 PARALLEL_MIN_CENTERS = 512
-#: Points from which the serial range kernels run on Python threads (:mod:`fastquant.threads`).
-THREAD_MIN_POINTS = 1 << 13
+#: Points from which the assignment runs its serial range kernel on Python
+#: threads (:mod:`fastquant.threads`): it then takes ~1 ms or more, well above
+#: the ~0.15 ms that handing work to a thread costs.
+THREAD_MIN_POINTS = 1 << 14
 
 
 #: Margin on the previous L-th neighbour distance used as the next build's hint.
@@ -624,9 +626,9 @@ def _partial_sums(points, weights, labels, dist, k, chunk):
     if n >= PARALLEL_MIN_POINTS:
         _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk)
     else:
-        threads.run(lambda c: _sums_range(points, weights, labels, dist, sums, wsums, errs, c, c * chunk,
-                                          min(n, (c + 1) * chunk)),
-                    range(nch), None if n >= THREAD_MIN_POINTS else 1)
+        # Serial: ~0.3 ms for a photo's histogram, less than handing work to a thread costs.
+        for c in range(nch):
+            _sums_range(points, weights, labels, dist, sums, wsums, errs, c, c * chunk, min(n, (c + 1) * chunk))
     # Chunk results are added in chunk order: the same sums for any thread count.
     total, wtotal, inertia = sums[0].copy(), wsums[0].copy(), float(errs[0])
     for c in range(1, nch):
