@@ -306,23 +306,28 @@ def _wu(points, weights, k, integral):
 
 
 @njit(cache=True, nogil=True)
-def _cluster_cuts(points, weights, labels, k, integral):
-    """Best cut of every cluster: (error reduction (k,), left means (k, d), right means (k, d))."""
-    n, d = points.shape
+def _by_cluster(labels, k):
+    """Counting sort of the points by cluster: (order (n,), bounds (k + 1,)):
+    cluster c holds points order[bounds[c]:bounds[c + 1]]."""
+    n = labels.shape[0]
     counts = np.zeros(k + 1, np.int64)
     for i in range(n):
         counts[labels[i] + 1] += 1
     bounds = np.cumsum(counts)
     fill = bounds[:-1].copy()
     order = np.empty(n, np.int64)
-    for i in range(n):  # counting sort of the points by cluster
+    for i in range(n):
         order[fill[labels[i]]] = i
         fill[labels[i]] += 1
-    gains = np.zeros(k)
-    left = np.zeros((k, d))
-    right = np.zeros((k, d))
+    return order, bounds
+
+
+@njit(cache=True, nogil=True)
+def _cuts_range(points, weights, order, bounds, integral, gains, left, right, c0, c1):
+    """Best cut of clusters c0..c1-1 (see :func:`_cluster_cuts`) into gains, left, right."""
+    d = points.shape[1]
     mean = np.empty(d)
-    for c in range(k):
+    for c in range(c0, c1):
         lo, hi = bounds[c], bounds[c + 1]
         if hi - lo < 2:
             continue
@@ -346,6 +351,20 @@ def _cluster_cuts(points, weights, labels, k, integral):
         for t in range(d):
             left[c, t] /= wl
             right[c, t] /= wr
+
+
+def _cluster_cuts(points, weights, labels, k, integral):
+    """Best cut of every cluster: (error reduction (k,), left means (k, d), right means (k, d)),
+    zeros for clusters that cannot be cut.  Clusters are independent: above
+    THREAD_MIN_POINTS points they are shared out to threads in fixed blocks."""
+    d = points.shape[1]
+    order, bounds = _by_cluster(labels, k)
+    gains = np.zeros(k)
+    left = np.zeros((k, d))
+    right = np.zeros((k, d))
+    nb = threads.count() if len(points) >= THREAD_MIN_POINTS else 1
+    threads.run(lambda b: _cuts_range(points, weights, order, bounds, integral, gains, left, right,
+                                      k * b // nb, k * (b + 1) // nb), range(nb))
     return gains, left, right
 
 
