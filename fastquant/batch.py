@@ -77,7 +77,7 @@ def output_in(out_dir, root, path, n_colors, ext=None):
     return out
 
 
-def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None):
+def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None, unreadable=None):
     """Expand files and folders into a list of (source, root) pairs.
 
     Parameters
@@ -90,6 +90,9 @@ def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None):
         fnmatch pattern on file names in folders (default: image extensions).
     skip_suffix : str, optional
         Files in folders whose names end with it (earlier outputs) are skipped.
+    unreadable : list, optional
+        Receives an OSError for every folder that could not be listed
+        (``filename`` and ``strerror`` say which and why).
 
     Returns
     -------
@@ -104,7 +107,7 @@ def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None):
         if not os.path.isdir(p):
             found.append((p, os.path.dirname(p) or "."))
             continue
-        for folder, dirs, files in os.walk(p):
+        for folder, dirs, files in os.walk(p, onerror=None if unreadable is None else unreadable.append):
             dirs.sort()
             if not recursive:
                 dirs.clear()
@@ -292,6 +295,10 @@ def _job(source, output, kwargs):
                       exit_code=70, trace=traceback.format_exc())
 
 
+def _exit_on_sigterm(signum, frame):
+    sys.exit(143)
+
+
 def _init_worker(threads):
     import signal
 
@@ -301,6 +308,9 @@ def _init_worker(threads):
     # Ctrl-C in a terminal reaches every process of the group: the parent
     # decides (cancel what has not started, let running files finish whole).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM (to the group, or from a pool that shuts down broken) ends the
+    # worker through Python, so that a file being written is removed.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     threads = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(threads)
     from . import threads as _threads

@@ -13,6 +13,7 @@ Exit codes (also in the README):
 98  --skip-if-larger: the result would not be smaller than the input (nothing written)
 99  --quality MIN-MAX: the result is below MIN even with -k colours (nothing written)
 130 interrupted (Ctrl-C)
+143 terminated (SIGTERM), stopped as on Ctrl-C
 """
 import argparse
 import glob
@@ -21,9 +22,9 @@ import os
 import sys
 import time
 
-from .errors import FastquantError, OptionError, SkippedLargerError
+from .errors import FastquantError, InputError, OptionError, SkippedLargerError
 
-EXIT_OK, EXIT_MIXED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+EXIT_OK, EXIT_MIXED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 70, 130, 143
 
 
 def _size(text):
@@ -85,7 +86,29 @@ def _fraction(text):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit code 2, as documented
-        self.exit(EXIT_USAGE, f"fastquant: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"fastquant: error: {_one_line(message)} (see --help)\n")
+
+
+def _one_line(text):
+    """``text`` with unprintable characters (a newline in a file name...) escaped, as repr() does."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: no temporary file left, finished outputs kept."""
+
+
+def _on_sigterm():
+    """Make SIGTERM raise :class:`_Terminated` in this (main) thread; returns the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise _Terminated()
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def build_parser():
@@ -94,7 +117,8 @@ def build_parser():
         description="Compress images by k-means colour quantization (indexed PNG by default).",
         epilog="Exit codes: 0 ok, 1 mixed failures, 2 usage, 3 unreadable input, 4 output not "
                "written, 5 output exists (use --force), 6 timed out, 70 internal error, 98 not smaller "
-               "(--skip-if-larger), 99 quality below MIN (--quality), 130 interrupted.")
+               "(--skip-if-larger), 99 quality below MIN (--quality), 130 interrupted, "
+               "143 terminated (SIGTERM).")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="image files (PNG, JPEG, GIF, ...) or folders of them")
     p.add_argument("-k", "--colors", type=_colors, default=256, metavar="N",
@@ -207,9 +231,12 @@ def _plan(args):
     if args.output:
         return [(args.inputs[0], args.output)], []
     suffix = args.ext or f"-fq{args.colors}.png"
+    unreadable = []
     found = batch.find_images(args.inputs, recursive=args.recursive, pattern=args.glob,
-                              skip_suffix=None if args.include_outputs else suffix)
-    pairs, failed = [], []
+                              skip_suffix=None if args.include_outputs else suffix, unreadable=unreadable)
+    pairs = []
+    failed = [batch.Result(e.filename, None, "error", exit_code=InputError.exit_code,
+                           error=f"{e.filename}: cannot read folder: {e.strerror}") for e in unreadable]
     for src, root in found:
         try:
             out = (batch.output_in(args.out_dir, root, src, args.colors, args.ext) if args.out_dir
@@ -293,9 +320,9 @@ def _report(result, args):
         if args.json:
             _emit(json.dumps(result.record))
         elif not args.quiet:
-            _emit(_line(result.record, args.verbose))
+            _emit(_one_line(_line(result.record, args.verbose)))
         return
-    print(f"fastquant: error: {result.error}", file=sys.stderr, flush=True)
+    print(f"fastquant: error: {_one_line(result.error)}", file=sys.stderr, flush=True)
     if args.json:
         _emit(json.dumps({"input": result.source, "output": result.output, "status": "error",
                           "exit_code": result.exit_code, "error": result.error}))
@@ -333,11 +360,13 @@ def main(argv=None):
         if args.timeout is not None and not args.timeout > 0:
             raise OptionError(f"--timeout must be a positive number of seconds, got {args.timeout}")
         pairs, failures = _plan(args)
+        if args.preview and pairs and os.path.realpath(args.preview) == os.path.realpath(pairs[0][1]):
+            raise OptionError(f"--preview and the output are the same file: {args.preview}")
         if not pairs and not failures:
             raise OptionError(f"no image files found in {', '.join(args.inputs)}")
         executor, close = _executor(args, len(pairs))
     except FastquantError as e:
-        print(f"fastquant: error: {e}", file=err)
+        print(f"fastquant: error: {_one_line(str(e))}", file=err)
         return e.exit_code
     if not args.quiet and executor is None and not _kernels_cached():
         print("fastquant: compiling the Numba kernels, once (10-20 s); later runs load them "
@@ -357,14 +386,17 @@ def main(argv=None):
         progress.add(result)
 
     jobs = None
+    terminated = False
+    old_term = _on_sigterm()
     try:
         for result in failures:
             take(result)
         jobs = batch.Jobs(pairs, kwargs, executor)
         for result in jobs:
             take(result)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         interrupted = True
+        terminated = isinstance(e, _Terminated)
         try:  # jobs already running finish (their outputs are complete); report them
             for result in jobs.stop() if jobs else []:
                 take(result)
@@ -376,6 +408,10 @@ def main(argv=None):
         except KeyboardInterrupt:
             interrupted = True
         progress.clear()
+        if old_term is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, old_term)
     summary = progress.summary()
     if args.json and many:
         _emit(json.dumps({"summary": summary}))
@@ -386,7 +422,7 @@ def main(argv=None):
               f"bytes{ratio}; {summary['seconds']:.2f} s" + (" (interrupted)" if interrupted else ""),
               file=err)
     if interrupted:
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     failed = sorted({c for c in codes if c})
     if not failed:
         return EXIT_OK

@@ -306,6 +306,14 @@ def test_preview_onto_input_refused(capsys, img, tmp_path):
     assert code == 5
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_preview_onto_output_refused(capsys, img, tmp_path, force):
+    out = tmp_path / "out.png"
+    code, _, err = run(capsys, img, "-o", out, "--preview", tmp_path / "." / "out.png", *(["--force"] if force else []))
+    assert code == 2 and err == [f"fastquant: error: --preview and the output are the same file: {tmp_path / '.' / 'out.png'}"]
+    assert not out.exists() and img.unchanged()
+
+
 def test_preview_existing_kept_without_force(capsys, img, tmp_path):
     pv = tmp_path / "side.png"
     pv.write_bytes(b"keep me")
@@ -431,3 +439,12 @@ def test_cli_process_loads_no_blas_probe(tmp_path, kodak):
     out = subprocess.run([sys.executable, "-c", script, str(kodak[0]), str(tmp_path / "o.png")],
                          capture_output=True, text=True, timeout=300)
     assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+def test_a_newline_in_a_name_stays_on_one_line(capsys, img, tmp_path):
+    odd = tmp_path / "two\nlines.png"
+    shutil.copyfile(img.path, odd)
+    code, out, err = run(capsys, odd, "-k", "16")
+    assert code == 0 and out.count("\n") == 1 and "two\\nlines" in out
+    code, out, err = run(capsys, tmp_path / "no\nsuch.png")
+    assert code == 3 and len(err) == 1 and "no\\nsuch.png" in err[0]

@@ -119,21 +119,27 @@ def test_json_summary_line(capsys, tree, tmp_path):
     assert err == ["fastquant: error: " + next(r["error"] for r in records[:-1] if r["status"] == "error")]
 
 
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGTERM-group"])
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_ctrl_c_stops_cleanly(tmp_path, kodak, jobs):
+def test_ctrl_c_stops_cleanly(tmp_path, kodak, jobs, how):
+    """Ctrl-C (SIGINT) or SIGTERM, to fastquant or to its whole process group
+    (workers included): finished outputs stay whole, no temporary file is left."""
     src = tmp_path / "in"
     src.mkdir()
     for i in range(40):  # enough work to be interrupted in the middle
         shutil.copy(kodak[i % len(kodak)], src / f"img{i:02d}.png")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "fastquant", str(src), "--out-dir", str(out), "-j", jobs],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.png"))) < 2:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    if how == "SIGTERM-group":
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(getattr(signal, how))
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == (130 if how == "SIGINT" else 143), stderr
     assert "Traceback" not in stderr
     assert "(interrupted)" in stderr.splitlines()[-1]
     done = sorted(out.iterdir())

@@ -803,3 +803,25 @@ def test_api_good_edge_values_accepted():
     np.testing.assert_array_equal(fastquant.compress(big_endian, 4).image, 255)
     assert fastquant.compress(np.zeros((1, 1), bool), 1, max_pixels=1).stats.n_colors == 1
     assert fastquant.compress(np.ones((2, 2, 3)), np.int64(2), resize=np.int32(1)).stats.width == 1
+
+
+def test_unlistable_subfolder_is_reported_and_the_rest_done(odd, tmp_path):
+    prefix = _unprivileged(tmp_path)
+    if prefix is None:
+        pytest.skip("running as root and cannot drop the permission-override capabilities")
+    tree = tmp_path / "tree"
+    locked = tree / "locked"
+    locked.mkdir(parents=True)
+    shutil.copyfile(odd / "traffic_light.gif", tree / "a.gif")
+    shutil.copyfile(odd / "traffic_light.gif", locked / "b.gif")
+    locked.chmod(0)
+    try:
+        r = subprocess.run(prefix + [sys.executable, "-m", "fastquant", "tree", "-r", "--out-dir", "out",
+                                     "-k", "16", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    finally:
+        locked.chmod(0o755)
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr
+    err = [line for line in r.stderr.splitlines() if not line.startswith("fastquant: compiling")]
+    assert err == [f"fastquant: error: {os.path.join('tree', 'locked')}: cannot read folder: Permission denied"]
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.png")) == ["a-fq16.png"]
