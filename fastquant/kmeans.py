@@ -393,15 +393,41 @@ def _kmeanspp(points, weights, k, seed):
 
 
 @njit(cache=True, nogil=True)
+def _kth_smallest(v, kth):
+    """The kth smallest value (0-based) of v, which is reordered (quickselect, in place)."""
+    lo, hi = 0, len(v) - 1
+    while lo < hi:
+        pivot = v[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while v[j] > pivot:
+                j -= 1
+            if i <= j:
+                v[i], v[j] = v[j], v[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return v[kth]
+
+
+@njit(cache=True, nogil=True)
 def _neighbor_rows(centers, order, sorted_d, hint, lo, hi):
     """For centres lo..hi-1, their L nearest centres (themselves included) by
     increasing distance (ties: lower index first).
 
     ``hint[a]`` is a guess of a squared distance beyond the L-th neighbour of
     centre a (the previous iteration's, with a margin): only the centres
-    inside it are sorted, usually few more than L.  When fewer than L
-    centres lie within the guess, the row is done again without it, so the
-    lists are always exactly those of a fresh build.
+    inside it are sorted, usually few more than L.  Without a guess, or when
+    fewer than L centres lie within it, the L-th smallest distance is found
+    by quickselect and used instead, so the lists are always exactly those
+    of a fresh build.
     """
     k = centers.shape[0]
     L = order.shape[1]
@@ -412,17 +438,17 @@ def _neighbor_rows(centers, order, sorted_d, hint, lo, hi):
         for b in range(k):
             dist[b] = _sqdist(centers, a, centers, b)
         lim = hint[a]
-        if not lim < np.inf:  # no guess: the L-th smallest distance itself
-            lim = np.partition(dist, L - 1)[L - 1]
-        m = 0
-        for b in range(k):
-            if dist[b] <= lim:
-                cand[m] = b
-                m += 1
-        if m < L:  # the guess was too tight
-            m = k
+        for attempt in range(2):
+            if attempt or not lim < np.inf:  # no guess, or too tight: the L-th smallest itself
+                cd[:] = dist
+                lim = _kth_smallest(cd, L - 1)
+            m = 0
             for b in range(k):
-                cand[b] = b
+                if dist[b] <= lim:
+                    cand[m] = b
+                    m += 1
+            if m >= L:
+                break
         # Insertion sort of the candidates (listed by index, few more than L):
         # stable, so equal distances keep index order.
         for t in range(m):

@@ -148,6 +148,16 @@ def test_cluster_cuts_match_naive(integral):
     np.testing.assert_allclose(right, ref_right, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 256, 1000])
+def test_kth_smallest_matches_a_sort(n):
+    rng = np.random.default_rng(n)
+    v = rng.integers(0, max(2, n // 3), n).astype(np.float32)  # many ties
+    for kth in sorted({0, n // 2, n - 1}):
+        w = v.copy()
+        assert km_module._kth_smallest(w, kth) == np.sort(v)[kth]
+        np.testing.assert_array_equal(np.sort(w), np.sort(v))  # reordered, nothing lost
+
+
 def test_kmeanspp_matches_naive():
     rng = np.random.default_rng(3)
     points = rng.normal(size=(1500, 3)).astype(np.float32)
