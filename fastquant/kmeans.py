@@ -7,17 +7,22 @@ of the cost.
 Kernels (private, fixed types: float32 points and centres, float64 weights,
 int32 labels):
 
-- ``_mediancut``: deterministic start; the box with the largest weighted
-  squared error is split at its mean along its widest axis until there are
-  k boxes; their means are the initial centres.
-- ``_kmeanspp``: the alternative start, weighted k-means++ from a seed.
-- ``_neighbors``: for every centre, the other centres sorted by distance.
-- ``_assign``: exact nearest centre per point.  The search starts from the
-  point's previous centre c0 and walks c0's sorted neighbour list; once a
+- ``_wu``: the default start; the box whose best cut (Wu's criterion,
+  ``_best_cut``) lowers the squared error most is cut until there are k
+  boxes; their means are the initial centres.  ``_mediancut`` (cut at the
+  mean of the widest axis) and ``_kmeanspp`` (weighted k-means++ from a
+  seed) are the alternatives.
+- ``_neighbor_rows``: for every centre, its nearest centres sorted by distance.
+- ``_assign_range``: exact nearest centre per point.  The search starts from
+  the point's previous centre c0 and walks c0's sorted neighbour list; once a
   neighbour is more than twice as far from c0 as the point is, no later one
   can be nearer (triangle inequality), so most distances are never computed.
-- ``_partial_sums``: weighted sums per centre over fixed chunks of points,
+- ``_sums_range``: weighted sums per centre over fixed chunks of points,
   added up in chunk order, so results do not depend on the thread count.
+- ``_cuts_range``: the best cut of every cluster, for the swap rounds.
+
+Mid-sized work runs these serial kernels on Python threads
+(:mod:`fastquant.threads`), large work on Numba's (the ``_par`` drivers).
 """
 from typing import NamedTuple
 

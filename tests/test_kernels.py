@@ -213,11 +213,13 @@ def test_kmeans_few_distinct_points_returns_them(init):
     assert len(res.centers) == 2
 
 
+@pytest.mark.parametrize("init", ["wu", "mediancut"])
 @pytest.mark.parametrize("k", [1, 4096])
-def test_kmeans_k_range(k):
+def test_kmeans_k_range(k, init):
+    # the labels come back in the caller's order (k-means runs on the points sorted by box)
     rng = np.random.default_rng(k)
     pts = rng.normal(size=(6000, 3)).astype(np.float32)
-    res = kmeans_fn(pts, k, max_iter=3)
+    res = kmeans_fn(pts, k, max_iter=3, init=init)
     assert res.centers.shape == (k, 3)
     ref_labels, _ = naive.nearest(pts, res.centers)
     np.testing.assert_array_equal(res.labels, ref_labels)
