@@ -167,12 +167,15 @@ def batch(images: list[Path], repeat: int) -> str:
         return "## Batch\n\nNo PNG images.\n"
     py, env = sys.executable, subprocess_env()
     fq = [py, "-m", "fastquant"]
-    variants = [("python -m fastquant FILES (default: a worker per core)", "default", []),
-                ("python -m fastquant FILES -j 1", "j1", ["-j", "1"]),
-                ("python -m fastquant FILES -j 2", "j2", ["-j", "2"])]
+    variants = [("python -m fastquant FILES (default: a worker per core)", "default", [], {}),
+                ("python -m fastquant FILES -j 1", "j1", ["-j", "1"], {}),
+                # -j 1 runs its largest stages on all cores; this row shows one core alone
+                ("NUMBA_NUM_THREADS=1 python -m fastquant FILES -j 1 (one thread)", "j1t1", ["-j", "1"],
+                 {"NUMBA_NUM_THREADS": "1"}),
+                ("python -m fastquant FILES -j 2", "j2", ["-j", "2"], {})]
     if importlib.util.find_spec("distributed"):
         variants.append(("python -m fastquant FILES --scheduler local (Dask LocalCluster, 2 workers)", "dask",
-                         ["--scheduler", "local"]))
+                         ["--scheduler", "local"], {}))
     rows = []
     with tempfile.TemporaryDirectory(prefix="fqbench-") as tmp:
         # Every run writes beside its inputs (fastquant's -o takes one input only), so each gets symlinks to
@@ -185,16 +188,16 @@ def batch(images: list[Path], repeat: int) -> str:
             return folder, sorted(folder.iterdir())
 
         jobs = []
-        for label, name, extra in variants:
+        for label, name, extra, env_extra in variants:
             folder, files = links(name)
             jobs.append((label, [*fq, *files, "-k", "256", "--ext", ".fq.png", "--force", "-q", *extra],
-                         folder, "*.fq.png"))
+                         folder, "*.fq.png", {**env, **env_extra}))
         folder, files = links("pngquant")
         jobs.append(("pngquant --nofs 256 FILES", ["pngquant", "--nofs", "--force", "--ext", ".pq.png", "256",
-                                                   *files], folder, "*.pq.png"))
-        for label, argv, folder, pattern in jobs:
+                                                   *files], folder, "*.pq.png", env))
+        for label, argv, folder, pattern, job_env in jobs:
             try:
-                secs, _ = time_runs(lambda: run_cmd(argv, env=env), repeat, warmup=1)
+                secs, _ = time_runs(lambda: run_cmd(argv, env=job_env), repeat, warmup=1)
                 n_out = len(list(folder.glob(pattern)))
                 rows.append([label, len(images), n_out, fsec(median(secs)), fmt(len(images) / median(secs))])
             except RuntimeError as exc:
