@@ -367,9 +367,8 @@ def _cluster_cuts(points, weights, labels, k, integral):
     gains = np.zeros(k)
     left = np.zeros((k, d))
     right = np.zeros((k, d))
-    nb = threads.count() if len(points) >= THREAD_MIN_POINTS else 1
-    threads.run(lambda b: _cuts_range(points, weights, order, bounds, integral, gains, left, right,
-                                      k * b // nb, k * (b + 1) // nb), range(nb))
+    threads.run_blocks(lambda lo, hi: _cuts_range(points, weights, order, bounds, integral, gains, left, right,
+                                                  lo, hi), k, None if len(points) >= THREAD_MIN_POINTS else 1)
     return gains, left, right
 
 
@@ -482,15 +481,11 @@ def _search_list(points, i, centers, order, sorted_d, c0, d0):
     k = centers.shape[0]
     L = order.shape[1]
     lim = _SLACK * d0
-    best = c0
-    dbest = d0
     if L < k and sorted_d[c0, L - 1] <= lim:  # a far outlier: the list is too short
-        for j in range(k):
-            dj = _sqdist(points, i, centers, j)
-            if dj < dbest or (dj == dbest and j < best):
-                best = j
-                dbest = dj
+        best, dbest, _ = _search_all(points, i, centers, c0, d0)
     else:
+        best = c0
+        dbest = d0
         for t in range(L):
             if sorted_d[c0, t] > lim:
                 break
@@ -587,7 +582,8 @@ def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, 
         best, dbest, bound = _search_all(points, i, centers, c0, d0)
         labels[i] = best
         dist[i] = dbest
-        lower[i] = bound * 0.99999
+        if not use_lists:  # with lists, ``lower`` is not kept (and may be empty)
+            lower[i] = bound * 0.99999
 
 
 @njit(cache=True, nogil=True)
@@ -712,15 +708,18 @@ _NO_BOUNDS = np.array([-1.0, -1.0, -1.0])
 
 
 class _Search:
-    """Distance bounds per point, kept between the assignments of one k-means run."""
+    """What one k-means run keeps between its assignments: the last neighbour
+    lists' distances (the next build's hint) or, without lists, distance bounds."""
 
-    def __init__(self, n):
-        self.lower = np.empty(n, np.float32)
+    def __init__(self, n, k):
+        self.bounds = k > NEIGHBOR_LIST_MAX_K  # only searches without lists use bounds
+        self.lower = np.empty(n if self.bounds else 0, np.float32)
         self.moves = _NO_BOUNDS
-        self.sorted_d = None  # the last neighbour lists' distances: the next build's hint
+        self.sorted_d = None
 
     def moved(self, old, new):
-        self.moves = _moves(old, new)
+        if self.bounds:
+            self.moves = _moves(old, new)
 
 
 def assign(points, centers, labels=None, search=None):
@@ -747,7 +746,7 @@ def assign(points, centers, labels=None, search=None):
     if labels is None:
         labels = np.zeros(n, np.int32)
     if search is None:
-        search = _Search(n)
+        search = _Search(n, k)
     dist = np.empty(n, np.float32)
     if k <= NEIGHBOR_LIST_MAX_K:
         order, sorted_d = _neighbors(centers, search.sorted_d)
@@ -758,8 +757,7 @@ def assign(points, centers, labels=None, search=None):
     if n >= PARALLEL_MIN_POINTS or (k > NEIGHBOR_LIST_MAX_K and n * k >= PARALLEL_MIN_POINTS * 64):
         _assign_par(*args, CHUNK)
     elif n >= THREAD_MIN_POINTS:
-        nb = threads.count()
-        threads.run(lambda b: _assign_range(*args, n * b // nb, n * (b + 1) // nb), range(nb))
+        threads.run_blocks(lambda lo, hi: _assign_range(*args, lo, hi), n)
     else:
         _assign_range(*args, 0, n)
     return labels, dist
@@ -789,7 +787,7 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds):
     n_iter = 0
     rounds = 0
     best = None
-    search = _Search(len(points))
+    search = _Search(len(points), k)
     while True:
         labels, dist = assign(points, centers, labels, search)
         sums, wsums, inertia = _partial_sums(points, weights, labels, dist, k, chunk)

@@ -72,3 +72,11 @@ def run(fn, items, threads=None):
     for s, res in enumerate(results):
         out[s::threads] = res
     return out
+
+
+def run_blocks(fn, n, threads=None):
+    """``fn(lo, hi)`` on contiguous blocks covering 0..n-1, one block a thread
+    (up to ``threads``, default :func:`count`).  For work whose result does
+    not depend on how it is split (each item computed alone)."""
+    nb = max(1, min(count() if threads is None else threads, n))
+    run(lambda b: fn(n * b // nb, n * (b + 1) // nb), range(nb), nb)

@@ -13,14 +13,19 @@ from fastquant.kmeans import _kmeanspp, _mediancut, assign
 from . import naive
 
 km_module = sys.modules["fastquant.kmeans"]
+threads_module = sys.modules["fastquant.threads"]
 
 
-@pytest.fixture(params=["serial", "parallel"])
+@pytest.fixture(params=["serial", "parallel", "threads"])
 def drivers(request, monkeypatch):
-    """Run each test once with the serial range kernels and once through the prange drivers."""
+    """Run each test with the serial range kernels, through the prange drivers,
+    and on blocks shared out to Python threads (fastquant.threads)."""
     if request.param == "parallel":
         monkeypatch.setattr(km_module, "PARALLEL_MIN_POINTS", 0)
         monkeypatch.setattr(km_module, "PARALLEL_MIN_CENTERS", 0)
+    elif request.param == "threads":
+        monkeypatch.setattr(km_module, "THREAD_MIN_POINTS", 0)
+        monkeypatch.setattr(threads_module, "THREADS", 3)
     return request.param
 
 
@@ -134,7 +139,7 @@ def test_wu_matches_naive(k, integral):
 
 
 @pytest.mark.parametrize("integral", [True, False])
-def test_cluster_cuts_match_naive(integral):
+def test_cluster_cuts_match_naive(integral, drivers):
     rng = np.random.default_rng(9)
     points = (int_points(rng, 2000) if integral else rng.normal(size=(2000, 3)) * 50).astype(np.float32)
     weights = rng.integers(1, 20, len(points)).astype(np.float64)
