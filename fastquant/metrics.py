@@ -167,14 +167,23 @@ def alpha_error(a, b):
     return int(np.abs(a[..., 3].astype(np.int16) - b[..., 3].astype(np.int16)).max())
 
 
+def _luma_weights(channels):
+    """Weight of each channel in the luma: BT.601 on R, G, B; a grey channel
+    as it is; alpha (the 2nd of 2, the 4th of 4) not at all."""
+    lw = np.zeros(channels)
+    if channels >= 3:
+        lw[:3] = _LUMA
+    else:
+        lw[0] = 1.0
+    return lw
+
+
 def luma(image):
-    """(H, W) float64 luma of an (H, W), (H, W, 3) or (H, W, 4) image (alpha ignored)."""
-    image = np.asarray(image, np.float64)
+    """(H, W) float64 luma of an (H, W) or (H, W, C) image, C in 1..4 (alpha ignored)."""
+    image = np.asarray(image)
     if image.ndim == 2:
-        return image
-    if image.shape[2] == 1:
-        return image[:, :, 0]
-    return image[:, :, 0] * _LUMA[0] + image[:, :, 1] * _LUMA[1] + image[:, :, 2] * _LUMA[2]  # no BLAS threads
+        return image.astype(np.float64)
+    return _luma_map(np.ascontiguousarray(image), _luma_weights(image.shape[2]))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -274,11 +283,10 @@ def _ssim_par(x, y, g, c1, c2, crop, sums):
 SSIM_PARALLEL_PIXELS = 1 << 21
 
 
-def _ssim_sum(a, b, lw, g, c1, c2, crop):
-    """Sum of the SSIM map, band by band, added up in band order (any thread count)."""
-    x, y = _luma_map(a, lw), _luma_map(b, lw)
-    sums = np.zeros((a.shape[0] + _BAND - 1) // _BAND)
-    if a.shape[0] * a.shape[1] >= SSIM_PARALLEL_PIXELS:
+def _ssim_sum(x, y, g, c1, c2, crop):
+    """Sum of the SSIM map of lumas x, y, band by band, added up in band order (any thread count)."""
+    sums = np.zeros((x.shape[0] + _BAND - 1) // _BAND)
+    if x.shape[0] * x.shape[1] >= SSIM_PARALLEL_PIXELS:
         _ssim_par(x, y, g, c1, c2, crop, sums)
     else:
         sums[:] = threads.run(lambda band: _ssim_band(x, y, g, c1, c2, crop, band), range(len(sums)))
@@ -304,10 +312,6 @@ def ssim(a, b, *, sigma=1.5, data_range=255.0):
         the window use all pixels.
     """
     a, b = _pair(a, b)
-    if a.ndim == 2:
-        a, b = a[:, :, None], b[:, :, None]
-    lw = np.zeros(a.shape[2])
-    lw[:3] = _LUMA if a.shape[2] >= 3 else 1.0  # alpha is ignored
     a = np.ascontiguousarray(a, np.uint8)
     b = np.ascontiguousarray(b, np.uint8)
     shape = a.shape[:2]
@@ -319,7 +323,7 @@ def ssim(a, b, *, sigma=1.5, data_range=255.0):
     crop = r if r and min(shape) > 2 * r else 0
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
-    total = _ssim_sum(a, b, lw, g, c1, c2, crop)
+    total = _ssim_sum(luma(a), luma(b), g, c1, c2, crop)
     return float(total / ((shape[0] - 2 * crop) * (shape[1] - 2 * crop)))
 
 
