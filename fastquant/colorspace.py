@@ -24,7 +24,7 @@ colour difference costs in proportion to how visible it is (nothing at alpha
 each mode: ``"rgb"``, ``"premultiplied"`` (4 channels only) or ``"oklab"``.
 """
 import numpy as np
-from numba import njit, prange
+from .jit import njit, prange
 
 #: OKLab coordinates are multiplied by this in the quantizer's points, so
 #: that L (0..1) spans 0..255 like sRGB values and alpha.

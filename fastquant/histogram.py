@@ -6,7 +6,7 @@ counts and, for every pixel, the index of its colour (the inverse map used to
 remap pixels by table lookup).
 """
 import numpy as np
-from numba import njit
+from .jit import njit
 
 _GOLDEN = np.uint64(2654435761)  # Knuth's multiplicative hash constant
 _MASK32 = np.uint64(0xFFFFFFFF)

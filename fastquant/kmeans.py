@@ -27,7 +27,7 @@ Mid-sized work runs these serial kernels on Python threads
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from .jit import njit, prange
 
 from . import threads
 from .errors import OptionError

@@ -15,7 +15,7 @@ large images.  :func:`delta_e_ok` converts to OKLab with
 import math
 
 import numpy as np
-from numba import njit, prange
+from .jit import njit, prange
 
 from . import threads
 from .errors import OptionError

@@ -18,7 +18,7 @@ error it diffuses must be measured in the space the nearest entry is
 searched in, and integer sRGB arithmetic keeps it exact and reproducible.
 """
 import numpy as np
-from numba import njit, prange
+from .jit import njit, prange
 
 from . import colorspace as _cs
 from .colorspace import _encode_at

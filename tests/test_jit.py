@@ -1,0 +1,81 @@
+"""fastquant.jit: kernels load from Numba's cache without the compiler context
+refresh, give the same results, and leave other Numba code compiling."""
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import numpy as np
+from numba.core.dispatcher import Dispatcher
+
+import fastquant
+from fastquant import jit
+
+_KERNEL_MODULES = ["colorspace", "histogram", "kmeans", "metrics", "remap"]
+
+
+def _dispatchers():
+    for info in pkgutil.iter_modules(fastquant.__path__):
+        if info.name == "__main__":  # running it is the CLI
+            continue
+        module = importlib.import_module(f"fastquant.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, Dispatcher) and value.__module__ == module.__name__:
+                yield f"{info.name}.{name}", value
+
+
+def test_every_kernel_is_cached_and_loads_lightly():
+    kernels = dict(_dispatchers())
+    assert {name.split(".")[0] for name in kernels} == set(_KERNEL_MODULES)
+    for name, d in kernels.items():
+        assert d._cache is not None and type(d._cache).__name__ == "FunctionCache", f"{name}: cache=True missing"
+        assert d._cache.load_overload.__qualname__.startswith("_light_loading"), f"{name}: plain numba.njit"
+
+
+# In a fresh process every kernel comes from the cache the test session has
+# filled: the light loader's path.  Prints results to compare with this
+# process's, and compiles a function of its own afterwards.
+_FRESH = r"""
+import sys
+import numpy as np
+import fastquant
+import importlib
+km = importlib.import_module("fastquant.kmeans")  # the module: fastquant.kmeans is the function
+rng = np.random.default_rng(5)
+points = rng.integers(0, 256, (70000, 3)).astype(np.float32)  # above PARALLEL_MIN_POINTS: prange kernels
+r = km.kmeans(points, 40, weights=rng.integers(1, 5, len(points)).astype(np.float64), max_iter=6)
+q = fastquant.compress(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), 16, ssim=True)
+misses = {name: dict(d._cache_misses) for name, d in vars(km).items()
+          if hasattr(d, "_cache_misses") and d._cache_misses}
+hits = sum(sum(d._cache_hits.values()) for d in vars(km).values() if hasattr(d, "_cache_hits"))
+
+import numba
+@numba.njit
+def other(x):
+    s = sorted([v for v in x])
+    return np.cumsum(np.array(s))[-1] + np.linalg.norm(x)
+print(repr(r.inertia), r.labels.sum(), q.palette.tobytes().hex(), q.indices.sum(), repr(q.stats.ssim))
+print(misses, hits > 0, other(np.arange(5.0)))
+"""
+
+
+def test_fresh_process_loads_kernels_lightly_with_the_same_results():
+    rng = np.random.default_rng(5)
+    points = rng.integers(0, 256, (70000, 3)).astype(np.float32)
+    r = fastquant.kmeans(points, 40, weights=rng.integers(1, 5, len(points)).astype(np.float64), max_iter=6)
+    q = fastquant.compress(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), 16, ssim=True)
+    out = subprocess.run([sys.executable, "-c", _FRESH], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    results, loading = out.stdout.splitlines()
+    assert results == f"{r.inertia!r} {r.labels.sum()} {q.palette.tobytes().hex()} {q.indices.sum()} {q.stats.ssim!r}"
+    # nothing compiled (all from the cache), and afterwards other code still compiles and runs
+    assert loading == f"{{}} True {10.0 + np.linalg.norm(np.arange(5.0))}"
+
+
+def test_njit_keeps_numba_options():
+    @jit.njit(cache=False, nogil=True)
+    def add(a, b):
+        return a + b
+
+    assert isinstance(add, Dispatcher) and add.targetoptions["nogil"]
+    assert add(2, 3) == 5
