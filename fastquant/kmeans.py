@@ -168,7 +168,20 @@ _NBINS = 256
 
 
 @njit(cache=True, nogil=True)
-def _best_cut(points, weights, order, lo, hi, mean, integral):
+def _weighted(points, weights):
+    """(n, d + 1) float64: every point's coordinates times its weight, then its weight."""
+    n, d = points.shape
+    wx = np.empty((n, d + 1))
+    for i in range(n):
+        w = weights[i]
+        for t in range(d):
+            wx[i, t] = w * points[i, t]
+        wx[i, d] = w
+    return wx
+
+
+@njit(cache=True, nogil=True)
+def _best_cut(points, wx, order, lo, hi, mean, integral, h):
     """Best two-way cut of a box perpendicular to one axis (Wu's criterion).
 
     Each axis's range within the box is cut into 256 equal bins; the cut
@@ -176,9 +189,14 @@ def _best_cut(points, weights, order, lo, hi, mean, integral):
     ``integral`` (every coordinate an integer in 0..255, as colours are) the
     bins are the values themselves, which needs one pass over the points
     instead of two; otherwise the bins split the box's range, which is exact
-    for integer values too.  Writes the box mean into ``mean``; returns
-    (error reduction, axis, axis minimum, bin scale, last bin of the left
-    part): a point goes left when int((x[axis] - minimum) * scale) <= bin.
+    for integer values too.  The box holds points order[lo:hi]; ``wx`` is
+    :func:`_weighted` of the points;
+    ``h`` (d, 256, d + 1) float64 is a scratch histogram (per axis and bin:
+    the sums of ``wx``), all zero on entry and left all zero; only the bins
+    a box occupies are touched, so small boxes cost little.  Writes the box
+    mean into ``mean``; returns (error reduction, axis, axis minimum, bin
+    scale, last bin of the left part): a point goes left when
+    int((x[axis] - minimum) * scale) <= bin.
     """
     d = points.shape[1]
     tot = np.zeros(d)
@@ -186,37 +204,36 @@ def _best_cut(points, weights, order, lo, hi, mean, integral):
     maxs = np.full(d, -np.inf)
     wtot = 0.0
     scales = np.zeros(d)
-    hw = np.zeros((d, _NBINS))
-    hs = np.zeros((d, _NBINS, d))
+    first = np.zeros(d, np.int64)  # occupied bins of axis a: first[a]..last[a]
+    last = np.full(d, _NBINS - 1, np.int64)
     if integral:
         for p in range(lo, hi):
             i = order[p]
-            w = weights[i]
             for a in range(d):
-                b = int(points[i, a])
-                hw[a, b] += w
-                for t in range(d):
-                    hs[a, b, t] += w * points[i, t]
-        for b in range(_NBINS):
-            wtot += hw[0, b]
-            for t in range(d):
-                tot[t] += hs[0, b, t]
+                v = points[i, a]
+                mins[a] = min(mins[a], v)
+                maxs[a] = max(maxs[a], v)
+                b = int(v)
+                for t in range(d + 1):
+                    h[a, b, t] += wx[i, t]
         for a in range(d):
-            for b in range(_NBINS):
-                if hw[a, b] > 0.0:
-                    mins[a] = min(mins[a], b)
-                    maxs[a] = b
             if maxs[a] > mins[a]:
                 scales[a] = 1.0
+            if hi > lo:
+                first[a] = int(mins[a])
+                last[a] = int(maxs[a])
             mins[a] = 0.0
+        for b in range(first[0], last[0] + 1):
+            wtot += h[0, b, d]
+            for t in range(d):
+                tot[t] += h[0, b, t]
     else:
         for p in range(lo, hi):  # pass 1: totals and the range of every axis
             i = order[p]
-            w = weights[i]
-            wtot += w
+            wtot += wx[i, d]
             for t in range(d):
                 v = points[i, t]
-                tot[t] += w * v
+                tot[t] += wx[i, t]
                 mins[t] = min(mins[t], v)
                 maxs[t] = max(maxs[t], v)
         for a in range(d):
@@ -224,14 +241,12 @@ def _best_cut(points, weights, order, lo, hi, mean, integral):
                 scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
         for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
             i = order[p]
-            w = weights[i]
             for a in range(d):
                 if scales[a] == 0.0:
                     continue
                 b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
-                hw[a, b] += w
-                for t in range(d):
-                    hs[a, b, t] += w * points[i, t]
+                for t in range(d + 1):
+                    h[a, b, t] += wx[i, t]
     base = 0.0
     for t in range(d):
         mean[t] = tot[t] / wtot if wtot > 0 else 0.0
@@ -246,23 +261,29 @@ def _best_cut(points, weights, order, lo, hi, mean, integral):
             continue
         wl = 0.0
         sl[:] = 0.0
-        for b in range(_NBINS - 1):
-            if hw[a, b] == 0.0:
+        for b in range(first[a], last[a]):
+            if h[a, b, d] == 0.0:
                 continue
-            wl += hw[a, b]
+            wl += h[a, b, d]
             for t in range(d):
-                sl[t] += hs[a, b, t]
+                sl[t] += h[a, b, t]
             wr = wtot - wl
             if wr <= 0.0:
                 break
-            g = 0.0
+            l2 = 0.0
+            r2 = 0.0
             for t in range(d):
-                g += sl[t] * sl[t] / wl + (tot[t] - sl[t]) * (tot[t] - sl[t]) / wr
-            g -= base
+                l2 += sl[t] * sl[t]
+                r2 += (tot[t] - sl[t]) * (tot[t] - sl[t])
+            g = l2 / wl + r2 / wr - base
             if g > best_gain:
                 best_gain = g
                 best_axis = a
                 best_bin = b
+    for a in range(d):  # leave the scratch histogram zero for the next box
+        for b in range(first[a], last[a] + 1):
+            for t in range(d + 1):
+                h[a, b, t] = 0.0
     best_min = mins[best_axis] if best_axis >= 0 else 0.0
     best_scale = scales[best_axis] if best_axis >= 0 else 0.0
     return best_gain, best_axis, best_min, best_scale, best_bin
@@ -281,8 +302,10 @@ def _wu(points, weights, k, integral):
     scale = np.zeros(k)
     cut = np.zeros(k, np.int64)
     means = np.zeros((k, d))
+    wx = _weighted(points, weights)
+    h = np.zeros((d, _NBINS, d + 1))
     end[0] = n
-    gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, weights, order, 0, n, means[0], integral)
+    gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, wx, order, 0, n, means[0], integral, h)
     nb = 1
     while nb < k:
         b = np.argmax(gain[:nb])
@@ -303,9 +326,9 @@ def _wu(points, weights, k, integral):
         start[nb] = i
         end[nb] = end[b]
         end[b] = i
-        gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, weights, order, lo, i, means[b], integral)
-        gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, weights, order, i, end[nb],
-                                                                      means[nb], integral)
+        gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, wx, order, lo, i, means[b], integral, h)
+        gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, wx, order, i, end[nb], means[nb],
+                                                                      integral, h)
         nb += 1
     return _boxes(means, order, start, end, nb)
 
@@ -328,15 +351,17 @@ def _by_cluster(labels, k):
 
 
 @njit(cache=True, nogil=True)
-def _cuts_range(points, weights, order, bounds, integral, gains, left, right, c0, c1):
-    """Best cut of clusters c0..c1-1 (see :func:`_cluster_cuts`) into gains, left, right."""
+def _cuts_range(points, wx, order, bounds, integral, gains, left, right, c0, c1):
+    """Best cut of clusters c0..c1-1 (see :func:`_cluster_cuts`) into gains, left, right;
+    ``wx`` is :func:`_weighted` of the points."""
     d = points.shape[1]
     mean = np.empty(d)
+    h = np.zeros((d, _NBINS, d + 1))
     for c in range(c0, c1):
         lo, hi = bounds[c], bounds[c + 1]
         if hi - lo < 2:
             continue
-        g, a, mn, scale, cut = _best_cut(points, weights, order, lo, hi, mean, integral)
+        g, a, mn, scale, cut = _best_cut(points, wx, order, lo, hi, mean, integral, h)
         if a < 0:
             continue
         gains[c] = g
@@ -344,15 +369,14 @@ def _cuts_range(points, weights, order, bounds, integral, gains, left, right, c0
         wr = 0.0
         for p in range(lo, hi):
             i = order[p]
-            w = weights[i]
             if min(_NBINS - 1, int((points[i, a] - mn) * scale)) <= cut:
-                wl += w
+                wl += wx[i, d]
                 for t in range(d):
-                    left[c, t] += w * points[i, t]
+                    left[c, t] += wx[i, t]
             else:
-                wr += w
+                wr += wx[i, d]
                 for t in range(d):
-                    right[c, t] += w * points[i, t]
+                    right[c, t] += wx[i, t]
         for t in range(d):
             left[c, t] /= wl
             right[c, t] /= wr
@@ -364,10 +388,11 @@ def _cluster_cuts(points, weights, labels, k, integral):
     THREAD_MIN_POINTS points they are shared out to threads in fixed blocks."""
     d = points.shape[1]
     order, bounds = _by_cluster(labels, k)
+    wx = _weighted(points, weights)
     gains = np.zeros(k)
     left = np.zeros((k, d))
     right = np.zeros((k, d))
-    threads.run_blocks(lambda lo, hi: _cuts_range(points, weights, order, bounds, integral, gains, left, right,
+    threads.run_blocks(lambda lo, hi: _cuts_range(points, wx, order, bounds, integral, gains, left, right,
                                                   lo, hi), k, None if len(points) >= THREAD_MIN_POINTS else 1)
     return gains, left, right
 
