@@ -280,10 +280,13 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
                 best_gain = g
                 best_axis = a
                 best_bin = b
-    for a in range(d):  # leave the scratch histogram zero for the next box
-        for b in range(first[a], last[a] + 1):
-            for t in range(d + 1):
-                h[a, b, t] = 0.0
+    if integral:  # leave the scratch histogram zero for the next box
+        for a in range(d):
+            for b in range(first[a], last[a] + 1):
+                for t in range(d + 1):
+                    h[a, b, t] = 0.0
+    else:
+        h[:] = 0.0
     best_min = mins[best_axis] if best_axis >= 0 else 0.0
     best_scale = scales[best_axis] if best_axis >= 0 else 0.0
     return best_gain, best_axis, best_min, best_scale, best_bin
