@@ -14,8 +14,9 @@ What is measured (per image and k, every installed tool; missing ones are skippe
   of --repeat runs of the full job: compress(path, k, seed=0) (read + quantize) + q.save() of an indexed PNG
   into a temp dir. Per-stage seconds come from q.stats.seconds (medians) plus our own timing of save().
 - prototype: the scikit-learn original, KMeans(n_clusters=k, random_state=42).fit() on ALL pixels as float64,
-  then cluster_centers_[labels_] rounded to nearest and clipped to uint8 for scoring. Timed ONCE per image
-  (read + fit + reconstruct; it takes seconds). Bytes n/a (it wrote JPEG).
+  then cluster_centers_[labels_] rounded to nearest and clipped to uint8 for scoring. Timed like the other
+  in-process tools: one untimed run, then the median of --repeat runs of read + fit + reconstruct (~5 s each on
+  a Kodak photo: most of the benchmark's ~10 minutes). Bytes n/a (it wrote JPEG).
 - pngquant (`--nofs --speed 4 K`), pngquant-dither (`pngquant K`, default dithering) and imagemagick
   (`convert IN +dither -colors K png8:OUT`): whole process via subprocess, wall time, one untimed run then the
   median of --repeat.

@@ -117,7 +117,9 @@ def target_lines(results: list[Result]) -> str:
             whole = {i: p.seconds / fq[i].seconds for i, p in proto.items()}
             mse = {i: ratio(fq[i].mse, p.mse) for i, p in proto.items()}
             worst_speed, worst_mse = min(speed, key=speed.get), max(mse, key=lambda i: mse[i] or 0)
-            lines.append(f"- fastquant vs prototype (sklearn KMeans, {len(proto)} images, 1 prototype run each): "
+            runs = min(p.runs for p in proto.values())
+            lines.append(f"- fastquant vs prototype (sklearn KMeans, {len(proto)} images, prototype: median of "
+                         f"{runs} runs): "
                          f"speed-up of compress() min {speed[worst_speed]:.1f}x ({worst_speed}), "
                          f"median {median(speed.values()):.1f}x (with the PNG write: min "
                          f"{min(whole.values()):.1f}x, median {median(whole.values()):.1f}x); "
