@@ -17,7 +17,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import FastquantError, JobTimeoutError, OptionError, OutputExistsError, SkippedLargerError
+from .errors import (FastquantError, JobTimeoutError, OptionError, OutputError, OutputExistsError,
+                     SkippedLargerError)
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
@@ -67,7 +68,9 @@ def output_in(out_dir, root, path, n_colors, ext=None):
         When the result would land outside ``out_dir`` (``..`` in names,
         symlinks), whatever the input names contain.
     """
-    rel = os.path.relpath(os.path.realpath(path), os.path.realpath(root))
+    # The tree as named, not as resolved: a symlinked file or folder under the
+    # root keeps its place (resolved, it would land at the top and collide).
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
     if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
         rel = os.path.basename(path)  # an input outside the root: put it at the top
     base = os.path.realpath(out_dir)
@@ -75,6 +78,47 @@ def output_in(out_dir, root, path, n_colors, ext=None):
     if os.path.commonpath([base, out]) != base:
         raise OptionError(f"{path}: its output would land outside {out_dir}")
     return out
+
+
+def claim_outputs(pairs):
+    """Keep every output to one job.
+
+    Parameters
+    ----------
+    pairs : list of (str, str)
+        (source, output) in the order the jobs were named.
+
+    Returns
+    -------
+    pairs : list of (str, str)
+        The jobs to run: a source named twice with the same output runs once.
+    failed : list of Result
+        A job whose output an earlier job already writes (``a.png`` and
+        ``a.jpg`` both give ``a-fq256.png``), or whose output is another
+        job's source, fails (exit code 4) instead of overwriting it.
+    """
+    def key(path):
+        return os.path.normcase(os.path.realpath(path))
+
+    sources = {key(src) for src, _ in pairs}
+    writer = {}  # output key -> (source key, source as named)
+    kept, failed = [], []
+    for src, out in pairs:
+        k, s = key(out), key(src)
+        if k in writer:
+            if writer[k][0] == s:
+                continue  # the same job named twice
+            reason = f"{out} is also the output of {writer[k][1]}"
+        elif k in sources and k != s:
+            reason = f"{out} is another input"
+        else:
+            writer[k] = (s, src)
+            kept.append((src, out))
+            continue
+        failed.append(Result(src, None, "error", exit_code=OutputError.exit_code,
+                             error=f"{src}: not compressed: its output {reason} (nothing is overwritten; "
+                                   "use --ext or --out-dir to tell them apart)"))
+    return kept, failed
 
 
 def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None, unreadable=None):
@@ -398,7 +442,8 @@ def compress_many(sources, out_dir=None, *, executor=None, root=None, n_colors=2
                           else default_output(src, n_colors, ext)))
         except FastquantError as e:
             failed.append(Result(src, None, "error", error=str(e), exit_code=e.exit_code))
-    yield from failed
+    pairs, clashes = claim_outputs(pairs)
+    yield from failed + clashes
     if out_dir is not None:
         make_folders(pairs)
     yield from run_all(pairs, dict(options, n_colors=n_colors, force=force), executor)

@@ -6,7 +6,7 @@ Exit codes (also in the README):
 1   several files failed for different reasons
 2   usage error: bad option or value
 3   an input could not be read or decoded
-4   an output could not be written
+4   an output could not be written, or another input of the run gives it too
 5   an output exists or would replace the input (use --force)
 6   a file took longer than --timeout
 70  internal error (a bug: please report it, with -v output)
@@ -245,9 +245,10 @@ def _plan(args):
             failed.append(batch.Result(src, None, "error", error=str(e), exit_code=e.exit_code))
             continue
         pairs.append((src, out))
+    pairs, clashes = batch.claim_outputs(pairs)
     if args.out_dir:
         batch.make_folders(pairs)
-    return pairs, failed
+    return pairs, failed + clashes
 
 
 def _executor(args, n_files):

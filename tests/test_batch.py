@@ -102,6 +102,31 @@ def test_compress_many_next_to_inputs_and_force(tmp_path, kodak):
         assert np.asarray(im).max() < 8
 
 
+def test_compress_many_never_writes_one_output_twice(tmp_path, kodak):
+    a = tmp_path / "a.png"
+    shutil.copy(kodak[0], a)
+    Image.open(kodak[1]).save(tmp_path / "a.bmp")
+    with cf.ThreadPoolExecutor(2) as ex:
+        results = list(batch.compress_many([str(a), str(tmp_path / "a.bmp"), str(a)], executor=ex, n_colors=8))
+    assert len(results) == 2  # a.png named twice runs once
+    by_source = {os.path.basename(r.source): r for r in results}
+    assert by_source["a.png"].status == "ok" and by_source["a.png"].output == str(tmp_path / "a-fq8.png")
+    clash = by_source["a.bmp"]
+    assert clash.status == "error" and clash.exit_code == 4 and "also the output of" in clash.error
+    assert "\n" not in clash.error
+    with Image.open(tmp_path / "a-fq8.png") as im, Image.open(a) as orig:
+        assert im.size == orig.size  # written from a.png, once
+
+
+def test_claim_outputs_keeps_the_first_writer():
+    pairs = [("x/a.png", "o/a-fq8.png"), ("x/a.jpg", "o/a-fq8.png"), ("x/a.png", "o/a-fq8.png"),
+             ("x/b.png", "x/a.png"), ("x/c.png", "o/c-fq8.png")]
+    kept, failed = batch.claim_outputs(pairs)
+    assert kept == [("x/a.png", "o/a-fq8.png"), ("x/c.png", "o/c-fq8.png")]
+    assert [(r.source, r.exit_code) for r in failed] == [("x/a.jpg", 4), ("x/b.png", 4)]
+    assert "another input" in failed[1].error
+
+
 def test_dask_local_cluster_gives_identical_bytes(tmp_path, kodak):
     distributed = pytest.importorskip("dask.distributed")
     sources = [str(p) for p in kodak]

@@ -82,6 +82,50 @@ def test_name_escaping_out_dir_is_refused(capsys, tmp_path, kodak):
     assert (out / "y-fq8.png").is_file()
 
 
+def test_symlinked_files_keep_their_place_in_the_tree(capsys, tmp_path, kodak):
+    src = tmp_path / "in"
+    for sub in ("c1", "c2"):
+        (src / sub).mkdir(parents=True)
+        os.symlink(kodak[0], src / sub / "x.png")  # both link to one file outside the tree
+    out = tmp_path / "out"
+    code, lines, err = _run(capsys, src, "-r", "--out-dir", out, "-k", "8")
+    assert code == 0, err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == ["c1/x-fq8.png", "c2/x-fq8.png"]
+
+
+def test_two_inputs_with_one_output_name(capsys, tmp_path, kodak):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(kodak[0], src / "a.png")
+    Image.open(kodak[1]).save(src / "a.jpg", quality=95)
+    shutil.copy(kodak[2], src / "b.png")
+    before = {p.name: _sha(p) for p in src.iterdir()}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        code, lines, err = _run(capsys, src, src / "b.png", "--out-dir", out, "-k", "8", "-j", jobs, "--force")
+        assert code == 4  # an output error, documented
+        # a.jpg comes first (sorted names) and keeps a-fq8.png; a.png is refused, b.png runs once
+        assert sorted(p.name for p in out.iterdir()) == ["a-fq8.png", "b-fq8.png"]
+        assert len(lines) == 2
+        clash = [e for e in err if "a.png: not compressed" in e]
+        assert len(clash) == 1 and "a.jpg" in clash[0]
+        assert "2 of 3 files compressed" in err[-1] and "1 failed" in err[-1]
+    assert {p.name: _sha(p) for p in src.iterdir()} == before
+
+
+def test_output_that_is_another_input_is_refused(capsys, tmp_path, kodak):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(kodak[0], src / "a.png")
+    shutil.copy(kodak[1], src / "a.small.png")
+    before = {p.name: _sha(p) for p in src.iterdir()}
+    code, lines, err = _run(capsys, src / "a.png", src / "a.small.png", "--ext", ".small.png", "--force")
+    assert code == 4
+    assert any("a.png: not compressed" in e and "another input" in e for e in err)
+    after = {p.name: _sha(p) for p in src.iterdir()}
+    assert after.pop("a.small.small.png") and after == before  # the other input did run
+
+
 def test_jobs_give_the_same_bytes(capsys, tmp_path, kodak):
     src = tmp_path / "in"
     src.mkdir()
