@@ -799,16 +799,29 @@ def _moves(old, new):
     return np.array([m[j], j, second])
 
 
+#: Default over-relaxation of Lloyd's update (see :func:`_lloyd`): on the
+#: 12 Kodak photos at k=256 it reached a slightly lower error (median 0.999x)
+#: in 20-30% fewer iterations.
+OVERRELAX = 0.8
+
 #: Swaps are tried where the cut gain beats this fraction of the merge cost
 #: (the Lloyd iterations that follow usually make up the rest); a round that
 #: does not end better than the previous solution is discarded.
 SWAP_FACTOR = 0.5
 
 
-def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds):
+def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrelax=0.0):
     """Lloyd iterations to convergence; then up to ``swap_rounds`` rounds of
     cluster swaps, each followed by Lloyd iterations again; the best converged
-    solution is returned."""
+    solution is returned.
+
+    With ``overrelax`` > 0 each update moves the centres that much further
+    than the weighted means (old + (1 + overrelax) (means - old)).  The step
+    is a trial: when the error after the next assignment exceeds what the
+    plain means give with the current labels (a bound on plain Lloyd's next
+    error), the plain means are taken instead and ``overrelax`` is halved, so
+    the error never increases.
+    """
     k = centers.shape[0]
     chunk = _chunk(k)
     prev = np.inf
@@ -816,9 +829,19 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds):
     rounds = 0
     best = None
     search = _Search(len(points), k)
+    if search.bounds:  # per-point bounds would not survive a step taken back
+        overrelax = 0.0
+    plain = None  # the plain means while an over-relaxed step is on trial
+    bound = np.inf  # their error with the labels the trial started from
     while True:
-        labels, dist = assign(points, centers, labels, search)
-        sums, wsums, inertia = _partial_sums(points, weights, labels, dist, k, chunk)
+        trial_labels, dist = assign(points, centers, labels.copy(), search)
+        sums, wsums, inertia = _partial_sums(points, weights, trial_labels, dist, k, chunk)
+        if plain is not None and inertia > bound:
+            search.moved(centers, plain)
+            centers, plain = plain, None
+            overrelax = overrelax / 2 if overrelax >= 0.1 else 0.0
+            continue
+        labels = trial_labels
         converged = prev - inertia <= tol * inertia
         if converged or n_iter >= max_iter:
             if best is None or inertia < best[2]:
@@ -830,12 +853,19 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds):
         centers = centers.copy()
         _new_centers(points, weights, dist, sums, wsums, centers)
         n_iter += 1
+        plain = None
         if converged:
             rounds += 1
             if _swap(points, weights, centers, labels, wsums, SWAP_FACTOR, search.sorted_d):
                 prev = np.inf
             else:
                 rounds = swap_rounds
+        elif overrelax > 0.0:
+            step = centers.astype(np.float64) - old
+            # parallel axis theorem: the plain means' error with these labels
+            bound = inertia - float((wsums * (step * step).sum(axis=1)).sum())
+            plain = centers
+            centers = (old + (1.0 + overrelax) * step).astype(np.float32)
         search.moved(old, centers)
 
 
@@ -895,7 +925,8 @@ def _check_int(name, value, low):
     return int(value)
 
 
-def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2):
+def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2,
+           overrelax=OVERRELAX):
     """Weighted k-means clustering (Lloyd's algorithm).
 
     Parameters
@@ -922,6 +953,11 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         After convergence, up to this many rounds of cluster swaps (merge a
         cluster into its neighbour, cut another in two; after ELBG), each
         followed by Lloyd's iterations; the best solution is kept.
+    overrelax : float
+        0 to 1: each update moves the centres this much further than the
+        weighted means, which converges in fewer iterations; a step that
+        ends worse than the plain update would is taken back, so the error
+        never increases.  0 gives plain Lloyd iterations.
 
     Returns
     -------
@@ -938,6 +974,9 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
     seed = _check_int("seed", seed, 0)
     if not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol >= 0):
         raise OptionError(f"tol must be a finite number >= 0, got {tol!r}")
+    if isinstance(overrelax, bool) or not isinstance(overrelax, (int, float, np.floating)) \
+            or not 0 <= overrelax <= 1:
+        raise OptionError(f"overrelax must be a number from 0 to 1, got {overrelax!r}")
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[0] < 1 or not 1 <= pts.shape[1] <= 8:
         raise OptionError(f"points must have shape (n, d) with n >= 1 and 1 <= d <= 8, got {pts.shape}")
@@ -984,9 +1023,10 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         # Kodak photos, the same output bytes).
         order, _ = _by_cluster(labels, len(centers))
         centers, lab, inertia, n_iter = _lloyd(pts[order], w[order], centers, labels[order], max_iter,
-                                               float(tol), swap_rounds)
+                                               float(tol), swap_rounds, float(overrelax))
         labels = np.empty_like(lab)
         labels[order] = lab
     else:
-        centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol), swap_rounds)
+        centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol), swap_rounds,
+                                                  float(overrelax))
     return KMeansResult(centers, labels, float(inertia), n_iter)

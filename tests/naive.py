@@ -54,6 +54,34 @@ def lloyd(points, centers, weights=None, n_iter=10):
     return c, labels, float((w * dist).sum())
 
 
+def lloyd_overrelaxed(points, centers, weights, n_iter, overrelax):
+    """Weighted Lloyd iterations where each update moves the centres
+    (1 + overrelax) times the way to the weighted means, on trial: when the
+    error after reassigning exceeds the means' error with the labels before
+    the step, the means are used instead and overrelax halves (to 0 below
+    0.1).  Returns (centres, labels, inertia, number of steps taken back)."""
+    p = np.asarray(points, np.float64)
+    w = np.asarray(weights, np.float64)
+    c = np.asarray(centers, np.float64).copy()
+    labels, dist = nearest(p, c)
+    taken_back = 0
+    for _ in range(n_iter):
+        means = weighted_means(p, w, labels, len(c))
+        means = np.where(np.isnan(means), c, means)
+        bound = float((w * ((p - means[labels]) ** 2).sum(axis=1)).sum())
+        if overrelax > 0:
+            trial = c + (1 + overrelax) * (means - c)
+            trial_labels, trial_dist = nearest(p, trial)
+            if float((w * trial_dist).sum()) <= bound:
+                c, labels, dist = trial, trial_labels, trial_dist
+                continue
+            taken_back += 1
+            overrelax = overrelax / 2 if overrelax >= 0.1 else 0.0
+        c = means
+        labels, dist = nearest(p, c)
+    return c, labels, float((w * dist).sum()), taken_back
+
+
 def mediancut(points, weights, k):
     """Variance-based median cut: split the box with the largest weighted squared error
     at its weighted mean along its widest axis, until k boxes or no box can be split."""

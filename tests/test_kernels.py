@@ -176,12 +176,30 @@ def test_lloyd_matches_naive(drivers, search):
     points = rng.normal(size=(3000, 3)).astype(np.float32)
     weights = rng.integers(1, 9, len(points)).astype(np.float64)
     init = points[:16].copy()
-    res = kmeans_fn(points, 16, weights=weights, init=init, max_iter=8, tol=0)
+    res = kmeans_fn(points, 16, weights=weights, init=init, max_iter=8, tol=0, overrelax=0)
     ref_centers, ref_labels, ref_inertia = naive.lloyd(points, init, weights, n_iter=8)
     assert res.n_iter == 8
     np.testing.assert_allclose(res.centers, ref_centers, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(res.labels, ref_labels)
     assert res.inertia == pytest.approx(ref_inertia, rel=1e-5)
+
+
+@pytest.mark.parametrize("overrelax, seed", [(0.8, 11), (1.0, 4)])
+def test_overrelaxed_lloyd_matches_naive(drivers, overrelax, seed):
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(3000, 3)).astype(np.float32)
+    weights = rng.integers(1, 9, len(points)).astype(np.float64)
+    init = points[:16].copy()
+    res = kmeans_fn(points, 16, weights=weights, init=init, max_iter=8, tol=0, overrelax=overrelax)
+    ref_centers, ref_labels, ref_inertia, taken_back = naive.lloyd_overrelaxed(points, init, weights, 8, overrelax)
+    assert res.n_iter == 8
+    np.testing.assert_allclose(res.centers, ref_centers, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(res.labels, ref_labels)
+    assert res.inertia == pytest.approx(ref_inertia, rel=1e-5)
+    plain = naive.lloyd(points, init, weights, n_iter=8)[2]
+    assert ref_inertia < plain  # the feature does something: a lower error after the same updates
+    if overrelax == 1.0:
+        assert taken_back > 0  # and the take-back path is exercised
 
 
 def test_histogram_kmeans_equals_pixel_kmeans(kodak):
@@ -234,6 +252,7 @@ def test_kmeans_k_range(k, init):
 
 @pytest.mark.parametrize("bad", [
     dict(k=0), dict(k=-1), dict(k=2.5), dict(k=True), dict(max_iter=-1), dict(tol=-1.0),
+    dict(overrelax=-0.1), dict(overrelax=1.5), dict(overrelax="0.5"), dict(overrelax=True),
     dict(tol=float("nan")), dict(init="nope"), dict(weights=np.ones(3)),
     dict(weights=-np.ones(10)), dict(points=np.zeros((10,))), dict(points=np.full((10, 3), np.nan)),
 ])
