@@ -810,7 +810,7 @@ OVERRELAX = 0.8
 SWAP_FACTOR = 0.5
 
 
-def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrelax=0.0):
+def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrelax=0.0, integral=None):
     """Lloyd iterations to convergence; then up to ``swap_rounds`` rounds of
     cluster swaps, each followed by Lloyd iterations again; the best converged
     solution is returned.
@@ -820,8 +820,11 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrel
     is a trial: when the error after the next assignment exceeds what the
     plain means give with the current labels (a bound on plain Lloyd's next
     error), the plain means are taken instead and ``overrelax`` is halved, so
-    the error never increases.
+    the error never increases.  ``integral``: :func:`_integral` of the
+    points, when the caller knows it.
     """
+    if integral is None:
+        integral = _integral(points)
     k = centers.shape[0]
     chunk = _chunk(k)
     prev = np.inf
@@ -856,7 +859,7 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrel
         plain = None
         if converged:
             rounds += 1
-            if _swap(points, weights, centers, labels, wsums, SWAP_FACTOR, search.sorted_d):
+            if _swap(points, weights, centers, labels, wsums, SWAP_FACTOR, integral):
                 prev = np.inf
             else:
                 rounds = swap_rounds
@@ -869,26 +872,43 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrel
         search.moved(old, centers)
 
 
-def _swap(points, weights, centers, labels, wsums, factor, hint=None):
+@njit(cache=True, nogil=True)
+def _nearest_other(centers):
+    """Every centre's nearest other centre (lowest index on ties) and its squared distance."""
+    k = centers.shape[0]
+    nn = np.empty(k, np.int64)
+    nd = np.empty(k, np.float32)
+    for i in range(k):
+        best = np.float32(np.inf)
+        bj = 0 if i else min(1, k - 1)
+        for j in range(k):
+            if j != i:
+                d = _sqdist(centers, i, centers, j)
+                if d < best:
+                    best = d
+                    bj = j
+        nn[i] = bj
+        nd[i] = best
+    return nn, nd
+
+
+def _swap(points, weights, centers, labels, wsums, factor, integral):
     """One round of cluster swaps (after ELBG, Patane and Russo 2001).
 
     Merging a cluster into its nearest neighbour costs
     w1 w2 / (w1 + w2) |c1 - c2|^2; cutting a cluster in two gains the
     reduction of its best cut.  Pairs where the gain beats the cost move the
     merged cluster's centre into the cut cluster.  Returns the number of swaps.
-    ``hint``: the last neighbour lists' distances (see :func:`_neighbors`).
+    ``integral``: see :func:`_integral`.
     """
     k = len(centers)
-    if k < 3:
+    if k < 3 or k > NEIGHBOR_LIST_MAX_K:  # k x k distances: too many above that
         return 0
-    gains, left, right = _cluster_cuts(points, weights, labels, k, _integral(points))
-    order, sorted_d = _neighbors(centers, hint) if k <= NEIGHBOR_LIST_MAX_K else (None, None)
-    if order is None:
-        return 0
-    nn = np.where(order[:, 0] == np.arange(k), order[:, 1], order[:, 0])
+    gains, left, right = _cluster_cuts(points, weights, labels, k, integral)
+    nn, nd = _nearest_other(centers)
     w1, w2 = wsums, wsums[nn]
     with np.errstate(invalid="ignore", divide="ignore"):
-        cost = np.where(w1 + w2 > 0, w1 * w2 / (w1 + w2), 0.0) * sorted_d[np.arange(k), 1]
+        cost = np.where(w1 + w2 > 0, w1 * w2 / (w1 + w2), 0.0) * nd
     splits = np.argsort(-gains, kind="stable")
     used = np.zeros(k, bool)
     s = 0
@@ -994,11 +1014,12 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
             raise OptionError(f"weights must have shape ({n},), got {w.shape}")
         if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise OptionError("weights must be finite, >= 0 and not all zero")
+    integral = _integral(pts)
     if isinstance(init, str):
         if init == "mediancut":
             centers, labels = _mediancut(pts, w, k)
         elif init == "wu":
-            centers, labels = _wu(pts, w, k, _integral(pts))
+            centers, labels = _wu(pts, w, k, integral)
         elif init == "k-means++":
             centers = _kmeanspp(pts, w, k, seed)
             labels = np.zeros(n, np.int32)
@@ -1023,10 +1044,10 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         # Kodak photos, the same output bytes).
         order, _ = _by_cluster(labels, len(centers))
         centers, lab, inertia, n_iter = _lloyd(pts[order], w[order], centers, labels[order], max_iter,
-                                               float(tol), swap_rounds, float(overrelax))
+                                               float(tol), swap_rounds, float(overrelax), integral)
         labels = np.empty_like(lab)
         labels[order] = lab
     else:
         centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol), swap_rounds,
-                                                  float(overrelax))
+                                                  float(overrelax), integral)
     return KMeansResult(centers, labels, float(inertia), n_iter)

@@ -54,6 +54,15 @@ def lloyd(points, centers, weights=None, n_iter=10):
     return c, labels, float((w * dist).sum())
 
 
+def nearest_other(centers):
+    """Every centre's nearest other centre (lowest index on ties) and the squared distance."""
+    c = np.asarray(centers, np.float64)
+    d = ((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d, np.inf)
+    nn = d.argmin(axis=1)
+    return nn, d[np.arange(len(c)), nn]
+
+
 def lloyd_overrelaxed(points, centers, weights, n_iter, overrelax):
     """Weighted Lloyd iterations where each update moves the centres
     (1 + overrelax) times the way to the weighted means, on trial: when the

@@ -153,6 +153,17 @@ def test_cluster_cuts_match_naive(integral, drivers):
     np.testing.assert_allclose(right, ref_right, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("k", [3, 40, 300])
+def test_nearest_other_matches_naive(k):
+    rng = np.random.default_rng(k)
+    centers = rng.integers(0, 16, (k, 3)).astype(np.float32)  # small range: duplicates and ties
+    nn, nd = km_module._nearest_other(centers)
+    ref_nn, ref_nd = naive.nearest_other(centers)
+    np.testing.assert_array_equal(nn, ref_nn)
+    np.testing.assert_array_equal(nd, ref_nd)
+    assert (nn != np.arange(k)).all()
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 256, 1000])
 def test_kth_smallest_matches_a_sort(n):
     rng = np.random.default_rng(n)
