@@ -181,6 +181,49 @@ def _weighted(points, weights):
 
 
 @njit(cache=True, nogil=True)
+def _scan(h, first, last, scales, tot, wtot, mean):
+    """Best cut from a box's histogram ``h`` (see :func:`_best_cut`): over
+    every axis with a non-zero scale, bins first[a]..last[a]; writes the
+    box mean into ``mean``; returns (error reduction, axis, last bin of the
+    left part), axis -1 when no cut lowers the error."""
+    d = h.shape[0]
+    base = 0.0
+    for t in range(d):
+        mean[t] = tot[t] / wtot if wtot > 0 else 0.0
+        base += tot[t] * tot[t]
+    base = base / wtot if wtot > 0 else 0.0
+    best_gain = 0.0
+    best_axis = -1
+    best_bin = 0
+    sl = np.empty(d)
+    for a in range(d):
+        if scales[a] == 0.0:
+            continue
+        wl = 0.0
+        sl[:] = 0.0
+        for b in range(first[a], last[a]):
+            if h[a, b, d] == 0.0:
+                continue
+            wl += h[a, b, d]
+            for t in range(d):
+                sl[t] += h[a, b, t]
+            wr = wtot - wl
+            if wr <= 0.0:
+                break
+            l2 = 0.0
+            r2 = 0.0
+            for t in range(d):
+                l2 += sl[t] * sl[t]
+                r2 += (tot[t] - sl[t]) * (tot[t] - sl[t])
+            g = l2 / wl + r2 / wr - base
+            if g > best_gain:
+                best_gain = g
+                best_axis = a
+                best_bin = b
+    return best_gain, best_axis, best_bin
+
+
+@njit(cache=True, nogil=True)
 def _best_cut(points, wx, order, lo, hi, mean, integral, h):
     """Best two-way cut of a box perpendicular to one axis (Wu's criterion).
 
@@ -247,39 +290,7 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
                 b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
                 for t in range(d + 1):
                     h[a, b, t] += wx[i, t]
-    base = 0.0
-    for t in range(d):
-        mean[t] = tot[t] / wtot if wtot > 0 else 0.0
-        base += tot[t] * tot[t]
-    base = base / wtot if wtot > 0 else 0.0
-    best_gain = 0.0
-    best_axis = -1
-    best_bin = 0
-    sl = np.empty(d)
-    for a in range(d):
-        if scales[a] == 0.0:
-            continue
-        wl = 0.0
-        sl[:] = 0.0
-        for b in range(first[a], last[a]):
-            if h[a, b, d] == 0.0:
-                continue
-            wl += h[a, b, d]
-            for t in range(d):
-                sl[t] += h[a, b, t]
-            wr = wtot - wl
-            if wr <= 0.0:
-                break
-            l2 = 0.0
-            r2 = 0.0
-            for t in range(d):
-                l2 += sl[t] * sl[t]
-                r2 += (tot[t] - sl[t]) * (tot[t] - sl[t])
-            g = l2 / wl + r2 / wr - base
-            if g > best_gain:
-                best_gain = g
-                best_axis = a
-                best_bin = b
+    best_gain, best_axis, best_bin = _scan(h, first, last, scales, tot, wtot, mean)
     if integral:  # leave the scratch histogram zero for the next box
         for a in range(d):
             for b in range(first[a], last[a] + 1):
@@ -293,8 +304,52 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
 
 
 @njit(cache=True, nogil=True)
+def _exact_sums(weights):
+    """Whether every weight is an integer and all sums of weight times a
+    0..255 coordinate stay exact in float64 (pixel counts: always)."""
+    total = 0.0
+    for w in weights:
+        if w != np.floor(w):
+            return False
+        total += w
+    return total * _NBINS < 2.0 ** 52
+
+
+@njit(cache=True, nogil=True)
+def _hist_cut(hist, first, last, mean):
+    """(error reduction, axis, last left bin) of a box from its integral-bin histogram."""
+    d = hist.shape[0]
+    tot = np.zeros(d)
+    wtot = 0.0
+    for b in range(first[0], last[0] + 1):
+        wtot += hist[0, b, d]
+        for t in range(d):
+            tot[t] += hist[0, b, t]
+    scales = np.zeros(d)
+    for a in range(d):
+        if last[a] > first[a]:
+            scales[a] = 1.0
+    return _scan(hist, first, last, scales, tot, wtot, mean)
+
+
+@njit(cache=True, nogil=True)
+def _occupied(hist, first, last):
+    """Narrow first/last (per axis) to the bins of ``hist`` with weight."""
+    d = hist.shape[0]
+    for a in range(d):
+        while first[a] < last[a] and hist[a, first[a], d] == 0.0:
+            first[a] += 1
+        while last[a] > first[a] and hist[a, last[a], d] == 0.0:
+            last[a] -= 1
+
+
+@njit(cache=True, nogil=True)
 def _wu(points, weights, k, integral):
-    """Greedy splitting: the box whose best cut lowers the error most is cut, until k boxes."""
+    """Greedy splitting: the box whose best cut lowers the error most is cut, until k boxes.
+
+    With integer coordinates and weights, only the smaller part of a cut box
+    is binned; the larger part's histogram is the box's minus the smaller's
+    (exact in float64, so the cuts are the same as binning both)."""
     n, d = points.shape
     order = np.arange(n)
     start = np.zeros(k, np.int64)
@@ -302,13 +357,22 @@ def _wu(points, weights, k, integral):
     gain = np.zeros(k)
     axis = np.zeros(k, np.int64)
     amin = np.zeros(k)
-    scale = np.zeros(k)
+    scale = np.ones(k)
     cut = np.zeros(k, np.int64)
     means = np.zeros((k, d))
     wx = _weighted(points, weights)
     h = np.zeros((d, _NBINS, d + 1))
+    exact = integral and k * d * _NBINS * (d + 1) <= 1 << 23 and _exact_sums(weights)  # hists <= 64 MB
+    hists = np.empty((k if exact else 0, d, _NBINS, d + 1))
+    first = np.zeros((k, d), np.int64)
+    last = np.zeros((k, d), np.int64)
     end[0] = n
-    gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, wx, order, 0, n, means[0], integral, h)
+    if exact:
+        _bin_box(points, wx, order, 0, n, h, first[0], last[0])
+        _move_bins(h, hists[0], first[0], last[0])
+        gain[0], axis[0], cut[0] = _hist_cut(hists[0], first[0], last[0], means[0])
+    else:
+        gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, wx, order, 0, n, means[0], integral, h)
     nb = 1
     while nb < k:
         b = np.argmax(gain[:nb])
@@ -329,11 +393,59 @@ def _wu(points, weights, k, integral):
         start[nb] = i
         end[nb] = end[b]
         end[b] = i
-        gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, wx, order, lo, i, means[b], integral, h)
-        gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, wx, order, i, end[nb], means[nb],
-                                                                      integral, h)
+        if exact:
+            # bin the smaller part into h; the larger = the box's histogram minus it
+            small, large = (b, nb) if i - lo <= end[nb] - i else (nb, b)
+            first[nb] = first[b]
+            last[nb] = last[b]
+            if large != b:
+                for t in range(d):
+                    for bb in range(first[b, t], last[b, t] + 1):
+                        for u in range(d + 1):
+                            hists[large, t, bb, u] = hists[b, t, bb, u]
+            _bin_box(points, wx, order, start[small], end[small], h, first[small], last[small])
+            for t in range(d):
+                for bb in range(first[small, t], last[small, t] + 1):
+                    for u in range(d + 1):
+                        hists[large, t, bb, u] -= h[t, bb, u]
+            _occupied(hists[large], first[large], last[large])
+            _move_bins(h, hists[small], first[small], last[small])
+            gain[b], axis[b], cut[b] = _hist_cut(hists[b], first[b], last[b], means[b])
+            gain[nb], axis[nb], cut[nb] = _hist_cut(hists[nb], first[nb], last[nb], means[nb])
+        else:
+            gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, wx, order, lo, i, means[b], integral, h)
+            gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, wx, order, i, end[nb], means[nb],
+                                                                          integral, h)
         nb += 1
     return _boxes(means, order, start, end, nb)
+
+
+@njit(cache=True, nogil=True)
+def _bin_box(points, wx, order, lo, hi, h, first, last):
+    """Integral binning of points order[lo:hi] into the zero histogram h; their value range into first, last."""
+    d = points.shape[1]
+    for a in range(d):
+        first[a] = _NBINS - 1
+        last[a] = 0
+    for p in range(lo, hi):
+        i = order[p]
+        for a in range(d):
+            b = int(points[i, a])
+            first[a] = min(first[a], b)
+            last[a] = max(last[a], b)
+            for t in range(d + 1):
+                h[a, b, t] += wx[i, t]
+
+
+@njit(cache=True, nogil=True)
+def _move_bins(h, dest, first, last):
+    """Copy bins first..last of h into dest and zero them in h."""
+    d = h.shape[0]
+    for a in range(d):
+        for b in range(first[a], last[a] + 1):
+            for t in range(d + 1):
+                dest[a, b, t] = h[a, b, t]
+                h[a, b, t] = 0.0
 
 
 @njit(cache=True, nogil=True)

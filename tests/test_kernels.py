@@ -124,13 +124,16 @@ def test_mediancut_matches_naive(k):
     np.testing.assert_allclose(centers, ref_centers, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("integral", [True, False])
+@pytest.mark.parametrize("integral, counts", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("k", [1, 6, 40])
-def test_wu_matches_naive(k, integral):
+def test_wu_matches_naive(k, integral, counts):
     rng = np.random.default_rng(k)
     # colours (integers, several sharing each value) or real numbers
     points = (int_points(rng, 1500) // 4 if integral else rng.normal(size=(1500, 3)) * 50).astype(np.float32)
     weights = rng.integers(1, 20, len(points)).astype(np.float64)
+    if not counts:  # fractional weights: every box binned (no sibling subtraction)
+        weights += rng.random(len(points))
+    assert km_module._exact_sums(weights) == counts
     assert km_module._integral(points) == integral
     centers, labels = km_module._wu(points, weights, k, integral)
     ref_centers, ref_labels = naive.wu(points, weights, k, integral)
