@@ -911,9 +911,10 @@ def _moves(old, new):
     return np.array([m[j], j, second])
 
 
-#: Default over-relaxation of Lloyd's update (see :func:`_lloyd`): on the
-#: 12 Kodak photos at k=256 it reached a slightly lower error (median 0.999x)
-#: in 20-30% fewer iterations.
+#: Default over-relaxation of Lloyd's update (see :func:`_lloyd`).  With
+#: compress()'s tol=1e-2 and 3 swap rounds, the 12 Kodak photos at k=256 end
+#: at a median 0.9994x the MSE of plain Lloyd with tol=5e-3 and 4 rounds, in
+#: 8-11 updates instead of 14-16.
 OVERRELAX = 0.8
 
 #: Swaps are tried where the cut gain beats this fraction of the merge cost
