@@ -242,62 +242,39 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
     int((x[axis] - minimum) * scale) <= bin.
     """
     d = points.shape[1]
+    first = np.zeros(d, np.int64)  # occupied bins of axis a: first[a]..last[a]
+    last = np.full(d, _NBINS - 1, np.int64)
+    if integral:  # bin = value: minimum 0, scale 1
+        _bin_box(points, wx, order, lo, hi, h, first, last)
+        best_gain, best_axis, best_bin = _hist_cut(h, first, last, mean)
+        _clear_bins(h, first, last)  # leave the scratch histogram zero for the next box
+        return best_gain, best_axis, 0.0, 1.0 if best_axis >= 0 else 0.0, best_bin
     tot = np.zeros(d)
     mins = np.full(d, np.inf)
     maxs = np.full(d, -np.inf)
     wtot = 0.0
     scales = np.zeros(d)
-    first = np.zeros(d, np.int64)  # occupied bins of axis a: first[a]..last[a]
-    last = np.full(d, _NBINS - 1, np.int64)
-    if integral:
-        for p in range(lo, hi):
-            i = order[p]
-            for a in range(d):
-                v = points[i, a]
-                mins[a] = min(mins[a], v)
-                maxs[a] = max(maxs[a], v)
-                b = int(v)
-                for t in range(d + 1):
-                    h[a, b, t] += wx[i, t]
+    for p in range(lo, hi):  # pass 1: totals and the range of every axis
+        i = order[p]
+        wtot += wx[i, d]
+        for t in range(d):
+            v = points[i, t]
+            tot[t] += wx[i, t]
+            mins[t] = min(mins[t], v)
+            maxs[t] = max(maxs[t], v)
+    for a in range(d):
+        if maxs[a] > mins[a]:
+            scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
+    for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
+        i = order[p]
         for a in range(d):
-            if maxs[a] > mins[a]:
-                scales[a] = 1.0
-            if hi > lo:
-                first[a] = int(mins[a])
-                last[a] = int(maxs[a])
-            mins[a] = 0.0
-        for b in range(first[0], last[0] + 1):
-            wtot += h[0, b, d]
-            for t in range(d):
-                tot[t] += h[0, b, t]
-    else:
-        for p in range(lo, hi):  # pass 1: totals and the range of every axis
-            i = order[p]
-            wtot += wx[i, d]
-            for t in range(d):
-                v = points[i, t]
-                tot[t] += wx[i, t]
-                mins[t] = min(mins[t], v)
-                maxs[t] = max(maxs[t], v)
-        for a in range(d):
-            if maxs[a] > mins[a]:
-                scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
-        for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
-            i = order[p]
-            for a in range(d):
-                if scales[a] == 0.0:
-                    continue
-                b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
-                for t in range(d + 1):
-                    h[a, b, t] += wx[i, t]
+            if scales[a] == 0.0:
+                continue
+            b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
+            for t in range(d + 1):
+                h[a, b, t] += wx[i, t]
     best_gain, best_axis, best_bin = _scan(h, first, last, scales, tot, wtot, mean)
-    if integral:  # leave the scratch histogram zero for the next box
-        for a in range(d):
-            for b in range(first[a], last[a] + 1):
-                for t in range(d + 1):
-                    h[a, b, t] = 0.0
-    else:
-        h[:] = 0.0
+    h[:] = 0.0  # such a box spreads over every bin
     best_min = mins[best_axis] if best_axis >= 0 else 0.0
     best_scale = scales[best_axis] if best_axis >= 0 else 0.0
     return best_gain, best_axis, best_min, best_scale, best_bin
@@ -445,6 +422,16 @@ def _move_bins(h, dest, first, last):
         for b in range(first[a], last[a] + 1):
             for t in range(d + 1):
                 dest[a, b, t] = h[a, b, t]
+    _clear_bins(h, first, last)
+
+
+@njit(cache=True, nogil=True)
+def _clear_bins(h, first, last):
+    """Zero bins first[a]..last[a] of every axis a of h."""
+    d = h.shape[0]
+    for a in range(d):
+        for b in range(first[a], last[a] + 1):
+            for t in range(d + 1):
                 h[a, b, t] = 0.0
 
 
@@ -923,7 +910,7 @@ OVERRELAX = 0.8
 SWAP_FACTOR = 0.5
 
 
-def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrelax=0.0, integral=None):
+def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrelax, integral):
     """Lloyd iterations to convergence; then up to ``swap_rounds`` rounds of
     cluster swaps, each followed by Lloyd iterations again; the best converged
     solution is returned.
@@ -933,11 +920,8 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrel
     is a trial: when the error after the next assignment exceeds what the
     plain means give with the current labels (a bound on plain Lloyd's next
     error), the plain means are taken instead and ``overrelax`` is halved, so
-    the error never increases.  ``integral``: :func:`_integral` of the
-    points, when the caller knows it.
+    the error never increases.  ``integral``: :func:`_integral` of the points.
     """
-    if integral is None:
-        integral = _integral(points)
     k = centers.shape[0]
     chunk = _chunk(k)
     prev = np.inf
