@@ -38,6 +38,14 @@ class JobTimeoutError(FastquantError):
     exit_code = 6
 
 
+class ResourceError(FastquantError):
+    """Not enough memory for the file: a MemoryError, or the worker process that held
+    it died (killed by a signal, as the kernel's out-of-memory killer does); nothing
+    was written for it (exit code 7)."""
+
+    exit_code = 7
+
+
 class SkippedLargerError(FastquantError):
     """The result would not be smaller than the input (``--skip-if-larger``); nothing
     was written (exit code 98, as pngquant's)."""
