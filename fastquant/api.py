@@ -9,6 +9,7 @@ import numpy as np
 from . import histogram, io, kmeans, metrics, remap
 from . import colorspace as _cs
 from . import resize as _resize
+from . import write as _write
 from .errors import OptionError, QualityError
 
 #: Largest palette: indices are stored as uint16.
@@ -116,7 +117,7 @@ class Quantized:
     def encode(self, format=".png"):
         """The encoded file as bytes; ``format`` is an extension such as ``".png"``."""
         fmt = format if format.startswith(".") else "." + format
-        return io.encode("x" + fmt, self.indices, self.palette, self.icc_profile)
+        return _write.encode("x" + fmt, self.indices, self.palette, self.icc_profile)
 
     def save(self, path):
         """Write the result; the format follows the extension.
@@ -130,7 +131,7 @@ class Quantized:
         int
             Bytes written.
         """
-        return io.write_atomic(path, io.encode(path, self.indices, self.palette, self.icc_profile))
+        return _write.write_atomic(path, _write.encode(path, self.indices, self.palette, self.icc_profile))
 
     def preview(self, diff=False, *, nbytes=None):
         """Original and result side by side, as an image.

@@ -212,7 +212,7 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
         Its ``exit_code`` says what kind of failure.
     """
     from .api import compress
-    from .io import encode, encode_array, write_atomic
+    from .write import encode, encode_array, write_atomic
 
     for target in filter(None, (output, preview)):
         if os.path.exists(source) and _same_file(source, target) and not force:
@@ -268,7 +268,7 @@ def _warm_kernels():
         import numpy as np
 
         from .api import compress
-        from .io import png_indexed
+        from .png import png_indexed
 
         png = png_indexed(np.arange(16, dtype=np.uint8).reshape(4, 4), np.arange(48, dtype=np.uint8).reshape(16, 3))
         compress(png, 4, ssim=True).encode(".png")

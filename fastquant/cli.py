@@ -204,7 +204,7 @@ def _demo(args, options):
     if args.inputs or args.output:
         raise OptionError("--demo takes no input or -o: it writes into the current folder")
     src = "fastquant-demo.png"
-    from .io import encode_array, write_atomic
+    from .write import encode_array, write_atomic
 
     write_atomic(src, encode_array(src, demo_image()))
     args.force = True  # the demo rewrites its own files

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import fastquant
-from fastquant import io, metrics
+from fastquant import io, metrics, png, write
 from fastquant.errors import InputError, OptionError, OutputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -380,7 +380,7 @@ def test_png_indexed_depth_and_round_trip(k, depth):
     palette = rng.integers(0, 256, (k, 3), dtype=np.uint8)
     indices = rng.integers(0, k, (13, 21), dtype=np.uint8)
     indices[0, 0] = k - 1
-    data = io.png_indexed(indices, palette)
+    data = png.png_indexed(indices, palette)
     assert data[24] == depth
     assert data[25] == 3  # colour type: palette
     tags = [t for t, _ in _chunks(data)]
@@ -400,7 +400,7 @@ def test_png_indexed_odd_widths(k, width):
     palette = rng.integers(0, 256, (k, 3), dtype=np.uint8)
     indices = rng.integers(0, k, (5, width), dtype=np.uint8)
     indices[:, -1] = k - 1  # the last (padded) column carries the highest index
-    data = io.png_indexed(indices, palette)
+    data = png.png_indexed(indices, palette)
     im = Image.open(_io.BytesIO(data))
     im.load()
     assert im.size == (width, 5)
@@ -412,7 +412,7 @@ def test_png_indexed_rgba_writes_trns():
                         [1, 2, 3, 255]], np.uint8)
     rng = np.random.default_rng(3)
     indices = rng.integers(0, len(palette), (6, 11), dtype=np.uint8)
-    data = io.png_indexed(indices, palette)
+    data = png.png_indexed(indices, palette)
     chunks = dict(_chunks(data))
     assert chunks[b"tRNS"] == bytes([0, 128])  # cut after the last translucent entry
     assert chunks[b"PLTE"] == palette[:, :3].tobytes()
@@ -423,14 +423,14 @@ def test_png_indexed_rgba_writes_trns():
 
 def test_png_indexed_opaque_rgba_has_no_trns():
     palette = np.array([[1, 2, 3, 255], [4, 5, 6, 255]], np.uint8)
-    data = io.png_indexed(np.array([[0, 1]], np.uint8), palette)
+    data = png.png_indexed(np.array([[0, 1]], np.uint8), palette)
     assert b"tRNS" not in dict(_chunks(data))
 
 
 @pytest.mark.parametrize("k", [0, 257])
 def test_png_indexed_refuses_bad_palette_size(k):
     with pytest.raises(OptionError):
-        io.png_indexed(np.zeros((2, 2), np.uint8), np.zeros((k, 3), np.uint8))
+        png.png_indexed(np.zeros((2, 2), np.uint8), np.zeros((k, 3), np.uint8))
 
 
 # ----------------------------------------------------------------------------- Quantized.save
@@ -520,7 +520,7 @@ def _leftovers(folder):
 
 def test_write_atomic_writes(tmp_path):
     path = tmp_path / "a.bin"
-    assert io.write_atomic(path, b"hello") == 5
+    assert write.write_atomic(path, b"hello") == 5
     assert path.read_bytes() == b"hello"
     assert _leftovers(tmp_path) == []
     umask = os.umask(0)
@@ -531,7 +531,7 @@ def test_write_atomic_writes(tmp_path):
 def test_write_atomic_replaces(tmp_path):
     path = tmp_path / "a.bin"
     path.write_bytes(b"old content, longer than the new one")
-    assert io.write_atomic(str(path), b"new") == 3
+    assert write.write_atomic(str(path), b"new") == 3
     assert path.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
 
@@ -547,7 +547,7 @@ def test_write_atomic_failure_unwritable_folder(tmp_path):
         target = watched / "a.bin"
     try:
         with pytest.raises(OutputError) as info:
-            io.write_atomic(target, b"data")
+            write.write_atomic(target, b"data")
         assert str(target) in str(info.value)
         assert not target.exists()
         assert _leftovers(watched) == []
@@ -561,7 +561,7 @@ def test_write_atomic_failure_removes_temp_file(tmp_path):
     target = tmp_path / "a_folder"
     target.mkdir()
     with pytest.raises(OutputError) as info:
-        io.write_atomic(target, b"data")
+        write.write_atomic(target, b"data")
     assert "a_folder" in str(info.value)
     assert target.is_dir()
     assert _leftovers(tmp_path) == []
@@ -580,16 +580,16 @@ def test_shared_images_untouched(images_dir):
     assert not list(Path(images_dir).rglob("*-fq*.png"))
 
 
-@pytest.mark.parametrize("size", [0, 1, 1000, io.DEFLATE_PIECE, io.DEFLATE_PIECE + 1, 5 * io.DEFLATE_PIECE + 77])
+@pytest.mark.parametrize("size", [0, 1, 1000, png.DEFLATE_PIECE, png.DEFLATE_PIECE + 1, 5 * png.DEFLATE_PIECE + 77])
 def test_deflate_in_pieces_is_one_zlib_stream(size):
     rng = np.random.default_rng(size)
     # repetitive bytes (long matches across piece boundaries) followed by noise
     data = (np.repeat(rng.integers(0, 4, size // 50 + 1), 50)[: size // 2].astype(np.uint8).tobytes()
             + rng.integers(0, 256, size - size // 2).astype(np.uint8).tobytes())
     assert len(data) == size
-    one = io.deflate(data, threads=1)
+    one = png.deflate(data, threads=1)
     assert zlib.decompress(one) == data
-    assert io.deflate(data, threads=3) == one  # the pieces do not depend on the threads
+    assert png.deflate(data, threads=3) == one  # the pieces do not depend on the threads
     assert len(one) <= len(zlib.compress(data, 9)) * 1.01 + 16
 
 
@@ -598,5 +598,5 @@ def test_deflate_keeps_matches_across_pieces():
     # the later pieces be coded as matches
     block = np.random.default_rng(0).integers(0, 256, 20000).astype(np.uint8).tobytes()
     data = block * 20
-    assert len(data) > 5 * io.DEFLATE_PIECE
-    assert len(io.deflate(data)) < 2 * len(block)
+    assert len(data) > 5 * png.DEFLATE_PIECE
+    assert len(png.deflate(data)) < 2 * len(block)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import fastquant
-from fastquant import cli, colorspace, compress, io, metrics, preview, remap
+from fastquant import cli, colorspace, compress, io, metrics, png, preview, remap
 from fastquant.errors import OptionError, SkippedLargerError
 
 from . import naive
@@ -507,11 +507,11 @@ def test_png_indexed_icc_round_trip(k):
     rng = np.random.default_rng(k)
     palette = rng.integers(0, 256, (k, 3)).astype(np.uint8)
     indices = rng.integers(0, k, (9, 13)).astype(np.uint8)
-    data = io.png_indexed(indices, palette, icc_profile=prof)
+    data = png.png_indexed(indices, palette, icc_profile=prof)
     with Image.open(_io.BytesIO(data)) as im:
         assert im.info["icc_profile"] == prof
         np.testing.assert_array_equal(np.asarray(im), indices)
-    with Image.open(_io.BytesIO(io.png_indexed(indices, palette))) as im:
+    with Image.open(_io.BytesIO(png.png_indexed(indices, palette))) as im:
         assert "icc_profile" not in im.info
 
 

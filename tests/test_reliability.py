@@ -28,7 +28,7 @@ import pytest
 from PIL import Image
 
 import fastquant
-from fastquant import cli, io, metrics
+from fastquant import cli, io, metrics, write
 from fastquant.errors import FastquantError, InputError, OptionError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -674,7 +674,7 @@ def test_closed_stdout_does_not_stop_the_work(odd, tmp_path, fmt):
 # contents A and B of different sizes, until it is killed.
 WRITER = r"""
 import sys
-from fastquant.io import write_atomic
+from fastquant.write import write_atomic
 path, size = sys.argv[1], int(sys.argv[2])
 a = b"A" * size
 b = bytes(range(256)) * (size * 3 // 2 // 256)
@@ -691,7 +691,7 @@ def test_sigkill_while_writing_leaves_old_or_new_file(tmp_path):
     a = b"A" * SIZE
     b = bytes(range(256)) * (SIZE * 3 // 2 // 256)
     target = tmp_path / "out.bin"
-    io.write_atomic(target, a)  # an old output, as when -f replaces one
+    write.write_atomic(target, a)  # an old output, as when -f replaces one
     rng = random.Random(6)
     for kill in range(1, 9):
         p = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(SIZE)],
@@ -716,7 +716,7 @@ def test_sigkill_while_writing_leaves_old_or_new_file(tmp_path):
         others = [n for n in listing(tmp_path) if n != "out.bin"]
         assert all(re.fullmatch(r"\.fastquant-.*\.tmp", n) for n in others), others
         assert len(others) <= kill
-    io.write_atomic(target, b"after the crashes")  # later writes still work
+    write.write_atomic(target, b"after the crashes")  # later writes still work
     assert target.read_bytes() == b"after the crashes"
     for tmp in leftovers(tmp_path):  # what a crash leaves is at most a partial temp file
         assert tmp_path.joinpath(tmp).stat().st_size <= len(b)
