@@ -44,8 +44,8 @@ LINEAR = _srgb_to_linear_table()
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _encode_at(colors, i, lin, scale, out, j):
-    """Point ``out[j]`` of colour ``colors[i]``."""
+def encode_at(colors, i, lin, scale, out, j):
+    """Point ``out[j]`` of colour ``colors[i]`` (a kernel, for other modules' kernels to call)."""
     r = lin[colors[i, 0]]
     g = lin[colors[i, 1]]
     b = lin[colors[i, 2]]
@@ -63,7 +63,7 @@ def _encode_at(colors, i, lin, scale, out, j):
 @njit(cache=True, nogil=True)
 def _encode_range(colors, lin, scale, out, lo, hi):
     for i in range(lo, hi):
-        _encode_at(colors, i, lin, scale, out, i)
+        encode_at(colors, i, lin, scale, out, i)
 
 
 @njit(cache=True, nogil=True, inline="always")

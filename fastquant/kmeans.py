@@ -28,21 +28,11 @@ from typing import NamedTuple
 
 import numpy as np
 from .jit import njit, prange
+from . import nearest
+from .nearest import Search, assign, sqdist
 
 from . import threads
 from .errors import OptionError
-
-#: Points per chunk of the update's partial sums; fixed so that the float
-#: summation order (and so the output) is the same for any thread count.
-CHUNK = 4096
-#: Length of each centre's list of nearest centres; a point whose search
-#: radius reaches past the end of its list falls back to a full scan.
-NEIGHBORS = 32
-#: Above this many centres the k x k distances for the lists cost more than they save.
-NEIGHBOR_LIST_MAX_K = 8192
-#: Slack on the pruning radius so float32 rounding can never prune the true nearest.
-_SLACK = np.float32(4.004)
-
 
 class KMeansResult(NamedTuple):
     """Result of :func:`kmeans`.
@@ -63,21 +53,6 @@ class KMeansResult(NamedTuple):
     labels: np.ndarray
     inertia: float
     n_iter: int
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _sqdist(points, i, centers, j):
-    d = points.shape[1]
-    if d == 3:  # colours: unrolled, several times faster than the loop
-        a = points[i, 0] - centers[j, 0]
-        b = points[i, 1] - centers[j, 1]
-        c = points[i, 2] - centers[j, 2]
-        return a * a + b * b + c * c
-    s = np.float32(0.0)
-    for t in range(d):
-        diff = points[i, t] - centers[j, t]
-        s += diff * diff
-    return s
 
 
 @njit(cache=True, nogil=True)
@@ -494,8 +469,9 @@ def _cluster_cuts(points, weights, labels, k, integral):
     gains = np.zeros(k)
     left = np.zeros((k, d))
     right = np.zeros((k, d))
+    n_threads = None if len(points) >= nearest.THREAD_MIN_POINTS else 1
     threads.run_blocks(lambda lo, hi: _cuts_range(points, wx, order, bounds, integral, gains, left, right,
-                                                  lo, hi), k, None if len(points) >= THREAD_MIN_POINTS else 1)
+                                                  lo, hi), k, n_threads)
     return gains, left, right
 
 
@@ -509,7 +485,7 @@ def _kmeanspp(points, weights, k, seed):
     centers[0] = points[i]
     dist = np.empty(n)
     for p in range(n):
-        dist[p] = _sqdist(points, p, centers, 0)
+        dist[p] = sqdist(points, p, centers, 0)
     for c in range(1, k):
         cum = np.cumsum(weights * dist)
         if cum[-1] <= 0.0:
@@ -517,200 +493,10 @@ def _kmeanspp(points, weights, k, seed):
         i = min(np.searchsorted(cum, np.random.random() * cum[-1], side="right"), n - 1)
         centers[c] = points[i]
         for p in range(n):
-            dp = _sqdist(points, p, centers, c)
+            dp = sqdist(points, p, centers, c)
             if dp < dist[p]:
                 dist[p] = dp
     return centers
-
-
-@njit(cache=True, nogil=True)
-def _kth_smallest(v, kth):
-    """The kth smallest value (0-based) of v, which is reordered (quickselect, in place)."""
-    lo, hi = 0, len(v) - 1
-    while lo < hi:
-        pivot = v[(lo + hi) // 2]
-        i, j = lo, hi
-        while i <= j:
-            while v[i] < pivot:
-                i += 1
-            while v[j] > pivot:
-                j -= 1
-            if i <= j:
-                v[i], v[j] = v[j], v[i]
-                i += 1
-                j -= 1
-        if kth <= j:
-            hi = j
-        elif kth >= i:
-            lo = i
-        else:
-            break
-    return v[kth]
-
-
-@njit(cache=True, nogil=True)
-def _neighbor_rows(centers, order, sorted_d, hint, lo, hi):
-    """For centres lo..hi-1, their L nearest centres (themselves included) by
-    increasing distance (ties: lower index first).
-
-    ``hint[a]`` is a guess of a squared distance beyond the L-th neighbour of
-    centre a (the previous iteration's, with a margin): only the centres
-    inside it are sorted, usually few more than L.  Without a guess, or when
-    fewer than L centres lie within it, the L-th smallest distance is found
-    by quickselect and used instead, so the lists are always exactly those
-    of a fresh build.
-    """
-    k = centers.shape[0]
-    L = order.shape[1]
-    dist = np.empty(k, np.float32)
-    cand = np.empty(k, np.int64)
-    cd = np.empty(k, np.float32)
-    for a in range(lo, hi):
-        for b in range(k):
-            dist[b] = _sqdist(centers, a, centers, b)
-        lim = hint[a]
-        for attempt in range(2):
-            if attempt or not lim < np.inf:  # no guess, or too tight: the L-th smallest itself
-                cd[:] = dist
-                lim = _kth_smallest(cd, L - 1)
-            m = 0
-            for b in range(k):
-                if dist[b] <= lim:
-                    cand[m] = b
-                    m += 1
-            if m >= L:
-                break
-        # Insertion sort of the candidates (listed by index, few more than L):
-        # stable, so equal distances keep index order.
-        for t in range(m):
-            b = cand[t]
-            db = dist[b]
-            pos = t
-            while pos > 0 and cd[pos - 1] > db:
-                cd[pos] = cd[pos - 1]
-                cand[pos] = cand[pos - 1]
-                pos -= 1
-            cd[pos] = db
-            cand[pos] = b
-        for t in range(L):
-            order[a, t] = cand[t]
-            sorted_d[a, t] = cd[t]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _search_list(points, i, centers, order, sorted_d, c0, d0):
-    """Nearest centre of point i (ties: lowest index), searched from centre c0
-    at squared distance d0 along c0's sorted neighbour list, or among all
-    centres when the list ends inside the search radius.
-
-    Returns (nearest centre, its squared distance).
-    """
-    k = centers.shape[0]
-    L = order.shape[1]
-    lim = _SLACK * d0
-    if L < k and sorted_d[c0, L - 1] <= lim:  # a far outlier: the list is too short
-        best, dbest, _ = _search_all(points, i, centers, c0, d0)
-    else:
-        best = c0
-        dbest = d0
-        for t in range(L):
-            if sorted_d[c0, t] > lim:
-                break
-            j = order[c0, t]
-            dj = _sqdist(points, i, centers, j)
-            if dj < dbest or (dj == dbest and j < best):
-                best = j
-                dbest = dj
-    return best, dbest
-
-
-@njit(cache=True, nogil=True)
-def _search_all(points, i, centers, c0, d0):
-    """Nearest centre of point i among all centres, starting from c0 at squared
-    distance d0 (ties: lowest index).
-
-    Returns (nearest centre, its squared distance, the distance, not squared,
-    to the second nearest).
-    """
-    k = centers.shape[0]
-    best = c0
-    dbest = d0
-    second = np.inf
-    for j in range(k):
-        if j == best:
-            continue
-        dj = _sqdist(points, i, centers, j)
-        if dj < dbest or (dj == dbest and j < best):
-            second = min(second, dbest)
-            best = j
-            dbest = dj
-        else:
-            second = min(second, dj)
-    return best, dbest, np.sqrt(second)
-
-
-@njit(cache=True, nogil=True)
-def _search(points, i, centers, order, sorted_d, c0, d0):
-    """Nearest centre of point i and its squared distance, searched from
-    centre c0 at squared distance d0: along the neighbour lists, or among all
-    centres when there are none (``order`` with no rows)."""
-    if order.shape[0] == centers.shape[0]:
-        return _search_list(points, i, centers, order, sorted_d, c0, d0)
-    best, dbest, _ = _search_all(points, i, centers, c0, d0)
-    return best, dbest
-
-
-@njit(cache=True, nogil=True)
-def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, lo, hi):
-    """Nearest centre of points lo..hi-1 (ties: lowest index), starting from ``labels``.
-
-    With neighbour lists (``order`` has k rows) every point is searched
-    along its previous centre's list (about five distances a point, which
-    costs less than keeping bounds that would let it skip the search); a far
-    outlier whose search radius passes the end of the list scans all centres.
-    Without lists (very large k) every point scans all centres, unless its
-    bound proves its centre still nearest: ``lower[i]`` is a lower bound on
-    the distance (not squared) from point i to every centre but its own,
-    valid before the centres moved by ``moves = (largest move, its centre,
-    second largest move)``; ``moves[0] < 0`` means no valid bounds (Hamerly
-    2010).
-    """
-    k = centers.shape[0]
-    L = order.shape[1]
-    use_lists = order.shape[0] == k
-    for i in range(lo, hi):
-        c0 = labels[i]
-        if c0 < 0 or c0 >= k:
-            c0 = 0
-        d0 = _sqdist(points, i, centers, c0)
-        if use_lists and (L == k or sorted_d[c0, L - 1] > _SLACK * d0):
-            # _search_list's walk, written out: as an inlined call the whole
-            # assignment took 2.95 ms instead of 2.18 (kodim05, 63558 colours).
-            lim = _SLACK * d0
-            best = c0
-            dbest = d0
-            for t in range(L):
-                if sorted_d[c0, t] > lim:
-                    break
-                j = order[c0, t]
-                dj = _sqdist(points, i, centers, j)
-                if dj < dbest or (dj == dbest and j < best):
-                    best = j
-                    dbest = dj
-            labels[i] = best
-            dist[i] = dbest
-            continue
-        if not use_lists and moves[0] >= 0.0:
-            lb = lower[i] - (moves[2] if c0 == moves[1] else moves[0])
-            if lb > 0.0 and d0 < lb * lb * 0.9999:
-                lower[i] = lb
-                dist[i] = d0
-                continue
-        best, dbest, bound = _search_all(points, i, centers, c0, d0)
-        labels[i] = best
-        dist[i] = dbest
-        if not use_lists:  # with lists, ``lower`` is not kept (and may be empty)
-            lower[i] = bound * 0.99999
 
 
 @njit(cache=True, nogil=True)
@@ -726,67 +512,16 @@ def _sums_range(points, weights, labels, dist, sums, wsums, errs, c, lo, hi):
             sums[c, lab, t] += w * points[i, t]
 
 
-# The parallel drivers split the work into fixed chunks and run the serial
-# range kernels on them; the wrappers below call the range kernels directly
-# when the work is too small to pay for waking the threads (which costs
-# milliseconds on a loaded machine).  Either way each item is computed the
-# same way, so results do not depend on the thread count.
-
-@njit(cache=True, nogil=True, parallel=True)
-def _neighbors_par(centers, order, sorted_d, hint, chunk):
-    k = centers.shape[0]
-    for c in prange((k + chunk - 1) // chunk):
-        _neighbor_rows(centers, order, sorted_d, hint, c * chunk, min(k, (c + 1) * chunk))
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _assign_par(points, centers, order, sorted_d, labels, dist, lower, moves, chunk):
-    n = points.shape[0]
-    for c in prange((n + chunk - 1) // chunk):
-        _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, c * chunk,
-                      min(n, (c + 1) * chunk))
-
+# The parallel driver splits the sums into fixed chunks and runs the serial
+# range kernel on them; _partial_sums calls the range kernel directly when the
+# work is too small to pay for waking the threads.  Either way the chunks are
+# the same, so results do not depend on the thread count.
 
 @njit(cache=True, nogil=True, parallel=True)
 def _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk):
     n = points.shape[0]
     for c in prange((n + chunk - 1) // chunk):
         _sums_range(points, weights, labels, dist, sums, wsums, errs, c, c * chunk, min(n, (c + 1) * chunk))
-
-
-#: Work sizes (points, or centres for the neighbour lists) from which the
-#: parallel drivers are used.
-PARALLEL_MIN_POINTS = 1 << 16
-PARALLEL_MIN_CENTERS = 512
-#: Points from which the assignment runs its serial range kernel on Python
-#: threads (:mod:`fastquant.threads`): it then takes ~1 ms or more, well above
-#: the ~0.15 ms that handing work to a thread costs.
-THREAD_MIN_POINTS = 1 << 14
-
-
-#: Margin on the previous L-th neighbour distance used as the next build's hint.
-_HINT_MARGIN = np.float32(1.05)
-
-
-def _neighbors(centers, hint=None):
-    """(order, sorted_d): each centre's L nearest centres and their squared distances.
-
-    ``hint``: the previous lists' ``sorted_d`` (centres that moved a little);
-    only speeds the build up, the result is the same.
-    """
-    k = centers.shape[0]
-    L = min(k, NEIGHBORS)
-    order = np.empty((k, L), np.int32)
-    sorted_d = np.empty((k, L), np.float32)
-    if hint is None or hint.shape != (k, L):
-        lim = np.full(k, np.inf, np.float32)
-    else:
-        lim = hint[:, -1] * _HINT_MARGIN + np.float32(1e-6)
-    if k >= PARALLEL_MIN_CENTERS:
-        _neighbors_par(centers, order, sorted_d, lim, 64)
-    else:
-        _neighbor_rows(centers, order, sorted_d, lim, 0, k)
-    return order, sorted_d
 
 
 def _partial_sums(points, weights, labels, dist, k, chunk):
@@ -796,10 +531,10 @@ def _partial_sums(points, weights, labels, dist, k, chunk):
     sums = np.zeros((nch, k, d))
     wsums = np.zeros((nch, k))
     errs = np.zeros(nch)
-    if n >= PARALLEL_MIN_POINTS:
+    if n >= nearest.PARALLEL_MIN_POINTS:
         _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk)
     else:
-        # Serial: ~0.3 ms for a photo's histogram, less than handing work to a thread costs.
+        # Serial: summing a photo's histogram costs less than handing work to a thread.
         for c in range(nch):
             _sums_range(points, weights, labels, dist, sums, wsums, errs, c, c * chunk, min(n, (c + 1) * chunk))
     # Chunk results are added in chunk order: the same sums for any thread count.
@@ -828,74 +563,7 @@ def _new_centers(points, weights, dist, sums, wsums, centers):
 
 
 def _chunk(k):
-    return max(CHUNK, 16 * k)
-
-
-_NO_BOUNDS = np.array([-1.0, -1.0, -1.0])
-
-
-class _Search:
-    """What one k-means run keeps between its assignments: the last neighbour
-    lists' distances (the next build's hint) or, without lists, distance bounds."""
-
-    def __init__(self, n, k):
-        self.bounds = k > NEIGHBOR_LIST_MAX_K  # only searches without lists use bounds
-        self.lower = np.empty(n if self.bounds else 0, np.float32)
-        self.moves = _NO_BOUNDS
-        self.sorted_d = None
-
-    def moved(self, old, new):
-        if self.bounds:
-            self.moves = _moves(old, new)
-
-
-def assign(points, centers, labels=None, search=None):
-    """Nearest centre of every point (exact; ties go to the lowest index).
-
-    Parameters
-    ----------
-    points : (n, d) float32 ndarray
-    centers : (k, d) float32 ndarray
-    labels : (n,) int32 ndarray, optional
-        Starting guesses (e.g. the previous labels); overwritten with the result.
-    search : _Search, optional
-        Bounds and neighbour lists kept between calls by :func:`_lloyd`.
-
-    Returns
-    -------
-    labels : (n,) int32 ndarray
-    dist : (n,) float32 ndarray
-        Squared distance of each point to its centre.
-    """
-    points = np.ascontiguousarray(points, np.float32)
-    centers = np.ascontiguousarray(centers, np.float32)
-    n, k = points.shape[0], centers.shape[0]
-    if labels is None:
-        labels = np.zeros(n, np.int32)
-    if search is None:
-        search = _Search(n, k)
-    dist = np.empty(n, np.float32)
-    if k <= NEIGHBOR_LIST_MAX_K:
-        order, sorted_d = _neighbors(centers, search.sorted_d)
-        search.sorted_d = sorted_d
-    else:
-        order, sorted_d = np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
-    args = (points, centers, order, sorted_d, labels, dist, search.lower, search.moves)
-    if n >= PARALLEL_MIN_POINTS or (k > NEIGHBOR_LIST_MAX_K and n * k >= PARALLEL_MIN_POINTS * 64):
-        _assign_par(*args, CHUNK)
-    elif n >= THREAD_MIN_POINTS:
-        threads.run_blocks(lambda lo, hi: _assign_range(*args, lo, hi), n)
-    else:
-        _assign_range(*args, 0, n)
-    return labels, dist
-
-
-def _moves(old, new):
-    """(largest move, its centre, second largest move) of the centres."""
-    m = np.sqrt(((new.astype(np.float64) - old) ** 2).sum(axis=1))
-    j = int(np.argmax(m))
-    second = np.max(np.delete(m, j)) if len(m) > 1 else 0.0
-    return np.array([m[j], j, second])
+    return max(nearest.CHUNK, 16 * k)
 
 
 #: Default over-relaxation of Lloyd's update (see :func:`_lloyd`).  With
@@ -928,7 +596,7 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrel
     n_iter = 0
     rounds = 0
     best = None
-    search = _Search(len(points), k)
+    search = Search(len(points), k)
     if search.bounds:  # per-point bounds would not survive a step taken back
         overrelax = 0.0
     plain = None  # the plain means while an over-relaxed step is on trial
@@ -980,7 +648,7 @@ def _nearest_other(centers):
         bj = 0 if i else min(1, k - 1)
         for j in range(k):
             if j != i:
-                d = _sqdist(centers, i, centers, j)
+                d = sqdist(centers, i, centers, j)
                 if d < best:
                     best = d
                     bj = j
@@ -999,7 +667,7 @@ def _swap(points, weights, centers, labels, wsums, factor, integral):
     ``integral``: see :func:`_integral`.
     """
     k = len(centers)
-    if k < 3 or k > NEIGHBOR_LIST_MAX_K:  # k x k distances: too many above that
+    if k < 3 or k > nearest.NEIGHBOR_LIST_MAX_K:  # k x k distances: too many above that
         return 0
     gains, left, right = _cluster_cuts(points, weights, labels, k, integral)
     nn, nd = _nearest_other(centers)

@@ -21,8 +21,8 @@ import numpy as np
 from .jit import njit, prange
 
 from . import colorspace as _cs
-from .colorspace import _encode_at
-from .kmeans import CHUNK, NEIGHBOR_LIST_MAX_K, _neighbors, _search, _sqdist, assign
+from .colorspace import encode_at
+from .nearest import CHUNK, NEIGHBOR_LIST_MAX_K, assign, neighbor_lists, search, sqdist
 
 #: Pixels from which ordered dithering runs on all threads (below, waking
 #: the threads costs more than it saves).
@@ -89,11 +89,11 @@ def _lut_range(pixels, palette, order, sorted_d, table, out, errs, c, lo, hi):
         key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
         v = table[key]
         if v < 0:
-            v, _ = _search(pixels, i, palette, order, sorted_d, prev, _sqdist(pixels, i, palette, prev))
+            v, _ = search(pixels, i, palette, order, sorted_d, prev, sqdist(pixels, i, palette, prev))
             table[key] = v
         out[i] = v
         prev = v
-        err += _sqdist(pixels, i, palette, v)
+        err += sqdist(pixels, i, palette, v)
     errs[c] = err
 
 
@@ -115,12 +115,12 @@ def _lut_lab_range(pixels, palette, points, lin, scale, order, sorted_d, table, 
         key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
         v = table[key]
         if v < 0:
-            _encode_at(pixels, i, lin, scale, pt, 0)
-            v, _ = _search(pt, 0, points, order, sorted_d, prev, _sqdist(pt, 0, points, prev))
+            encode_at(pixels, i, lin, scale, pt, 0)
+            v, _ = search(pt, 0, points, order, sorted_d, prev, sqdist(pt, 0, points, prev))
             table[key] = v
         out[i] = v
         prev = v
-        err += _sqdist(pixels, i, palette, v)
+        err += sqdist(pixels, i, palette, v)
     errs[c] = err
 
 
@@ -155,11 +155,11 @@ def remap_lut(pixels, palette, colorspace="rgb"):
     errs = np.zeros((len(pixels) + chunk - 1) // chunk)
     pixels = np.ascontiguousarray(pixels)
     if colorspace == "rgb":
-        order, sorted_d = _neighbors(pal)
+        order, sorted_d = neighbor_lists(pal)
         _lut_par(pixels, pal, order, sorted_d, table, out, errs, chunk)
     else:
         points = _cs.to_points(np.ascontiguousarray(palette))
-        order, sorted_d = _neighbors(points)
+        order, sorted_d = neighbor_lists(points)
         _lut_lab_par(pixels, pal, points, _cs.LINEAR, _cs.SCALE, order, sorted_d, table, out, errs, chunk)
     return out, float(errs.sum())
 
@@ -178,9 +178,9 @@ _STRENGTH_STEPS = 64
 
 
 def _search_lists(pal):
-    """Neighbour lists for ``_search`` (empty, meaning full scans, for huge palettes)."""
+    """Neighbour lists for ``search`` (empty, meaning full scans, for huge palettes)."""
     if len(pal) <= NEIGHBOR_LIST_MAX_K:
-        return _neighbors(pal)
+        return neighbor_lists(pal)
     return np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
 
 
@@ -219,7 +219,7 @@ def _fs(pixels, width, palette, order, sorted_d, strength, limit, out):
                     v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
                 tgt[t] = v
                 pt[0, t] = (v + half) // _FS_UNIT
-            best, _ = _search(pt, 0, palette, order, sorted_d, prev, _sqdist(pt, 0, palette, prev))
+            best, _ = search(pt, 0, palette, order, sorted_d, prev, sqdist(pt, 0, palette, prev))
             out[i] = best
             prev = best
             for t in range(c):
@@ -343,7 +343,7 @@ def _ordered_rows(pixels, width, palette, order, sorted_d, offsets, out, errs, l
                 if t < 3:
                     v = min(max(v + o, 0), 255)
                 pt[0, t] = v
-            best, _ = _search(pt, 0, palette, order, sorted_d, prev, _sqdist(pt, 0, palette, prev))
+            best, _ = search(pt, 0, palette, order, sorted_d, prev, sqdist(pt, 0, palette, prev))
             out[i] = best
             prev = best
             for t in range(c):

@@ -11,7 +11,7 @@ from numba.core.dispatcher import Dispatcher
 import fastquant
 from fastquant import jit
 
-_KERNEL_MODULES = ["colorspace", "histogram", "kmeans", "metrics", "remap"]
+_KERNEL_MODULES = ["colorspace", "histogram", "kmeans", "metrics", "nearest", "remap"]
 
 
 def _dispatchers():
@@ -45,9 +45,10 @@ rng = np.random.default_rng(5)
 points = rng.integers(0, 256, (70000, 3)).astype(np.float32)  # above PARALLEL_MIN_POINTS: prange kernels
 r = km.kmeans(points, 40, weights=rng.integers(1, 5, len(points)).astype(np.float64), max_iter=6)
 q = fastquant.compress(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), 16, ssim=True)
-misses = {name: dict(d._cache_misses) for name, d in vars(km).items()
-          if hasattr(d, "_cache_misses") and d._cache_misses}
-hits = sum(sum(d._cache_hits.values()) for d in vars(km).values() if hasattr(d, "_cache_hits"))
+kernels = {f"{m}.{name}": d for m in list(sys.modules) if m.startswith("fastquant.")
+           for name, d in vars(sys.modules[m]).items() if hasattr(d, "_cache_misses")}
+misses = {name: dict(d._cache_misses) for name, d in kernels.items() if d._cache_misses}
+hits = sum(sum(d._cache_hits.values()) for d in kernels.values())
 
 import numba
 @numba.njit

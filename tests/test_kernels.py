@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 import fastquant
-from fastquant import histogram, metrics
+from fastquant import histogram, metrics, nearest
 from fastquant import kmeans as kmeans_fn
 from fastquant import resize as resize_mod
-from fastquant.kmeans import _kmeanspp, _mediancut, assign
+from fastquant.kmeans import _kmeanspp, _mediancut
+from fastquant.nearest import assign
 
 from . import naive
 
@@ -21,10 +22,10 @@ def drivers(request, monkeypatch):
     """Run each test with the serial range kernels, through the prange drivers,
     and on blocks shared out to Python threads (fastquant.threads)."""
     if request.param == "parallel":
-        monkeypatch.setattr(km_module, "PARALLEL_MIN_POINTS", 0)
-        monkeypatch.setattr(km_module, "PARALLEL_MIN_CENTERS", 0)
+        monkeypatch.setattr(nearest, "PARALLEL_MIN_POINTS", 0)
+        monkeypatch.setattr(nearest, "PARALLEL_MIN_CENTERS", 0)
     elif request.param == "threads":
-        monkeypatch.setattr(km_module, "THREAD_MIN_POINTS", 0)
+        monkeypatch.setattr(nearest, "THREAD_MIN_POINTS", 0)
         monkeypatch.setattr(threads_module, "THREADS", 3)
     return request.param
 
@@ -34,9 +35,9 @@ def search(request, monkeypatch):
     """Each nearest-centre search path: neighbour lists; lists so short that
     many points fall back to scanning every centre; no lists (bounds only)."""
     if request.param == "short-lists":
-        monkeypatch.setattr(km_module, "NEIGHBORS", 3)
+        monkeypatch.setattr(nearest, "NEIGHBORS", 3)
     elif request.param == "no-lists":
-        monkeypatch.setattr(km_module, "NEIGHBOR_LIST_MAX_K", 0)
+        monkeypatch.setattr(nearest, "NEIGHBOR_LIST_MAX_K", 0)
     return request.param
 
 
@@ -173,7 +174,7 @@ def test_kth_smallest_matches_a_sort(n):
     v = rng.integers(0, max(2, n // 3), n).astype(np.float32)  # many ties
     for kth in sorted({0, n // 2, n - 1}):
         w = v.copy()
-        assert km_module._kth_smallest(w, kth) == np.sort(v)[kth]
+        assert nearest._kth_smallest(w, kth) == np.sort(v)[kth]
         np.testing.assert_array_equal(np.sort(w), np.sort(v))  # reordered, nothing lost
 
 
@@ -312,10 +313,10 @@ def test_ssim_matches_skimage_when_installed(kodak):
 
 _THREAD_SCRIPT = """
 import hashlib, sys
-import fastquant, fastquant.kmeans
-km = sys.modules["fastquant.kmeans"]
-km.PARALLEL_MIN_POINTS = 0
-km.PARALLEL_MIN_CENTERS = 0
+import fastquant
+from fastquant import nearest
+nearest.PARALLEL_MIN_POINTS = 0
+nearest.PARALLEL_MIN_CENTERS = 0
 q = fastquant.compress(sys.argv[1], 256)
 print(hashlib.sha256(q.encode(".png")).hexdigest(), q.stats.iterations)
 """
@@ -392,9 +393,9 @@ def test_neighbor_lists_with_hint_equal_a_fresh_build(shift, drivers):
     rng = np.random.default_rng(int(shift * 10))
     before = int_points(rng, 300)
     after = (before + rng.normal(0, shift, before.shape)).astype(np.float32)  # centres that moved
-    _, hint = km_module._neighbors(before)
-    order, sorted_d = km_module._neighbors(after, hint)
-    fresh_order, fresh_d = km_module._neighbors(after)
+    _, hint = nearest.neighbor_lists(before)
+    order, sorted_d = nearest.neighbor_lists(after, hint)
+    fresh_order, fresh_d = nearest.neighbor_lists(after)
     np.testing.assert_array_equal(order, fresh_order)
     np.testing.assert_array_equal(sorted_d, fresh_d)
     ref = np.sort(((after[:, None, :].astype(np.float64) - after[None]) ** 2).sum(-1), axis=1)[:, :32]

@@ -636,12 +636,12 @@ def test_cli_preview_diff(capsys, img, tmp_path):
 
 _THREAD_SCRIPT = """
 import hashlib, sys
-import fastquant, fastquant.kmeans, fastquant.remap, fastquant.colorspace
-km = sys.modules["fastquant.kmeans"]
-km.PARALLEL_MIN_POINTS = 0
-km.PARALLEL_MIN_CENTERS = 0
-sys.modules["fastquant.remap"].PARALLEL_MIN_PIXELS = 0
-sys.modules["fastquant.colorspace"].PARALLEL_MIN_COLORS = 0
+import fastquant
+from fastquant import colorspace, nearest, remap
+nearest.PARALLEL_MIN_POINTS = 0
+nearest.PARALLEL_MIN_CENTERS = 0
+remap.PARALLEL_MIN_PIXELS = 0
+colorspace.PARALLEL_MIN_COLORS = 0
 h = hashlib.sha256()
 for kw in (dict(dither="ordered"), dict(colorspace="oklab"), dict(dither="fs", colorspace="oklab")):
     h.update(fastquant.compress(sys.argv[1], 256, **kw).encode(".png"))
