@@ -11,7 +11,7 @@ from numba.core.dispatcher import Dispatcher
 import fastquant
 from fastquant import jit
 
-_KERNEL_MODULES = ["colorspace", "histogram", "kmeans", "metrics", "nearest", "remap"]
+_KERNEL_MODULES = ["boxes", "colorspace", "histogram", "kmeans", "metrics", "nearest", "remap"]
 
 
 def _dispatchers():

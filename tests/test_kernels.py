@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import fastquant
-from fastquant import histogram, metrics, nearest
+from fastquant import boxes, histogram, metrics, nearest
 from fastquant import kmeans as kmeans_fn
 from fastquant import resize as resize_mod
-from fastquant.kmeans import _kmeanspp, _mediancut
+from fastquant.kmeans import _kmeanspp
 from fastquant.nearest import assign
 
 from . import naive
@@ -119,7 +119,7 @@ def test_mediancut_matches_naive(k):
     rng = np.random.default_rng(k)
     points = rng.normal(size=(2000, 3)).astype(np.float32)
     weights = rng.integers(1, 20, len(points)).astype(np.float64)
-    centers, labels = _mediancut(points, weights, k)
+    centers, labels = boxes.mediancut(points, weights, k)
     ref_centers, ref_labels = naive.mediancut(points, weights, k)
     np.testing.assert_array_equal(labels, ref_labels)
     np.testing.assert_allclose(centers, ref_centers, rtol=1e-5, atol=1e-5)
@@ -134,9 +134,9 @@ def test_wu_matches_naive(k, integral, counts):
     weights = rng.integers(1, 20, len(points)).astype(np.float64)
     if not counts:  # fractional weights: every box binned (no sibling subtraction)
         weights += rng.random(len(points))
-    assert km_module._exact_sums(weights) == counts
-    assert km_module._integral(points) == integral
-    centers, labels = km_module._wu(points, weights, k, integral)
+    assert boxes._exact_sums(weights) == counts
+    assert boxes.is_integral(points) == integral
+    centers, labels = boxes.wu(points, weights, k, integral)
     ref_centers, ref_labels = naive.wu(points, weights, k, integral)
     np.testing.assert_array_equal(labels, ref_labels)
     np.testing.assert_allclose(centers, ref_centers, rtol=1e-5, atol=1e-4)
@@ -150,7 +150,7 @@ def test_cluster_cuts_match_naive(integral, drivers):
     labels = rng.integers(0, 30, len(points)).astype(np.int32)
     labels[labels == 7] = 8  # an empty cluster
     labels[np.flatnonzero(labels == 9)[1:]] = 10  # a cluster of one point
-    gains, left, right = km_module._cluster_cuts(points, weights, labels, 30, integral)
+    gains, left, right = boxes.cluster_cuts(points, weights, labels, 30, integral)
     ref_gains, ref_left, ref_right = naive.cluster_cuts(points, weights, labels, 30, integral)
     np.testing.assert_allclose(gains, ref_gains, rtol=1e-9)
     np.testing.assert_allclose(left, ref_left, rtol=1e-9, atol=1e-9)

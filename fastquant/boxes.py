@@ -1,0 +1,512 @@
+"""Starting palettes: boxes of points cut until there are k, their means the centres.
+
+- Wu (:func:`wu`, the default start of k-means): the box whose best cut
+  (Wu's criterion, ``_best_cut``) lowers the squared error most is cut,
+  until there are k boxes.  Each cut is found from a histogram of the box
+  along every axis; with colours (:func:`is_integral`) the bins are the
+  values themselves.
+- Median cut (:func:`mediancut`): the box with the largest squared error is
+  cut at its mean along its widest axis.
+
+The swap rounds of k-means use the same cuts on its clusters
+(:func:`cluster_cuts`).  Kernels are private, with fixed types: float32
+points, float64 weights, int32 labels.
+"""
+import numpy as np
+
+from . import nearest, threads
+from .jit import njit
+
+#: Bins per axis of the histograms Wu's cuts are found from (colours: one per value).
+_NBINS = 256
+
+
+@njit(cache=True, nogil=True)
+def _box_stats(points, weights, order, lo, hi, mean):
+    """Weighted mean of a box (into ``mean``); returns (squared error, widest axis)."""
+    d = points.shape[1]
+    s1 = np.zeros(d)
+    s2 = np.zeros(d)
+    wsum = 0.0
+    for p in range(lo, hi):
+        i = order[p]
+        w = weights[i]
+        wsum += w
+        for t in range(d):
+            v = np.float64(points[i, t])
+            s1[t] += w * v
+            s2[t] += w * v * v
+    sse = 0.0
+    axis = 0
+    best = -1.0
+    for t in range(d):
+        m = s1[t] / wsum if wsum > 0 else 0.0
+        mean[t] = m
+        var = s2[t] - m * s1[t]
+        if var < 0.0:
+            var = 0.0
+        sse += var
+        if var > best:
+            best = var
+            axis = t
+    return sse, axis
+
+
+@njit(cache=True, nogil=True)
+def _boxes(means, order, start, end, nb):
+    """Centres (box means, float32) and labels (box of each point) of the first nb boxes."""
+    centers = np.empty((nb, means.shape[1]), np.float32)
+    labels = np.empty(len(order), np.int32)
+    for b in range(nb):
+        centers[b] = means[b]
+        for p in range(start[b], end[b]):
+            labels[order[p]] = b
+    return centers, labels
+
+
+@njit(cache=True, nogil=True)
+def _mediancut(points, weights, k):
+    n, d = points.shape
+    order = np.arange(n)
+    start = np.zeros(k, np.int64)
+    end = np.zeros(k, np.int64)
+    sse = np.zeros(k)
+    axis = np.zeros(k, np.int64)
+    means = np.zeros((k, d))
+    end[0] = n
+    sse[0], axis[0] = _box_stats(points, weights, order, 0, n, means[0])
+    nb = 1
+    while nb < k:
+        b = np.argmax(sse[:nb])
+        if sse[b] <= 0.0:
+            break  # every box holds a single distinct point
+        a = axis[b]
+        thr = means[b, a]
+        lo = start[b]
+        i = lo
+        j = end[b] - 1
+        while i <= j:  # partition the box's points around its mean
+            if points[order[i], a] <= thr:
+                i += 1
+            else:
+                tmp = order[i]
+                order[i] = order[j]
+                order[j] = tmp
+                j -= 1
+        if i == lo or i == end[b]:
+            sse[b] = 0.0  # variance was float noise: nothing to split
+            continue
+        start[nb] = i
+        end[nb] = end[b]
+        end[b] = i
+        sse[b], axis[b] = _box_stats(points, weights, order, start[b], end[b], means[b])
+        sse[nb], axis[nb] = _box_stats(points, weights, order, start[nb], end[nb], means[nb])
+        nb += 1
+    return _boxes(means, order, start, end, nb)
+
+
+@njit(cache=True, nogil=True)
+def _weighted(points, weights):
+    """(n, d + 1) float64: every point's coordinates times its weight, then its weight."""
+    n, d = points.shape
+    wx = np.empty((n, d + 1))
+    for i in range(n):
+        w = weights[i]
+        for t in range(d):
+            wx[i, t] = w * points[i, t]
+        wx[i, d] = w
+    return wx
+
+
+@njit(cache=True, nogil=True)
+def _scan(h, first, last, scales, tot, wtot, mean):
+    """Best cut from a box's histogram ``h`` (see :func:`_best_cut`): over
+    every axis with a non-zero scale, bins first[a]..last[a]; writes the
+    box mean into ``mean``; returns (error reduction, axis, last bin of the
+    left part), axis -1 when no cut lowers the error."""
+    d = h.shape[0]
+    base = 0.0
+    for t in range(d):
+        mean[t] = tot[t] / wtot if wtot > 0 else 0.0
+        base += tot[t] * tot[t]
+    base = base / wtot if wtot > 0 else 0.0
+    best_gain = 0.0
+    best_axis = -1
+    best_bin = 0
+    sl = np.empty(d)
+    for a in range(d):
+        if scales[a] == 0.0:
+            continue
+        wl = 0.0
+        sl[:] = 0.0
+        for b in range(first[a], last[a]):
+            if h[a, b, d] == 0.0:
+                continue
+            wl += h[a, b, d]
+            for t in range(d):
+                sl[t] += h[a, b, t]
+            wr = wtot - wl
+            if wr <= 0.0:
+                break
+            l2 = 0.0
+            r2 = 0.0
+            for t in range(d):
+                l2 += sl[t] * sl[t]
+                r2 += (tot[t] - sl[t]) * (tot[t] - sl[t])
+            g = l2 / wl + r2 / wr - base
+            if g > best_gain:
+                best_gain = g
+                best_axis = a
+                best_bin = b
+    return best_gain, best_axis, best_bin
+
+
+@njit(cache=True, nogil=True)
+def _best_cut(points, wx, order, lo, hi, mean, integral, h):
+    """Best two-way cut of a box perpendicular to one axis (Wu's criterion).
+
+    Each axis's range within the box is cut into 256 equal bins; the cut
+    between bins that most lowers the total squared error is kept.  With
+    ``integral`` (every coordinate an integer in 0..255, as colours are) the
+    bins are the values themselves, which needs one pass over the points
+    instead of two; otherwise the bins split the box's range, which is exact
+    for integer values too.  The box holds points order[lo:hi]; ``wx`` is
+    :func:`_weighted` of the points;
+    ``h`` (d, 256, d + 1) float64 is a scratch histogram (per axis and bin:
+    the sums of ``wx``), all zero on entry and left all zero; only the bins
+    a box occupies are touched, so small boxes cost little.  Writes the box
+    mean into ``mean``; returns (error reduction, axis, axis minimum, bin
+    scale, last bin of the left part): a point goes left when
+    int((x[axis] - minimum) * scale) <= bin.
+    """
+    d = points.shape[1]
+    first = np.zeros(d, np.int64)  # occupied bins of axis a: first[a]..last[a]
+    last = np.full(d, _NBINS - 1, np.int64)
+    if integral:  # bin = value: minimum 0, scale 1
+        _bin_box(points, wx, order, lo, hi, h, first, last)
+        best_gain, best_axis, best_bin = _hist_cut(h, first, last, mean)
+        _clear_bins(h, first, last)  # leave the scratch histogram zero for the next box
+        return best_gain, best_axis, 0.0, 1.0 if best_axis >= 0 else 0.0, best_bin
+    tot = np.zeros(d)
+    mins = np.full(d, np.inf)
+    maxs = np.full(d, -np.inf)
+    wtot = 0.0
+    scales = np.zeros(d)
+    for p in range(lo, hi):  # pass 1: totals and the range of every axis
+        i = order[p]
+        wtot += wx[i, d]
+        for t in range(d):
+            v = points[i, t]
+            tot[t] += wx[i, t]
+            mins[t] = min(mins[t], v)
+            maxs[t] = max(maxs[t], v)
+    for a in range(d):
+        if maxs[a] > mins[a]:
+            scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
+    for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
+        i = order[p]
+        for a in range(d):
+            if scales[a] == 0.0:
+                continue
+            b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
+            for t in range(d + 1):
+                h[a, b, t] += wx[i, t]
+    best_gain, best_axis, best_bin = _scan(h, first, last, scales, tot, wtot, mean)
+    h[:] = 0.0  # such a box spreads over every bin
+    best_min = mins[best_axis] if best_axis >= 0 else 0.0
+    best_scale = scales[best_axis] if best_axis >= 0 else 0.0
+    return best_gain, best_axis, best_min, best_scale, best_bin
+
+
+@njit(cache=True, nogil=True)
+def _exact_sums(weights):
+    """Whether every weight is an integer and all sums of weight times a
+    0..255 coordinate stay exact in float64 (pixel counts: always)."""
+    total = 0.0
+    for w in weights:
+        if w != np.floor(w):
+            return False
+        total += w
+    return total * _NBINS < 2.0 ** 52
+
+
+@njit(cache=True, nogil=True)
+def _hist_cut(hist, first, last, mean):
+    """(error reduction, axis, last left bin) of a box from its integral-bin histogram."""
+    d = hist.shape[0]
+    tot = np.zeros(d)
+    wtot = 0.0
+    for b in range(first[0], last[0] + 1):
+        wtot += hist[0, b, d]
+        for t in range(d):
+            tot[t] += hist[0, b, t]
+    scales = np.zeros(d)
+    for a in range(d):
+        if last[a] > first[a]:
+            scales[a] = 1.0
+    return _scan(hist, first, last, scales, tot, wtot, mean)
+
+
+@njit(cache=True, nogil=True)
+def _occupied(hist, first, last):
+    """Narrow first/last (per axis) to the bins of ``hist`` with weight."""
+    d = hist.shape[0]
+    for a in range(d):
+        while first[a] < last[a] and hist[a, first[a], d] == 0.0:
+            first[a] += 1
+        while last[a] > first[a] and hist[a, last[a], d] == 0.0:
+            last[a] -= 1
+
+
+@njit(cache=True, nogil=True)
+def _wu(points, weights, k, integral):
+    """Greedy splitting: the box whose best cut lowers the error most is cut, until k boxes.
+
+    With integer coordinates and weights, only the smaller part of a cut box
+    is binned; the larger part's histogram is the box's minus the smaller's
+    (exact in float64, so the cuts are the same as binning both)."""
+    n, d = points.shape
+    order = np.arange(n)
+    start = np.zeros(k, np.int64)
+    end = np.zeros(k, np.int64)
+    gain = np.zeros(k)
+    axis = np.zeros(k, np.int64)
+    amin = np.zeros(k)
+    scale = np.ones(k)
+    cut = np.zeros(k, np.int64)
+    means = np.zeros((k, d))
+    wx = _weighted(points, weights)
+    h = np.zeros((d, _NBINS, d + 1))
+    exact = integral and k * d * _NBINS * (d + 1) <= 1 << 23 and _exact_sums(weights)  # hists <= 64 MB
+    hists = np.empty((k if exact else 0, d, _NBINS, d + 1))
+    first = np.zeros((k, d), np.int64)
+    last = np.zeros((k, d), np.int64)
+    end[0] = n
+    if exact:
+        _bin_box(points, wx, order, 0, n, h, first[0], last[0])
+        _move_bins(h, hists[0], first[0], last[0])
+        gain[0], axis[0], cut[0] = _hist_cut(hists[0], first[0], last[0], means[0])
+    else:
+        gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, wx, order, 0, n, means[0], integral, h)
+    nb = 1
+    while nb < k:
+        b = np.argmax(gain[:nb])
+        if gain[b] <= 0.0 or axis[b] < 0:
+            break  # no cut lowers the error: every box holds one distinct point
+        a = axis[b]
+        lo = start[b]
+        i = lo
+        j = end[b] - 1
+        while i <= j:
+            if min(_NBINS - 1, int((points[order[i], a] - amin[b]) * scale[b])) <= cut[b]:
+                i += 1
+            else:
+                tmp = order[i]
+                order[i] = order[j]
+                order[j] = tmp
+                j -= 1
+        start[nb] = i
+        end[nb] = end[b]
+        end[b] = i
+        if exact:
+            # bin the smaller part into h; the larger = the box's histogram minus it
+            small, large = (b, nb) if i - lo <= end[nb] - i else (nb, b)
+            first[nb] = first[b]
+            last[nb] = last[b]
+            if large != b:
+                for t in range(d):
+                    for bb in range(first[b, t], last[b, t] + 1):
+                        for u in range(d + 1):
+                            hists[large, t, bb, u] = hists[b, t, bb, u]
+            _bin_box(points, wx, order, start[small], end[small], h, first[small], last[small])
+            for t in range(d):
+                for bb in range(first[small, t], last[small, t] + 1):
+                    for u in range(d + 1):
+                        hists[large, t, bb, u] -= h[t, bb, u]
+            _occupied(hists[large], first[large], last[large])
+            _move_bins(h, hists[small], first[small], last[small])
+            gain[b], axis[b], cut[b] = _hist_cut(hists[b], first[b], last[b], means[b])
+            gain[nb], axis[nb], cut[nb] = _hist_cut(hists[nb], first[nb], last[nb], means[nb])
+        else:
+            gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, wx, order, lo, i, means[b], integral, h)
+            gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, wx, order, i, end[nb], means[nb],
+                                                                          integral, h)
+        nb += 1
+    return _boxes(means, order, start, end, nb)
+
+
+@njit(cache=True, nogil=True)
+def _bin_box(points, wx, order, lo, hi, h, first, last):
+    """Integral binning of points order[lo:hi] into the zero histogram h; their value range into first, last."""
+    d = points.shape[1]
+    for a in range(d):
+        first[a] = _NBINS - 1
+        last[a] = 0
+    for p in range(lo, hi):
+        i = order[p]
+        for a in range(d):
+            b = int(points[i, a])
+            first[a] = min(first[a], b)
+            last[a] = max(last[a], b)
+            for t in range(d + 1):
+                h[a, b, t] += wx[i, t]
+
+
+@njit(cache=True, nogil=True)
+def _move_bins(h, dest, first, last):
+    """Copy bins first..last of h into dest and zero them in h."""
+    d = h.shape[0]
+    for a in range(d):
+        for b in range(first[a], last[a] + 1):
+            for t in range(d + 1):
+                dest[a, b, t] = h[a, b, t]
+    _clear_bins(h, first, last)
+
+
+@njit(cache=True, nogil=True)
+def _clear_bins(h, first, last):
+    """Zero bins first[a]..last[a] of every axis a of h."""
+    d = h.shape[0]
+    for a in range(d):
+        for b in range(first[a], last[a] + 1):
+            for t in range(d + 1):
+                h[a, b, t] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _by_cluster(labels, k):
+    """Counting sort of the points by cluster: (order (n,), bounds (k + 1,)):
+    cluster c holds points order[bounds[c]:bounds[c + 1]]."""
+    n = labels.shape[0]
+    counts = np.zeros(k + 1, np.int64)
+    for i in range(n):
+        counts[labels[i] + 1] += 1
+    bounds = np.cumsum(counts)
+    fill = bounds[:-1].copy()
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        order[fill[labels[i]]] = i
+        fill[labels[i]] += 1
+    return order, bounds
+
+
+@njit(cache=True, nogil=True)
+def _cuts_range(points, wx, order, bounds, integral, gains, left, right, c0, c1):
+    """Best cut of clusters c0..c1-1 (see :func:`cluster_cuts`) into gains, left, right;
+    ``wx`` is :func:`_weighted` of the points."""
+    d = points.shape[1]
+    mean = np.empty(d)
+    h = np.zeros((d, _NBINS, d + 1))
+    for c in range(c0, c1):
+        lo, hi = bounds[c], bounds[c + 1]
+        if hi - lo < 2:
+            continue
+        g, a, mn, scale, cut = _best_cut(points, wx, order, lo, hi, mean, integral, h)
+        if a < 0:
+            continue
+        gains[c] = g
+        wl = 0.0
+        wr = 0.0
+        for p in range(lo, hi):
+            i = order[p]
+            if min(_NBINS - 1, int((points[i, a] - mn) * scale)) <= cut:
+                wl += wx[i, d]
+                for t in range(d):
+                    left[c, t] += wx[i, t]
+            else:
+                wr += wx[i, d]
+                for t in range(d):
+                    right[c, t] += wx[i, t]
+        for t in range(d):
+            left[c, t] /= wl
+            right[c, t] /= wr
+
+
+def wu(points, weights, k, integral):
+    """Wu's starting palette: greedy cuts where the squared error drops most.
+
+    Parameters
+    ----------
+    points : (n, d) float32 ndarray
+    weights : (n,) float64 ndarray
+    k : int
+        Number of boxes wanted, >= 1.
+    integral : bool
+        :func:`is_integral` of the points (the cuts then bin by value).
+
+    Returns
+    -------
+    centers : (k', d) float32 ndarray
+        Box means; k' < k when no cut lowers the error (too few distinct points).
+    labels : (n,) int32 ndarray
+        Box of every point.
+    """
+    return _wu(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), int(k),
+               bool(integral))
+
+
+def mediancut(points, weights, k):
+    """Median-cut starting palette: the box with the largest error is cut at its mean along its widest axis.
+
+    Parameters and returns as :func:`wu`.
+    """
+    return _mediancut(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), int(k))
+
+
+def by_cluster(labels, k):
+    """Points sorted by cluster (a counting sort, stable).
+
+    Parameters
+    ----------
+    labels : (n,) int32 ndarray
+        Cluster of every point, 0 <= label < k.
+    k : int
+
+    Returns
+    -------
+    order : (n,) int64 ndarray
+    bounds : (k + 1,) int64 ndarray
+        Cluster c holds points ``order[bounds[c]:bounds[c + 1]]``.
+    """
+    return _by_cluster(labels, int(k))
+
+
+def cluster_cuts(points, weights, labels, k, integral):
+    """Best cut of every cluster, for the swap rounds of k-means.
+
+    Clusters are independent: from ``nearest.THREAD_MIN_POINTS`` points on
+    they are shared out to threads in fixed blocks.
+
+    Parameters
+    ----------
+    points : (n, d) float32 ndarray
+    weights : (n,) float64 ndarray
+    labels : (n,) int32 ndarray
+        Cluster of every point, 0 <= label < k.
+    k : int
+    integral : bool
+        :func:`is_integral` of the points.
+
+    Returns
+    -------
+    gains : (k,) float64 ndarray
+        Error reduction of each cluster's best cut (0 where it cannot be cut).
+    left, right : (k, d) float64 ndarray
+        Means of the two parts (0 where it cannot be cut).
+    """
+    d = points.shape[1]
+    order, bounds = by_cluster(labels, k)
+    wx = _weighted(points, weights)
+    gains = np.zeros(k)
+    left = np.zeros((k, d))
+    right = np.zeros((k, d))
+    n_threads = None if len(points) >= nearest.THREAD_MIN_POINTS else 1
+    threads.run_blocks(lambda lo, hi: _cuts_range(points, wx, order, bounds, integral, gains, left, right,
+                                                  lo, hi), k, n_threads)
+    return gains, left, right
+
+
+def is_integral(points):
+    """Whether every coordinate is an integer in 0..255 (colours): Wu's cuts then bin by value."""
+    return bool(len(points) and points.min() >= 0 and points.max() <= _NBINS - 1
+                and np.array_equal(points, np.floor(points)))
