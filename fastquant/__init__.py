@@ -11,7 +11,7 @@ from .api import Quantized, Stats, compress
 from .batch import compress_many
 from .errors import (FastquantError, InputError, JobTimeoutError, OptionError, OutputError,
                      OutputExistsError, QualityError, SkippedLargerError)
-from .kmeans import KMeansResult, kmeans
+from .lloyd import KMeansResult, kmeans
 
 __version__ = "0.1.0"
 

@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import histogram, io, kmeans, metrics, remap
+from . import histogram, io, lloyd, metrics, remap
 from . import colorspace as _cs
 from . import resize as _resize
 from . import write as _write
@@ -301,7 +301,7 @@ def _fit(p, n_colors, km, space, lap):
     reserve = len(clear) == 1 and n_colors > 1 and len(colors) > 1
     visible = np.delete(np.arange(len(colors)), clear) if reserve else np.arange(len(colors))
     fit, fit_weights, cell = _fit_points(colors[visible], counts[visible], space)
-    res = kmeans.kmeans(fit, n_colors - reserve, weights=fit_weights, **km)
+    res = lloyd.kmeans(fit, n_colors - reserve, weights=fit_weights, **km)
     palette = _cs.decode_points(res.centers, space)
     start = np.zeros(len(colors), np.int32)
     start[visible] = res.labels[cell]

@@ -123,7 +123,8 @@ def _scan(h, first, last, scales, tot, wtot, mean):
     """Best cut from a box's histogram ``h`` (see :func:`_best_cut`): over
     every axis with a non-zero scale, bins first[a]..last[a]; writes the
     box mean into ``mean``; returns (error reduction, axis, last bin of the
-    left part), axis -1 when no cut lowers the error."""
+    left part), axis -1 when no cut lowers the error.
+    """
     d = h.shape[0]
     base = 0.0
     for t in range(d):
@@ -221,7 +222,8 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
 @njit(cache=True, nogil=True)
 def _exact_sums(weights):
     """Whether every weight is an integer and all sums of weight times a
-    0..255 coordinate stay exact in float64 (pixel counts: always)."""
+    0..255 coordinate stay exact in float64 (pixel counts: always).
+    """
     total = 0.0
     for w in weights:
         if w != np.floor(w):
@@ -264,7 +266,8 @@ def _wu(points, weights, k, integral):
 
     With integer coordinates and weights, only the smaller part of a cut box
     is binned; the larger part's histogram is the box's minus the smaller's
-    (exact in float64, so the cuts are the same as binning both)."""
+    (exact in float64, so the cuts are the same as binning both).
+    """
     n, d = points.shape
     order = np.arange(n)
     start = np.zeros(k, np.int64)
@@ -376,7 +379,8 @@ def _clear_bins(h, first, last):
 @njit(cache=True, nogil=True)
 def _by_cluster(labels, k):
     """Counting sort of the points by cluster: (order (n,), bounds (k + 1,)):
-    cluster c holds points order[bounds[c]:bounds[c + 1]]."""
+    cluster c holds points order[bounds[c]:bounds[c + 1]].
+    """
     n = labels.shape[0]
     counts = np.zeros(k + 1, np.int64)
     for i in range(n):
@@ -393,7 +397,8 @@ def _by_cluster(labels, k):
 @njit(cache=True, nogil=True)
 def _cuts_range(points, wx, order, bounds, integral, gains, left, right, c0, c1):
     """Best cut of clusters c0..c1-1 (see :func:`cluster_cuts`) into gains, left, right;
-    ``wx`` is :func:`_weighted` of the points."""
+    ``wx`` is :func:`_weighted` of the points.
+    """
     d = points.shape[1]
     mean = np.empty(d)
     h = np.zeros((d, _NBINS, d + 1))

@@ -191,7 +191,8 @@ def search(points, i, centers, order, sorted_d, c0, d0):
     """Nearest centre of point i and its squared distance, searched from
     centre c0 at squared distance d0 (``sqdist(points, i, centers, c0)``):
     along the neighbour lists ``order, sorted_d`` of :func:`neighbor_lists`,
-    or among all centres when there are none (``order`` with no rows)."""
+    or among all centres when there are none (``order`` with no rows).
+    """
     if order.shape[0] == centers.shape[0]:
         return _search_list(points, i, centers, order, sorted_d, c0, d0)
     best, dbest, _ = _search_all(points, i, centers, c0, d0)

@@ -11,7 +11,7 @@ from numba.core.dispatcher import Dispatcher
 import fastquant
 from fastquant import jit
 
-_KERNEL_MODULES = ["boxes", "colorspace", "histogram", "kmeans", "metrics", "nearest", "remap"]
+_KERNEL_MODULES = ["boxes", "colorspace", "histogram", "lloyd", "metrics", "nearest", "remap"]
 
 
 def _dispatchers():
@@ -39,11 +39,9 @@ _FRESH = r"""
 import sys
 import numpy as np
 import fastquant
-import importlib
-km = importlib.import_module("fastquant.kmeans")  # the module: fastquant.kmeans is the function
 rng = np.random.default_rng(5)
 points = rng.integers(0, 256, (70000, 3)).astype(np.float32)  # above PARALLEL_MIN_POINTS: prange kernels
-r = km.kmeans(points, 40, weights=rng.integers(1, 5, len(points)).astype(np.float64), max_iter=6)
+r = fastquant.kmeans(points, 40, weights=rng.integers(1, 5, len(points)).astype(np.float64), max_iter=6)
 q = fastquant.compress(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), 16, ssim=True)
 kernels = {f"{m}.{name}": d for m in list(sys.modules) if m.startswith("fastquant.")
            for name, d in vars(sys.modules[m]).items() if hasattr(d, "_cache_misses")}
