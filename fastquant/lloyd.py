@@ -5,7 +5,7 @@ pixel counts gives the same centres as clustering every pixel, at a fraction
 of the cost.
 
 The stages: a starting palette (:mod:`fastquant.boxes`: Wu's cuts by
-default, or median cut; or weighted k-means++ from a seed, ``_kmeanspp``);
+default, or median cut; or weighted k-means++ from a seed, :func:`kmeanspp`);
 then Lloyd's iterations, each an exact assignment (:func:`fastquant.nearest.assign`)
 and an update of the centres to their clusters' weighted means, optionally
 over-relaxed; then rounds of cluster swaps (merge a cluster into its
@@ -49,12 +49,17 @@ class KMeansResult(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _kmeanspp(points, weights, k, seed):
-    np.random.seed(seed)
+def _kmeanspp(points, weights, uniforms):
+    """Weighted k-means++: len(uniforms) centres, centre c picked with the
+    uniform draw ``uniforms[c]`` in [0, 1) (the random state is the caller's,
+    so the kernel's results depend on its arguments only).  Fewer centres
+    when every point already is one.
+    """
     n, d = points.shape
+    k = uniforms.shape[0]
     centers = np.empty((k, d), np.float32)
     cum = np.cumsum(weights)
-    i = min(np.searchsorted(cum, np.random.random() * cum[-1], side="right"), n - 1)
+    i = min(np.searchsorted(cum, uniforms[0] * cum[-1], side="right"), n - 1)
     centers[0] = points[i]
     dist = np.empty(n)
     for p in range(n):
@@ -63,13 +68,45 @@ def _kmeanspp(points, weights, k, seed):
         cum = np.cumsum(weights * dist)
         if cum[-1] <= 0.0:
             return centers[:c].copy()  # every point already is a centre
-        i = min(np.searchsorted(cum, np.random.random() * cum[-1], side="right"), n - 1)
+        i = min(np.searchsorted(cum, uniforms[c] * cum[-1], side="right"), n - 1)
         centers[c] = points[i]
         for p in range(n):
             dp = sqdist(points, p, centers, c)
             if dp < dist[p]:
                 dist[p] = dp
     return centers
+
+
+def _rng(seed):
+    """The numpy Generator a seed stands for: ``np.random.default_rng(seed)``
+    for seed >= 0; a negative seed gets a stream of its own (its absolute
+    value with a spawn key, so it never repeats a non-negative seed's).
+    """
+    if seed >= 0:
+        return np.random.default_rng(seed)
+    return np.random.default_rng(np.random.SeedSequence(-seed, spawn_key=(1,)))
+
+
+def kmeanspp(points, weights, k, seed):
+    """Weighted k-means++ starting centres.
+
+    Parameters
+    ----------
+    points : (n, d) float32 ndarray
+    weights : (n,) float64 ndarray
+    k : int
+        Number of centres wanted, >= 1.
+    seed : int
+        Any integer: the draws come from :func:`_rng` (one uniform per centre),
+        not from numpy's or Numba's global generator.
+
+    Returns
+    -------
+    (k', d) float32 ndarray
+        k' < k only when every point already is a centre.
+    """
+    uniforms = _rng(seed).random(int(k))
+    return _kmeanspp(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), uniforms)
 
 
 @njit(cache=True, nogil=True)
@@ -269,10 +306,10 @@ def _swap(points, weights, centers, labels, wsums, factor, integral):
     return swaps
 
 
-def _check_int(name, value, low):
+def _check_int(name, value, low=None):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise OptionError(f"{name} must be an integer, got {value!r}")
-    if value < low:
+    if low is not None and value < low:
         raise OptionError(f"{name} must be >= {low}, got {value}")
     return int(value)
 
@@ -291,7 +328,8 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
     weights : (n,) array_like of float, optional
         Non-negative weight of every point (e.g. pixel counts); default 1.
     seed : int
-        Seed of the random generator used by ``init="k-means++"``.
+        Seed of the random draws of ``init="k-means++"`` (any integer; see
+        :func:`kmeanspp`).  Nothing else is random.
     max_iter : int
         Maximum number of centre updates.
     tol : float
@@ -323,7 +361,7 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
     """
     k = _check_int("k", k, 1)
     max_iter = _check_int("max_iter", max_iter, 0)
-    seed = _check_int("seed", seed, 0)
+    seed = _check_int("seed", seed)
     if not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol >= 0):
         raise OptionError(f"tol must be a finite number >= 0, got {tol!r}")
     if isinstance(overrelax, bool) or not isinstance(overrelax, (int, float, np.floating)) \
@@ -353,7 +391,7 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         elif init == "wu":
             centers, labels = boxes.wu(pts, w, k, integral)
         elif init == "k-means++":
-            centers = _kmeanspp(pts, w, k, seed)
+            centers = kmeanspp(pts, w, k, seed)
             labels = np.zeros(n, np.int32)
         else:
             raise OptionError(f"init must be 'wu', 'mediancut', 'k-means++' or an array, got {init!r}")

@@ -189,18 +189,18 @@ def cluster_cuts(points, weights, labels, k, integral):
 
 
 def kmeanspp(points, weights, k, seed):
-    """Weighted k-means++ drawing from numpy's legacy Mersenne Twister (as Numba's np.random)."""
+    """Weighted k-means++ drawing one uniform per centre from ``np.random.default_rng(seed)`` (seed >= 0)."""
     p = np.asarray(points, np.float32).astype(np.float64)
     w = np.asarray(weights, np.float64)
-    rs = np.random.RandomState(seed)
+    rng = np.random.default_rng(seed)
     cum = np.cumsum(w)
-    centers = [p[min(np.searchsorted(cum, rs.random_sample() * cum[-1], side="right"), len(p) - 1)]]
+    centers = [p[min(np.searchsorted(cum, rng.random() * cum[-1], side="right"), len(p) - 1)]]
     dist = ((p - centers[0]) ** 2).sum(axis=1)
     for _ in range(1, k):
         cum = np.cumsum(w * dist)
         if cum[-1] <= 0:
             break
-        c = p[min(np.searchsorted(cum, rs.random_sample() * cum[-1], side="right"), len(p) - 1)]
+        c = p[min(np.searchsorted(cum, rng.random() * cum[-1], side="right"), len(p) - 1)]
         centers.append(c)
         dist = np.minimum(dist, ((p - c) ** 2).sum(axis=1))
     return np.array(centers)

@@ -1,4 +1,5 @@
 """fastquant.lloyd: the update, k-means++, Lloyd's iterations and kmeans() against tests/naive.py."""
+import numba
 import numpy as np
 import pytest
 
@@ -46,12 +47,69 @@ def test_nearest_other_matches_naive(k):
     assert (nn != np.arange(k)).all()
 
 
-def test_kmeanspp_matches_naive():
+@pytest.mark.parametrize("distinct", [1500, 5])
+def test_kmeanspp_matches_naive(distinct):
     rng = np.random.default_rng(3)
-    points = rng.normal(size=(1500, 3)).astype(np.float32)
+    points = rng.normal(size=(distinct, 3)).astype(np.float32)[rng.integers(0, distinct, 1500)]
     weights = rng.integers(1, 10, len(points)).astype(np.float64)
-    got = lloyd._kmeanspp(points, weights, 12, 7)
+    got = lloyd.kmeanspp(points, weights, 12, 7)
+    assert len(got) == min(12, distinct)  # with 5 distinct points, k-means++ stops at 5
     np.testing.assert_allclose(got, naive.kmeanspp(points, weights, 12, 7), rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 7, -1, -7, 2**63, 2**80, -(2**80), np.int64(-3), np.uint64(2**64 - 1)])
+def test_kmeanspp_takes_any_integer_seed(seed):
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(800, 3)).astype(np.float32)
+    a = kmeans(points, 8, init="k-means++", seed=seed, max_iter=2)
+    b = kmeans(points, 8, init="k-means++", seed=seed, max_iter=2)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_kmeanspp_seeds_give_their_own_draws():
+    rng = np.random.default_rng(2)
+    points = rng.normal(size=(800, 3)).astype(np.float32)
+    weights = np.ones(len(points))
+    starts = {seed: lloyd.kmeanspp(points, weights, 8, seed).tobytes() for seed in (5, -5, 6, 2**80, -(2**80))}
+    assert len(set(starts.values())) == len(starts)
+
+
+@pytest.mark.parametrize("seed", [1.5, 2.0, "3", None, True, np.float64(1)])
+def test_kmeans_rejects_a_seed_that_is_not_an_integer(seed):
+    with pytest.raises(fastquant.OptionError, match="seed must be an integer"):
+        kmeans(np.zeros((10, 3)), 2, init="k-means++", seed=seed)
+
+
+def test_compress_takes_a_huge_or_negative_seed():
+    image = np.random.default_rng(3).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    for seed in (2**80, -(2**80), -1):
+        a = fastquant.compress(image, 16, seed=seed, init="k-means++")
+        b = fastquant.compress(image, 16, seed=seed, init="k-means++")
+        assert a.encode(".png") == b.encode(".png")
+    with pytest.raises(fastquant.OptionError):
+        fastquant.compress(image, 16, seed=0.5, init="k-means++")
+
+
+@numba.njit(cache=False)
+def _numba_seed(seed):
+    np.random.seed(seed)
+
+
+@numba.njit(cache=False)
+def _numba_random():
+    return np.random.random()
+
+
+def test_kmeanspp_leaves_the_global_generators_alone():
+    points = np.random.default_rng(4).normal(size=(500, 3)).astype(np.float32)
+    np.random.seed(123)
+    _numba_seed(123)
+    expected = np.random.random(), _numba_random()
+    np.random.seed(123)
+    _numba_seed(123)
+    kmeans(points, 8, init="k-means++", seed=5, max_iter=2)
+    assert (np.random.random(), _numba_random()) == expected
 
 
 def test_lloyd_matches_naive(drivers, search):
