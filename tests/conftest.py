@@ -1,42 +1,50 @@
-"""Shared fixtures: the test images in ../shared/images (skipped where absent)."""
+"""Shared fixtures: the test images in tests/data (always there), and optionally the larger shared corpus."""
 import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGES = Path(os.environ.get("FASTQUANT_IMAGES", ROOT.parent / "shared" / "images"))
+DATA = ROOT / "tests" / "data"  # the suite's own small corpus: see tests/data/README.md
+# The larger corpus (more photos, large and unusual images): optional, for the tests that ask for it.
+SHARED = Path(os.environ.get("FASTQUANT_IMAGES", ROOT.parent / "shared" / "images"))
 
 
-def _folder(name):
-    path = IMAGES / name
-    if not path.is_dir():
-        pytest.skip(f"test images not found at {path} (set FASTQUANT_IMAGES)")
-    return path
+def names(folder, pattern):
+    """Sorted file names in a folder of tests/data, for parametrize (README.md files left out)."""
+    return sorted(p.name for p in (DATA / folder).glob(pattern) if p.suffix != ".md")
 
 
 @pytest.fixture(scope="session")
 def kodak():
-    """Sorted list of the Kodak PNG paths."""
-    return sorted(_folder("kodak").glob("*.png"))
+    """Sorted list of the Kodak PNG paths in tests/data/kodak (kodim01, 02, 03, 05)."""
+    return sorted((DATA / "kodak").glob("*.png"))
 
 
 @pytest.fixture(scope="session")
 def images_dir():
-    """The root of the shared test images."""
-    return _folder(".")
+    """tests/data: kodak/, pngsuite/, alpha/, odd/ and skimage/, laid out as the shared corpus."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
 def pngsuite():
     """The PngSuite folder (valid files, and the deliberately corrupt x*.png)."""
-    return _folder("pngsuite")
+    return DATA / "pngsuite"
 
 
 @pytest.fixture(scope="session")
 def odd():
     """The folder of unusual images (16-bit, grey, palette, CMYK, animated GIF...)."""
-    return _folder("odd")
+    return DATA / "odd"
+
+
+@pytest.fixture(scope="session")
+def shared_images():
+    """The larger shared corpus (../shared/images or $FASTQUANT_IMAGES); the test skips without it."""
+    if not SHARED.is_dir():
+        pytest.skip(f"optional larger test images not found at {SHARED} (set FASTQUANT_IMAGES)")
+    return SHARED
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@
     python tests/fuzz.py --seed 1 --replay 1234          # one case, with a full traceback
     python tests/fuzz.py --seed 1 --replay 1234 --save /tmp/case.png
 
-Every case takes the bytes of a real PNG, JPEG or GIF from the shared test
-images (PngSuite valid files, odd/, alpha/ icons, rarely a Kodak photo),
+Every case takes the bytes of a real PNG, JPEG or GIF from the test images
+(tests/data, or --images / $FASTQUANT_IMAGES: PngSuite valid files, odd/,
+alpha/ icons, rarely a Kodak photo),
 applies one to three mutations (bit flips, overwritten byte runs, truncations,
 insertions, interesting 16/32-bit values; PNG chunk shuffles, duplications,
 removals and body edits with and without CRC fix-up, IHDR field edits,
@@ -51,7 +52,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-IMAGES = Path(os.environ.get("FASTQUANT_IMAGES", ROOT.parent / "shared" / "images"))
+IMAGES = Path(os.environ.get("FASTQUANT_IMAGES", HERE / "data"))
 
 N_COLORS = 16
 RESIZE = 64

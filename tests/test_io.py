@@ -13,18 +13,11 @@ import fastquant
 from fastquant import io, metrics, png, write
 from fastquant.errors import InputError, OptionError, OutputError
 
-ROOT = Path(__file__).resolve().parent.parent
-_IMAGES = Path(os.environ.get("FASTQUANT_IMAGES", ROOT.parent / "shared" / "images"))
+from .conftest import names
 
-
-def _names(folder, pattern):
-    """File names for parametrize (collected at import; the fixture skips when absent)."""
-    return sorted(p.name for p in (_IMAGES / folder).glob(pattern) if p.suffix != ".md")
-
-
-ODD = _names("odd", "*")
-ALPHA = _names("alpha", "*")
-PNGSUITE = _names("pngsuite", "[bfgpst]*.png")
+ODD = names("odd", "*")
+ALPHA = names("alpha", "*")
+PNGSUITE = names("pngsuite", "[bfgpst]*.png")
 
 
 def _pil_reference(path):
@@ -83,17 +76,43 @@ def test_read_pngsuite(images_dir, name):
     _check_read(images_dir / "pngsuite" / name)
 
 
-@pytest.mark.parametrize("name, mode", [
-    ("gray8bit_flower_foveon.png", "L"),
+GREY_16BIT_PALETTE_CMYK = [
     ("kodim03_grayscale_gamma1.6.png", "L"),
+    ("gray16bit_kodim03.png", "I;16"),
+    ("rgb16bit_kodim05.png", "RGB"),  # 16-bit RGB, which Pillow reads as 8-bit
+    ("lorem_ipsum_oxipng.png", "P"),
+    ("flower_small.cmyk.jpg", "CMYK"),
+]
+# the same kinds, large, in the optional shared corpus
+SHARED_GREY_16BIT_PALETTE = [
+    ("gray8bit_flower_foveon.png", "L"),
     ("gray16bit_artificial.png", "I;16"),
     ("weld_16bit.png", "RGB"),
-    ("lorem_ipsum_oxipng.png", "P"),
     ("Exoplanet_Phase_Curve_Diagram_indexed_gimp.png", "P"),
-    ("flower_small.cmyk.jpg", "CMYK"),
-])
+]
+
+
+@pytest.mark.parametrize("name, mode", GREY_16BIT_PALETTE_CMYK)
 def test_grey_16bit_palette_cmyk_become_rgb(images_dir, name, mode):
-    path = images_dir / "odd" / name
+    _check_grey_16bit_palette_cmyk(images_dir / "odd" / name, mode)
+
+
+def test_large_grey_16bit_palette_become_rgb(shared_images):
+    for name, mode in SHARED_GREY_16BIT_PALETTE:
+        _check_grey_16bit_palette_cmyk(shared_images / "odd" / name, mode)
+
+
+def test_read_shared_corpus(shared_images):
+    """Every valid file of the larger optional corpus reads as Pillow says (tests/data has a few of them)."""
+    folders = {"odd": "*", "alpha": "*", "pngsuite": "[bfgpst]*.png", "kodak": "*.png", "skimage": "*"}
+    paths = [p for folder, pattern in folders.items() for p in sorted((shared_images / folder).glob(pattern))
+             if p.suffix != ".md"]
+    assert len(paths) > 100  # the corpus, not an empty folder
+    for path in paths:
+        _check_read(path)
+
+
+def _check_grey_16bit_palette_cmyk(path, mode):
     with Image.open(path) as im:
         assert im.mode == mode
         w, h = im.size

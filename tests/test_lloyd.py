@@ -216,5 +216,5 @@ print(hashlib.sha256(q.encode(".png")).hexdigest(), q.stats.iterations)
 
 
 def test_same_bytes_for_any_thread_count(kodak, outputs_by_threads):
-    outs = outputs_by_threads(_THREAD_SCRIPT, kodak[4])
+    outs = outputs_by_threads(_THREAD_SCRIPT, kodak[3])
     assert len(outs) == 1, outs

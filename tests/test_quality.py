@@ -30,7 +30,7 @@ def crop(kodak):
 @pytest.fixture(scope="module")
 def small(kodak):
     """A 20x27 piece of a Kodak photo, small enough for the pure-Python references."""
-    with Image.open(kodak[4]) as im:
+    with Image.open(kodak[3]) as im:
         return np.asarray(im.convert("RGB"))[100:120, 200:227].copy()
 
 
@@ -328,7 +328,7 @@ def test_compress_oklab_maps_to_nearest_in_oklab(crop, alpha):
 
 def test_oklab_lowers_perceptual_error(kodak):
     """What OKLab is for: a lower mean colour difference (Delta E_ok) than fitting sRGB values."""
-    with Image.open(kodak[6]) as im:
+    with Image.open(kodak[1]) as im:
         image = np.asarray(im.convert("RGB"))[::2, ::2].copy()
     by_rgb = compress(image, 32)
     by_lab = compress(image, 32, colorspace="oklab")
@@ -387,7 +387,7 @@ def test_quality_scale():
 
 @pytest.fixture(scope="module")
 def photo(kodak):
-    with Image.open(kodak[4]) as im:
+    with Image.open(kodak[3]) as im:
         return np.asarray(im.convert("RGB"))[::2, ::2].copy()
 
 
@@ -652,7 +652,7 @@ print(h.hexdigest())
 
 
 def test_same_bytes_for_any_thread_count(kodak, outputs_by_threads):
-    outs = outputs_by_threads(_THREAD_SCRIPT, kodak[4])
+    outs = outputs_by_threads(_THREAD_SCRIPT, kodak[3])
     assert len(outs) == 1, outs
 
 

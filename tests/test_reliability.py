@@ -31,8 +31,8 @@ import fastquant
 from fastquant import cli, io, metrics, write
 from fastquant.errors import FastquantError, InputError, OptionError
 
-ROOT = Path(__file__).resolve().parent.parent
-_IMAGES = Path(os.environ.get("FASTQUANT_IMAGES", ROOT.parent / "shared" / "images"))
+from .conftest import DATA, ROOT, names
+
 AS_ROOT = os.geteuid() == 0
 ROOT_SKIP = "running as root: permissions do not stop root"
 
@@ -40,14 +40,9 @@ ROOT_SKIP = "running as root: permissions do not stop root"
 VAGUE = ("can not handle the given uri", "unknown error occurred")
 
 
-def _names(folder, pattern):
-    """File names for parametrize (collected at import; the fixtures skip when absent)."""
-    return sorted(p.name for p in (_IMAGES / folder).glob(pattern) if p.suffix != ".md")
-
-
-CORRUPT = _names("pngsuite", "x*.png")
-VALID = _names("pngsuite", "[bfgpst]*.png")
-ODD = _names("odd", "*")
+CORRUPT = names("pngsuite", "x*.png")
+VALID = names("pngsuite", "[bfgpst]*.png")
+ODD = names("odd", "*")
 
 #: xcsn0g01.png has a bad IDAT CRC and nothing else wrong: Pillow does not check
 #: IDAT CRCs (libpng does), the pixels decode completely, so compressing it is fine.
@@ -236,7 +231,19 @@ _GOOD = [f"pngsuite/{n}" for n in VALID] + [f"odd/{n}" for n in ODD]
 
 @pytest.mark.parametrize("rel", _GOOD)
 def test_valid_files_compress(capsys, images_dir, tmp_path, rel):
-    src = images_dir / rel
+    _check_valid_file_compresses(capsys, images_dir / rel, tmp_path)
+
+
+def test_large_valid_files_compress(capsys, shared_images, tmp_path):
+    """The unusual files of the optional shared corpus that tests/data leaves out (large ones, several MB)."""
+    extra = [p for p in sorted((shared_images / "odd").glob("*")) if p.suffix != ".md" and p.name not in ODD]
+    assert extra
+    for i, src in enumerate(extra):
+        (tmp_path / str(i)).mkdir()
+        _check_valid_file_compresses(capsys, src, tmp_path / str(i))
+
+
+def _check_valid_file_compresses(capsys, src, tmp_path):
     digest = sha(src)
     dst = tmp_path / "out.png"
     code, out, err = run(capsys, src, "-k", "256", "-o", dst)
@@ -290,7 +297,7 @@ def _dangling(folder):
 
 
 def _unreadable(folder):
-    path = Input(folder, "secret.png", src=_IMAGES / "odd" / "draw_points.png").path
+    path = Input(folder, "secret.png", src=DATA / "odd" / "draw_points.png").path
     path.chmod(0)
     return path
 
