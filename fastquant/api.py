@@ -241,9 +241,9 @@ class _Prepared:
             self.colors, self.counts, self.inverse = histogram.unique_colors(self.flat)
 
 
-def _prepare(image, resize, max_pixels, keep_metadata, lap):
+def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False):
     info = {} if keep_metadata else None
-    arr, nbytes = io.read_image(image, max_pixels=max_pixels, info=info)
+    arr, nbytes = io.read_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated, info=info)
     if isinstance(image, np.ndarray) and arr.shape[2] == 4 and np.may_share_memory(arr, image):
         arr = arr.copy()  # the transparent-pixel fix below must not touch the caller's array
     lap("read")
@@ -375,7 +375,7 @@ def _map(p, f, space, dither, strength, lap):
 def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2,
              init="wu", swap_rounds=3, ssim=False, max_pixels=io.DEFAULT_MAX_PIXELS,
              dither=None, dither_strength=None, colorspace="rgb", quality=None,
-             keep_metadata=False):
+             keep_metadata=False, allow_truncated=False):
     """Quantize an image to at most ``n_colors`` colours with weighted k-means.
 
     Parameters
@@ -403,6 +403,9 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
         Also compute SSIM (a Numba kernel; ~10-20 ms on a Kodak photo).
     max_pixels : int or None
         Refuse larger images before decoding them.
+    allow_truncated : bool
+        Quantize what there is of a file whose image data ends early, instead
+        of raising InputError (see :func:`fastquant.io.read_image`).
     dither : {None, "fs", "ordered"}
         Map pixels with Floyd-Steinberg error diffusion (serpentine, error
         clamped to +-32 levels per channel) or an 8x8 Bayer matrix scaled to
@@ -463,7 +466,7 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
         seconds[stage] = seconds.get(stage, 0.0) + now - t
         t = now
 
-    p = _prepare(image, resize, max_pixels, keep_metadata, lap)
+    p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated)
     km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
     space = _space(colorspace, p.c)
 

@@ -161,6 +161,8 @@ def build_parser():
                    help="copy the input's ICC colour profile into the output (PNG, JPEG, WebP)")
     p.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
                    help="refuse larger images before decoding (default 178956970)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="quantize what there is of an image whose data ends early (default: exit 3)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     p.add_argument("--preview", metavar="FILE",
@@ -344,6 +346,8 @@ def main(argv=None):
                "quality": args.quality, "keep_metadata": args.keep_metadata}
     if args.max_pixels is not None:
         options["max_pixels"] = args.max_pixels
+    if args.allow_truncated:
+        options["allow_truncated"] = True
     err = sys.stderr
     try:
         if args.demo:
