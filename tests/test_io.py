@@ -83,33 +83,11 @@ GREY_16BIT_PALETTE_CMYK = [
     ("lorem_ipsum_oxipng.png", "P"),
     ("flower_small.cmyk.jpg", "CMYK"),
 ]
-# the same kinds, large, in the optional shared corpus
-SHARED_GREY_16BIT_PALETTE = [
-    ("gray8bit_flower_foveon.png", "L"),
-    ("gray16bit_artificial.png", "I;16"),
-    ("weld_16bit.png", "RGB"),
-    ("Exoplanet_Phase_Curve_Diagram_indexed_gimp.png", "P"),
-]
 
 
 @pytest.mark.parametrize("name, mode", GREY_16BIT_PALETTE_CMYK)
 def test_grey_16bit_palette_cmyk_become_rgb(images_dir, name, mode):
     _check_grey_16bit_palette_cmyk(images_dir / "odd" / name, mode)
-
-
-def test_large_grey_16bit_palette_become_rgb(shared_images):
-    for name, mode in SHARED_GREY_16BIT_PALETTE:
-        _check_grey_16bit_palette_cmyk(shared_images / "odd" / name, mode)
-
-
-def test_read_shared_corpus(shared_images):
-    """Every valid file of the larger optional corpus reads as Pillow says (tests/data has a few of them)."""
-    folders = {"odd": "*", "alpha": "*", "pngsuite": "[bfgpst]*.png", "kodak": "*.png", "skimage": "*"}
-    paths = [p for folder, pattern in folders.items() for p in sorted((shared_images / folder).glob(pattern))
-             if p.suffix != ".md"]
-    assert len(paths) > 100  # the corpus, not an empty folder
-    for path in paths:
-        _check_read(path)
 
 
 def _check_grey_16bit_palette_cmyk(path, mode):

@@ -234,15 +234,6 @@ def test_valid_files_compress(capsys, images_dir, tmp_path, rel):
     _check_valid_file_compresses(capsys, images_dir / rel, tmp_path)
 
 
-def test_large_valid_files_compress(capsys, shared_images, tmp_path):
-    """The unusual files of the optional shared corpus that tests/data leaves out (large ones, several MB)."""
-    extra = [p for p in sorted((shared_images / "odd").glob("*")) if p.suffix != ".md" and p.name not in ODD]
-    assert extra
-    for i, src in enumerate(extra):
-        (tmp_path / str(i)).mkdir()
-        _check_valid_file_compresses(capsys, src, tmp_path / str(i))
-
-
 def _check_valid_file_compresses(capsys, src, tmp_path):
     digest = sha(src)
     dst = tmp_path / "out.png"
