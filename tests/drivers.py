@@ -32,6 +32,8 @@ def search(request, monkeypatch):
     return request.param
 
 
-def int_points(rng, n, d=3):
-    """uint8-valued float32 points: squared distances are exact integers, ties are real."""
-    return rng.integers(0, 256, (n, d)).astype(np.float32)
+@pytest.fixture
+def int_points():
+    """A function (rng, n, d=3) -> (n, d) uint8-valued float32 points: squared
+    distances are exact integers, ties are real."""
+    return lambda rng, n, d=3: rng.integers(0, 256, (n, d)).astype(np.float32)

@@ -5,7 +5,6 @@ import pytest
 from fastquant import boxes
 
 from . import naive
-from .drivers import int_points
 
 pytest_plugins = ["tests.drivers"]
 
@@ -23,7 +22,7 @@ def test_mediancut_matches_naive(k):
 
 @pytest.mark.parametrize("integral, counts", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("k", [1, 6, 40])
-def test_wu_matches_naive(k, integral, counts):
+def test_wu_matches_naive(k, integral, counts, int_points):
     rng = np.random.default_rng(k)
     # colours (integers, several sharing each value) or real numbers
     points = (int_points(rng, 1500) // 4 if integral else rng.normal(size=(1500, 3)) * 50).astype(np.float32)
@@ -39,7 +38,7 @@ def test_wu_matches_naive(k, integral, counts):
 
 
 @pytest.mark.parametrize("integral", [True, False])
-def test_cluster_cuts_match_naive(integral, drivers):
+def test_cluster_cuts_match_naive(integral, drivers, int_points):
     rng = np.random.default_rng(9)
     points = (int_points(rng, 2000) if integral else rng.normal(size=(2000, 3)) * 50).astype(np.float32)
     weights = rng.integers(1, 20, len(points)).astype(np.float64)

@@ -6,13 +6,12 @@ from fastquant import nearest
 from fastquant.nearest import assign
 
 from . import naive
-from .drivers import int_points
 
 pytest_plugins = ["tests.drivers"]
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 64, 300, 1100])
-def test_assign_is_exact_nearest(k, drivers, search):
+def test_assign_is_exact_nearest(k, drivers, search, int_points):
     rng = np.random.default_rng(k)
     points = int_points(rng, 3000)
     centers = int_points(rng, k)
@@ -44,7 +43,7 @@ def test_kth_smallest_matches_a_sort(n):
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.5, 30.0])
-def test_neighbor_lists_with_hint_equal_a_fresh_build(shift, drivers):
+def test_neighbor_lists_with_hint_equal_a_fresh_build(shift, drivers, int_points):
     rng = np.random.default_rng(int(shift * 10))
     before = int_points(rng, 300)
     after = (before + rng.normal(0, shift, before.shape)).astype(np.float32)  # centres that moved
