@@ -1,12 +1,13 @@
 """``compress()``: read, resize, histogram, palette, remap; and its result type."""
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import histogram, io, lloyd, metrics, remap
+from . import histogram, io, large, lloyd, metrics, remap
 from . import colorspace as _cs
 from . import resize as _resize
 from . import write as _write
@@ -14,8 +15,9 @@ from .errors import OptionError, QualityError
 
 #: Largest palette: indices are stored as uint16.
 MAX_COLORS = 65536
-#: RGB images with more than twice this many pixels get their palette fitted
-#: on an evenly spread sample of about this many pixels.
+#: Images with more than twice this many pixels get their palette fitted on an
+#: evenly spread sample of about this many pixels, and are mapped strip by
+#: strip (:mod:`fastquant.large`).
 SAMPLE_PIXELS = 1 << 21
 #: A sample with at most this many colours means a graphic, not a photo: count every pixel.
 FEW_COLORS = 4096
@@ -105,9 +107,16 @@ class Quantized:
     def __init__(self, palette, indices, original, stats, icc_profile=None):
         self.palette = palette
         self.indices = indices
-        self.original = original
+        self._original = original  # or a callable that makes it (large images: read again on demand)
         self.stats = stats
         self.icc_profile = icc_profile
+
+    @property
+    def original(self):
+        """(H, W, 3|4) uint8 ndarray: the input after reading and resizing (see the class docstring)."""
+        if callable(self._original):
+            self._original = self._original()
+        return self._original
 
     @property
     def image(self):
@@ -220,43 +229,82 @@ def _check_quality(quality):
 
 
 class _Prepared:
-    """An image read, resized and counted once; palettes of any size are fitted from it."""
+    """An image read, resized and counted once; palettes of any size are fitted from it.
+
+    Every pixel is counted (``inverse`` maps pixels to their colour); images
+    with more than ``2 * SAMPLE_PIXELS`` pixels take :class:`fastquant.large.Prepared`
+    instead.
+    """
+
+    sampled = False
 
     def __init__(self, arr, nbytes, icc):
         self.arr, self.nbytes, self.icc = arr, nbytes, icc
         self.h, self.w, self.c = arr.shape
         self.flat = arr.reshape(-1, self.c)
-        h, w, c = arr.shape
-        self.sampled = c == 3 and h * w > 2 * SAMPLE_PIXELS
-        if self.sampled:  # fit on an evenly spread sample; every pixel is mapped afterwards
-            step = -(-h * w // SAMPLE_PIXELS)
-            while math.gcd(step, w) != 1:  # a step sharing a factor with the width samples columns unevenly
-                step += 1
-            self.colors, self.counts, _ = histogram.unique_colors(self.flat[::step])
-            self.inverse = None
-            # A sample with few colours may miss rare ones that a palette could hold
-            # exactly; such images are cheap to count in full (the table stays small).
-            self.sampled = len(self.colors) > FEW_COLORS
-        if not self.sampled:
-            self.colors, self.counts, self.inverse = histogram.unique_colors(self.flat)
+        self.colors, self.counts, self.inverse = histogram.unique_colors(self.flat)
 
 
 def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False):
+    """The image read (and resized) as :class:`_Prepared`, or as :class:`fastquant.large.Prepared`
+    when it has more than ``2 * SAMPLE_PIXELS`` pixels (it then holds the open
+    :class:`fastquant.io.Decoded` as ``decoded``: close it when done)."""
     info = {} if keep_metadata else None
-    arr, nbytes = io.read_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated, info=info)
+    decoded = io.open_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated, info=info)
+    try:
+        h, w = decoded.height, decoded.width
+        size = _resize.target_size(w, h, resize)
+        if size != (w, h) and max_pixels is not None and size[0] * size[1] > max_pixels:
+            raise OptionError(f"resizing to {size[0]}x{size[1]} = {size[0] * size[1]} pixels is more than "
+                              f"the limit of {max_pixels} (max_pixels)")
+        icc = (info or {}).get("icc_profile")
+        if size == (w, h) and h * w > 2 * SAMPLE_PIXELS:
+            # Strip by strip from the decoded image: nothing more that grows with it.
+            rows = large.Rows(decoded.strip, h, w, decoded.channels)
+            lap("read")
+            p = large.Prepared(rows, decoded.nbytes, icc, sample_pixels=SAMPLE_PIXELS, few_colors=FEW_COLORS)
+            p.decoded, decoded = decoded, None
+            lap("histogram")
+            return p
+        arr, nbytes = decoded.read(), decoded.nbytes
+    finally:
+        if decoded is not None:
+            decoded.close()
     if isinstance(image, np.ndarray) and arr.shape[2] == 4 and np.may_share_memory(arr, image):
         arr = arr.copy()  # the transparent-pixel fix below must not touch the caller's array
     lap("read")
     h, w, c = arr.shape
-    size = _resize.target_size(w, h, resize)
     if size != (w, h):
         arr = _resize.resize(arr, size)
+        h, w = arr.shape[:2]
+    if h * w > 2 * SAMPLE_PIXELS:  # a large result of resizing
+        p = large.Prepared(large.Rows(lambda lo, hi: arr[lo:hi], h, w, c, copy=arr is image), nbytes, icc,
+                           sample_pixels=SAMPLE_PIXELS, few_colors=FEW_COLORS)
+        lap("resize")
+        return p
     if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
         arr[arr[:, :, 3] == 0] = 0
     lap("resize")
-    p = _Prepared(arr, nbytes, (info or {}).get("icc_profile"))
+    p = _Prepared(arr, nbytes, icc)
     lap("histogram")
     return p
+
+
+def _original(image, p, max_pixels, allow_truncated):
+    """What ``Quantized.original`` gives for a large image, made when asked: the
+    source read again (a path, bytes or an array), so that the decoded image
+    need not be kept; the still open decoded image for other sources."""
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)):
+        p.decoded.close()
+
+        def again():
+            arr = io.read_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated)[0]
+            if arr.shape[2] == 4:
+                arr = arr.copy() if isinstance(image, np.ndarray) else arr
+                arr[arr[:, :, 3] == 0] = 0
+            return arr
+        return again
+    return p.image
 
 
 def _space(colorspace, channels):
@@ -358,9 +406,8 @@ def _map(p, f, space, dither, strength, lap):
         lut[order] = np.arange(len(order))
         indices = remap.apply(lut, idx, (h, w))
         per_color = None
-    elif p.sampled:
-        indices, sq_error = remap.remap_lut(p.flat, palette, space)
-        indices = indices.reshape(h, w)
+    elif isinstance(p, large.Prepared):
+        indices, sq_error = large.map_rows(p, palette, space)
         per_color = None
     else:
         lut = np.empty(f.n_entries, np.uint8 if len(palette) <= 256 else np.uint16)
@@ -467,7 +514,40 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
         t = now
 
     p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated)
-    km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
+    try:
+        km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
+        result = _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap,
+                           seconds, io.source_name(image))
+        if getattr(p, "decoded", None) is not None:
+            result._original = _original(image, p, max_pixels, allow_truncated)
+            p = None
+        return result
+    finally:
+        if p is not None and getattr(p, "decoded", None) is not None:
+            p.decoded.close()
+
+
+
+def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds, name):
+    """The in-memory core of :func:`compress`: a prepared image in, a :class:`Quantized` out.
+
+    Parameters
+    ----------
+    p : _Prepared or fastquant.large.Prepared
+    n_colors : int
+    km : dict
+        Options of :func:`fastquant.kmeans`.
+    colorspace, dither, dither_strength, ssim
+        As for :func:`compress` (checked).
+    target : (min, max) or None
+        The quality target.
+    lap : callable
+        ``lap(stage)`` adds the time since the last call to ``seconds[stage]``.
+    seconds : dict
+        Becomes ``Stats.seconds``.
+    name : str
+        The source's name, for messages.
+    """
     space = _space(colorspace, p.c)
 
     best = _fit(p, n_colors, km, space, lap)
@@ -480,7 +560,7 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
         score = metrics.quality_from_mse(best.quality_mse)
         if score < lo_q:
             raise QualityError(
-                f"{io.source_name(image)}: quality {score} (PSNR {metrics.psnr_from_mse(best.quality_mse):.2f}"
+                f"{name}: quality {score} (PSNR {metrics.psnr_from_mse(best.quality_mse):.2f}"
                 f" dB) with {len(best.palette)} colours is below the minimum {lo_q:g}; nothing written")
         if score >= hi_q:
             # Fewest colours reaching hi_q: bisection on a log scale between a
@@ -501,8 +581,12 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
     stats = Stats(n_colors=len(palette), unique_colors=len(p.colors), width=p.w, height=p.h,
                   mse=err, psnr=metrics.psnr_from_mse(err), iterations=best.n_iter,
                   input_bytes=p.nbytes, quality=score, seconds=seconds)
-    result = Quantized(palette, indices, p.arr, stats, icc_profile=p.icc)
-    if p.c == 4:
+    big = isinstance(p, large.Prepared)
+    result = Quantized(palette, indices, p.image if big else p.arr, stats, icc_profile=p.icc)
+    if p.c == 4 and big:
+        stats.alpha_max_error, stats.psnr_black, stats.psnr_white = large.alpha_stats(p, palette, indices)
+        lap("metrics")
+    elif p.c == 4:
         # Over the histogram when every pixel of a colour got the same entry
         # (the same numbers as over the pixels, far fewer of them).
         src, out, weights = ((p.colors, palette[per_color], p.counts) if per_color is not None
@@ -512,6 +596,7 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
         stats.psnr_white = metrics.psnr_over(src, out, 255, weights=weights)
         lap("metrics")
     if ssim:
-        stats.ssim = metrics.ssim(p.arr, result.image)
+        stats.ssim = (large.ssim(p, palette, indices, metrics.SSIM_MAX_PIXELS) if big
+                      else metrics.ssim(p.arr, result.image, max_pixels=metrics.SSIM_MAX_PIXELS))
         lap("metrics")
     return result

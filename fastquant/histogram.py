@@ -32,7 +32,7 @@ def _slot(key, bits):
 
 @njit(cache=True, nogil=True)
 def _unique(pixels):
-    """Colours in order of first appearance and each pixel's colour index.
+    """Colours in order of first appearance, each pixel's colour index, and the counts.
 
     Table entries pack (key << 32 | colour index), so a probe touches one
     cache line; the load stays below one half (the table doubles and is
@@ -47,8 +47,14 @@ def _unique(pixels):
     first = np.empty(cap, np.int64)
     inverse = np.empty(n, np.int32)
     m = 0
+    last_key = _EMPTY  # no colour packs to it
+    last = 0
     for i in range(n):
         key = _pack(pixels[i])
+        if key == last_key:  # runs of one colour (graphics, flat areas) skip the table
+            inverse[i] = last
+            continue
+        last_key = key
         mask = (1 << bits) - 1
         h = _slot(key, bits)
         while True:
@@ -57,7 +63,8 @@ def _unique(pixels):
                 break
             h = (h + 1) & mask
         if e != _EMPTY:
-            inverse[i] = np.int32(e & _LOW32)
+            last = np.int32(e & _LOW32)
+            inverse[i] = last
             continue
         if m == cap:  # grow the first-appearance array
             cap *= 2
@@ -66,6 +73,7 @@ def _unique(pixels):
             first = first2
         first[m] = i
         inverse[i] = m
+        last = m
         table[h] = (key << np.uint64(32)) | np.uint64(m)
         m += 1
         if 2 * m > (1 << bits):  # rehash into a table twice the size
@@ -84,7 +92,10 @@ def _unique(pixels):
     colors = np.empty((m, c), np.uint8)
     for s in range(m):
         colors[s] = pixels[first[s]]
-    return colors, inverse
+    counts = np.zeros(m, np.int64)
+    for i in range(n):
+        counts[inverse[i]] += 1
+    return colors, inverse, counts
 
 
 def unique_colors(pixels):
@@ -107,8 +118,8 @@ def unique_colors(pixels):
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if pixels.ndim != 2 or not 1 <= pixels.shape[1] <= 4:
         raise ValueError(f"expected (N, C) pixels with 1 <= C <= 4, got shape {pixels.shape}")
-    colors, inverse = _unique(pixels)
-    return colors, np.bincount(inverse, minlength=len(colors)).astype(np.int64), inverse
+    colors, inverse, counts = _unique(pixels)
+    return colors, counts, inverse
 
 
 def coarsen(colors, counts, max_colors):
@@ -139,7 +150,7 @@ def coarsen(colors, counts, max_colors):
     shift = 0
     while len(means) > max_colors and shift < 8:
         shift += 1
-        cells, inv = _unique(np.ascontiguousarray(colors >> shift))
+        cells, inv, _ = _unique(np.ascontiguousarray(colors >> shift))
         w = np.bincount(inv, weights=counts, minlength=len(cells))
         sums = np.stack([np.bincount(inv, weights=counts * colors[:, t], minlength=len(cells))
                          for t in range(colors.shape[1])], axis=1)

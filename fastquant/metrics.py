@@ -15,7 +15,7 @@ large images.  :func:`delta_e_ok` converts to OKLab with
 import math
 
 import numpy as np
-from .jit import njit, prange
+from .jit import njit
 
 from . import threads
 from .errors import OptionError
@@ -104,6 +104,44 @@ def composite(image, background):
 _OVER_CHUNK = 1 << 18  # pixels per step of psnr_over: bounded memory, a fixed summation order
 
 
+def _over_args(a, b, weights):
+    a, b = _pair(a, b)
+    if a.ndim < 1 or a.shape[-1] not in (3, 4):
+        raise OptionError(f"expected RGB or RGBA images (3 or 4 channels), got shape {a.shape}")
+    c = a.shape[-1]
+    a = a.reshape(-1, c)
+    b = b.reshape(-1, c)
+    if weights is not None:
+        weights = np.asarray(weights, np.float64).reshape(-1)
+        if len(weights) != len(a):
+            raise OptionError(f"weights must have one value per pixel ({len(a)}), got {len(weights)}")
+    return a, b, weights
+
+
+def over_sq_error(a, b, background, *, weights=None):
+    """Summed squared error of the RGB composites of two images over a background.
+
+    Parameters
+    ----------
+    a, b, background, weights
+        As for :func:`psnr_over`.
+
+    Returns
+    -------
+    float
+        The sum over pixels (weighted) and the 3 colour channels; divided by
+        3 times the pixel count it is the MSE that :func:`psnr_over` uses.
+    """
+    a, b, weights = _over_args(a, b, weights)
+    bg = _background(background)
+    sq = 0.0
+    for lo in range(0, len(a), _OVER_CHUNK):
+        d = composite(a[lo:lo + _OVER_CHUNK], bg) - composite(b[lo:lo + _OVER_CHUNK], bg)
+        per = (d * d).sum(axis=1)
+        sq += float(per.sum() if weights is None else (weights[lo:lo + _OVER_CHUNK] * per).sum())
+    return sq
+
+
 def psnr_over(a, b, background, *, weights=None):
     """PSNR in dB of the RGB composites of two images over a background.
 
@@ -126,24 +164,9 @@ def psnr_over(a, b, background, *, weights=None):
         ``10 log10(255**2 / mse)`` of the composites (float64), the MSE taken
         over the 3 colour channels of all pixels; ``inf`` when they are equal.
     """
-    a, b = _pair(a, b)
-    if a.ndim < 1 or a.shape[-1] not in (3, 4):
-        raise OptionError(f"expected RGB or RGBA images (3 or 4 channels), got shape {a.shape}")
-    bg = _background(background)
-    c = a.shape[-1]
-    a = a.reshape(-1, c)
-    b = b.reshape(-1, c)
-    if weights is not None:
-        weights = np.asarray(weights, np.float64).reshape(-1)
-        if len(weights) != len(a):
-            raise OptionError(f"weights must have one value per pixel ({len(a)}), got {len(weights)}")
-    sq = 0.0
-    for lo in range(0, len(a), _OVER_CHUNK):
-        d = composite(a[lo:lo + _OVER_CHUNK], bg) - composite(b[lo:lo + _OVER_CHUNK], bg)
-        per = (d * d).sum(axis=1)
-        sq += float(per.sum() if weights is None else (weights[lo:lo + _OVER_CHUNK] * per).sum())
+    a, b, weights = _over_args(a, b, weights)
     n = len(a) if weights is None else float(weights.sum())
-    return psnr_from_mse(sq / (3.0 * n))
+    return psnr_from_mse(over_sq_error(a, b, background, weights=weights) / (3.0 * n))
 
 
 def alpha_error(a, b):
@@ -214,22 +237,23 @@ def _luma_map(a, lw):
 
 
 @njit(cache=True, nogil=True)
-def _ssim_band(x, y, g, c1, c2, crop, band):
-    """Sum of the SSIM map of lumas x, y over output rows band*_BAND ..
-    (band+1)*_BAND - 1 and columns [crop, w - crop).
+def _ssim_rows(x, y, g, c1, c2, crop, top, h, r0, r1):
+    """Sum of the SSIM map of lumas x, y over output rows r0 .. r1 - 1 of an
+    image of height h, and columns [crop, w - crop).
 
-    Separable Gaussian filtering of x, y, x*x, y*y and x*y; the window is
-    symmetric, so each pair of taps at equal distance shares one multiply.
+    ``x`` and ``y`` hold rows ``top .. top + len(x) - 1`` of the luma maps:
+    at least the rows within the window radius of r0 .. r1 - 1 (mirrored at
+    the image's edges).  Separable Gaussian filtering of x, y, x*x, y*y and
+    x*y; the window is symmetric, so each pair of taps at equal distance
+    shares one multiply.
     """
-    h, w = x.shape
+    w = x.shape[1]
     r = len(g) // 2
-    r0 = band * _BAND
-    r1 = min(h, r0 + _BAND)
     rows = r1 - r0 + 2 * r
     hz = np.empty((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
     pad = np.empty((5, w + 2 * r))  # one row of the five maps, mirrored at both ends
     for q in range(rows):
-        i = _mirror(r0 - r + q, h)
+        i = _mirror(r0 - r + q, h) - top
         for j in range(w):
             lx = x[i, j]
             ly = y[i, j]
@@ -272,28 +296,62 @@ def _ssim_band(x, y, g, c1, c2, crop, band):
     return acc
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _ssim_par(x, y, g, c1, c2, crop, sums):
-    for band in prange(len(sums)):
-        sums[band] = _ssim_band(x, y, g, c1, c2, crop, band)
+#: Images with more pixels than this get their SSIM from evenly spaced bands
+#: of rows covering about this many pixels (see :func:`ssim`).
+SSIM_MAX_PIXELS = 1 << 22
 
 
-#: Pixels from which SSIM runs its bands on Numba's threads (below: on Python threads,
-#: :mod:`fastquant.threads`; waking Numba's costs more).
-SSIM_PARALLEL_PIXELS = 1 << 21
+def ssim_bands(rows_a, rows_b, shape, *, sigma=1.5, data_range=255.0, max_pixels=SSIM_MAX_PIXELS):
+    """Mean SSIM of the luma of two images given band by band.
+
+    The images are never needed whole: each band of 64 output rows reads
+    its rows plus the window's margin, so memory stays at a few rows.
+
+    Parameters
+    ----------
+    rows_a, rows_b : callable
+        ``rows(lo, hi)`` returns rows lo .. hi - 1 of an image as a
+        (hi - lo, W[, C]) uint8 ndarray.
+    shape : (int, int)
+        (H, W).
+    sigma, data_range
+        See :func:`ssim`.
+    max_pixels : int or None
+        Above this many pixels, only evenly spaced bands covering about
+        ``max_pixels`` pixels are measured (the same bands whatever the
+        thread count); None measures all.
+
+    Returns
+    -------
+    float
+    """
+    h, w = shape
+    r = int(3.5 * sigma + 0.5)
+    r = min(r, max(0, (min(shape) - 1) // 2))  # too small for the window: shrink it to fit
+    t = np.arange(-r, r + 1)
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    g /= g.sum()
+    crop = r if r and min(shape) > 2 * r else 0
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    n_bands = (h + _BAND - 1) // _BAND
+    bands = np.arange(n_bands)
+    if max_pixels is not None and h * w > max_pixels:
+        keep = max(1, min(n_bands, max_pixels // (_BAND * w)))
+        bands = (np.arange(keep) * n_bands) // keep
+
+    def band_sum(band):
+        r0, r1 = band * _BAND, min(h, (band + 1) * _BAND)
+        lo, hi = max(0, r0 - r), min(h, r1 + r)  # the rows the window reaches (mirrors stay inside)
+        x, y = luma(rows_a(lo, hi)), luma(rows_b(lo, hi))
+        return _ssim_rows(x, y, g, c1, c2, crop, lo, h, r0, r1)
+
+    total = float(np.sum(threads.run(band_sum, bands)))  # added in band order: any thread count
+    counted = sum(max(0, min((b + 1) * _BAND, h - crop) - max(b * _BAND, crop)) for b in bands.tolist())
+    return total / (max(counted, 1) * (w - 2 * crop))
 
 
-def _ssim_sum(x, y, g, c1, c2, crop):
-    """Sum of the SSIM map of lumas x, y, band by band, added up in band order (any thread count)."""
-    sums = np.zeros((x.shape[0] + _BAND - 1) // _BAND)
-    if x.shape[0] * x.shape[1] >= SSIM_PARALLEL_PIXELS:
-        _ssim_par(x, y, g, c1, c2, crop, sums)
-    else:
-        sums[:] = threads.run(lambda band: _ssim_band(x, y, g, c1, c2, crop, band), range(len(sums)))
-    return sums.sum()
-
-
-def ssim(a, b, *, sigma=1.5, data_range=255.0):
+def ssim(a, b, *, sigma=1.5, data_range=255.0, max_pixels=None):
     """Mean structural similarity of the luma of two images.
 
     Parameters
@@ -303,6 +361,10 @@ def ssim(a, b, *, sigma=1.5, data_range=255.0):
         Standard deviation of the Gaussian window (truncated at 3.5 sigma).
     data_range : float
         Range of the values.
+    max_pixels : int, optional
+        Bound the cost on huge images: above this many pixels, the mean is
+        taken over evenly spaced bands of 64 rows that cover about
+        ``max_pixels`` pixels (:func:`ssim_bands`).  Default: every pixel.
 
     Returns
     -------
@@ -314,17 +376,8 @@ def ssim(a, b, *, sigma=1.5, data_range=255.0):
     a, b = _pair(a, b)
     a = np.ascontiguousarray(a, np.uint8)
     b = np.ascontiguousarray(b, np.uint8)
-    shape = a.shape[:2]
-    r = int(3.5 * sigma + 0.5)
-    r = min(r, max(0, (min(shape) - 1) // 2))  # too small for the window: shrink it to fit
-    t = np.arange(-r, r + 1)
-    g = np.exp(-0.5 * (t / sigma) ** 2)
-    g /= g.sum()
-    crop = r if r and min(shape) > 2 * r else 0
-    c1 = (0.01 * data_range) ** 2
-    c2 = (0.03 * data_range) ** 2
-    total = _ssim_sum(luma(a), luma(b), g, c1, c2, crop)
-    return float(total / ((shape[0] - 2 * crop) * (shape[1] - 2 * crop)))
+    return ssim_bands(lambda lo, hi: a[lo:hi], lambda lo, hi: b[lo:hi], a.shape[:2], sigma=sigma,
+                      data_range=data_range, max_pixels=max_pixels)
 
 
 def delta_e_ok(a, b):

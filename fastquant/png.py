@@ -32,10 +32,15 @@ def deflate(data, level=9, threads=None):
     -------
     bytes
     """
-    n = len(data)
+    return b"".join(_deflate_parts(data, level, threads))
+
+
+def _deflate_parts(data, level=9, threads=None):
+    """The zlib stream of :func:`deflate` as a list of parts (joined, they are the stream)."""
+    view = memoryview(data).cast("B")
+    n = len(view)
     if n <= DEFLATE_PIECE:
-        return zlib.compress(data, level)
-    view = memoryview(data)
+        return [zlib.compress(view, level)]
     starts = range(0, n, DEFLATE_PIECE)
 
     def piece(s):
@@ -46,7 +51,7 @@ def deflate(data, level=9, threads=None):
 
     parts = _threads.run(piece, starts, threads)  # zlib lets go of the GIL while it compresses
     header = b"\x78\xda"  # deflate, 32 KiB window, level 9 flag (the flag is informative only)
-    return header + b"".join(parts) + struct.pack(">I", zlib.adler32(data))
+    return [header, *parts, struct.pack(">I", zlib.adler32(view))]
 
 
 def png_indexed(indices, palette, icc_profile=None):
@@ -89,7 +94,7 @@ def png_indexed(indices, palette, icc_profile=None):
     raw[:, 1:] = rows
 
     def chunk(tag, body):
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(tag)))
 
     out = [b"\x89PNG\r\n\x1a\n",
            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0))]
@@ -101,6 +106,13 @@ def png_indexed(indices, palette, icc_profile=None):
         translucent = np.flatnonzero(alpha < 255)
         if translucent.size:
             out.append(chunk(b"tRNS", alpha[: translucent[-1] + 1].tobytes()))
-    out.append(chunk(b"IDAT", deflate(raw.tobytes())))
+    # The image data is never copied whole: the raw rows are deflated in
+    # place and the compressed parts joined once, into the file.
+    parts = _deflate_parts(raw.reshape(-1))
+    crc = zlib.crc32(b"IDAT")
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    out += [struct.pack(">I", sum(map(len, parts))) + b"IDAT", *parts, struct.pack(">I", crc)]
+    del parts, raw
     out.append(chunk(b"IEND", b""))
     return b"".join(out)

@@ -85,15 +85,23 @@ def apply(lut, inverse, shape):
 def _lut_range(pixels, palette, order, sorted_d, table, out, errs, c, lo, hi):
     prev = 0  # neighbouring pixels mostly share an entry: start the search there
     err = 0.0
+    last_key = -1
+    last_err = 0.0
     for i in range(lo, hi):
         key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
+        if key == last_key:  # a run of one colour: the same entry and error
+            out[i] = prev
+            err += last_err
+            continue
         v = table[key]
         if v < 0:
             v, _ = search(pixels, i, palette, order, sorted_d, prev, sqdist(pixels, i, palette, prev))
             table[key] = v
         out[i] = v
         prev = v
-        err += sqdist(pixels, i, palette, v)
+        last_key = key
+        last_err = sqdist(pixels, i, palette, v)
+        err += last_err
     errs[c] = err
 
 
@@ -132,7 +140,12 @@ def _lut_lab_par(pixels, palette, points, lin, scale, order, sorted_d, table, ou
                        c * chunk, min(n, (c + 1) * chunk))
 
 
-def remap_lut(pixels, palette, colorspace="rgb"):
+def lut_table():
+    """An empty colour table for :func:`remap_lut` (2**24 int16 entries, 32 MiB)."""
+    return np.full(1 << 24, -1, np.int16)
+
+
+def remap_lut(pixels, palette, colorspace="rgb", *, table=None):
     """Nearest palette entry of every RGB pixel through a lazily filled colour table.
 
     Parameters
@@ -141,6 +154,9 @@ def remap_lut(pixels, palette, colorspace="rgb"):
     palette : (k, 3) uint8 ndarray, k <= 32767
     colorspace : {"rgb", "oklab"}
         Where "nearest" is measured (see :func:`nearest`).
+    table : (2**24,) int16 ndarray, optional
+        A table from :func:`lut_table`, filled by earlier calls with the same
+        palette and colour space (strips of one image share it).
 
     Returns
     -------
@@ -149,7 +165,8 @@ def remap_lut(pixels, palette, colorspace="rgb"):
         Sum over pixels of the squared sRGB distance to their entry (exact).
     """
     pal = np.ascontiguousarray(palette, np.float32)
-    table = np.full(1 << 24, -1, np.int16)
+    if table is None:
+        table = lut_table()
     out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
     chunk = 16 * CHUNK
     errs = np.zeros((len(pixels) + chunk - 1) // chunk)

@@ -119,11 +119,12 @@ def test_sampled_path_maps_every_pixel_exactly(kodak, monkeypatch):
     assert q.stats.psnr > 30
 
 
-def test_ssim_parallel_bands_equal_serial(kodak, monkeypatch):
+def test_ssim_bands_on_threads_equal_serial(kodak, monkeypatch):
     import imageio.v3 as iio
 
     a = iio.imread(kodak[1])
     b = np.clip(a.astype(int) + 9, 0, 255).astype(np.uint8)
+    monkeypatch.setattr(fastquant.threads, "THREADS", 1)
     serial = metrics.ssim(a, b)
-    monkeypatch.setattr(metrics, "SSIM_PARALLEL_PIXELS", 0)
+    monkeypatch.setattr(fastquant.threads, "THREADS", 3)
     assert metrics.ssim(a, b) == serial  # same bands, same order: the same float

@@ -1,0 +1,206 @@
+"""Large images in bounded memory: a sampled histogram, then strip-by-strip mapping.
+
+A large image (:func:`fastquant.compress` decides which) is never held as more than
+its decoded pixels plus one byte of index per pixel.  It is read as strips
+of rows (:class:`Rows`), and every stage that would otherwise grow with the
+image or with its number of colours works a strip at a time:
+
+- histogram: the palette is fitted on an evenly spread sample of about
+  ``sample_pixels`` pixels; only when the sample has few colours (a
+  graphic) is every pixel counted, into a table capped at ``EXACT_COLORS``
+  colours (past the cap the sample is used after all);
+- mapping: each strip is mapped to its nearest palette entries on its own
+  (:func:`map_rows`): RGB through a colour table shared by all strips,
+  RGBA and OKLab through the strip's own unique colours;
+- metrics: squared errors and composites are summed strip by strip, and
+  SSIM reads bands of rows (:func:`fastquant.metrics.ssim_bands`).
+"""
+import math
+
+import numpy as np
+
+from . import histogram, remap
+
+#: Pixels per strip (whole rows; at least one row).
+STRIP_PIXELS = 1 << 20
+#: Most distinct colours counted exactly on the strip path (a graphic's);
+#: an image with more is fitted on its sample.
+EXACT_COLORS = 1 << 16
+
+
+class Rows:
+    """An image as strips of rows: ``rows(lo, hi)`` -> (hi - lo, W, C) uint8.
+
+    Parameters
+    ----------
+    strip : callable
+        ``strip(lo, hi)`` returns rows lo .. hi - 1 of the image as read.
+    height, width, channels : int
+    copy : bool
+        Whether ``strip`` may return views of memory that is not ours (a
+        caller's array): fully transparent pixels are then fixed on a copy.
+    """
+
+    def __init__(self, strip, height, width, channels, *, copy=False):
+        self.strip, self.h, self.w, self.c, self.copy = strip, height, width, channels, copy
+        self.step = max(1, STRIP_PIXELS // max(width, 1))
+
+    def __call__(self, lo, hi):
+        """Rows lo .. hi - 1, fully transparent pixels made (0, 0, 0, 0) as on the array path."""
+        a = self.strip(lo, hi)
+        if self.c == 4:
+            clear = a[:, :, 3] == 0
+            if clear.any():
+                if self.copy:
+                    a = a.copy()
+                a[clear] = 0
+        return a
+
+    def spans(self):
+        """(lo, hi) of every strip, top to bottom."""
+        return [(lo, min(self.h, lo + self.step)) for lo in range(0, self.h, self.step)]
+
+
+class Prepared:
+    """What :func:`fastquant.compress` fits a palette on, for a large image.
+
+    The same attributes as the array path's: ``colors``, ``counts`` (the
+    sample's histogram, or every pixel's), ``sampled``, ``h``, ``w``, ``c``,
+    ``nbytes``, ``icc``; plus ``rows`` (:class:`Rows`).  ``inverse`` is None:
+    pixels are mapped strip by strip.
+    """
+
+    inverse = None
+
+    def __init__(self, rows, nbytes, icc, *, sample_pixels, few_colors):
+        self.rows, self.nbytes, self.icc = rows, nbytes, icc
+        self.h, self.w, self.c = rows.h, rows.w, rows.c
+        n = self.h * self.w
+        step = -(-n // sample_pixels)
+        while math.gcd(step, self.w) != 1:  # a step sharing a factor with the width samples columns unevenly
+            step += 1
+        parts = []
+        for lo, hi in rows.spans():  # pixels lo*w, lo*w + step, ... of the flattened image
+            first = -(-lo * self.w // step) * step - lo * self.w
+            parts.append(rows(lo, hi).reshape(-1, self.c)[first::step])
+        sample = np.concatenate(parts)
+        self.colors, self.counts, _ = histogram.unique_colors(sample)
+        self.sampled = True
+        if len(self.colors) <= few_colors:
+            # A sample with few colours may miss rare ones that a palette could
+            # hold exactly: count every pixel, unless there are too many colours.
+            exact = _exact_histogram(rows)
+            if exact is not None:
+                self.colors, self.counts = exact
+                self.sampled = False
+
+    @property
+    def flat(self):
+        """(N, C) pixels of the whole image (dithering needs them; holds a copy)."""
+        return np.concatenate([self.rows(lo, hi) for lo, hi in self.rows.spans()]).reshape(-1, self.c)
+
+    def image(self):
+        """(H, W, C) uint8: the whole image (a copy)."""
+        return self.flat.reshape(self.h, self.w, self.c)
+
+
+def _exact_histogram(rows):
+    """(colors, counts) of every pixel in first-appearance order, as
+    :func:`fastquant.histogram.unique_colors` gives them for the whole image;
+    None when there are more than ``EXACT_COLORS`` colours."""
+    colors = np.empty((0, rows.c), np.uint8)
+    counts = np.empty(0, np.int64)
+    for lo, hi in rows.spans():
+        sc, scount, _ = histogram.unique_colors(rows(lo, hi).reshape(-1, rows.c))
+        merged, inv = histogram.unique_colors(np.concatenate([colors, sc]))[::2]
+        counts = np.bincount(inv, weights=np.concatenate([counts, scount]), minlength=len(merged))
+        counts = counts.astype(np.int64)
+        colors = merged
+        if len(colors) > EXACT_COLORS:
+            return None
+    return colors, counts
+
+
+class Mapper:
+    """Nearest palette entry of every pixel, strip by strip.
+
+    Parameters
+    ----------
+    palette : (k, C) uint8 ndarray
+    space : {"rgb", "premultiplied", "oklab"}
+        Where "nearest" is measured (see :func:`fastquant.remap.nearest`).
+    """
+
+    def __init__(self, palette, space):
+        self.palette, self.space = palette, space
+        # RGB: one 2**24 colour table for all strips (each colour searched once).
+        self.table = remap.lut_table() if palette.shape[1] == 3 and space in ("rgb", "oklab") else None
+
+    def __call__(self, pixels):
+        """Indices ((N,) uint8, uint16 above 256 entries) and the summed squared sRGB error of (N, C) pixels."""
+        if self.table is not None:
+            return remap.remap_lut(pixels, self.palette, self.space, table=self.table)
+        colors, counts, inverse = histogram.unique_colors(pixels)
+        labels, dist = remap.nearest(colors, self.palette, None, self.space)
+        lut = labels.astype(np.uint8 if len(self.palette) <= 256 else np.uint16)
+        return remap.apply(lut, inverse, (len(pixels),)), float((counts * dist.astype(np.float64)).sum())
+
+
+def map_rows(p, palette, space, indices=None):
+    """(H, W) indices of a :class:`Prepared` image and the summed squared error.
+
+    Parameters
+    ----------
+    p : Prepared
+    palette : (k, C) uint8 ndarray
+    space : str
+        See :class:`Mapper`.
+    indices : (H, W) ndarray, optional
+        Where to write (uint8 for k <= 256, else uint16).
+
+    Returns
+    -------
+    indices : (H, W) uint8 or uint16 ndarray
+    sq_error : float
+    """
+    if indices is None:
+        indices = np.empty((p.h, p.w), np.uint8 if len(palette) <= 256 else np.uint16)
+    mapper = Mapper(palette, space)
+    sq = 0.0
+    for lo, hi in p.rows.spans():
+        idx, err = mapper(p.rows(lo, hi).reshape(-1, p.c))
+        indices[lo:hi] = idx.reshape(hi - lo, p.w)
+        sq += err
+    return indices, sq
+
+
+def alpha_stats(p, palette, indices):
+    """Largest alpha change and the PSNRs over black and white of a large RGBA result.
+
+    Returns
+    -------
+    (int, float, float)
+        As :func:`fastquant.metrics.alpha_error` and
+        :func:`fastquant.metrics.psnr_over` (over black, over white) give
+        them for the whole image.
+    """
+    from . import metrics
+
+    worst = 0
+    sq = {0: 0.0, 255: 0.0}
+    for lo, hi in p.rows.spans():
+        src = p.rows(lo, hi).reshape(-1, 4)
+        out = palette[indices[lo:hi].reshape(-1)]
+        worst = max(worst, metrics.alpha_error(src, out))
+        for bg in sq:
+            sq[bg] += metrics.over_sq_error(src, out, bg)
+    n = 3.0 * p.h * p.w
+    return worst, metrics.psnr_from_mse(sq[0] / n), metrics.psnr_from_mse(sq[255] / n)
+
+
+def ssim(p, palette, indices, max_pixels):
+    """SSIM of a large result against its source, read band by band (see
+    :func:`fastquant.metrics.ssim_bands`)."""
+    from . import metrics
+
+    return metrics.ssim_bands(p.rows, lambda lo, hi: palette[indices[lo:hi]], (p.h, p.w), max_pixels=max_pixels)

@@ -1,0 +1,137 @@
+"""fastquant.large: images fitted on a sample and mapped strip by strip, in bounded memory."""
+import numpy as np
+import pytest
+
+import fastquant
+from fastquant import api, colorspace, histogram, large, metrics, remap
+
+from . import naive
+
+
+@pytest.fixture
+def small_large(monkeypatch):
+    """Make images above 2 * 3000 pixels "large", with strips of a few rows."""
+    monkeypatch.setattr(api, "SAMPLE_PIXELS", 3000)
+    monkeypatch.setattr(large, "STRIP_PIXELS", 2000)
+
+
+def _photo(kodak, size=(120, 160)):
+    import imageio.v3 as iio
+
+    return np.ascontiguousarray(iio.imread(kodak[3])[: size[0], : size[1]])
+
+
+def _rgba(kodak):
+    rgb = _photo(kodak)
+    h, w = rgb.shape[:2]
+    alpha = np.clip(np.add.outer(np.arange(h) * 3, np.arange(w) * 2) - 60, 0, 255).astype(np.uint8)
+    return np.dstack([rgb, alpha])
+
+
+def test_rgba_large_maps_each_pixel_to_its_nearest_premultiplied_entry(kodak, small_large):
+    image = _rgba(kodak)
+    q = fastquant.compress(image, 32)
+    assert q.palette.shape == (len(q.palette), 4)
+    fixed = image.copy()
+    fixed[fixed[:, :, 3] == 0] = 0
+    pts = colorspace.premultiply(fixed.reshape(-1, 4))
+    ref, _ = naive.nearest(pts, colorspace.premultiply(q.palette))
+    np.testing.assert_array_equal(q.indices.reshape(-1), ref)
+    np.testing.assert_array_equal(q.original, fixed)  # the caller's array is not touched
+    assert (image[:, :, 3] == 0).any() and not np.array_equal(image, fixed)
+    # the strip-wise figures are those of the whole image
+    out = q.image
+    assert q.stats.mse == pytest.approx(metrics.mse(fixed, out), rel=1e-12)
+    assert q.stats.alpha_max_error == metrics.alpha_error(fixed, out)
+    assert q.stats.psnr_black == pytest.approx(metrics.psnr_over(fixed, out, 0), rel=1e-12)
+    assert q.stats.psnr_white == pytest.approx(metrics.psnr_over(fixed, out, 255), rel=1e-12)
+
+
+def test_large_graphic_is_counted_exactly_and_matches_the_array_path(monkeypatch):
+    rng = np.random.default_rng(5)
+    colors = rng.integers(0, 256, (40, 3)).astype(np.uint8)
+    labels = np.repeat(rng.integers(0, 40, (60, 10)), 8, axis=1)  # runs of one colour
+    image = colors[labels]
+    whole = fastquant.compress(image, 16, ssim=True)
+    monkeypatch.setattr(api, "SAMPLE_PIXELS", 100)
+    monkeypatch.setattr(large, "STRIP_PIXELS", 160)
+    strips = fastquant.compress(image, 16, ssim=True)
+    np.testing.assert_array_equal(strips.palette, whole.palette)
+    np.testing.assert_array_equal(strips.indices, whole.indices)
+    assert strips.stats.mse == whole.stats.mse
+    assert strips.stats.ssim == pytest.approx(whole.stats.ssim, abs=1e-12)
+
+
+def test_exact_count_gives_way_to_the_sample_past_its_cap(monkeypatch):
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 4, (50, 60, 3)).astype(np.uint8) * 60  # 64 colours
+    rows = large.Rows(lambda lo, hi: image[lo:hi], 50, 60, 3)
+    monkeypatch.setattr(large, "STRIP_PIXELS", 600)
+    p = large.Prepared(large.Rows(rows.strip, 50, 60, 3), None, None, sample_pixels=500, few_colors=4096)
+    assert not p.sampled
+    ref_colors, ref_counts, _ = naive.unique_colors(image.reshape(-1, 3))
+    np.testing.assert_array_equal(p.colors, ref_colors)
+    np.testing.assert_array_equal(p.counts, ref_counts)
+    monkeypatch.setattr(large, "EXACT_COLORS", 32)
+    p = large.Prepared(large.Rows(rows.strip, 50, 60, 3), None, None, sample_pixels=500, few_colors=4096)
+    assert p.sampled and p.counts.sum() < image.shape[0] * image.shape[1]
+
+
+def test_sample_is_the_evenly_spread_one(kodak, monkeypatch):
+    image = _photo(kodak)
+    monkeypatch.setattr(large, "STRIP_PIXELS", 1000)
+    p = large.Prepared(large.Rows(lambda lo, hi: image[lo:hi], *image.shape), None, None,
+                       sample_pixels=700, few_colors=0)
+    step = -(-image.shape[0] * image.shape[1] // 700)
+    while np.gcd(step, image.shape[1]) != 1:
+        step += 1
+    ref_colors, ref_counts, _ = naive.unique_colors(image.reshape(-1, 3)[::step])
+    np.testing.assert_array_equal(p.colors, ref_colors)
+    np.testing.assert_array_equal(p.counts, ref_counts)
+
+
+def test_histogram_runs_match_naive():
+    rng = np.random.default_rng(3)
+    pixels = np.repeat(rng.integers(0, 3, (4000, 4)).astype(np.uint8), rng.integers(1, 9, 4000), axis=0)
+    colors, counts, inverse = histogram.unique_colors(pixels)
+    ref = naive.unique_colors(pixels)
+    for got, want in zip((colors, counts, inverse), ref):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_colour_table_shared_by_strips_gives_exact_nearest_with_runs(kodak):
+    image = _photo(kodak).reshape(-1, 3)
+    pixels = np.repeat(image[::5], 3, axis=0)  # runs of three
+    palette = np.ascontiguousarray(image[::997][:40])
+    table = remap.lut_table()
+    got = np.concatenate([remap.remap_lut(pixels[lo:lo + 777], palette, table=table)[0]
+                          for lo in range(0, len(pixels), 777)])
+    ref, dist = naive.nearest(pixels, palette)
+    np.testing.assert_array_equal(got, ref)
+    _, err = remap.remap_lut(pixels, palette, table=table)
+    assert err == float(dist.sum())
+
+
+def test_ssim_of_spread_bands_estimates_the_whole(kodak):
+    a = _photo(kodak, (512, 768))
+    b = np.clip(a.astype(int) + np.random.default_rng(0).integers(-12, 13, a.shape), 0, 255).astype(np.uint8)
+    whole = metrics.ssim(a, b)
+    part = metrics.ssim(a, b, max_pixels=a.shape[1] * 64 * 3)  # 3 of 8 bands
+    assert part != whole
+    assert part == pytest.approx(whole, abs=0.01)
+    assert metrics.ssim(a, b, max_pixels=a.size) == whole  # at or under the bound: every band
+
+
+def test_ssim_bands_reads_only_rows_it_is_given(kodak):
+    a = _photo(kodak)
+    b = a[::-1].copy()
+    asked = []
+
+    def rows(img):
+        def get(lo, hi):
+            asked.append(hi - lo)
+            return img[lo:hi]
+        return get
+
+    assert metrics.ssim_bands(rows(a), rows(b), a.shape[:2]) == metrics.ssim(a, b)
+    assert max(asked) <= 64 + 2 * 5 + 1  # a band and the window's margins
