@@ -10,8 +10,51 @@ compiler, which refreshes the context itself.  Other code's Numba functions
 are not touched.  With a Numba that lacks the internals used here, kernels
 load the usual way.
 """
-import numba
-from numba import prange  # noqa: F401  (re-exported: modules take both from here)
+import glob
+import os
+
+
+def _check_thread_count():
+    """The error in ``NUMBA_NUM_THREADS``, or None; a bad value is taken out of the environment.
+
+    Numba reads the variable when it is imported and again when it compiles:
+    ``0`` or a negative number raises ValueError from inside ``import numba``
+    (a traceback before any of fastquant's code runs), a non-number prints a
+    warning with a traceback.  Without the variable Numba uses the core count:
+    the library goes on so; the command line refuses to run, in one line with
+    exit code 2 (it reads :data:`ENV_ERROR`).
+    """
+    value = os.environ.get("NUMBA_NUM_THREADS")
+    if value is None or value.strip() == "":
+        return None
+    try:
+        if int(value) >= 1:
+            return None
+    except ValueError:
+        pass
+    del os.environ["NUMBA_NUM_THREADS"]  # spawned workers inherit the repaired environment
+    return f"NUMBA_NUM_THREADS={value!r}: expected a whole number of threads >= 1"
+
+
+#: What is wrong with NUMBA_NUM_THREADS (see :func:`_check_thread_count`), or None.
+ENV_ERROR = _check_thread_count()
+
+import numba  # noqa: E402  (after the environment check above)
+from numba import prange  # noqa: E402, F401  (re-exported: modules take both from here)
+
+#: Modules whose kernel ``_assign_range`` marks a filled cache (it moves with the k-means split).
+_CACHE_MARKERS = ("nearest._assign_range*.nbi", "kmeans._assign_range*.nbi")
+
+
+def kernels_cached():
+    """True when compiled kernels are on disk (so a run will not compile for seconds)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        places = [os.environ["NUMBA_CACHE_DIR"]]
+    else:  # next to the package, or numba's user-wide cache where that is read-only
+        places = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+                  os.path.join(os.path.expanduser("~"), ".cache", "numba")]
+    return any(glob.glob(os.path.join(d, "**", marker), recursive=True)
+               for d in places for marker in _CACHE_MARKERS)
 
 
 def njit(**options):
