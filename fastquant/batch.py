@@ -1,28 +1,39 @@
-"""Many files: where outputs go, and running the jobs on any executor.
+"""Many files: where outputs go, the job of one file, and running the jobs.
 
-``compress_many`` runs one job per file on a ``concurrent.futures.Executor``:
-by default a process pool started with the ``spawn`` method (GNU OpenMP,
-which Numba may use for its threads, is not fork-safe), each worker using
-``cores // jobs`` Numba threads.  A ``dask.distributed`` executor
-(``client.get_executor()``) works the same way: the workers read and write
-the files themselves, so they need a shared filesystem.  The core never
-imports dask.
+:func:`plan` names the (source, output) pairs of a run, :func:`run_job`
+compresses one file and writes its output (and preview) whole or not at
+all, and :func:`start` runs the jobs on an executor from
+:func:`executor_for`:
+
+* ``None``: one after the other in this process;
+* a :class:`fastquant.workers.Pool` (the default of :func:`compress_many`
+  and of the command line's ``-j``): fastquant's own worker processes, with
+  per-file time limits, a memory budget, dead workers replaced, and a
+  two-stage stop;
+* any other ``concurrent.futures.Executor``, such as ``dask.distributed``'s
+  ``client.get_executor()`` (:class:`Jobs`): the workers read and write the
+  files themselves, so they need a shared filesystem; there is no per-file
+  time limit there (``timeout`` is refused).  The core never imports dask.
 """
 import concurrent.futures as cf
-import multiprocessing
+import inspect
 import os
-import sys
-import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import (FastquantError, JobTimeoutError, OptionError, OutputError, OutputExistsError,
-                     SkippedLargerError)
+from .errors import (FastquantError, OptionError, OutputError, OutputExistsError,
+                     ResourceError, SkippedLargerError)
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm", ".tga", ".ico", ".jfif")
+
+#: Pillow formats an output (or preview) may be written in, chosen by its extension.
+WRITE_FORMATS = ("PNG", "GIF", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "TGA")
+
+#: Keywords of a job besides :func:`fastquant.compress`'s own.
+JOB_OPTIONS = ("preview", "preview_diff", "skip_if_larger", "timeout")
 
 
 @dataclass
@@ -51,6 +62,11 @@ class Result:
     error: Optional[str] = None
     exit_code: int = 0
     trace: Optional[str] = None
+
+
+def failed(source, error, output=None):
+    """The :class:`Result` of a file that failed with ``error`` (a :class:`FastquantError`)."""
+    return Result(source, output, "error", error=str(error), exit_code=error.exit_code)
 
 
 def default_output(path, n_colors, ext=None):
@@ -95,30 +111,34 @@ def claim_outputs(pairs):
     failed : list of Result
         A job whose output an earlier job already writes (``a.png`` and
         ``a.jpg`` both give ``a-fq256.png``), or whose output is another
-        job's source, fails (exit code 4) instead of overwriting it.
+        job's source, fails (exit code 4) instead of overwriting it; one
+        whose output is its own source fails with exit code 5, even with
+        ``force`` (an input is never overwritten).
     """
     def key(path):
         return os.path.normcase(os.path.realpath(path))
 
     sources = {key(src) for src, _ in pairs}
     writer = {}  # output key -> (source key, source as named)
-    kept, failed = [], []
+    kept, failures = [], []
     for src, out in pairs:
         k, s = key(out), key(src)
+        if k == s or _same_file(src, out):
+            failures.append(failed(src, OutputExistsError(_is_the_input(out)), out))
+            continue
         if k in writer:
             if writer[k][0] == s:
                 continue  # the same job named twice
             reason = f"{out} is also the output of {writer[k][1]}"
-        elif k in sources and k != s:
+        elif k in sources:
             reason = f"{out} is another input"
         else:
             writer[k] = (s, src)
             kept.append((src, out))
             continue
-        failed.append(Result(src, None, "error", exit_code=OutputError.exit_code,
-                             error=f"{src}: not compressed: its output {reason} (nothing is overwritten; "
-                                   "use --ext or --out-dir to tell them apart)"))
-    return kept, failed
+        failures.append(failed(src, OutputError(f"{src}: not compressed: its output {reason} (nothing is "
+                                                "overwritten; use --ext or --out-dir to tell them apart)")))
+    return kept, failures
 
 
 def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None, unreadable=None):
@@ -173,27 +193,160 @@ def _same_file(a, b):
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+def _is_the_input(path):
+    return f"{path}: is the input; refusing to overwrite it (inputs are never overwritten, even with --force)"
+
+
+def check_format(path):
+    """Raise :class:`OptionError` unless ``path``'s extension names a format outputs are written in
+    (:data:`WRITE_FORMATS`)."""
+    from PIL import Image
+
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if not ext:
+        raise OptionError(f"{os.fspath(path)}: no file extension to choose a format by (such as .png)")
+    Image.init()
+    if Image.registered_extensions().get(ext) not in WRITE_FORMATS:
+        raise OptionError(f"{os.fspath(path)}: cannot write {ext} files (use .png, .gif, .jpg, .webp, "
+                          ".bmp, .tif, .ppm or .tga)")
+
+
+def check_output(path, source=None, *, folder_made=False):
+    """Check, before any work, that ``path`` can be an output (or preview) of ``source``.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` is ``source`` (under any name): inputs are never overwritten.
+    OutputError
+        ``path`` is a folder, or its folder is missing or not a folder (unless
+        ``folder_made``: an out-dir's folders are made by the write).
+    """
+    path = os.fspath(path)
+    if source is not None and os.path.exists(source) and _same_file(source, path):
+        raise OutputExistsError(_is_the_input(path))
+    if os.path.isdir(path):
+        raise OutputError(f"{path}: cannot write: is a folder")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not folder_made and not os.path.isdir(folder):
+        why = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise OutputError(f"{path}: cannot write: its folder {os.path.dirname(path) or folder} {why}")
+
+
+def plan(inputs, *, output=None, out_dir=None, root=None, n_colors=256, ext=None, recursive=False,
+         pattern=None, include_outputs=False):
+    """Name the jobs of a run: (source, output) pairs, and the failures found on the way.
+
+    Parameters
+    ----------
+    inputs : list of str
+        Files and folders (searched for images, see :func:`find_images`).
+    output : str, optional
+        The output of the one input.
+    out_dir : str, optional
+        Outputs go under it, mirroring each input's tree (from ``root`` when
+        given, else from the folder each input was found in); it is made
+        here, its subfolders by the writes.
+    n_colors, ext
+        Name the outputs (``<stem>-fq<N>.png`` or ``<stem><ext>``).
+    recursive, pattern, include_outputs
+        How folders are searched (outputs of an earlier run are skipped
+        unless ``include_outputs``).
+
+    Returns
+    -------
+    pairs : list of (str, str)
+    failures : list of Result
+        Unlistable folders (exit code 3), outputs outside the out-dir (2),
+        that are folders (4), or that other jobs give or read (4, 5).
+
+    Raises
+    ------
+    OptionError
+        ``ext`` (or ``output``) names no format fastquant writes.
+    OutputError
+        ``out_dir`` cannot be made (a read-only filesystem...).
+    """
+    if output:
+        check_output(output, inputs[0])
+        check_format(output)
+        return [(inputs[0], output)], []
+    check_format("x" + (ext or ".png"))
+    if out_dir is not None:
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{out_dir}: cannot make the output folder: {e.strerror or e}") from None
+    suffix = ext or f"-fq{n_colors}.png"
+    unreadable = []
+    found = find_images(inputs, recursive=recursive, pattern=pattern,
+                        skip_suffix=None if include_outputs else suffix, unreadable=unreadable)
+    failures = [Result(e.filename, None, "error", exit_code=3,
+                       error=f"{e.filename}: cannot read folder: {e.strerror}") for e in unreadable]
+    pairs = []
+    for src, found_in in found:
+        try:
+            out = (output_in(out_dir, root or found_in, src, n_colors, ext) if out_dir is not None
+                   else default_output(src, n_colors, ext))
+            check_output(out, folder_made=out_dir is not None)
+        except FastquantError as e:
+            failures.append(failed(src, e))
+            continue
+        pairs.append((src, out))
+    pairs, clashes = claim_outputs(pairs)
+    return pairs, failures + clashes
+
+
 def _db(x):
     """A PSNR for JSON: rounded, None when there is none or it is infinite (lossless)."""
     return round(x, 3) if x is not None and x != float("inf") else None
 
 
+def remove_written(path, root=None):
+    """Remove an output a job wrote and then had to take back (through no symbolic link below ``root``)."""
+    from . import write
+
+    try:
+        fd = write._open_folder(path, root)
+    except (OSError, FastquantError):
+        return
+    try:
+        os.unlink(os.path.basename(path), dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def run_job(source, output, n_colors=256, force=False, preview=None, preview_diff=False,
-            skip_if_larger=False, **options):
+            skip_if_larger=False, root=None, on_write=None, **options):
     """Compress one file and write it (and its preview); the unit of work of a batch.
+
+    Both files are encoded in memory first, then written; the output and its
+    preview are written together or not at all: when the preview cannot be
+    written, the output this job has just created is removed again (one that
+    ``force`` replaced cannot be brought back: the error says so).
 
     Parameters
     ----------
     source, output : str
     n_colors : int
     force : bool
-        Replace an existing output (never the input itself unless forced).
+        Replace an existing output (never the input itself).  Without it the
+        output is created exclusively: of two runs racing for one name, the
+        second gets :class:`OutputExistsError`.
     preview : str, optional
         Also write original | result side by side there (``preview_diff``:
         with an amplified difference panel and a caption).
     skip_if_larger : bool
         Write nothing, raising :class:`SkippedLargerError`, when the result
         is not smaller than the input file.
+    root : str, optional
+        The out-dir ``output`` lies in: folders below it are made as needed
+        and never followed through symbolic links.
+    on_write : callable, optional
+        Called with (path, created) after each file is written (a worker
+        tells its parent, which removes the files of a job it had to stop).
     **options
         Passed to :func:`fastquant.compress`.
 
@@ -211,13 +364,14 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     FastquantError
         Its ``exit_code`` says what kind of failure.
     """
+    import time
+
     from .api import compress
     from .write import encode, encode_array, write_atomic
 
     for target in filter(None, (output, preview)):
-        if os.path.exists(source) and _same_file(source, target) and not force:
-            raise OutputExistsError(f"{target}: is the input; refusing to overwrite it (use --force)")
-        if os.path.exists(target) and not force:
+        check_output(target, source, folder_made=root is not None and target == output)
+        if os.path.lexists(target) and not force:
             raise OutputExistsError(f"{target}: exists, kept (use --force to overwrite)")
     t = time.perf_counter()
     q = compress(source, n_colors, **options)
@@ -226,10 +380,21 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     if skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:
         raise SkippedLargerError(f"{source}: skipped: the result, {len(data)} bytes, is not smaller than "
                                  f"the input, {q.stats.input_bytes} bytes; nothing written")
-    nbytes = write_atomic(output, data)
-    q.stats.seconds["write"] = time.perf_counter() - tw
+    side = encode_array(preview, q.preview(preview_diff, nbytes=len(data))) if preview else None
+    replaced = force and os.path.lexists(output)
+    nbytes = write_atomic(output, data, replace=force, root=root)
+    if on_write is not None:
+        on_write(output, not replaced)
     if preview:
-        write_atomic(preview, encode_array(preview, q.preview(preview_diff, nbytes=nbytes)))
+        try:
+            write_atomic(preview, side, replace=force)
+        except FastquantError as e:
+            remove_written(output, root)
+            raise type(e)(f"{e}; {output} removed again" + (" (the file it replaced is gone)" if replaced
+                                                            else ": nothing written")) from e
+        if on_write is not None:
+            on_write(preview, True)
+    q.stats.seconds["write"] = time.perf_counter() - tw
     s = q.stats
     rec = {"input": os.fspath(source), "output": os.fspath(output), "status": "ok",
            "input_bytes": s.input_bytes, "output_bytes": nbytes,
@@ -247,90 +412,31 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     return rec
 
 
-_WARM = []
+def check_options(options):
+    """Raise :class:`OptionError` for a keyword that neither :func:`fastquant.compress` nor a job takes."""
+    from .api import compress
 
-
-def skip_blas_probe():
-    """Keep Numba from importing scipy (0.15-0.2 s) in a process of fastquant's own.
-
-    On its first compile or cache load Numba imports scipy.linalg, when scipy
-    is installed, to find a BLAS for ``np.dot`` inside jitted code; no
-    fastquant kernel uses one.  Only the CLI and pool workers call this:
-    their process runs nothing but fastquant.
-    """
-    if "numba.np.arraymath" not in sys.modules:
-        sys.modules.setdefault("scipy.linalg.cython_blas", None)  # None: "not importable"
-
-
-def _warm_kernels():
-    """Load this process's cached (serial) kernels and image plugins once, on a tiny PNG."""
-    if not _WARM:
-        import numpy as np
-
-        from .api import compress
-        from .png import png_indexed
-
-        png = png_indexed(np.arange(16, dtype=np.uint8).reshape(4, 4), np.arange(48, dtype=np.uint8).reshape(16, 3))
-        compress(png, 4, ssim=True).encode(".png")
-        _WARM.append(True)
-
-
-class _time_limit:
-    """Raise :class:`JobTimeoutError` in this thread after ``seconds`` (SIGALRM).
-
-    Only possible in a process's main thread (process-pool workers and the
-    CLI's own loop); elsewhere (Dask worker threads) there is no limit.  A
-    Numba kernel is not interrupted: the error comes when it returns.
-    """
-
-    def __init__(self, seconds, source):
-        self.seconds, self.source = seconds, source
-        self.armed = False
-
-    def _fire(self, signum, frame):
-        import signal
-
-        # Fire again later in case a library swallows this exception.
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        raise JobTimeoutError(f"{self.source}: took longer than {self.seconds:g} s (--timeout); "
-                              "nothing written")
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if self.seconds and threading.current_thread() is threading.main_thread() \
-                and hasattr(signal, "setitimer"):
-            _warm_kernels()  # never interrupt Numba while it loads compiled code
-            self.old = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-            self.armed = True
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        if self.armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.old)
-        return False
+    known = set(inspect.signature(compress).parameters) - {"image", "n_colors"} | set(JOB_OPTIONS)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise OptionError(f"unknown option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+                          f"expected some of {', '.join(sorted(known))}")
 
 
 def _job(source, output, kwargs):
-    """Worker entry point: never raises for a bad file, so one cannot stop the batch."""
-    kwargs = dict(kwargs)
-    timeout = kwargs.pop("timeout", None)
+    """Run one job; never raises for a bad file, so that one cannot stop the batch."""
     try:
-        with _time_limit(timeout, source):
-            return Result(source, output, "ok", run_job(source, output, **kwargs))
+        return Result(source, output, "ok", run_job(source, output, **kwargs))
     except (Exception, RecursionError) as e:
-        # A signal (Ctrl-C, the time limit) that arrives inside a Numba kernel
-        # comes back as a SystemError caused by the real exception.
+        # A signal (Ctrl-C) that arrives inside a Numba kernel comes back as a
+        # SystemError caused by the real exception.
         cause = e
         while isinstance(cause, SystemError) and (cause.__cause__ or cause.__context__) is not None:
             cause = cause.__cause__ or cause.__context__
         if isinstance(cause, KeyboardInterrupt):
             raise cause from None
+        if isinstance(cause, MemoryError):
+            cause = ResourceError(f"{source}: out of memory ({type(cause).__name__}: {cause}); nothing written")
         if isinstance(cause, FastquantError):
             return Result(source, output, "error", error=str(cause), exit_code=cause.exit_code,
                           trace=traceback.format_exc())
@@ -339,122 +445,71 @@ def _job(source, output, kwargs):
                       exit_code=70, trace=traceback.format_exc())
 
 
-def _exit_on_sigterm(signum, frame):
-    sys.exit(143)
-
-
-def _init_worker(threads):
-    import signal
-
-    import numba
-
-    skip_blas_probe()
-    # Ctrl-C in a terminal reaches every process of the group: the parent
-    # decides (cancel what has not started, let running files finish whole).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # SIGTERM (to the group, or from a pool that shuts down broken) ends the
-    # worker through Python, so that a file being written is removed.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    threads = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(threads)
-    from . import threads as _threads
-
-    _threads.THREADS = threads
-
-
-def _start_method():
-    """``fork`` when it is safe and available, else ``spawn``.
-
-    A forked worker starts at once with this process's modules and loaded
-    kernels; a spawned one spends ~0.7 s importing and loading them.  But
-    GNU OpenMP is not fork-safe: once this process has run a parallel
-    kernel (Numba's threading layer is then initialized), only spawn is.
-    """
-    if "fork" not in multiprocessing.get_all_start_methods() or sys.platform != "linux":
-        return "spawn"
-    import numba
-
-    try:
-        numba.threading_layer()
-    except ValueError:  # not initialized: no OpenMP state to inherit
-        _warm_kernels()  # serial kernels only: the children inherit them loaded
-        return "fork"
-    return "spawn"
-
-
-def process_pool(jobs=None):
-    """A process pool of ``jobs`` workers (default: CPU count) that share the cores.
-
-    Workers run ``cores // jobs`` Numba threads each and are forked when that
-    is safe (see :func:`_start_method`), spawned otherwise.
-    """
-    cores = os.cpu_count() or 1
-    jobs = cores if jobs is None else jobs
-    if jobs < 1:
-        raise OptionError(f"jobs must be >= 1, got {jobs}")
-    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(_start_method()),
-                                  initializer=_init_worker, initargs=(max(1, cores // jobs),))
-
-
-def compress_many(sources, out_dir=None, *, executor=None, root=None, n_colors=256, ext=None,
-                  force=False, **options):
-    """Compress many files, yielding one :class:`Result` per source as each finishes.
+def executor_for(n_files, *, jobs=None, scheduler=None, timeout=None, max_memory=None):
+    """Where the jobs of a run go, and a function that closes it.
 
     Parameters
     ----------
-    sources : iterable of str or os.PathLike
-        Image files.
-    out_dir : str, optional
-        Folder for the outputs, mirroring the sources' paths below ``root``
-        (default: their common folder); without it, outputs go next to the
-        sources as ``<stem>-fq<N>.png`` (or ``<stem><ext>``).
-    executor : concurrent.futures.Executor, optional
-        Where the jobs run: any executor, e.g. ``dask.distributed``'s
-        ``client.get_executor()``.  Default: :func:`process_pool`, shut down
-        at the end.
-    root : str, optional
-        The folder whose layout ``out_dir`` mirrors.
-    n_colors, ext, force
-        Palette size, output suffix, and whether existing outputs are replaced.
-    **options
-        Passed to :func:`fastquant.compress`; also ``preview``,
-        ``skip_if_larger`` and ``timeout`` (seconds per file, in process
-        workers) for the job.
+    n_files : int
+    jobs : int, optional
+        Worker processes (default: the CPU count).  One worker, or fewer than
+        4 files, run in this process (starting workers costs more than they
+        save), unless ``timeout`` is set: a time limit needs a worker to kill.
+    scheduler : str, optional
+        A Dask scheduler address, or ``"local"`` for a LocalCluster.
+    timeout : float, optional
+        Seconds per file (not with ``scheduler``).
+    max_memory : int, optional
+        Memory budget of the workers in bytes (see :class:`fastquant.workers.Pool`).
 
-    Yields
-    ------
-    Result
-        In completion order; a failed file gives ``status == "error"``.
+    Returns
+    -------
+    executor : None, fastquant.workers.Pool or concurrent.futures.Executor
+    close : callable
     """
-    sources = [os.fspath(s) for s in sources]
-    if out_dir is not None and root is None:
-        root = os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in sources]) if sources else "."
-    if executor is None:
-        with process_pool() as pool:
-            yield from compress_many(sources, out_dir, executor=pool, root=root, n_colors=n_colors,
-                                     ext=ext, force=force, **options)
-        return
-    pairs = []
-    failed = []
-    for src in sources:
+    if scheduler:
+        if timeout is not None:
+            raise OptionError("--timeout needs fastquant's own workers: it does not work with --scheduler")
         try:
-            pairs.append((src, output_in(out_dir, root, src, n_colors, ext) if out_dir is not None
-                          else default_output(src, n_colors, ext)))
-        except FastquantError as e:
-            failed.append(Result(src, None, "error", error=str(e), exit_code=e.exit_code))
-    pairs, clashes = claim_outputs(pairs)
-    yield from failed + clashes
-    if out_dir is not None:
-        make_folders(pairs)
-    yield from run_all(pairs, dict(options, n_colors=n_colors, force=force), executor)
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise OptionError("--scheduler needs dask.distributed: pip install 'fastquant[dask]'") from None
+        cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) \
+            if scheduler == "local" else None
+        client = Client(cluster if cluster is not None else scheduler)
+
+        def close():
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return client.get_executor(), close
+    n = max(1, min(jobs or os.cpu_count() or 1, n_files))
+    if timeout is None and (n <= 1 or n_files < 4):
+        return None, lambda: None
+    from .workers import Pool
+
+    pool = Pool(n, max_memory=max_memory)
+    return pool, pool.close
+
+
+def start(pairs, kwargs, executor=None):
+    """Start :func:`run_job` on (source, output) pairs; iterate the returned object for
+    :class:`Result` objects as they finish.  After a first Ctrl-C, its ``stop(kill_now)``
+    starts nothing more and iterates over the results of the running jobs, stopping them at a
+    second Ctrl-C (a :class:`~fastquant.workers.Pool` sees it itself; else when ``kill_now()``
+    is true); ``kill()`` stops everything at once."""
+    from .workers import Pool
+
+    if isinstance(executor, Pool):
+        return executor.run(pairs, kwargs)
+    if executor is not None and kwargs.get("timeout") is not None:
+        raise OptionError("timeout needs fastquant's own workers (executor=None or a fastquant.workers.Pool)")
+    return Jobs(pairs, {k: v for k, v in kwargs.items() if k != "timeout"}, executor)
 
 
 class Jobs:
-    """:func:`run_job` on (source, output) pairs: iterate for :class:`Result`
-    objects as they finish; :meth:`stop` on Ctrl-C.
-
-    ``executor=None`` runs the jobs one after the other in this process.
-    """
+    """:func:`run_job` on (source, output) pairs on a ``concurrent.futures`` executor (no time
+    limit there), or one after the other in this process (``executor=None``)."""
 
     def __init__(self, pairs, kwargs, executor=None):
         self.pairs, self.kwargs, self.executor = list(pairs), kwargs, executor
@@ -479,31 +534,87 @@ class Jobs:
         except BaseException as e:  # the worker died (killed, out of memory, crashed)
             if isinstance(e, KeyboardInterrupt):
                 raise
-            return Result(pair[0], pair[1], "error", exit_code=70,
-                          error=f"{pair[0]}: worker failed: {type(e).__name__}: {e}")
+            return failed(pair[0], ResourceError(f"{pair[0]}: worker died ({type(e).__name__}: {e})"), pair[1])
 
-    def stop(self):
-        """Cancel the jobs not started, wait for the running ones; return their results."""
-        running = [f for f in self.futures if not f.cancel()]
-        cf.wait(running)
+    def stop(self, kill_now=None):
+        """Cancel the jobs not started; iterate for the results of the running ones, until
+        ``kill_now()`` is true (the rest are left to the executor's shutdown)."""
+        running = {f for f in self.futures if not f.cancel()} - self.seen
         sources = dict(zip(self.futures, self.pairs))
-        return [self._result(f, sources[f]) for f in running if f not in self.seen and not f.cancelled()]
+        while running:
+            done, running = cf.wait(running, timeout=0.2)
+            for f in done:
+                if not f.cancelled():
+                    yield self._result(f, sources[f])
+            if kill_now is not None and kill_now():
+                return
+
+    def kill(self):
+        """Cancel what can be cancelled and wait for nothing."""
+        for f in self.futures:
+            f.cancel()
 
 
-def run_all(pairs, kwargs, executor=None):
-    """Run :func:`run_job` on (source, output) pairs; yield :class:`Result` as each finishes."""
-    jobs = Jobs(pairs, kwargs, executor)
+def compress_many(sources, out_dir=None, *, executor=None, root=None, n_colors=256, ext=None,
+                  force=False, jobs=None, max_memory=None, **options):
+    """Compress many files, yielding one :class:`Result` per source as each finishes.
+
+    The options are checked before anything starts: an unknown keyword raises
+    :class:`OptionError` here, not once per file.
+
+    Parameters
+    ----------
+    sources : str, os.PathLike, or iterable of them
+        Image files (one path alone is one source), or folders (searched as
+        :func:`find_images` does).
+    out_dir : str, optional
+        Folder for the outputs, mirroring the sources' paths below ``root``
+        (default: their common folder); without it, outputs go next to the
+        sources as ``<stem>-fq<N>.png`` (or ``<stem><ext>``).
+    executor : concurrent.futures.Executor or fastquant.workers.Pool, optional
+        Where the jobs run: any executor, e.g. ``dask.distributed``'s
+        ``client.get_executor()`` (no ``timeout`` there).  Default: a
+        :class:`fastquant.workers.Pool` of ``jobs`` workers (default: the
+        CPU count) with a ``max_memory`` budget in bytes (default: half the
+        available memory), closed at the end.
+    root : str, optional
+        The folder whose layout ``out_dir`` mirrors.
+    n_colors, ext, force
+        Palette size, output suffix, and whether existing outputs are replaced
+        (the sources themselves never are).
+    **options
+        Passed to :func:`fastquant.compress`; also ``preview``,
+        ``skip_if_larger`` and ``timeout`` (seconds per file: a worker that
+        takes longer is killed and replaced) for the job.
+
+    Yields
+    ------
+    Result
+        In completion order; a failed file gives ``status == "error"``.
+    """
+    check_options(options)
+    if isinstance(sources, (str, bytes, os.PathLike)):
+        sources = [sources]
+    sources = [os.fspath(s) for s in sources]
+    if out_dir is not None and root is None:
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in sources]) if sources else "."
+    pairs, failures = plan(sources, out_dir=out_dir, root=root, n_colors=n_colors, ext=ext)
+    kwargs = dict(options, n_colors=n_colors, force=force)
+    if out_dir is not None:
+        kwargs["root"] = os.path.realpath(out_dir)
+    running = start(pairs, kwargs, executor) if executor is not None else None  # checks timeout now
+    return _run_many(failures, running, pairs, kwargs, jobs, max_memory)
+
+
+def _run_many(failures, running, pairs, kwargs, jobs, max_memory):
+    yield from failures
+    if running is None:
+        from .workers import Pool
+
+        with Pool(jobs, max_memory=max_memory) as pool:
+            yield from pool.run(pairs, kwargs)
+        return
     try:
-        yield from jobs
+        yield from running
     finally:
-        for fut in jobs.futures:
-            fut.cancel()
-
-
-def make_folders(pairs):
-    """Create the folders of the outputs (the mirrored tree under an out-dir)."""
-    for folder in sorted({os.path.dirname(out) for _, out in pairs if out}):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError:
-            pass  # the write itself then reports the problem, file by file
+        running.kill()

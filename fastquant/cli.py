@@ -8,21 +8,30 @@ Exit codes (also in the README):
 3   an input could not be read or decoded
 4   an output could not be written, or another input of the run gives it too
 5   an output exists or would replace the input (use --force)
-6   a file took longer than --timeout
+6   a file took longer than --timeout (its worker was killed; nothing written)
+7   out of memory: a MemoryError, or the worker holding the file died (killed by a
+    signal, as the out-of-memory killer does); nothing written
 70  internal error (a bug: please report it, with -v output)
 98  --skip-if-larger: the result would not be smaller than the input (nothing written)
 99  --quality MIN-MAX: the result is below MIN even with -k colours (nothing written)
 130 interrupted (Ctrl-C)
 143 terminated (SIGTERM), stopped as on Ctrl-C
+
+Ctrl-C (or SIGTERM) once: no file is started any more, the running ones
+finish; twice: the workers are killed, their temporary files removed, and
+fastquant exits at once.  Every output left on disk is reported.
+
+This module parses and prints; planning and running the jobs is
+:mod:`fastquant.batch`, the worker processes :mod:`fastquant.workers`.
 """
 import argparse
-import glob
 import json
+import math
 import os
 import sys
 import time
 
-from .errors import FastquantError, InputError, OptionError, SkippedLargerError
+from .errors import FastquantError, OptionError, SkippedLargerError
 
 EXIT_OK, EXIT_MIXED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 70, 130, 143
 
@@ -84,6 +93,35 @@ def _fraction(text):
     return v
 
 
+#: Longest --timeout, in seconds (a day): a file still running after that is stuck.
+MAX_TIMEOUT = 86400.0
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _timeout(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(v) and 0 < v <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0 and <= {MAX_TIMEOUT:g} (a day), got {text!r}")
+    return v
+
+
+def _memory(text):
+    """A size such as 512M, 2G, 1.5G or 100000000 (bytes; K, M, G, T are powers of 1024)."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1:] if t[-1:] in _UNITS else ""
+    try:
+        v = float(t[:len(t) - len(unit)]) * _UNITS[unit]
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and v >= 1 << 20):
+        raise argparse.ArgumentTypeError(f"expected a size of at least 1M such as 512M or 2G, got {text!r}")
+    return int(v)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit code 2, as documented
         self.exit(EXIT_USAGE, f"fastquant: error: {_one_line(message)} (see --help)\n")
@@ -116,9 +154,10 @@ def build_parser():
         prog="python -m fastquant",
         description="Compress images by k-means colour quantization (indexed PNG by default).",
         epilog="Exit codes: 0 ok, 1 mixed failures, 2 usage, 3 unreadable input, 4 output not "
-               "written, 5 output exists (use --force), 6 timed out, 70 internal error, 98 not smaller "
-               "(--skip-if-larger), 99 quality below MIN (--quality), 130 interrupted, "
-               "143 terminated (SIGTERM).")
+               "written, 5 output exists (use --force) or is the input, 6 timed out, 7 out of memory "
+               "(or its worker died), 70 internal error, 98 not smaller (--skip-if-larger), 99 quality "
+               "below MIN (--quality), 130 interrupted, 143 terminated (SIGTERM). Ctrl-C once lets the "
+               "running files finish; twice stops at once.")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="image files (PNG, JPEG, GIF, ...) or folders of them")
     p.add_argument("-k", "--colors", type=_colors, default=256, metavar="N",
@@ -136,8 +175,13 @@ def build_parser():
                    help="also compress files in folders that look like earlier outputs (the suffix)")
     p.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
                    help="worker processes (default: the CPU count; fewer than 4 files run in-process)")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="give up on a file after this long (exit code 6 for it; not on Dask)")
+    p.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+                   help="give up on a file after this long, at most 86400: its worker is killed, exit "
+                        "code 6 for it (files then always run in workers; not with --scheduler)")
+    p.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                   help="memory the workers' files may take together, e.g. 512M or 2G (default: half "
+                        "the available memory); a file estimated to need more waits until it fits, "
+                        "or runs alone")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask cluster (needs fastquant[dask]); 'local' starts a LocalCluster")
     g = p.add_mutually_exclusive_group()
@@ -176,17 +220,6 @@ def build_parser():
     return p
 
 
-def _kernels_cached():
-    """True when compiled kernels are on disk (so the run will not compile)."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        places = [os.environ["NUMBA_CACHE_DIR"]]
-    else:  # next to the package, or numba's user-wide cache where that is read-only
-        places = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
-                  os.path.join(os.path.expanduser("~"), ".cache", "numba")]
-    return any(glob.glob(os.path.join(d, "**", "kmeans._assign_range*.nbi"), recursive=True)
-               for d in places)
-
-
 def _line(rec, verbose):
     psnr = "inf" if rec["psnr"] is None else f"{rec['psnr']:.2f}"
     ratio = f" ({100 * rec['ratio']:.1f}%)" if rec["ratio"] else ""
@@ -200,7 +233,7 @@ def _line(rec, verbose):
     return text
 
 
-def _demo(args, options):
+def _demo(args):
     from .demo import demo_image
 
     if args.inputs or args.output:
@@ -224,58 +257,6 @@ def _emit(line):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (OSError, ValueError):
             pass
-
-
-def _plan(args):
-    """(source, output) pairs for the inputs, and the failures found while naming them."""
-    from . import batch
-
-    if args.output:
-        return [(args.inputs[0], args.output)], []
-    suffix = args.ext or f"-fq{args.colors}.png"
-    unreadable = []
-    found = batch.find_images(args.inputs, recursive=args.recursive, pattern=args.glob,
-                              skip_suffix=None if args.include_outputs else suffix, unreadable=unreadable)
-    pairs = []
-    failed = [batch.Result(e.filename, None, "error", exit_code=InputError.exit_code,
-                           error=f"{e.filename}: cannot read folder: {e.strerror}") for e in unreadable]
-    for src, root in found:
-        try:
-            out = (batch.output_in(args.out_dir, root, src, args.colors, args.ext) if args.out_dir
-                   else batch.default_output(src, args.colors, args.ext))
-        except FastquantError as e:
-            failed.append(batch.Result(src, None, "error", error=str(e), exit_code=e.exit_code))
-            continue
-        pairs.append((src, out))
-    pairs, clashes = batch.claim_outputs(pairs)
-    if args.out_dir:
-        batch.make_folders(pairs)
-    return pairs, failed + clashes
-
-
-def _executor(args, n_files):
-    """Where the jobs run: None (this process), a process pool or a Dask executor; and a closer."""
-    from . import batch
-
-    if args.scheduler:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError:
-            raise OptionError("--scheduler needs dask.distributed: pip install 'fastquant[dask]'") from None
-        cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) \
-            if args.scheduler == "local" else None
-        client = Client(cluster if cluster is not None else args.scheduler)
-
-        def close():
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        return client.get_executor(), close
-    jobs = min(args.jobs or os.cpu_count() or 1, n_files)
-    if jobs <= 1 or n_files < 4:  # starting workers costs more than they would save
-        return None, lambda: None
-    pool = batch.process_pool(jobs)
-    return pool, lambda: pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Progress:
@@ -331,57 +312,103 @@ def _report(result, args):
                           "exit_code": result.exit_code, "error": result.error}))
 
 
-def main(argv=None):
-    """Run the command line; returns the exit code."""
-    from . import batch
+def _check(args):
+    """Checks of the options together, before any work; raises FastquantError."""
+    from . import io
 
-    batch.skip_blas_probe()
+    if args.demo:
+        args.inputs = _demo(args)
+    if not args.inputs:
+        raise OptionError("no input files (try --demo, or --help)")
+    if args.output and args.out_dir:
+        raise OptionError("-o/--output and --out-dir exclude each other")
+    if args.output and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
+        raise OptionError("-o/--output takes one input file")
+    if args.preview and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
+        raise OptionError("--preview takes one input file")
+    if args.preview_diff and not args.preview:
+        raise OptionError("--preview-diff needs --preview FILE")
+    limit = io.DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    if args.resize and args.resize[0] * args.resize[1] > limit:
+        w, h = args.resize
+        raise OptionError(f"--resize {w}x{h} = {w * h} pixels is more than the limit of {limit} "
+                          "(--max-pixels)")
+
+
+def _options(args):
+    """The keywords of every job."""
+    options = {"seed": args.seed, "ssim": True, "resize": args.resize or args.max_side,
+               "dither": args.dither, "dither_strength": args.dither_strength,
+               "colorspace": args.colorspace, "quality": args.quality, "keep_metadata": args.keep_metadata,
+               "n_colors": args.colors, "force": args.force, "preview": args.preview,
+               "preview_diff": args.preview_diff, "skip_if_larger": args.skip_if_larger,
+               "timeout": args.timeout}
+    for name in ("max_pixels", "allow_truncated"):  # only when given: compress() has the defaults
+        if getattr(args, name, None) not in (None, False):
+            options[name] = getattr(args, name)
+    if args.out_dir:
+        options["root"] = os.path.realpath(args.out_dir)
+    return options
+
+
+def _flag_signals(received):
+    """From now on SIGINT and SIGTERM only append their number to ``received`` (once a run is
+    interrupted, more signals must not cut the report short); returns a function that puts the
+    handlers back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return restore
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code.
+
+    After an interrupted run (130, 143), SIGINT and SIGTERM are left ignored: the process
+    is expected to exit with the code returned, and a late Ctrl-C must not change it.
+    """
+    from . import batch, jit, workers
+
+    workers.skip_blas_probe()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed
         return e.code
-    options = {"seed": args.seed, "ssim": True,
-               "resize": args.resize or args.max_side, "dither": args.dither,
-               "dither_strength": args.dither_strength, "colorspace": args.colorspace,
-               "quality": args.quality, "keep_metadata": args.keep_metadata}
-    if args.max_pixels is not None:
-        options["max_pixels"] = args.max_pixels
-    if args.allow_truncated:
-        options["allow_truncated"] = True
     err = sys.stderr
     try:
-        if args.demo:
-            args.inputs = _demo(args, options)
-        if not args.inputs:
-            raise OptionError("no input files (try --demo, or --help)")
-        if args.output and args.out_dir:
-            raise OptionError("-o/--output and --out-dir exclude each other")
-        if args.output and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
-            raise OptionError("-o/--output takes one input file")
-        if args.preview and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
-            raise OptionError("--preview takes one input file")
-        if args.preview_diff and not args.preview:
-            raise OptionError("--preview-diff needs --preview FILE")
-        if args.timeout is not None and not args.timeout > 0:
-            raise OptionError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-        pairs, failures = _plan(args)
-        if args.preview and pairs and os.path.realpath(args.preview) == os.path.realpath(pairs[0][1]):
-            raise OptionError(f"--preview and the output are the same file: {args.preview}")
+        if jit.ENV_ERROR:
+            raise OptionError(jit.ENV_ERROR)
+        _check(args)
+        pairs, failures = batch.plan(args.inputs, output=args.output, out_dir=args.out_dir,
+                                     n_colors=args.colors, ext=args.ext, recursive=args.recursive,
+                                     pattern=args.glob, include_outputs=args.include_outputs)
+        if args.preview:
+            batch.check_output(args.preview, args.inputs[0])
+            batch.check_format(args.preview)
+            if pairs and os.path.realpath(args.preview) == os.path.realpath(pairs[0][1]):
+                raise OptionError(f"--preview and the output are the same file: {args.preview}")
         if not pairs and not failures:
             raise OptionError(f"no image files found in {', '.join(args.inputs)}")
-        executor, close = _executor(args, len(pairs))
+        executor, close = batch.executor_for(len(pairs), jobs=args.jobs, scheduler=args.scheduler,
+                                             timeout=args.timeout, max_memory=args.max_memory)
     except FastquantError as e:
         print(f"fastquant: error: {_one_line(str(e))}", file=err)
         return e.exit_code
-    if not args.quiet and executor is None and not _kernels_cached():
+    if not args.quiet and executor is None and not jit.kernels_cached():
         print("fastquant: compiling the Numba kernels, once (10-20 s); later runs load them "
               "from the cache", file=err)
-    kwargs = dict(options, n_colors=args.colors, force=args.force, preview=args.preview,
-                  preview_diff=args.preview_diff, skip_if_larger=args.skip_if_larger, timeout=args.timeout)
     many = len(pairs) + len(failures) > 1
     progress = _Progress(len(pairs) + len(failures), live=many and not args.quiet and err.isatty())
     codes = []
-    interrupted = False
+
     def take(result):
         progress.clear()
         _report(result, args)
@@ -390,33 +417,34 @@ def main(argv=None):
         codes.append(result.exit_code)
         progress.add(result)
 
+    import signal
+
     jobs = None
-    terminated = False
+    received = []  # SIGINT / SIGTERM, once they are only noted (see _flag_signals)
     old_term = _on_sigterm()
+    restore = None
     try:
         for result in failures:
             take(result)
-        jobs = batch.Jobs(pairs, kwargs, executor)
+        jobs = batch.start(pairs, _options(args), executor)
+        if isinstance(executor, workers.Pool):  # it stops in two stages itself, and says when
+            restore = _flag_signals(received)
         for result in jobs:
             take(result)
     except KeyboardInterrupt as e:
-        interrupted = True
-        terminated = isinstance(e, _Terminated)
-        try:  # jobs already running finish (their outputs are complete); report them
-            for result in jobs.stop() if jobs else []:
-                take(result)
-        except KeyboardInterrupt:
-            pass
+        # The first Ctrl-C: start nothing more, let the running files finish and report them;
+        # a second one meanwhile stops them at once.
+        received.insert(0, signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT)
+        restore = restore or _flag_signals(received)
+        for result in jobs.stop(kill_now=lambda: len(received) > 1) if jobs else []:
+            take(result)
     finally:
         try:
             close()
         except KeyboardInterrupt:
-            interrupted = True
+            received.append(signal.SIGINT)
         progress.clear()
-        if old_term is not None:
-            import signal
-
-            signal.signal(signal.SIGTERM, old_term)
+    interrupted = bool(received)
     summary = progress.summary()
     if args.json and many:
         _emit(json.dumps({"summary": summary}))
@@ -426,8 +454,15 @@ def main(argv=None):
               f"skipped, {summary['failed']} failed; {summary['input_bytes']} -> {summary['output_bytes']} "
               f"bytes{ratio}; {summary['seconds']:.2f} s" + (" (interrupted)" if interrupted else ""),
               file=err)
-    if interrupted:
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    if interrupted:  # the process ends now: a Ctrl-C more must not kill it with its code unsaid
+        if restore is not None:
+            for sig in (signal.SIGINT, signal.SIGTERM):  # ignored (not noted) stays so at exit
+                signal.signal(sig, signal.SIG_IGN)
+        return EXIT_TERMINATED if received[0] == signal.SIGTERM else EXIT_INTERRUPTED
+    if restore is not None:
+        restore()
+    if old_term is not None:
+        signal.signal(signal.SIGTERM, old_term)
     failed = sorted({c for c in codes if c})
     if not failed:
         return EXIT_OK

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import fastquant
-from fastquant import batch
+from fastquant import batch, workers
 
 
 def _sha(path):
@@ -58,7 +58,7 @@ def test_compress_many_mirrors_tree_and_survives_bad_file(tmp_path, image_tree, 
     sources = [p for p, _ in batch.find_images([str(src)], recursive=True)]
     before = {p: _sha(p) for p in sources}
     out = tmp_path / "out"
-    ex = cf.ThreadPoolExecutor(2) if kind == "threads" else batch.process_pool(2)
+    ex = cf.ThreadPoolExecutor(2) if kind == "threads" else workers.process_pool(2)
     with ex:
         results = list(batch.compress_many(sources, str(out), executor=ex, root=str(src), n_colors=32))
     assert len(results) == 4
@@ -143,12 +143,13 @@ def test_dask_local_cluster_gives_identical_bytes(tmp_path, kodak):
 
 
 def test_a_dead_worker_is_one_failed_file():
+    """On a generic executor too, a worker that died fails its file with exit code 7, not 70."""
     from concurrent.futures.process import BrokenProcessPool
 
     fut = cf.Future()
     fut.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
     r = batch.Jobs._result(fut, ("x.png", "x-fq8.png"))
-    assert r.status == "error" and r.exit_code == 70 and "x.png" in r.error and "worker failed" in r.error
+    assert r.status == "error" and r.exit_code == 7 and r.error.startswith("x.png: worker died")
 
 
 def test_signal_inside_a_kernel_is_not_a_bug(monkeypatch, tmp_path, kodak):
@@ -184,13 +185,49 @@ def test_a_serial_run_leaves_workers_forkable(tmp_path, kodak):
     import sys
 
     script = ("import sys, fastquant, numba\n"
-              "from fastquant import batch\n"
+              "from fastquant import workers\n"
               "fastquant.compress(sys.argv[1], 64).save(sys.argv[2])\n"
               "try:\n"
               "    numba.threading_layer()\n"
               "except ValueError:\n"
-              "    print(batch._start_method())\n")
+              "    print(workers.start_method())\n")
     out = subprocess.run([sys.executable, "-c", script, kodak[0], str(tmp_path / "o.png")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "fork"
+
+
+@pytest.mark.parametrize("kind", [str, os.fspath, lambda p: p])
+def test_compress_many_takes_one_path(tmp_path, kodak, kind):
+    """One path, str or PathLike, is one source (before: a string's characters were the sources)."""
+    a = tmp_path / "a.png"
+    shutil.copy(kodak[0], a)
+    with cf.ThreadPoolExecutor(1) as ex:
+        results = list(batch.compress_many(kind(a), executor=ex, n_colors=8))
+    assert [(r.source, r.status) for r in results] == [(str(a), "ok")]
+
+
+def test_compress_many_unknown_option_raises_at_once(tmp_path, kodak):
+    with pytest.raises(fastquant.OptionError) as info:
+        batch.compress_many([str(kodak[0])], str(tmp_path / "o"), n_colours=8)
+    assert "'n_colours'" in str(info.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_plan_is_shared(tmp_path, image_tree):
+    """The CLI and compress_many name outputs with one planner."""
+    pairs, failures = batch.plan([str(image_tree)], out_dir=str(tmp_path / "o"), n_colors=8, recursive=True)
+    assert [os.path.relpath(o, tmp_path / "o") for _, o in pairs] == [
+        "a-fq8.png", "bad-fq8.png", os.path.join("sub", "ünï cødé-fq8.png"),
+        os.path.join("sub", "deeper", "c d-fq8.png")]
+    assert failures == [] and (tmp_path / "o").is_dir()
+    with pytest.raises(fastquant.OptionError):
+        batch.plan([str(image_tree)], ext=".xyz")
+
+
+def test_compress_many_default_pool_with_timeout(tmp_path, kodak):
+    results = list(batch.compress_many([str(p) for p in kodak[:2]], str(tmp_path / "o"), n_colors=8,
+                                       timeout=120, jobs=2))
+    assert sorted(r.status for r in results) == ["ok", "ok"]
+    with cf.ThreadPoolExecutor(1) as ex, pytest.raises(fastquant.OptionError):
+        batch.compress_many([str(kodak[0])], executor=ex, timeout=5)

@@ -448,3 +448,130 @@ def test_a_newline_in_a_name_stays_on_one_line(capsys, img, tmp_path):
     assert code == 0 and out.count("\n") == 1 and "two\\nlines" in out
     code, out, err = run(capsys, tmp_path / "no\nsuch.png")
     assert code == 3 and len(err) == 1 and "no\\nsuch.png" in err[0]
+
+
+# ------------------------------------------------------------- hostile inputs, resource bounds (issue 16)
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "nan", "0", "-1", "86401", "abc"])
+def test_timeout_out_of_range_is_a_usage_error(capsys, img, tmp_path, value):
+    code, out, err = run(capsys, img, "--timeout", value)
+    assert code == 2 and out == "" and len(err) == 1 and "--timeout" in err[0], err
+    assert files(tmp_path) == ["kodim01.png"]
+
+
+@pytest.mark.parametrize("value, ok", [("512M", True), ("2G", True), ("1.5GiB", True), ("3000000000", True),
+                                       ("0", False), ("-1G", False), ("abc", False), ("nan", False),
+                                       ("infG", False), ("10K", False)])
+def test_max_memory_sizes(value, ok):
+    if ok:
+        assert cli.build_parser().parse_args(["x.png", "--max-memory", value]).max_memory >= 1 << 20
+    else:
+        with pytest.raises(SystemExit) as info:
+            cli.build_parser().parse_args(["x.png", "--max-memory", value])
+        assert info.value.code == 2
+    assert cli._memory("2G") == 2 << 30 and cli._memory("512m") == 512 << 20
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "abc"])
+def test_bad_numba_num_threads_is_one_line(tmp_path, img, value):
+    r = subprocess.run([sys.executable, "-m", "fastquant", img.path.name], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, NUMBA_NUM_THREADS=value))
+    assert r.returncode == 2 and r.stdout == ""
+    assert _errors(r.stderr) == [f"fastquant: error: NUMBA_NUM_THREADS={value!r}: expected a whole number of "
+                                 "threads >= 1"]
+    assert files(tmp_path) == ["kodim01.png"]
+
+
+@pytest.mark.parametrize("argv", [["--resize", "14000x14000"], ["--resize", "1000000x1000000"],
+                                  ["--resize", "100x100", "--max-pixels", "9999"]])
+def test_resize_over_max_pixels_is_refused_before_work(capsys, img, tmp_path, argv):
+    code, out, err = run(capsys, img, *argv)
+    assert code == 2 and out == "" and len(err) == 1
+    assert "--resize" in err[0] and "--max-pixels" in err[0]
+    assert files(tmp_path) == ["kodim01.png"]
+
+
+def test_memory_error_is_exit_7(capsys, img, tmp_path, monkeypatch):
+    from fastquant import api
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 5.3 GiB for an array")
+    monkeypatch.setattr(api, "compress", no_memory)
+    code, out, err = run(capsys, img)
+    assert code == 7 and out == ""
+    assert err == [f"fastquant: error: {img}: out of memory (MemoryError: Unable to allocate 5.3 GiB for an "
+                   "array); nothing written"]
+    assert files(tmp_path) == ["kodim01.png"]
+
+
+@pytest.mark.parametrize("how", ["-o", "--ext", "--preview"])
+def test_input_never_replaced_even_with_force(capsys, img, tmp_path, how):
+    argv = {"-o": ["-o", tmp_path / "." / "kodim01.png"], "--ext": ["--ext", ".png"],
+            "--preview": ["-o", tmp_path / "out.png", "--preview", tmp_path / "." / "kodim01.png"]}[how]
+    code, out, err = run(capsys, img, "--force", *argv)
+    assert code == 5 and out == "" and len(err) == 1
+    assert "is the input" in err[0] and "even with --force" in err[0]
+    assert files(tmp_path) == ["kodim01.png"] and img.unchanged()
+
+
+def test_output_that_is_a_folder(capsys, img, tmp_path):
+    (tmp_path / "dir").mkdir()
+    code, out, err = run(capsys, img, "-o", tmp_path / "dir", "--force")
+    assert code == 4 and err == [f"fastquant: error: {tmp_path / 'dir'}: cannot write: is a folder"]
+    assert files(tmp_path / "dir") == []
+
+
+@pytest.mark.parametrize("case", ["no-extension", "unknown-extension", "missing-folder"])
+def test_preview_checked_before_any_work(capsys, img, tmp_path, case):
+    """A preview that cannot be written fails the run before the output is written (before: the
+    output was written, then the preview failed with "nothing written")."""
+    preview = {"no-extension": tmp_path / "prev", "unknown-extension": tmp_path / "prev.xyz",
+               "missing-folder": tmp_path / "nowhere" / "prev.png"}[case]
+    code, out, err = run(capsys, img, "--preview", preview)
+    assert code == (4 if case == "missing-folder" else 2) and out == "" and len(err) == 1, err
+    assert str(preview) in err[0]
+    assert files(tmp_path) == ["kodim01.png"]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_output_and_preview_written_together(capsys, img, tmp_path, monkeypatch, existing):
+    """The preview's disk is full: the output this job created is removed again; one that --force
+    replaced cannot come back, and the error says so."""
+    from fastquant import write
+
+    real = write.write_atomic
+
+    def full(path, data, **kw):
+        if str(path).endswith("prev.png"):
+            raise write.OutputError(f"{path}: cannot write: No space left on device")
+        return real(path, data, **kw)
+    monkeypatch.setattr(write, "write_atomic", full)
+    dst = tmp_path / "out.png"
+    if existing:
+        dst.write_bytes(b"old")
+    code, out, err = run(capsys, img, "-o", dst, "--preview", tmp_path / "prev.png", "--force")
+    assert code == 4 and out == "" and len(err) == 1
+    assert err[0].startswith(f"fastquant: error: {tmp_path / 'prev.png'}: cannot write: No space left on device; "
+                             f"{dst} removed again")
+    assert err[0].endswith("(the file it replaced is gone)" if existing else ": nothing written")
+    assert files(tmp_path) == ["kodim01.png"]
+
+
+def test_a_second_run_racing_for_an_output_gets_exit_5(capsys, img, tmp_path, monkeypatch):
+    """Without --force the output is created exclusively: when another run writes the same name
+    while this one computes, this one fails (exit code 5) and the other's file is kept."""
+    from fastquant import api
+
+    real = api.compress
+    dst = img.default_output()
+
+    def racing(*args, **kwargs):
+        q = real(*args, **kwargs)
+        dst.write_bytes(b"the other run's result")
+        return q
+    monkeypatch.setattr(api, "compress", racing)
+    code, out, err = run(capsys, img)
+    assert code == 5 and out == ""
+    assert err == [f"fastquant: error: {dst}: exists, kept (use --force to overwrite)"]
+    assert dst.read_bytes() == b"the other run's result"
+    assert [p for p in files(tmp_path) if p.startswith(".fastquant-")] == []

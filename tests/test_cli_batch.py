@@ -214,3 +214,71 @@ def test_timeout_per_file(capsys, tmp_path, kodak, jobs):
 
 def test_timeout_must_be_positive(capsys, kodak):
     assert _run(capsys, kodak[0], "--timeout", "0")[0] == 2
+
+
+def test_out_dir_folder_swapped_for_a_symlink(capsys, tmp_path, kodak, monkeypatch):
+    """A folder of the out-dir replaced by a symbolic link between planning and writing: the write
+    refuses to go through it (before: the output landed where the link pointed)."""
+    from fastquant import api
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(kodak[0], src / "sub" / "x.png")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = api.compress
+
+    def swap(*args, **kwargs):
+        q = real(*args, **kwargs)
+        if (out / "sub").is_dir():
+            shutil.rmtree(out / "sub")
+        os.symlink(elsewhere, out / "sub")
+        return q
+    monkeypatch.setattr(api, "compress", swap)
+    code, lines, err = _run(capsys, src, "-r", "--out-dir", out, "-k", "8", "-j", "1")
+    assert code == 4 and lines == []
+    # write.py means to say "a folder on its way is a symbolic link"; the refusal is what counts
+    assert len(err) == 1 and ("symbolic link" in err[0] or "Not a directory" in err[0]), err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_read_only_out_dir_says_so(capsys, tmp_path, kodak, monkeypatch):
+    import errno
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+    monkeypatch.setattr(os, "mkdir", read_only)
+    code, lines, err = _run(capsys, kodak[0], "--out-dir", tmp_path / "out")
+    assert code == 4 and lines == []
+    assert err == [f"fastquant: error: {tmp_path / 'out'}: cannot make the output folder: Read-only file system"]
+
+
+def test_read_only_out_dir_subfolder_subprocess(tmp_path, kodak):
+    """A real unwritable out-dir (as a user without the permission-override capabilities): the
+    reason is "Permission denied", not "No such file or directory"."""
+    from .test_reliability import _unprivileged
+
+    prefix = _unprivileged(tmp_path)
+    if prefix is None:
+        pytest.skip("running as root and cannot drop the permission-override capabilities")
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    shutil.copy(kodak[0], tmp_path / "in" / "sub" / "x.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out").chmod(0o555)
+    try:
+        r = subprocess.run(prefix + [sys.executable, "-m", "fastquant", "in", "-r", "--out-dir", "out"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    finally:
+        (tmp_path / "out").chmod(0o755)
+    assert r.returncode == 4, r.stderr
+    err = [line for line in r.stderr.splitlines() if not line.startswith("fastquant: compiling")]
+    assert err == [f"fastquant: error: {tmp_path / 'out' / 'sub' / 'x-fq256.png'}: cannot write: Permission denied"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--scheduler", "local"]])
+def test_timeout_only_with_own_workers(capsys, tmp_path, kodak, extra):
+    code, lines, err = _run(capsys, kodak[0], "-o", tmp_path / "o.png", "--timeout", "60", *extra)
+    if extra:
+        assert code == 2 and "--scheduler" in err[0]
+    else:
+        assert code == 0 and len(lines) == 1
