@@ -369,12 +369,19 @@ class Decoded:
         w, h = im.size
         box = {1: (0, y0, w, y1), 2: (0, y0, w, y1), 3: (0, h - y1, w, h - y0), 4: (0, h - y1, w, h - y0),
                5: (y0, 0, y1, h), 6: (y0, 0, y1, h), 7: (w - y1, 0, w - y0, h), 8: (w - y1, 0, w - y0, h)}[o]
-        part = im if box == (0, 0, w, h) else _crop(im, box)
-        if self._target is not None and part.mode != self._target:
-            part = part.convert(self._target)
-        elif im.format == "PNG" and part.mode == "I":  # as imageio reads 16-bit grey PNGs
-            part = part.convert("I;16")
-        a = np.asarray(part)
+        try:  # converting is still decoding: a damaged file can fail here (a palette image without one)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                part = im if box == (0, 0, w, h) else _crop(im, box)
+                if self._target is not None and part.mode != self._target:
+                    part = part.convert(self._target)
+                elif im.format == "PNG" and part.mode == "I":  # as imageio reads 16-bit grey PNGs
+                    part = part.convert("I;16")
+                a = np.asarray(part)
+        except (FastquantError, MemoryError):
+            raise
+        except Exception as e:
+            raise InputError(f"{self.name}: cannot decode image: {_first_line(e)}") from e
         if o != 1:
             a = _ORIENT[o](a)
         if self._grey:
@@ -685,7 +692,7 @@ def _pillow_unlimited():
 
 def _first_line(e):
     text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return text.splitlines()[0] if text else f"damaged or inconsistent data ({type(e).__name__})"
 
 
 def _grey_with_key(a, wide, key):
