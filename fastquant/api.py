@@ -373,8 +373,12 @@ def _fit(p, n_colors, km, space, lap):
     # the call and take the CPU from the other batch workers.
     plain_sq = float((counts * dist.astype(np.float64)).sum())
     if space == "premultiplied":  # invisible colour differences, which the fit ignores, must not count
-        d = _cs.premultiply(colors).astype(np.float64) - _cs.premultiply(palette)[labels]
-        judged = float((counts * np.einsum("ij,ij->i", d, d)).sum())
+        pal = _cs.premultiply(palette).astype(np.float64)
+        per = np.empty(len(colors))
+        for lo in range(0, len(colors), 1 << 18):  # in pieces: a large image's sample is millions of colours
+            d = _cs.premultiply(colors[lo:lo + (1 << 18)]).astype(np.float64) - pal[labels[lo:lo + (1 << 18)]]
+            per[lo:lo + len(d)] = np.einsum("ij,ij->i", d, d)
+        judged = float((counts * per).sum())
     else:
         judged = plain_sq
     lap("remap")
@@ -388,9 +392,11 @@ def _map(p, f, space, dither, strength, lap):
     Returns (palette, (H, W) indices, squared error summed over pixels and
     channels, the index of every histogram colour or None when pixels of
     one colour may get different entries (dithered) or there is no full
-    histogram (sampled)).
+    histogram (large images), and the alpha figures measured while mapping
+    a large RGBA image or None (see :func:`fastquant.large.map_rows`)).
     """
     h, w = p.h, p.w
+    alpha = None
     palette = f.palette
     if dither:
         # Dithering replaces the mapping: every pixel is mapped on its own.
@@ -407,7 +413,7 @@ def _map(p, f, space, dither, strength, lap):
         indices = remap.apply(lut, idx, (h, w))
         per_color = None
     elif isinstance(p, large.Prepared):
-        indices, sq_error = large.map_rows(p, palette, space)
+        indices, sq_error, alpha = large.map_rows(p, palette, space)
         per_color = None
     else:
         lut = np.empty(f.n_entries, np.uint8 if len(palette) <= 256 else np.uint16)
@@ -416,7 +422,7 @@ def _map(p, f, space, dither, strength, lap):
         indices = remap.apply(per_color, p.inverse, (h, w))
         sq_error = f.plain_sq
     lap("remap")
-    return palette, indices, float(sq_error), per_color
+    return palette, indices, float(sq_error), per_color, alpha
 
 
 def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2,
@@ -576,7 +582,7 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
                     lo = mid
     if dither_strength is None:
         dither_strength = auto_dither_strength(len(best.palette))
-    palette, indices, sq_error, per_color = _map(p, best, space, dither, dither_strength, lap)
+    palette, indices, sq_error, per_color, alpha = _map(p, best, space, dither, dither_strength, lap)
     err = sq_error / (p.h * p.w * p.c)
     stats = Stats(n_colors=len(palette), unique_colors=len(p.colors), width=p.w, height=p.h,
                   mse=err, psnr=metrics.psnr_from_mse(err), iterations=best.n_iter,
@@ -584,7 +590,9 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
     big = isinstance(p, large.Prepared)
     result = Quantized(palette, indices, p.image if big else p.arr, stats, icc_profile=p.icc)
     if p.c == 4 and big:
-        stats.alpha_max_error, stats.psnr_black, stats.psnr_white = large.alpha_stats(p, palette, indices)
+        if alpha is None:  # not measured while mapping (dithered, OKLab)
+            alpha = large.alpha_stats(p, palette, indices)
+        stats.alpha_max_error, stats.psnr_black, stats.psnr_white = alpha
         lap("metrics")
     elif p.c == 4:
         # Over the histogram when every pixel of a colour got the same entry

@@ -145,14 +145,29 @@ def coarsen(colors, counts, max_colors):
     cell : (M,) int32 ndarray
         The cell of every colour.
     """
-    means, weights = colors.astype(np.float32), counts.astype(np.float64)
-    inv = np.arange(len(colors), dtype=np.int32)
+    if len(colors) <= max_colors:
+        return colors.astype(np.float32), counts.astype(np.float64), np.arange(len(colors), dtype=np.int32)
+    # The fewest dropped bits that fit, found by counting cells alone; the
+    # means are then summed once, in a kernel (no per-channel temporaries).
     shift = 0
-    while len(means) > max_colors and shift < 8:
+    while shift < 8:
         shift += 1
         cells, inv, _ = _unique(np.ascontiguousarray(colors >> shift))
-        w = np.bincount(inv, weights=counts, minlength=len(cells))
-        sums = np.stack([np.bincount(inv, weights=counts * colors[:, t], minlength=len(cells))
-                         for t in range(colors.shape[1])], axis=1)
-        means, weights = (sums / w[:, None]).astype(np.float32), w
-    return means, weights, inv
+        if len(cells) <= max_colors:
+            break
+    weights, sums = _cell_sums(colors, np.ascontiguousarray(counts, np.int64), inv, len(cells))
+    return (sums / weights[:, None]).astype(np.float32), weights, inv
+
+
+@njit(cache=True, nogil=True)
+def _cell_sums(colors, counts, cell, m):
+    """Pixel count and count-weighted colour sums of each of m cells, added in
+    colour order (as ``np.bincount`` adds them)."""
+    weights = np.zeros(m)
+    sums = np.zeros((m, colors.shape[1]))
+    for i in range(colors.shape[0]):
+        j = cell[i]
+        weights[j] += np.float64(counts[i])
+        for t in range(colors.shape[1]):
+            sums[j, t] += np.float64(counts[i] * np.int64(colors[i, t]))
+    return weights, sums

@@ -82,7 +82,7 @@ class Prepared:
         parts = []
         for lo, hi in rows.spans():  # pixels lo*w, lo*w + step, ... of the flattened image
             first = -(-lo * self.w // step) * step - lo * self.w
-            parts.append(rows(lo, hi).reshape(-1, self.c)[first::step])
+            parts.append(rows(lo, hi).reshape(-1, self.c)[first::step].copy())  # not a view: frees the strip
         sample = np.concatenate(parts)
         self.colors, self.counts, _ = histogram.unique_colors(sample)
         self.sampled = True
@@ -129,17 +129,33 @@ class Mapper:
     palette : (k, C) uint8 ndarray
     space : {"rgb", "premultiplied", "oklab"}
         Where "nearest" is measured (see :func:`fastquant.remap.nearest`).
+
+    Attributes
+    ----------
+    alpha : (3,) float64 ndarray or None
+        With ``space="premultiplied"``: the summed squared errors of the
+        composites over black and over white and the largest alpha change
+        of the pixels mapped so far.
     """
 
     def __init__(self, palette, space):
         self.palette, self.space = palette, space
-        # RGB: one 2**24 colour table for all strips (each colour searched once).
-        self.table = remap.lut_table() if palette.shape[1] == 3 and space in ("rgb", "oklab") else None
+        self.table = self.search = self.alpha = None
+        if palette.shape[1] == 3 and space in ("rgb", "oklab"):
+            self.table = remap.lut_table()  # one colour table for all strips: each colour searched once
+        elif space == "premultiplied":
+            self.search = remap.RGBASearch(palette)
+            self.alpha = np.zeros(3)
 
     def __call__(self, pixels):
         """Indices ((N,) uint8, uint16 above 256 entries) and the summed squared sRGB error of (N, C) pixels."""
         if self.table is not None:
             return remap.remap_lut(pixels, self.palette, self.space, table=self.table)
+        if self.search is not None:
+            idx, sums = remap.remap_rgba(pixels, self.palette, search=self.search)
+            self.alpha[:2] += sums[1:3]
+            self.alpha[2] = max(self.alpha[2], sums[3])
+            return idx, float(sums[0])
         colors, counts, inverse = histogram.unique_colors(pixels)
         labels, dist = remap.nearest(colors, self.palette, None, self.space)
         lut = labels.astype(np.uint8 if len(self.palette) <= 256 else np.uint16)
@@ -147,7 +163,7 @@ class Mapper:
 
 
 def map_rows(p, palette, space, indices=None):
-    """(H, W) indices of a :class:`Prepared` image and the summed squared error.
+    """(H, W) indices of a :class:`Prepared` image, the summed squared error, and alpha figures.
 
     Parameters
     ----------
@@ -162,7 +178,13 @@ def map_rows(p, palette, space, indices=None):
     -------
     indices : (H, W) uint8 or uint16 ndarray
     sq_error : float
+    alpha : (int, float, float) or None
+        For RGBA mapped in premultiplied space: the largest alpha change
+        and the PSNRs of the composites over black and over white, as
+        :func:`alpha_stats` gives them.
     """
+    from . import metrics
+
     if indices is None:
         indices = np.empty((p.h, p.w), np.uint8 if len(palette) <= 256 else np.uint16)
     mapper = Mapper(palette, space)
@@ -171,7 +193,12 @@ def map_rows(p, palette, space, indices=None):
         idx, err = mapper(p.rows(lo, hi).reshape(-1, p.c))
         indices[lo:hi] = idx.reshape(hi - lo, p.w)
         sq += err
-    return indices, sq
+    alpha = None
+    if mapper.alpha is not None:
+        n = 3.0 * p.h * p.w
+        alpha = (int(mapper.alpha[2]), metrics.psnr_from_mse(mapper.alpha[0] / n),
+                 metrics.psnr_from_mse(mapper.alpha[1] / n))
+    return indices, sq, alpha
 
 
 def alpha_stats(p, palette, indices):

@@ -21,6 +21,7 @@ import numpy as np
 from .jit import njit, prange
 
 from . import colorspace as _cs
+from . import threads
 from .colorspace import encode_at
 from .nearest import CHUNK, NEIGHBOR_LIST_MAX_K, assign, neighbor_lists, search, sqdist
 
@@ -179,6 +180,189 @@ def remap_lut(pixels, palette, colorspace="rgb", *, table=None):
         order, sorted_d = neighbor_lists(points)
         _lut_lab_par(pixels, pal, points, _cs.LINEAR, _cs.SCALE, order, sorted_d, table, out, errs, chunk)
     return out, float(errs.sum())
+
+
+#: Slots of the colour cache of :func:`remap_rgba` (a power of two).
+RGBA_CACHE_SLOTS = 1 << 12
+_NO_SLOT = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def rgba_cache():
+    """An empty colour cache for :func:`remap_rgba` (32 KiB: it serves colours met again nearby)."""
+    return np.full(RGBA_CACHE_SLOTS, _NO_SLOT, np.uint64)
+
+
+#: Cells per axis of the grid of :func:`remap_rgba` over premultiplied RGBA.
+_GRID = 16
+
+
+@njit(cache=True, nogil=True)
+def _cell_lists(points, grid):
+    """For every cell of a ``grid**4`` grid over [0, 256)**4, the entries that can be
+    the nearest of a point in it: those whose distance to the cell is at most the
+    smallest, over all entries, of the distance to the cell's farthest corner.
+    (The nearest entry of a point p of the cell is no farther from p than that
+    bound, and no nearer to p than to the cell.)  Entries in increasing index.
+
+    Returns (starts, entries): cell i's entries are entries[starts[i]:starts[i + 1]].
+    """
+    k = points.shape[0]
+    side = 256.0 / grid
+    n_cells = grid ** 4
+    starts = np.zeros(n_cells + 1, np.int64)
+    lists = np.empty(n_cells * 8, np.int32)
+    dmin = np.empty(k)
+    lo = np.empty(4)
+    for cell in range(n_cells):
+        rest = cell
+        for ch in range(3, -1, -1):
+            lo[ch] = (rest % grid) * side
+            rest //= grid
+        bound = np.inf
+        for j in range(k):
+            near = 0.0
+            far = 0.0
+            for ch in range(4):
+                x = np.float64(points[j, ch])
+                a = lo[ch] - x
+                b = x - (lo[ch] + side)
+                gap = max(a, b, 0.0)
+                near += gap * gap
+                reach = max(abs(a), abs(b))
+                far += reach * reach
+            dmin[j] = near
+            bound = min(bound, far)
+        bound = bound * (1.0 + 1e-6) + 1e-3  # float32 distances later: never prune a tie
+        at = starts[cell]
+        for j in range(k):
+            if dmin[j] <= bound:
+                if at == lists.shape[0]:
+                    grown = np.empty(2 * lists.shape[0], np.int32)
+                    grown[:at] = lists[:at]
+                    lists = grown
+                lists[at] = j
+                at += 1
+        starts[cell + 1] = at
+    return starts, lists[:starts[n_cells]]
+
+
+@njit(cache=True, nogil=True)
+def _rgba_range(pixels, straight, points, starts, lists, cache, out, errs, c, lo, hi):
+    """Nearest entry in premultiplied space of pixels lo .. hi - 1 (a chunk), through
+    a direct-mapped cache of (colour, entry) words, and the chunk's error sums:
+    straight RGBA, the composites over black and over white, the largest alpha change.
+
+    A cache word packs the colour and its entry, so that threads sharing the
+    cache can only ever read a whole word that one of them wrote.
+    """
+    mask = np.uint64(cache.shape[0] - 1)
+    pt = np.empty((1, 4), np.float32)
+    prev = 0
+    last_key = np.uint64(0xFFFFFFFFFFFFFFFF)
+    sq = black = white = 0.0
+    worst = 0
+    e_sq = e_black = e_white = 0.0
+    e_alpha = 0
+    for i in range(lo, hi):
+        key = ((np.uint64(pixels[i, 0]) << np.uint64(24)) | (np.uint64(pixels[i, 1]) << np.uint64(16))
+               | (np.uint64(pixels[i, 2]) << np.uint64(8)) | np.uint64(pixels[i, 3]))
+        if key != last_key:
+            slot = ((key * np.uint64(2654435761)) >> np.uint64(12)) & mask
+            word = cache[slot]
+            if word != _NO_SLOT and (word >> np.uint64(16)) == key:
+                v = np.int64(word & np.uint64(0xFFFF))
+            else:
+                a = np.float64(pixels[i, 3])
+                for ch in range(3):  # as colorspace.premultiply: in float64, rounded once
+                    pt[0, ch] = np.float32(np.float64(pixels[i, ch]) * a / 255.0)
+                pt[0, 3] = np.float32(a)
+                cell = 0
+                for ch in range(4):
+                    cell = cell * _GRID + min(_GRID - 1, int(pt[0, ch]) * _GRID // 256)
+                v = -1
+                dv = np.float32(np.inf)
+                for t in range(starts[cell], starts[cell + 1]):  # increasing index: ties go to the lowest
+                    j = lists[t]
+                    dj = sqdist(pt, 0, points, j)
+                    if dj < dv:
+                        v = j
+                        dv = dj
+                cache[slot] = (key << np.uint64(16)) | np.uint64(v)
+            prev = v
+            last_key = key
+            # the errors of this colour against its entry (as metrics.composite computes them)
+            e_sq = np.float64(sqdist(pixels, i, straight, v))
+            a1 = np.float64(pixels[i, 3]) / 255.0
+            a2 = np.float64(straight[v, 3]) / 255.0
+            e_black = e_white = 0.0
+            for ch in range(3):
+                b1 = np.float64(pixels[i, ch]) * a1
+                b2 = np.float64(straight[v, ch]) * a2
+                db = b1 - b2
+                dw = (b1 + 255.0 * (1.0 - a1)) - (b2 + 255.0 * (1.0 - a2))
+                e_black += db * db
+                e_white += dw * dw
+            e_alpha = abs(np.int64(pixels[i, 3]) - np.int64(straight[v, 3]))
+        out[i] = prev
+        sq += e_sq
+        black += e_black
+        white += e_white
+        worst = max(worst, e_alpha)
+    errs[c, 0] = sq
+    errs[c, 1] = black
+    errs[c, 2] = white
+    errs[c, 3] = worst
+
+
+class RGBASearch:
+    """What :func:`remap_rgba` builds once per palette: the premultiplied entries,
+    the grid's candidate lists and the colour cache; strips of one image share it.
+
+    Parameters
+    ----------
+    palette : (k, 4) uint8 ndarray, k <= 65536
+        Straight RGBA entries.
+    """
+
+    def __init__(self, palette):
+        self.palette = np.ascontiguousarray(palette, np.uint8)
+        self.straight = self.palette.astype(np.float32)
+        self.points = _cs.premultiply(self.palette)
+        self.starts, self.lists = _cell_lists(self.points, _GRID)
+        self.cache = rgba_cache()
+
+
+def remap_rgba(pixels, palette, *, search=None):
+    """Nearest palette entry of every RGBA pixel, in premultiplied space.
+
+    Parameters
+    ----------
+    pixels : (N, 4) uint8 ndarray
+        Straight RGBA.
+    palette : (k, 4) uint8 ndarray, k <= 65536
+        Straight RGBA entries.
+    search : RGBASearch, optional
+        Built for ``palette`` and kept between calls (the strips of one image).
+
+    Returns
+    -------
+    indices : (N,) uint8 ndarray (uint16 when k > 256)
+        Nearest entry of each pixel by premultiplied distance (ties: lowest index).
+    sums : (4,) float64 ndarray
+        Summed squared error of the straight RGBA values; of the RGB
+        composites over black and over white (see
+        :func:`fastquant.metrics.over_sq_error`); and the largest alpha change.
+    """
+    pixels = np.ascontiguousarray(pixels, np.uint8)
+    s = RGBASearch(palette) if search is None else search
+    out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
+    chunk = 16 * CHUNK
+    n_chunks = (len(pixels) + chunk - 1) // chunk
+    errs = np.zeros((n_chunks, 4))
+    threads.run(lambda c: _rgba_range(pixels, s.straight, s.points, s.starts, s.lists, s.cache, out, errs, c,
+                                      c * chunk, min(len(pixels), (c + 1) * chunk)), range(n_chunks))
+    sums = errs[:, :3].sum(axis=0)  # chunk sums in chunk order: the same floats on any thread count
+    return out, np.array([sums[0], sums[1], sums[2], errs[:, 3].max(initial=0.0)])
 
 
 # ----------------------------------------------------------------------------- dithering

@@ -135,3 +135,26 @@ def test_ssim_bands_reads_only_rows_it_is_given(kodak):
 
     assert metrics.ssim_bands(rows(a), rows(b), a.shape[:2]) == metrics.ssim(a, b)
     assert max(asked) <= 64 + 2 * 5 + 1  # a band and the window's margins
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_remap_rgba_matches_naive_and_metrics(kodak, monkeypatch, threads):
+    monkeypatch.setattr(fastquant.threads, "THREADS", threads)
+    image = _rgba(kodak).reshape(-1, 4)
+    pixels = np.repeat(image, 2, axis=0)  # runs, and every colour met again later in the cache
+    pixels = np.concatenate([pixels, pixels[::-1]])
+    palette = np.ascontiguousarray(image[::331][:50])
+    search = remap.RGBASearch(palette)
+    search.cache = np.full(64, remap._NO_SLOT)  # a tiny cache: collisions
+    idx, sums = remap.remap_rgba(pixels, palette, search=search)
+    ref, _ = naive.nearest(colorspace.premultiply(pixels), colorspace.premultiply(palette))
+    np.testing.assert_array_equal(idx, ref)
+    out = palette[idx]
+    d = pixels.astype(np.int64) - out
+    assert sums[0] == float((d * d).sum())
+    assert sums[1] == pytest.approx(metrics.over_sq_error(pixels, out, 0), rel=1e-12)
+    assert sums[2] == pytest.approx(metrics.over_sq_error(pixels, out, 255), rel=1e-12)
+    assert sums[3] == metrics.alpha_error(pixels, out)
+    again, sums2 = remap.remap_rgba(pixels, palette)
+    np.testing.assert_array_equal(again, idx)
+    np.testing.assert_array_equal(sums2, sums)  # the same floats whatever the cache and threads
