@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import (FastquantError, OptionError, OutputError, OutputExistsError,
+from .errors import (FastquantError, JobTimeoutError, OptionError, OutputError, OutputExistsError,
                      ResourceError, SkippedLargerError)
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
@@ -319,7 +319,7 @@ def remove_written(path, root=None):
 
 
 def run_job(source, output, n_colors=256, force=False, preview=None, preview_diff=False,
-            skip_if_larger=False, root=None, on_write=None, **options):
+            skip_if_larger=False, root=None, on_write=None, timeout=None, **options):
     """Compress one file and write it (and its preview); the unit of work of a batch.
 
     Both files are encoded in memory first, then written; the output and its
@@ -347,6 +347,10 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     on_write : callable, optional
         Called with (path, created) after each file is written (a worker
         tells its parent, which removes the files of a job it had to stop).
+    timeout : float, optional
+        Seconds after which the job writes nothing and raises
+        :class:`JobTimeoutError` (``--timeout``; the worker pool also kills
+        a worker whose job runs on past it).
     **options
         Passed to :func:`fastquant.compress`.
 
@@ -381,6 +385,8 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
         raise SkippedLargerError(f"{source}: skipped: the result, {len(data)} bytes, is not smaller than "
                                  f"the input, {q.stats.input_bytes} bytes; nothing written")
     side = encode_array(preview, q.preview(preview_diff, nbytes=len(data))) if preview else None
+    if timeout and time.perf_counter() - t > timeout:  # finished late: as if the pool had stopped it
+        raise JobTimeoutError(f"{source}: took longer than {timeout:g} s (--timeout); nothing written")
     replaced = force and os.path.lexists(output)
     nbytes = write_atomic(output, data, replace=force, root=root)
     if on_write is not None:

@@ -80,19 +80,20 @@ class Prepared:
         while math.gcd(step, self.w) != 1:  # a step sharing a factor with the width samples columns unevenly
             step += 1
         parts = []
+        exact = _ExactCount(self.c)  # every pixel counted too, while the colours stay few
         for lo, hi in rows.spans():  # pixels lo*w, lo*w + step, ... of the flattened image
+            strip = rows(lo, hi).reshape(-1, self.c)
             first = -(-lo * self.w // step) * step - lo * self.w
-            parts.append(rows(lo, hi).reshape(-1, self.c)[first::step].copy())  # not a view: frees the strip
+            parts.append(strip[first::step].copy())  # not a view: frees the strip
+            exact.add(strip)
         sample = np.concatenate(parts)
         self.colors, self.counts, _ = histogram.unique_colors(sample)
         self.sampled = True
-        if len(self.colors) <= few_colors:
+        if len(self.colors) <= few_colors and exact.colors is not None:
             # A sample with few colours may miss rare ones that a palette could
-            # hold exactly: count every pixel, unless there are too many colours.
-            exact = _exact_histogram(rows)
-            if exact is not None:
-                self.colors, self.counts = exact
-                self.sampled = False
+            # hold exactly: use the count of every pixel.
+            self.colors, self.counts = exact.colors, exact.counts
+            self.sampled = False
 
     @property
     def flat(self):
@@ -104,21 +105,27 @@ class Prepared:
         return self.flat.reshape(self.h, self.w, self.c)
 
 
-def _exact_histogram(rows):
-    """(colors, counts) of every pixel in first-appearance order, as
-    :func:`fastquant.histogram.unique_colors` gives them for the whole image;
-    None when there are more than ``EXACT_COLORS`` colours."""
-    colors = np.empty((0, rows.c), np.uint8)
-    counts = np.empty(0, np.int64)
-    for lo, hi in rows.spans():
-        sc, scount, _ = histogram.unique_colors(rows(lo, hi).reshape(-1, rows.c))
-        merged, inv = histogram.unique_colors(np.concatenate([colors, sc]))[::2]
-        counts = np.bincount(inv, weights=np.concatenate([counts, scount]), minlength=len(merged))
-        counts = counts.astype(np.int64)
-        colors = merged
-        if len(colors) > EXACT_COLORS:
-            return None
-    return colors, counts
+class _ExactCount:
+    """Colours and counts of every pixel added, in first-appearance order (as
+    :func:`fastquant.histogram.unique_colors` gives them for the whole image);
+    ``colors`` becomes None, and counting stops, past ``EXACT_COLORS`` colours."""
+
+    def __init__(self, channels):
+        self.colors = np.empty((0, channels), np.uint8)
+        self.counts = np.empty(0, np.int64)
+
+    def add(self, pixels):
+        if self.colors is None:
+            return
+        sc, scount, _ = histogram.unique_colors(pixels)
+        if len(sc) > EXACT_COLORS:
+            self.colors = self.counts = None
+            return
+        merged, inv = histogram.unique_colors(np.concatenate([self.colors, sc]))[::2]
+        counts = np.bincount(inv, weights=np.concatenate([self.counts, scount]), minlength=len(merged))
+        self.colors, self.counts = merged, counts.astype(np.int64)
+        if len(merged) > EXACT_COLORS:
+            self.colors = self.counts = None
 
 
 class Mapper:

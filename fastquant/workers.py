@@ -374,7 +374,7 @@ class Pool:
                 return
             worker = idle[0] if idle else self._start()
             try:
-                worker.conn.send((task.source, task.output, self.kwargs))
+                worker.conn.send((task.source, task.output, dict(self.kwargs, timeout=self.timeout)))
             except OSError:  # it died idle: forget it and try again
                 self._forget(worker)
                 continue

@@ -116,8 +116,12 @@ def _open_folder(path, root):
             try:
                 sub = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
             except OSError as e:
-                if os.path.islink(os.path.join(folder, part)) or e.errno in (getattr(os, "ELOOP", 40),):
-                    raise OutputError(f"{path}: a folder on its way is a symbolic link; "
+                try:  # O_NOFOLLOW with O_DIRECTORY says ENOTDIR or ELOOP for a link: tell which it was
+                    link = stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode)
+                except OSError:
+                    link = False
+                if link:
+                    raise OutputError(f"{path}: a folder on its way ({part}) is a symbolic link; "
                                       "not writing through it") from e
                 raise
             os.close(fd)
