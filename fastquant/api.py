@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import histogram, io, large, lloyd, metrics, remap
+from . import config, histogram, io, large, lloyd, metrics, remap
 from . import colorspace as _cs
 from . import resize as _resize
 from . import write as _write
@@ -15,14 +15,6 @@ from .errors import OptionError, QualityError
 
 #: Largest palette: indices are stored as uint16.
 MAX_COLORS = 65536
-#: Images with more than twice this many pixels get their palette fitted on an
-#: evenly spread sample of about this many pixels, and are mapped strip by
-#: strip (:mod:`fastquant.large`).
-SAMPLE_PIXELS = 1 << 21
-#: A sample with at most this many colours means a graphic, not a photo: count every pixel.
-FEW_COLORS = 4096
-#: The k-means fits at most this many distinct colours (merging near ones).
-FIT_COLORS = 1 << 17
 
 
 @dataclass
@@ -205,11 +197,9 @@ def auto_dither_strength(n_colors):
 
     0.2 from 128 colours up, rising to 1.0 at 8 colours and fewer.  With many
     colours the quantization error is small and full-strength diffusion adds
-    more noise than it removes banding: on the Kodak photos at k=256, 0.2
-    gives a higher SSIM than pngquant's (dithered) default on 12 of 12
-    images at 0.93x its bytes, where 1.0 loses on all 12 (-0.015 SSIM);
-    it still lowers banding (4x4 block-mean PSNR 47.8 dB vs 47.4 undithered).
-    Few colours band visibly, so the strength grows as the palette shrinks.
+    more noise than it removes banding, while a fifth of it still breaks up
+    bands (and costs fewer bytes).  Few colours band visibly, so the
+    strength grows as the palette shrinks.
     """
     return float(np.clip(0.2 + 0.2 * (7 - np.log2(max(n_colors, 1))), 0.2, 1.0))
 
@@ -232,7 +222,7 @@ class _Prepared:
     """An image read, resized and counted once; palettes of any size are fitted from it.
 
     Every pixel is counted (``inverse`` maps pixels to their colour); images
-    with more than ``2 * SAMPLE_PIXELS`` pixels take :class:`fastquant.large.Prepared`
+    with more than ``2 * config.SAMPLE_PIXELS`` pixels take :class:`fastquant.large.Prepared`
     instead.
     """
 
@@ -247,7 +237,7 @@ class _Prepared:
 
 def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False):
     """The image read (and resized) as :class:`_Prepared`, or as :class:`fastquant.large.Prepared`
-    when it has more than ``2 * SAMPLE_PIXELS`` pixels (it then holds the open
+    when it has more than ``2 * config.SAMPLE_PIXELS`` pixels (it then holds the open
     :class:`fastquant.io.Decoded` as ``decoded``: close it when done)."""
     info = {} if keep_metadata else None
     decoded = io.open_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated, info=info)
@@ -258,11 +248,12 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
             raise OptionError(f"resizing to {size[0]}x{size[1]} = {size[0] * size[1]} pixels is more than "
                               f"the limit of {max_pixels} (max_pixels)")
         icc = (info or {}).get("icc_profile")
-        if size == (w, h) and h * w > 2 * SAMPLE_PIXELS:
+        if size == (w, h) and h * w > 2 * config.SAMPLE_PIXELS:
             # Strip by strip from the decoded image: nothing more that grows with it.
             rows = large.Rows(decoded.strip, h, w, decoded.channels)
             lap("read")
-            p = large.Prepared(rows, decoded.nbytes, icc, sample_pixels=SAMPLE_PIXELS, few_colors=FEW_COLORS)
+            p = large.Prepared(rows, decoded.nbytes, icc, sample_pixels=config.SAMPLE_PIXELS,
+                               few_colors=config.FEW_COLORS)
             p.decoded, decoded = decoded, None
             lap("histogram")
             return p
@@ -277,9 +268,9 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
     if size != (w, h):
         arr = _resize.resize(arr, size)
         h, w = arr.shape[:2]
-    if h * w > 2 * SAMPLE_PIXELS:  # a large result of resizing
+    if h * w > 2 * config.SAMPLE_PIXELS:  # a large result of resizing
         p = large.Prepared(large.Rows(lambda lo, hi: arr[lo:hi], h, w, c, copy=arr is image), nbytes, icc,
-                           sample_pixels=SAMPLE_PIXELS, few_colors=FEW_COLORS)
+                           sample_pixels=config.SAMPLE_PIXELS, few_colors=config.FEW_COLORS)
         lap("resize")
         return p
     if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
@@ -314,12 +305,12 @@ def _space(colorspace, channels):
 
 
 def _fit_points(colors, counts, space):
-    """The points the k-means clusters: colours (merged to at most FIT_COLORS
-    cells) as points of ``space`` (:func:`fastquant.colorspace.encode_points`);
+    """The points the k-means clusters: colours (merged to at most ``config.FIT_COLORS``
+    cells) as points of ``space`` (:func:`fastquant.colorspace.to_points`);
     their weights; each colour's cell."""
-    fit, weights, cell = histogram.coarsen(colors, counts, FIT_COLORS)
+    fit, weights, cell = histogram.coarsen(colors, counts, config.FIT_COLORS)
     if space != "rgb":
-        pts = _cs.encode_points(colors, space)
+        pts = _cs.to_points(colors, space)
         if len(fit) < len(colors):  # cell means taken in the space being clustered
             sums = np.stack([np.bincount(cell, weights=counts * pts[:, t], minlength=len(fit))
                              for t in range(pts.shape[1])], axis=1)
@@ -350,7 +341,7 @@ def _fit(p, n_colors, km, space, lap):
     visible = np.delete(np.arange(len(colors)), clear) if reserve else np.arange(len(colors))
     fit, fit_weights, cell = _fit_points(colors[visible], counts[visible], space)
     res = lloyd.kmeans(fit, n_colors - reserve, weights=fit_weights, **km)
-    palette = _cs.decode_points(res.centers, space)
+    palette = _cs.from_points(res.centers, space)
     start = np.zeros(len(colors), np.int32)
     start[visible] = res.labels[cell]
     if reserve:
@@ -450,10 +441,10 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
     max_iter, tol, init, swap_rounds
         K-means options, see :func:`fastquant.kmeans` (which also
         over-relaxes Lloyd's update by default).  The defaults were chosen
-        on the Kodak photos: every one ends with a lower MSE than
-        scikit-learn's ``KMeans(256)`` on all pixels, in ~10 iterations.
+        on photos for a lower error than scikit-learn's ``KMeans`` on all
+        pixels, in few iterations.
     ssim : bool
-        Also compute SSIM (a Numba kernel; ~10-20 ms on a Kodak photo).
+        Also compute SSIM (:func:`fastquant.metrics.ssim`; a Numba kernel).
     max_pixels : int or None
         Refuse larger images before decoding them.
     allow_truncated : bool
@@ -604,7 +595,7 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
         stats.psnr_white = metrics.psnr_over(src, out, 255, weights=weights)
         lap("metrics")
     if ssim:
-        stats.ssim = (large.ssim(p, palette, indices, metrics.SSIM_MAX_PIXELS) if big
-                      else metrics.ssim(p.arr, result.image, max_pixels=metrics.SSIM_MAX_PIXELS))
+        stats.ssim = (large.ssim(p, palette, indices, config.SSIM_MAX_PIXELS) if big
+                      else metrics.ssim(p.arr, result.image, max_pixels=config.SSIM_MAX_PIXELS))
         lap("metrics")
     return result

@@ -14,7 +14,7 @@ points, float64 weights, int32 labels.
 """
 import numpy as np
 
-from . import nearest, threads
+from . import config, threads
 from .jit import njit
 
 #: Bins per axis of the histograms Wu's cuts are found from (colours: one per value).
@@ -479,7 +479,7 @@ def by_cluster(labels, k):
 def cluster_cuts(points, weights, labels, k, integral):
     """Best cut of every cluster, for the swap rounds of k-means.
 
-    Clusters are independent: from ``nearest.THREAD_MIN_POINTS`` points on
+    Clusters are independent: from ``config.THREAD_MIN_POINTS`` points on
     they are shared out to threads in fixed blocks.
 
     Parameters
@@ -505,7 +505,7 @@ def cluster_cuts(points, weights, labels, k, integral):
     gains = np.zeros(k)
     left = np.zeros((k, d))
     right = np.zeros((k, d))
-    n_threads = None if len(points) >= nearest.THREAD_MIN_POINTS else 1
+    n_threads = None if len(points) >= config.THREAD_MIN_POINTS else 1
     threads.run_blocks(lambda lo, hi: _cuts_range(points, wx, order, bounds, integral, gains, left, right,
                                                   lo, hi), k, n_threads)
     return gains, left, right

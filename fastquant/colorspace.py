@@ -1,4 +1,4 @@
-"""sRGB <-> OKLab, for fitting and mapping palettes in a perceptual colour space.
+"""sRGB <-> OKLab, and the point spaces palettes are fitted and searched in.
 
 OKLab (Björn Ottosson, 2020, https://bottosson.github.io/posts/oklab/) is
 computed from linear light: sRGB values are decoded with the sRGB transfer
@@ -7,31 +7,32 @@ responses, cube-rooted and mixed again, with Ottosson's published matrices.
 Euclidean distance in OKLab approximates perceived colour difference far
 better than distance in sRGB values.
 
-The quantizer works on *points*: OKLab times :data:`SCALE`, so that L spans
-0..255 like the sRGB values the rest of the package uses (the k-means
-tolerances and float32 precision were tuned for that range), plus alpha,
-unchanged (0..255), as a 4th coordinate for RGBA images.
+Names, one pattern for each kind of thing:
 
-Kernels (private, fixed types): ``_encode_range`` uint8 colours -> float32
-points, ``_decode_range`` float32 points -> float64 sRGB (clipped to 0..255,
-not rounded).  Both work per colour, so the parallel drivers give the same
-values for any thread count.
+- ``srgb_to_oklab`` / ``oklab_to_srgb``: the colour conversions (float
+  results, optionally scaled; alpha, when there is a 4th channel, carried
+  along as a coordinate); ``srgb_to_oklab_at`` is the per-colour kernel, for
+  other modules' kernels to call;
+- ``premultiply`` / ``unpremultiply``: straight RGBA <-> premultiplied;
+- ``to_points`` / ``from_points``: uint8 colours <-> the float32 *points* of
+  a point space (:data:`SPACES`), what the k-means clusters and the nearest
+  search measures: ``"rgb"`` (the values), ``"premultiplied"`` (RGBA
+  clustered in sRGB: (r a/255, g a/255, b a/255, a), as pngquant does, so a
+  colour difference costs in proportion to how visible it is) or
+  ``"oklab"`` (OKLab times :data:`SCALE`, so that L spans 0..255 like the
+  sRGB values the rest of the package uses, plus alpha unchanged; the
+  k-means tolerances and float32 precision were tuned for that range).
 
-RGBA images clustered in sRGB use *premultiplied* points instead
-(:func:`premultiply`): (r a/255, g a/255, b a/255, a), as pngquant does, so a
-colour difference costs in proportion to how visible it is (nothing at alpha
-0).  :func:`encode_points` / :func:`decode_points` name the point space of
-each mode: ``"rgb"``, ``"premultiplied"`` (4 channels only) or ``"oklab"``.
+Kernels work per colour, so the parallel drivers give the same values for
+any thread count.
 """
 import numpy as np
+from . import config
 from .jit import njit, prange
 
 #: OKLab coordinates are multiplied by this in the quantizer's points, so
 #: that L (0..1) spans 0..255 like sRGB values and alpha.
 SCALE = 255.0
-#: Colours from which the parallel drivers are used (fewer: one thread).
-PARALLEL_MIN_COLORS = 1 << 16
-_CHUNK = 4096
 
 
 def _srgb_to_linear_table():
@@ -44,8 +45,11 @@ LINEAR = _srgb_to_linear_table()
 
 
 @njit(cache=True, nogil=True, inline="always")
-def encode_at(colors, i, lin, scale, out, j):
-    """Point ``out[j]`` of colour ``colors[i]`` (a kernel, for other modules' kernels to call)."""
+def srgb_to_oklab_at(colors, i, lin, scale, out, j):
+    """Write OKLab of colour ``colors[i]``, times ``scale``, into ``out[j]``.
+
+    Alpha becomes ``alpha / 255 * scale``; ``lin`` is :data:`LINEAR`.
+    """
     r = lin[colors[i, 0]]
     g = lin[colors[i, 1]]
     b = lin[colors[i, 2]]
@@ -61,13 +65,13 @@ def encode_at(colors, i, lin, scale, out, j):
 
 
 @njit(cache=True, nogil=True)
-def _encode_range(colors, lin, scale, out, lo, hi):
+def _srgb_to_oklab_range(colors, lin, scale, out, lo, hi):
     for i in range(lo, hi):
-        encode_at(colors, i, lin, scale, out, i)
+        srgb_to_oklab_at(colors, i, lin, scale, out, i)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _encode_gamma(x):
+def _linear_to_srgb(x):
     if x <= 0.0031308:
         v = 12.92 * x
     else:
@@ -76,7 +80,7 @@ def _encode_gamma(x):
 
 
 @njit(cache=True, nogil=True)
-def _decode_range(points, scale, out, lo, hi):
+def _oklab_to_srgb_range(points, scale, out, lo, hi):
     for i in range(lo, hi):
         L = points[i, 0] / scale
         a = points[i, 1] / scale
@@ -87,25 +91,25 @@ def _decode_range(points, scale, out, lo, hi):
         l3 = l_ * l_ * l_
         m3 = m_ * m_ * m_
         s3 = s_ * s_ * s_
-        out[i, 0] = _encode_gamma(4.0767416621 * l3 - 3.3077115913 * m3 + 0.2309699292 * s3)
-        out[i, 1] = _encode_gamma(-1.2684380046 * l3 + 2.6097574011 * m3 - 0.3413193965 * s3)
-        out[i, 2] = _encode_gamma(-0.0041960863 * l3 - 0.7034186147 * m3 + 1.7076147010 * s3)
+        out[i, 0] = _linear_to_srgb(4.0767416621 * l3 - 3.3077115913 * m3 + 0.2309699292 * s3)
+        out[i, 1] = _linear_to_srgb(-1.2684380046 * l3 + 2.6097574011 * m3 - 0.3413193965 * s3)
+        out[i, 2] = _linear_to_srgb(-0.0041960863 * l3 - 0.7034186147 * m3 + 1.7076147010 * s3)
         for t in range(3, points.shape[1]):
             out[i, t] = min(max(points[i, t] * (255.0 / scale), 0.0), 255.0)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _encode_par(colors, lin, scale, out, chunk):
+def _srgb_to_oklab_par(colors, lin, scale, out, chunk):
     n = colors.shape[0]
     for c in prange((n + chunk - 1) // chunk):
-        _encode_range(colors, lin, scale, out, c * chunk, min(n, (c + 1) * chunk))
+        _srgb_to_oklab_range(colors, lin, scale, out, c * chunk, min(n, (c + 1) * chunk))
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _decode_par(points, scale, out, chunk):
+def _oklab_to_srgb_par(points, scale, out, chunk):
     n = points.shape[0]
     for c in prange((n + chunk - 1) // chunk):
-        _decode_range(points, scale, out, c * chunk, min(n, (c + 1) * chunk))
+        _oklab_to_srgb_range(points, scale, out, c * chunk, min(n, (c + 1) * chunk))
 
 
 def _flat(a, dtype, name):
@@ -115,7 +119,7 @@ def _flat(a, dtype, name):
     return np.ascontiguousarray(a.reshape(-1, a.shape[-1]), dtype)
 
 
-def to_points(colors, scale=SCALE):
+def srgb_to_oklab(colors, scale=1.0):
     """OKLab of sRGB colours, times ``scale``; alpha kept as a 4th coordinate.
 
     Parameters
@@ -123,7 +127,8 @@ def to_points(colors, scale=SCALE):
     colors : (..., 3) or (..., 4) uint8 ndarray
         sRGB (and alpha) values.
     scale : float
-        Multiplies L, a and b; alpha becomes ``alpha / 255 * scale``.
+        Multiplies L (0..1), a and b; alpha becomes ``alpha / 255 * scale``.
+        The ``"oklab"`` points of :func:`to_points` use :data:`SCALE`.
 
     Returns
     -------
@@ -134,19 +139,19 @@ def to_points(colors, scale=SCALE):
         raise ValueError(f"expected uint8 sRGB values, got dtype {colors.dtype}")
     flat = _flat(colors, np.uint8, "colors")
     out = np.empty(flat.shape, np.float32)
-    if len(flat) >= PARALLEL_MIN_COLORS:
-        _encode_par(flat, LINEAR, float(scale), out, _CHUNK)
+    if len(flat) >= config.PARALLEL_MIN_COLORS:
+        _srgb_to_oklab_par(flat, LINEAR, float(scale), out, config.CHUNK)
     else:
-        _encode_range(flat, LINEAR, float(scale), out, 0, len(flat))
+        _srgb_to_oklab_range(flat, LINEAR, float(scale), out, 0, len(flat))
     return out.reshape(colors.shape)
 
 
-def from_points(points, scale=SCALE):
-    """sRGB (and alpha) of OKLab points made by :func:`to_points` (inverse, float).
+def oklab_to_srgb(lab, scale=1.0):
+    """The sRGB (and alpha) values of OKLab colours times ``scale``: the inverse of :func:`srgb_to_oklab`, in float.
 
     Parameters
     ----------
-    points : (..., 3) or (..., 4) float ndarray
+    lab : (..., 3) or (..., 4) float ndarray
     scale : float
 
     Returns
@@ -155,47 +160,19 @@ def from_points(points, scale=SCALE):
         sRGB values clipped to [0, 255] (out-of-gamut colours are clipped
         per channel), not rounded.
     """
-    points = np.asarray(points)
-    flat = _flat(points, np.float32, "points")
+    lab = np.asarray(lab)
+    flat = _flat(lab, np.float32, "lab")
     out = np.empty(flat.shape, np.float64)
-    if len(flat) >= PARALLEL_MIN_COLORS:
-        _decode_par(flat, float(scale), out, _CHUNK)
+    if len(flat) >= config.PARALLEL_MIN_COLORS:
+        _oklab_to_srgb_par(flat, float(scale), out, config.CHUNK)
     else:
-        _decode_range(flat, float(scale), out, 0, len(flat))
-    return out.reshape(points.shape)
-
-
-def srgb_to_oklab(rgb):
-    """OKLab (L in [0, 1]) of sRGB uint8 colours.
-
-    Parameters
-    ----------
-    rgb : (..., 3) uint8 ndarray
-
-    Returns
-    -------
-    (..., 3) float32 ndarray
-    """
-    return to_points(rgb, 1.0)
-
-
-def oklab_to_srgb(lab):
-    """sRGB values of OKLab colours, clipped to [0, 255] (float64, not rounded).
-
-    Parameters
-    ----------
-    lab : (..., 3) float ndarray
-
-    Returns
-    -------
-    (..., 3) float64 ndarray
-    """
-    return from_points(lab, 1.0)
+        _oklab_to_srgb_range(flat, float(scale), out, 0, len(flat))
+    return out.reshape(lab.shape)
 
 
 # ----------------------------------------------------------------------------- premultiplied alpha
 
-#: The point spaces of :func:`encode_points` and :func:`decode_points`.
+#: The point spaces of :func:`to_points` and :func:`from_points`.
 SPACES = ("rgb", "premultiplied", "oklab")
 
 
@@ -257,7 +234,7 @@ def unpremultiply(points):
     return out
 
 
-def encode_points(colors, space):
+def to_points(colors, space):
     """The points that stand for uint8 colours in a point space (what the k-means clusters).
 
     Parameters
@@ -265,7 +242,7 @@ def encode_points(colors, space):
     colors : (M, C) uint8 ndarray
     space : {"rgb", "premultiplied", "oklab"}
         ``"rgb"``: the values as float32; ``"premultiplied"``: :func:`premultiply`
-        (RGBA only); ``"oklab"``: :func:`to_points`.
+        (RGBA only); ``"oklab"``: :func:`srgb_to_oklab` times :data:`SCALE`.
 
     Returns
     -------
@@ -276,11 +253,11 @@ def encode_points(colors, space):
     if space == "premultiplied":
         return premultiply(colors)
     if space == "oklab":
-        return to_points(colors)
+        return srgb_to_oklab(colors, SCALE)
     raise ValueError(f"space must be one of {SPACES}, got {space!r}")
 
 
-def decode_points(points, space):
+def from_points(points, space):
     """uint8 colours of points of a point space (centres back to palette entries).
 
     Parameters
@@ -292,12 +269,12 @@ def decode_points(points, space):
     -------
     (M, C) uint8 ndarray
         Rounded to nearest and clipped to [0, 255] (see :func:`unpremultiply`
-        and :func:`from_points`).
+        and :func:`oklab_to_srgb`).
     """
     if space == "rgb":
         return np.clip(np.rint(points), 0, 255).astype(np.uint8)
     if space == "premultiplied":
         return unpremultiply(points)
     if space == "oklab":
-        return np.rint(from_points(points)).astype(np.uint8)
+        return np.rint(oklab_to_srgb(points, SCALE)).astype(np.uint8)
     raise ValueError(f"space must be one of {SPACES}, got {space!r}")

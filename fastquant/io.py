@@ -38,23 +38,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import config
 from .errors import FastquantError, InputError, OptionError, ResourceError
 
-#: Default refusal threshold in pixels (what Pillow's own default refuses, 2 x its MAX_IMAGE_PIXELS).
-DEFAULT_MAX_PIXELS = 178_956_970
+#: Default of ``max_pixels`` (``config.DEFAULT_MAX_PIXELS`` when this module was imported).
+DEFAULT_MAX_PIXELS = config.DEFAULT_MAX_PIXELS
 
 #: Pillow formats read, tried in this order (TGA, which has no signature, last).  APNG
 #: is Pillow's "PNG", PPM covers PBM, PGM, PPM, PNM and PFM, MPO is a JPEG with
 #: more pictures after the first.  Nothing else is identified, let alone decoded.
 READ_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "TIFF", "WEBP", "ICO", "PPM", "TGA")
-
-#: Bytes read from one source at most, besides 8 a pixel: see :func:`read_limit`.
-READ_SLACK = 64 << 20
-
-#: Size aimed at for one strip of :meth:`Decoded.strips`, counted as 4 bytes a pixel.
-STRIP_BYTES = 4 << 20
-
-_CHUNK = 1 << 20  # pipes and file objects are read this much at a time
 
 # Pillow converts every other mode for us; 16/32-bit integer modes are scaled in numpy.
 _AS_RGBA = {"LA", "La", "PA", "RGBA", "RGBa"}
@@ -98,7 +91,7 @@ def read_limit(max_pixels):
     uncompressed PNG, PAM or TIFF); compressed files are far smaller, and the
     64 MiB are room for headers, colour profiles and other metadata.
     """
-    return None if max_pixels is None else READ_SLACK + 8 * int(max_pixels)
+    return None if max_pixels is None else config.READ_SLACK + 8 * int(max_pixels)
 
 
 def to_uint8(image):
@@ -259,7 +252,7 @@ class Decoded:
     name : str
         The source's name, for messages.
     strip_rows : int
-        Rows in a strip of about :data:`STRIP_BYTES` bytes: the default of :meth:`strips`.
+        Rows in a strip of about ``config.STRIP_BYTES`` bytes: the default of :meth:`strips`.
     """
 
     def __init__(self, name, nbytes, *, array=None, image=None, header=None):
@@ -271,7 +264,7 @@ class Decoded:
             self._alpha = self._channels == 4
         else:
             self._setup(image, header)
-        self.strip_rows = max(1, STRIP_BYTES // (4 * self.width))
+        self.strip_rows = max(1, config.STRIP_BYTES // (4 * self.width))
 
     def _setup(self, im, header):
         """The normalisation rules of one Pillow image, from what its file said."""
@@ -465,7 +458,7 @@ def _read_bounded(f, name, limit):
     buf = _pyio.BytesIO()
     try:
         while True:
-            chunk = f.read(_CHUNK)
+            chunk = f.read(config.READ_CHUNK)
             if not chunk:
                 break
             if not isinstance(chunk, (bytes, bytearray)):

@@ -3,7 +3,7 @@ disk cache with less start-up work.
 
 Before it loads a cached kernel, Numba refreshes its whole compiler context:
 it imports and registers the implementations of everything it can compile
-(~0.15-0.25 s, once per process).  A kernel loaded from the cache needs none
+(once per process, a noticeable part of a short run's start-up).  A kernel loaded from the cache needs none
 of that, only Numba's runtime (its allocator).  So fastquant's kernels
 initialize the runtime and load; a cache miss still compiles through Numba's
 compiler, which refreshes the context itself.  Other code's Numba functions

@@ -7,7 +7,7 @@ image or with its number of colours works a strip at a time:
 
 - histogram: the palette is fitted on an evenly spread sample of about
   ``sample_pixels`` pixels; only when the sample has few colours (a
-  graphic) is every pixel counted, into a table capped at ``EXACT_COLORS``
+  graphic) is every pixel counted, into a table capped at ``config.EXACT_COLORS``
   colours (past the cap the sample is used after all);
 - mapping: each strip is mapped to its nearest palette entries on its own
   (:func:`map_rows`): RGB through a colour table shared by all strips,
@@ -19,13 +19,7 @@ import math
 
 import numpy as np
 
-from . import histogram, remap
-
-#: Pixels per strip (whole rows; at least one row).
-STRIP_PIXELS = 1 << 20
-#: Most distinct colours counted exactly on the strip path (a graphic's);
-#: an image with more is fitted on its sample.
-EXACT_COLORS = 1 << 16
+from . import config, histogram, remap
 
 
 class Rows:
@@ -43,7 +37,7 @@ class Rows:
 
     def __init__(self, strip, height, width, channels, *, copy=False):
         self.strip, self.h, self.w, self.c, self.copy = strip, height, width, channels, copy
-        self.step = max(1, STRIP_PIXELS // max(width, 1))
+        self.step = max(1, config.STRIP_PIXELS // max(width, 1))
 
     def __call__(self, lo, hi):
         """Rows lo .. hi - 1, fully transparent pixels made (0, 0, 0, 0) as on the array path."""
@@ -108,7 +102,7 @@ class Prepared:
 class _ExactCount:
     """Colours and counts of every pixel added, in first-appearance order (as
     :func:`fastquant.histogram.unique_colors` gives them for the whole image);
-    ``colors`` becomes None, and counting stops, past ``EXACT_COLORS`` colours."""
+    ``colors`` becomes None, and counting stops, past ``config.EXACT_COLORS`` colours."""
 
     def __init__(self, channels):
         self.colors = np.empty((0, channels), np.uint8)
@@ -118,13 +112,13 @@ class _ExactCount:
         if self.colors is None:
             return
         sc, scount, _ = histogram.unique_colors(pixels)
-        if len(sc) > EXACT_COLORS:
+        if len(sc) > config.EXACT_COLORS:
             self.colors = self.counts = None
             return
         merged, inv = histogram.unique_colors(np.concatenate([self.colors, sc]))[::2]
         counts = np.bincount(inv, weights=np.concatenate([self.counts, scount]), minlength=len(merged))
         self.colors, self.counts = merged, counts.astype(np.int64)
-        if len(merged) > EXACT_COLORS:
+        if len(merged) > config.EXACT_COLORS:
             self.colors = self.counts = None
 
 

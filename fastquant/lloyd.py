@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import boxes, nearest
+from . import boxes, config
 from .errors import OptionError
 from .jit import njit, prange
 from .nearest import Search, assign, sqdist
@@ -141,7 +141,7 @@ def _partial_sums(points, weights, labels, dist, k, chunk):
     sums = np.zeros((nch, k, d))
     wsums = np.zeros((nch, k))
     errs = np.zeros(nch)
-    if n >= nearest.PARALLEL_MIN_POINTS:
+    if n >= config.PARALLEL_MIN_POINTS:
         _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk)
     else:
         # Serial: summing a photo's histogram costs less than handing work to a thread.
@@ -173,18 +173,7 @@ def _new_centers(points, weights, dist, sums, wsums, centers):
 
 
 def _chunk(k):
-    return max(nearest.CHUNK, 16 * k)
-
-
-#: Default over-relaxation of Lloyd's update (see :func:`_lloyd`): with
-#: compress()'s loose tolerance it ends at about the error plain Lloyd reaches
-#: with a tighter one, in fewer updates.
-OVERRELAX = 0.8
-
-#: Swaps are tried where the cut gain beats this fraction of the merge cost
-#: (the Lloyd iterations that follow usually make up the rest); a round that
-#: does not end better than the previous solution is discarded.
-SWAP_FACTOR = 0.5
+    return max(config.CHUNK, 16 * k)
 
 
 def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrelax, integral):
@@ -233,7 +222,7 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrel
         plain = None
         if converged:
             rounds += 1
-            if _swap(points, weights, centers, labels, wsums, SWAP_FACTOR, integral):
+            if _swap(points, weights, centers, labels, wsums, config.SWAP_FACTOR, integral):
                 prev = np.inf
             else:
                 rounds = swap_rounds
@@ -276,7 +265,7 @@ def _swap(points, weights, centers, labels, wsums, factor, integral):
     ``integral``: see :func:`fastquant.boxes.is_integral`.
     """
     k = len(centers)
-    if k < 3 or k > nearest.NEIGHBOR_LIST_MAX_K:  # k x k distances: too many above that
+    if k < 3 or k > config.NEIGHBOR_LIST_MAX_K:  # k x k distances: too many above that
         return 0
     gains, left, right = boxes.cluster_cuts(points, weights, labels, k, integral)
     nn, nd = _nearest_other(centers)
@@ -314,7 +303,7 @@ def _check_int(name, value, low=None):
 
 
 def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2,
-           overrelax=OVERRELAX):
+           overrelax=None):
     """Weighted k-means clustering (Lloyd's algorithm).
 
     Parameters
@@ -342,11 +331,12 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         After convergence, up to this many rounds of cluster swaps (merge a
         cluster into its neighbour, cut another in two; after ELBG), each
         followed by Lloyd's iterations; the best solution is kept.
-    overrelax : float
+    overrelax : float, optional
         0 to 1: each update moves the centres this much further than the
         weighted means, which converges in fewer iterations; a step that
         ends worse than the plain update would is taken back, so the error
-        never increases.  0 gives plain Lloyd iterations.
+        never increases.  0 gives plain Lloyd iterations.  Default:
+        ``fastquant.config.OVERRELAX`` (0.8).
 
     Returns
     -------
@@ -363,6 +353,8 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
     seed = _check_int("seed", seed)
     if not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol >= 0):
         raise OptionError(f"tol must be a finite number >= 0, got {tol!r}")
+    if overrelax is None:
+        overrelax = config.OVERRELAX
     if isinstance(overrelax, bool) or not isinstance(overrelax, (int, float, np.floating)) \
             or not 0 <= overrelax <= 1:
         raise OptionError(f"overrelax must be a number from 0 to 1, got {overrelax!r}")

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from .jit import njit
 
-from . import threads
+from . import config, threads
 from .errors import OptionError
 
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -101,9 +101,6 @@ def composite(image, background):
     return rgb * a + bg * (1.0 - a)
 
 
-_OVER_CHUNK = 1 << 18  # pixels per step of psnr_over: bounded memory, a fixed summation order
-
-
 def _over_args(a, b, weights):
     a, b = _pair(a, b)
     if a.ndim < 1 or a.shape[-1] not in (3, 4):
@@ -135,10 +132,11 @@ def over_sq_error(a, b, background, *, weights=None):
     a, b, weights = _over_args(a, b, weights)
     bg = _background(background)
     sq = 0.0
-    for lo in range(0, len(a), _OVER_CHUNK):
-        d = composite(a[lo:lo + _OVER_CHUNK], bg) - composite(b[lo:lo + _OVER_CHUNK], bg)
+    step = config.PSNR_OVER_CHUNK  # bounded memory, a fixed summation order
+    for lo in range(0, len(a), step):
+        d = composite(a[lo:lo + step], bg) - composite(b[lo:lo + step], bg)
         per = (d * d).sum(axis=1)
-        sq += float(per.sum() if weights is None else (weights[lo:lo + _OVER_CHUNK] * per).sum())
+        sq += float(per.sum() if weights is None else (weights[lo:lo + step] * per).sum())
     return sq
 
 
@@ -219,9 +217,6 @@ def _mirror(i, n):
     return i
 
 
-_BAND = 64  # output rows per band; fixed, so the float sums do not depend on threads
-
-
 @njit(cache=True, nogil=True)
 def _luma_map(a, lw):
     """(H, W) float64 weighted sum of the channels of a (H, W, C) uint8 image."""
@@ -296,15 +291,10 @@ def _ssim_rows(x, y, g, c1, c2, crop, top, h, r0, r1):
     return acc
 
 
-#: Images with more pixels than this get their SSIM from evenly spaced bands
-#: of rows covering about this many pixels (see :func:`ssim`).
-SSIM_MAX_PIXELS = 1 << 22
-
-
-def ssim_bands(rows_a, rows_b, shape, *, sigma=1.5, data_range=255.0, max_pixels=SSIM_MAX_PIXELS):
+def ssim_bands(rows_a, rows_b, shape, *, sigma=1.5, data_range=255.0, max_pixels=None):
     """Mean SSIM of the luma of two images given band by band.
 
-    The images are never needed whole: each band of 64 output rows reads
+    The images are never needed whole: each band of ``config.SSIM_BAND_ROWS`` output rows reads
     its rows plus the window's margin, so memory stays at a few rows.
 
     Parameters
@@ -334,20 +324,21 @@ def ssim_bands(rows_a, rows_b, shape, *, sigma=1.5, data_range=255.0, max_pixels
     crop = r if r and min(shape) > 2 * r else 0
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
-    n_bands = (h + _BAND - 1) // _BAND
+    band_rows = config.SSIM_BAND_ROWS  # fixed, so the float sums do not depend on threads
+    n_bands = (h + band_rows - 1) // band_rows
     bands = np.arange(n_bands)
     if max_pixels is not None and h * w > max_pixels:
-        keep = max(1, min(n_bands, max_pixels // (_BAND * w)))
+        keep = max(1, min(n_bands, max_pixels // (band_rows * w)))
         bands = (np.arange(keep) * n_bands) // keep
 
     def band_sum(band):
-        r0, r1 = band * _BAND, min(h, (band + 1) * _BAND)
+        r0, r1 = band * band_rows, min(h, (band + 1) * band_rows)
         lo, hi = max(0, r0 - r), min(h, r1 + r)  # the rows the window reaches (mirrors stay inside)
         x, y = luma(rows_a(lo, hi)), luma(rows_b(lo, hi))
         return _ssim_rows(x, y, g, c1, c2, crop, lo, h, r0, r1)
 
     total = float(np.sum(threads.run(band_sum, bands)))  # added in band order: any thread count
-    counted = sum(max(0, min((b + 1) * _BAND, h - crop) - max(b * _BAND, crop)) for b in bands.tolist())
+    counted = sum(max(0, min((b + 1) * band_rows, h - crop) - max(b * band_rows, crop)) for b in bands.tolist())
     return total / (max(counted, 1) * (w - 2 * crop))
 
 
@@ -405,8 +396,8 @@ def delta_e_ok(a, b):
 # The 0-100 quality scale is pngquant's (libimagequant's quality_to_mse), so
 # that ``--quality 65-80`` means what pngquant users expect.  libimagequant
 # divides its per-pixel sum over channels by 6 where our MSE averages over 3,
-# so its "MSE" is half of ours for the same per-channel errors (measured on
-# Kodak images: ours / pngquant's = 2.1 to 2.3, the rest being its gamma).
+# so its "MSE" is half of ours for the same per-channel errors (on photos the
+# ratio is a little above 2: libimagequant also weights by its gamma).
 _MSE_UNIT = 65536.0 / 3.0
 
 

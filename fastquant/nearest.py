@@ -7,35 +7,17 @@ point is searched from a starting centre c0 (its previous centre, or the
 previous pixel's) along c0's list: once a neighbour is more than twice as
 far from c0 as the point is, no later one can be nearer (triangle
 inequality), so most distances are never computed.  Above
-``NEIGHBOR_LIST_MAX_K`` centres there are no lists: points scan every
+``config.NEIGHBOR_LIST_MAX_K`` centres there are no lists: points scan every
 centre, and k-means keeps Hamerly's distance bounds instead (:class:`Search`).
 
 Public kernels, for other modules' kernels to call: :func:`sqdist` and
-:func:`search`.  Python entry points: :func:`assign`, :func:`neighbor_lists`.
+:func:`search`.  Python entry points: :func:`assign`, :func:`neighbor_lists`, :func:`search_lists`.
 Fixed types: float32 points and centres, int32 labels.
 """
 import numpy as np
 
-from . import threads
+from . import config, threads
 from .jit import njit, prange
-
-#: Points per chunk of the parallel drivers and of partial sums (k-means'
-#: update, remap's errors); fixed so that the float summation order (and so
-#: the output) is the same for any thread count.
-CHUNK = 4096
-#: Length of each centre's list of nearest centres; a point whose search
-#: radius reaches past the end of its list falls back to a full scan.
-NEIGHBORS = 32
-#: Above this many centres the k x k distances for the lists cost more than they save.
-NEIGHBOR_LIST_MAX_K = 8192
-#: Work sizes (points, or centres for the neighbour lists) from which the
-#: parallel drivers are used.
-PARALLEL_MIN_POINTS = 1 << 16
-PARALLEL_MIN_CENTERS = 512
-#: Points from which the assignment runs its serial range kernel on Python
-#: threads (:mod:`fastquant.threads`): from there the work costs well more
-#: than handing it to a thread does.
-THREAD_MIN_POINTS = 1 << 14
 
 #: Slack on the pruning radius so float32 rounding can never prune the true nearest.
 _SLACK = np.float32(4.004)
@@ -47,7 +29,7 @@ _HINT_MARGIN = np.float32(1.05)
 def sqdist(points, i, centers, j):
     """Squared distance (float32) from ``points[i]`` to ``centers[j]``."""
     d = points.shape[1]
-    if d == 3:  # colours: unrolled, several times faster than the loop
+    if d == 3:  # colours: unrolled by hand (d is only known at run time)
         a = points[i, 0] - centers[j, 0]
         b = points[i, 1] - centers[j, 1]
         c = points[i, 2] - centers[j, 2]
@@ -85,7 +67,7 @@ def _kth_smallest(v, kth):
 
 
 @njit(cache=True, nogil=True)
-def _neighbor_rows(centers, order, sorted_d, hint, lo, hi):
+def _neighbor_rows(centers, neighbors, sorted_d, hint, lo, hi):
     """For centres lo..hi-1, their L nearest centres (themselves included) by
     increasing distance (ties: lower index first).
 
@@ -97,7 +79,7 @@ def _neighbor_rows(centers, order, sorted_d, hint, lo, hi):
     of a fresh build.
     """
     k = centers.shape[0]
-    L = order.shape[1]
+    L = neighbors.shape[1]
     dist = np.empty(k, np.float32)
     cand = np.empty(k, np.int64)
     cd = np.empty(k, np.float32)
@@ -129,12 +111,12 @@ def _neighbor_rows(centers, order, sorted_d, hint, lo, hi):
             cd[pos] = db
             cand[pos] = b
         for t in range(L):
-            order[a, t] = cand[t]
+            neighbors[a, t] = cand[t]
             sorted_d[a, t] = cd[t]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _search_list(points, i, centers, order, sorted_d, c0, d0):
+def _search_list(points, i, centers, neighbors, sorted_d, c0, d0):
     """Nearest centre of point i (ties: lowest index), searched from centre c0
     at squared distance d0 along c0's sorted neighbour list, or among all
     centres when the list ends inside the search radius.
@@ -142,7 +124,7 @@ def _search_list(points, i, centers, order, sorted_d, c0, d0):
     Returns (nearest centre, its squared distance).
     """
     k = centers.shape[0]
-    L = order.shape[1]
+    L = neighbors.shape[1]
     lim = _SLACK * d0
     if L < k and sorted_d[c0, L - 1] <= lim:  # a far outlier: the list is too short
         best, dbest, _ = _search_all(points, i, centers, c0, d0)
@@ -153,7 +135,7 @@ def _search_list(points, i, centers, order, sorted_d, c0, d0):
         for t in range(L):
             if sorted_d[c0, t] > lim:
                 break
-            j = order[c0, t]
+            j = neighbors[c0, t]
             dj = sqdist(points, i, centers, j)
             if dj < dbest or (dj == dbest and j < best):
                 best = j
@@ -187,23 +169,23 @@ def _search_all(points, i, centers, c0, d0):
 
 
 @njit(cache=True, nogil=True)
-def search(points, i, centers, order, sorted_d, c0, d0):
+def search(points, i, centers, neighbors, sorted_d, c0, d0):
     """Nearest centre of point i and its squared distance, searched from
     centre c0 at squared distance d0 (``sqdist(points, i, centers, c0)``):
-    along the neighbour lists ``order, sorted_d`` of :func:`neighbor_lists`,
-    or among all centres when there are none (``order`` with no rows).
+    along the neighbour lists ``neighbors, sorted_d`` of :func:`neighbor_lists`,
+    or among all centres when there are none (``neighbors`` with no rows).
     """
-    if order.shape[0] == centers.shape[0]:
-        return _search_list(points, i, centers, order, sorted_d, c0, d0)
+    if neighbors.shape[0] == centers.shape[0]:
+        return _search_list(points, i, centers, neighbors, sorted_d, c0, d0)
     best, dbest, _ = _search_all(points, i, centers, c0, d0)
     return best, dbest
 
 
 @njit(cache=True, nogil=True)
-def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, lo, hi):
+def _assign_range(points, centers, neighbors, sorted_d, labels, dist, lower, moves, lo, hi):
     """Nearest centre of points lo..hi-1 (ties: lowest index), starting from ``labels``.
 
-    With neighbour lists (``order`` has k rows) every point is searched
+    With neighbour lists (``neighbors`` has k rows) every point is searched
     along its previous centre's list (about five distances a point, which
     costs less than keeping bounds that would let it skip the search); a far
     outlier whose search radius passes the end of the list scans all centres.
@@ -215,8 +197,8 @@ def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, 
     2010).
     """
     k = centers.shape[0]
-    L = order.shape[1]
-    use_lists = order.shape[0] == k
+    L = neighbors.shape[1]
+    use_lists = neighbors.shape[0] == k
     for i in range(lo, hi):
         c0 = labels[i]
         if c0 < 0 or c0 >= k:
@@ -224,7 +206,7 @@ def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, 
         d0 = sqdist(points, i, centers, c0)
         if use_lists and (L == k or sorted_d[c0, L - 1] > _SLACK * d0):
             # _search_list's walk, written out because this loop is the hot
-            # one and the inlined call runs measurably slower here; keep in
+            # one and the inlined call compiles to slower code here; keep in
             # sync with _search_list.
             lim = _SLACK * d0
             best = c0
@@ -232,7 +214,7 @@ def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, 
             for t in range(L):
                 if sorted_d[c0, t] > lim:
                     break
-                j = order[c0, t]
+                j = neighbors[c0, t]
                 dj = sqdist(points, i, centers, j)
                 if dj < dbest or (dj == dbest and j < best):
                     best = j
@@ -259,22 +241,22 @@ def _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, 
 # item is computed the same way, so results do not depend on the thread count.
 
 @njit(cache=True, nogil=True, parallel=True)
-def _neighbors_par(centers, order, sorted_d, hint, chunk):
+def _neighbors_par(centers, neighbors, sorted_d, hint, chunk):
     k = centers.shape[0]
     for c in prange((k + chunk - 1) // chunk):
-        _neighbor_rows(centers, order, sorted_d, hint, c * chunk, min(k, (c + 1) * chunk))
+        _neighbor_rows(centers, neighbors, sorted_d, hint, c * chunk, min(k, (c + 1) * chunk))
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _assign_par(points, centers, order, sorted_d, labels, dist, lower, moves, chunk):
+def _assign_par(points, centers, neighbors, sorted_d, labels, dist, lower, moves, chunk):
     n = points.shape[0]
     for c in prange((n + chunk - 1) // chunk):
-        _assign_range(points, centers, order, sorted_d, labels, dist, lower, moves, c * chunk,
+        _assign_range(points, centers, neighbors, sorted_d, labels, dist, lower, moves, c * chunk,
                       min(n, (c + 1) * chunk))
 
 
 def neighbor_lists(centers, hint=None):
-    """Each centre's L = min(k, ``NEIGHBORS``) nearest centres, itself included.
+    """Each centre's L = min(k, ``config.NEIGHBORS``) nearest centres, itself included.
 
     Parameters
     ----------
@@ -285,25 +267,40 @@ def neighbor_lists(centers, hint=None):
 
     Returns
     -------
-    order : (k, L) int32 ndarray
+    neighbors : (k, L) int32 ndarray
         Neighbours of every centre by increasing distance (ties: lower index first).
     sorted_d : (k, L) float32 ndarray
         Their squared distances.
     """
     centers = np.ascontiguousarray(centers, np.float32)
     k = centers.shape[0]
-    L = min(k, NEIGHBORS)
-    order = np.empty((k, L), np.int32)
+    L = min(k, config.NEIGHBORS)
+    neighbors = np.empty((k, L), np.int32)
     sorted_d = np.empty((k, L), np.float32)
     if hint is None or hint.shape != (k, L):
         lim = np.full(k, np.inf, np.float32)
     else:
         lim = hint[:, -1] * _HINT_MARGIN + np.float32(1e-6)
-    if k >= PARALLEL_MIN_CENTERS:
-        _neighbors_par(centers, order, sorted_d, lim, 64)
+    if k >= config.PARALLEL_MIN_CENTERS:
+        _neighbors_par(centers, neighbors, sorted_d, lim, 64)
     else:
-        _neighbor_rows(centers, order, sorted_d, lim, 0, k)
-    return order, sorted_d
+        _neighbor_rows(centers, neighbors, sorted_d, lim, 0, k)
+    return neighbors, sorted_d
+
+
+def search_lists(centers, hint=None):
+    """The neighbour lists :func:`search` takes: :func:`neighbor_lists` of the
+    centres, or empty ones (every point scans all centres) above
+    ``config.NEIGHBOR_LIST_MAX_K`` centres.
+
+    Returns
+    -------
+    neighbors : (k, L) or (0, 0) int32 ndarray
+    sorted_d : (k, L) or (0, 0) float32 ndarray
+    """
+    if len(centers) <= config.NEIGHBOR_LIST_MAX_K:
+        return neighbor_lists(centers, hint)
+    return np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
 
 
 def _moves(old, new):
@@ -331,7 +328,7 @@ class Search:
     """
 
     def __init__(self, n, k):
-        self.bounds = k > NEIGHBOR_LIST_MAX_K  # only searches without lists use bounds
+        self.bounds = k > config.NEIGHBOR_LIST_MAX_K  # only searches without lists use bounds
         self.lower = np.empty(n if self.bounds else 0, np.float32)
         self.moves = _NO_BOUNDS
         self.sorted_d = None
@@ -368,15 +365,13 @@ def assign(points, centers, labels=None, search=None):
     if search is None:
         search = Search(n, k)
     dist = np.empty(n, np.float32)
-    if k <= NEIGHBOR_LIST_MAX_K:
-        order, sorted_d = neighbor_lists(centers, search.sorted_d)
-        search.sorted_d = sorted_d
-    else:
-        order, sorted_d = np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
-    args = (points, centers, order, sorted_d, labels, dist, search.lower, search.moves)
-    if n >= PARALLEL_MIN_POINTS or (k > NEIGHBOR_LIST_MAX_K and n * k >= PARALLEL_MIN_POINTS * 64):
-        _assign_par(*args, CHUNK)
-    elif n >= THREAD_MIN_POINTS:
+    neighbors, sorted_d = search_lists(centers, search.sorted_d)
+    search.sorted_d = sorted_d
+    args = (points, centers, neighbors, sorted_d, labels, dist, search.lower, search.moves)
+    min_points = config.PARALLEL_MIN_POINTS
+    if n >= min_points or (len(neighbors) == 0 and n * k >= min_points * 64):
+        _assign_par(*args, config.CHUNK)
+    elif n >= config.THREAD_MIN_POINTS:
         threads.run_blocks(lambda lo, hi: _assign_range(*args, lo, hi), n)
     else:
         _assign_range(*args, 0, n)

@@ -21,13 +21,9 @@ import numpy as np
 from .jit import njit, prange
 
 from . import colorspace as _cs
-from . import threads
-from .colorspace import encode_at
-from .nearest import CHUNK, NEIGHBOR_LIST_MAX_K, assign, neighbor_lists, search, sqdist
-
-#: Pixels from which ordered dithering runs on all threads (below, waking
-#: the threads costs more than it saves).
-PARALLEL_MIN_PIXELS = 1 << 16
+from . import config, threads
+from .colorspace import srgb_to_oklab_at
+from .nearest import assign, neighbor_lists, search, search_lists, sqdist
 
 
 def nearest(colors, palette, start=None, colorspace="rgb"):
@@ -56,7 +52,7 @@ def nearest(colors, palette, start=None, colorspace="rgb"):
     """
     if colorspace == "rgb":
         return assign(colors.astype(np.float32), palette.astype(np.float32), start)
-    labels, _ = assign(_cs.encode_points(colors, colorspace), _cs.encode_points(palette, colorspace), start)
+    labels, _ = assign(_cs.to_points(colors, colorspace), _cs.to_points(palette, colorspace), start)
     diff = colors.astype(np.int32) - palette[labels]
     return labels, np.einsum("ij,ij->i", diff, diff).astype(np.float32)
 
@@ -83,7 +79,7 @@ def apply(lut, inverse, shape):
 
 
 @njit(cache=True, nogil=True)
-def _lut_range(pixels, palette, order, sorted_d, table, out, errs, c, lo, hi):
+def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, c, lo, hi):
     prev = 0  # neighbouring pixels mostly share an entry: start the search there
     err = 0.0
     last_key = -1
@@ -96,7 +92,7 @@ def _lut_range(pixels, palette, order, sorted_d, table, out, errs, c, lo, hi):
             continue
         v = table[key]
         if v < 0:
-            v, _ = search(pixels, i, palette, order, sorted_d, prev, sqdist(pixels, i, palette, prev))
+            v, _ = search(pixels, i, palette, neighbors, sorted_d, prev, sqdist(pixels, i, palette, prev))
             table[key] = v
         out[i] = v
         prev = v
@@ -107,16 +103,17 @@ def _lut_range(pixels, palette, order, sorted_d, table, out, errs, c, lo, hi):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _lut_par(pixels, palette, order, sorted_d, table, out, errs, chunk):
+def _lut_par(pixels, palette, neighbors, sorted_d, table, out, errs, chunk):
     n = pixels.shape[0]
     for c in prange((n + chunk - 1) // chunk):
-        _lut_range(pixels, palette, order, sorted_d, table, out, errs, c, c * chunk, min(n, (c + 1) * chunk))
+        _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, c, c * chunk, min(n, (c + 1) * chunk))
 
 
 @njit(cache=True, nogil=True)
-def _lut_lab_range(pixels, palette, points, lin, scale, order, sorted_d, table, out, errs, c, lo, hi):
+def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, c, lo, hi):
     """``_lut_range`` searching in OKLab: a colour met for the first time is
-    converted to its point, and its nearest entry found among ``points``."""
+    converted to its point, and its nearest entry found among ``points``
+    (keep in sync with _lut_range)."""
     pt = np.empty((1, 3), np.float32)
     prev = 0
     err = 0.0
@@ -124,8 +121,8 @@ def _lut_lab_range(pixels, palette, points, lin, scale, order, sorted_d, table, 
         key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
         v = table[key]
         if v < 0:
-            encode_at(pixels, i, lin, scale, pt, 0)
-            v, _ = search(pt, 0, points, order, sorted_d, prev, sqdist(pt, 0, points, prev))
+            srgb_to_oklab_at(pixels, i, lin, scale, pt, 0)
+            v, _ = search(pt, 0, points, neighbors, sorted_d, prev, sqdist(pt, 0, points, prev))
             table[key] = v
         out[i] = v
         prev = v
@@ -134,10 +131,10 @@ def _lut_lab_range(pixels, palette, points, lin, scale, order, sorted_d, table, 
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _lut_lab_par(pixels, palette, points, lin, scale, order, sorted_d, table, out, errs, chunk):
+def _lut_lab_par(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, chunk):
     n = pixels.shape[0]
     for c in prange((n + chunk - 1) // chunk):
-        _lut_lab_range(pixels, palette, points, lin, scale, order, sorted_d, table, out, errs, c,
+        _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, c,
                        c * chunk, min(n, (c + 1) * chunk))
 
 
@@ -169,27 +166,25 @@ def remap_lut(pixels, palette, colorspace="rgb", *, table=None):
     if table is None:
         table = lut_table()
     out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
-    chunk = 16 * CHUNK
+    chunk = 16 * config.CHUNK
     errs = np.zeros((len(pixels) + chunk - 1) // chunk)
     pixels = np.ascontiguousarray(pixels)
     if colorspace == "rgb":
-        order, sorted_d = neighbor_lists(pal)
-        _lut_par(pixels, pal, order, sorted_d, table, out, errs, chunk)
+        neighbors, sorted_d = neighbor_lists(pal)
+        _lut_par(pixels, pal, neighbors, sorted_d, table, out, errs, chunk)
     else:
-        points = _cs.to_points(np.ascontiguousarray(palette))
-        order, sorted_d = neighbor_lists(points)
-        _lut_lab_par(pixels, pal, points, _cs.LINEAR, _cs.SCALE, order, sorted_d, table, out, errs, chunk)
+        points = _cs.to_points(np.ascontiguousarray(palette), "oklab")
+        neighbors, sorted_d = neighbor_lists(points)
+        _lut_lab_par(pixels, pal, points, _cs.LINEAR, _cs.SCALE, neighbors, sorted_d, table, out, errs, chunk)
     return out, float(errs.sum())
 
 
-#: Slots of the colour cache of :func:`remap_rgba` (a power of two).
-RGBA_CACHE_SLOTS = 1 << 12
 _NO_SLOT = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def rgba_cache():
-    """An empty colour cache for :func:`remap_rgba` (32 KiB: it serves colours met again nearby)."""
-    return np.full(RGBA_CACHE_SLOTS, _NO_SLOT, np.uint64)
+    """An empty colour cache for :func:`remap_rgba` (``config.RGBA_CACHE_SLOTS`` words)."""
+    return np.full(config.RGBA_CACHE_SLOTS, _NO_SLOT, np.uint64)
 
 
 #: Cells per axis of the grid of :func:`remap_rgba` over premultiplied RGBA.
@@ -273,7 +268,7 @@ def _rgba_range(pixels, straight, points, starts, lists, cache, out, errs, c, lo
                 v = np.int64(word & np.uint64(0xFFFF))
             else:
                 a = np.float64(pixels[i, 3])
-                for ch in range(3):  # as colorspace.premultiply: in float64, rounded once
+                for ch in range(3):  # keep in sync with colorspace.premultiply: float64, rounded once
                     pt[0, ch] = np.float32(np.float64(pixels[i, ch]) * a / 255.0)
                 pt[0, 3] = np.float32(a)
                 cell = 0
@@ -290,7 +285,7 @@ def _rgba_range(pixels, straight, points, starts, lists, cache, out, errs, c, lo
                 cache[slot] = (key << np.uint64(16)) | np.uint64(v)
             prev = v
             last_key = key
-            # the errors of this colour against its entry (as metrics.composite computes them)
+            # the errors of this colour against its entry; keep in sync with metrics.composite
             e_sq = np.float64(sqdist(pixels, i, straight, v))
             a1 = np.float64(pixels[i, 3]) / 255.0
             a2 = np.float64(straight[v, 3]) / 255.0
@@ -356,7 +351,7 @@ def remap_rgba(pixels, palette, *, search=None):
     pixels = np.ascontiguousarray(pixels, np.uint8)
     s = RGBASearch(palette) if search is None else search
     out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
-    chunk = 16 * CHUNK
+    chunk = 16 * config.CHUNK
     n_chunks = (len(pixels) + chunk - 1) // chunk
     errs = np.zeros((n_chunks, 4))
     threads.run(lambda c: _rgba_range(pixels, s.straight, s.points, s.starts, s.lists, s.cache, out, errs, c,
@@ -367,26 +362,14 @@ def remap_rgba(pixels, palette, *, search=None):
 
 # ----------------------------------------------------------------------------- dithering
 
-#: Floyd-Steinberg: the error a pixel receives is clamped to this many levels
-#: per channel, so that an area whose colour the palette cannot reach (a
-#: saturated red next to the nearest entry) does not pile up error that then
-#: smears into the next area.
-FS_MAX_ERROR = 32
 #: Errors are kept as integers in 1/16 of a level, and the strength in steps
 #: of 1/64: integer arithmetic makes the result exact and reproducible.
 _FS_UNIT = 16
 _STRENGTH_STEPS = 64
 
 
-def _search_lists(pal):
-    """Neighbour lists for ``search`` (empty, meaning full scans, for huge palettes)."""
-    if len(pal) <= NEIGHBOR_LIST_MAX_K:
-        return neighbor_lists(pal)
-    return np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
-
-
 @njit(cache=True, nogil=True)
-def _fs(pixels, width, palette, order, sorted_d, strength, limit, out):
+def _fs(pixels, width, palette, neighbors, sorted_d, strength, limit, out):
     """Serpentine Floyd-Steinberg over (N, C) pixels in rows of ``width``.
 
     Error (target - entry, in 1/16 levels) times ``strength``/64 is passed on
@@ -420,7 +403,7 @@ def _fs(pixels, width, palette, order, sorted_d, strength, limit, out):
                     v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
                 tgt[t] = v
                 pt[0, t] = (v + half) // _FS_UNIT
-            best, _ = search(pt, 0, palette, order, sorted_d, prev, sqdist(pt, 0, palette, prev))
+            best, _ = search(pt, 0, palette, neighbors, sorted_d, prev, sqdist(pt, 0, palette, prev))
             out[i] = best
             prev = best
             for t in range(c):
@@ -473,10 +456,10 @@ def dither_fs(pixels, width, palette, strength=1.0):
         chosen entries (exact).
     """
     pixels, pal = _check_pixels(pixels, width, palette)
-    order, sorted_d = _search_lists(pal)
+    neighbors, sorted_d = search_lists(pal)
     out = np.empty(len(pixels), np.int32)
     s = int(round(strength * _STRENGTH_STEPS))
-    sq = _fs(pixels, int(width), pal, order, sorted_d, s, FS_MAX_ERROR * _FS_UNIT, out)
+    sq = _fs(pixels, int(width), pal, neighbors, sorted_d, s, config.FS_MAX_ERROR * _FS_UNIT, out)
     return _index_array(out, len(pal)), int(sq)
 
 
@@ -527,7 +510,7 @@ def ordered_offsets(palette, strength=1.0):
 
 
 @njit(cache=True, nogil=True)
-def _ordered_rows(pixels, width, palette, order, sorted_d, offsets, out, errs, lo, hi):
+def _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, lo, hi):
     """Rows lo..hi-1: nearest entry to each pixel plus its Bayer offset (colour
     channels, clamped to [0, 255]; none for fully transparent pixels); each
     row's squared error into ``errs``."""
@@ -544,7 +527,7 @@ def _ordered_rows(pixels, width, palette, order, sorted_d, offsets, out, errs, l
                 if t < 3:
                     v = min(max(v + o, 0), 255)
                 pt[0, t] = v
-            best, _ = search(pt, 0, palette, order, sorted_d, prev, sqdist(pt, 0, palette, prev))
+            best, _ = search(pt, 0, palette, neighbors, sorted_d, prev, sqdist(pt, 0, palette, prev))
             out[i] = best
             prev = best
             for t in range(c):
@@ -554,10 +537,10 @@ def _ordered_rows(pixels, width, palette, order, sorted_d, offsets, out, errs, l
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _ordered_par(pixels, width, palette, order, sorted_d, offsets, out, errs, rows):
+def _ordered_par(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, rows):
     h = pixels.shape[0] // width
     for c in prange((h + rows - 1) // rows):
-        _ordered_rows(pixels, width, palette, order, sorted_d, offsets, out, errs, c * rows,
+        _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, c * rows,
                       min(h, (c + 1) * rows))
 
 
@@ -582,13 +565,13 @@ def dither_ordered(pixels, width, palette, strength=1.0):
         chosen entries (exact).
     """
     pixels, pal = _check_pixels(pixels, width, palette)
-    order, sorted_d = _search_lists(pal)
+    neighbors, sorted_d = search_lists(pal)
     offsets = ordered_offsets(palette, strength)
     out = np.empty(len(pixels), np.int32)
     h = len(pixels) // width
     errs = np.zeros(h, np.int64)
-    args = (pixels, int(width), pal, order, sorted_d, offsets, out, errs)
-    if len(pixels) >= PARALLEL_MIN_PIXELS:
+    args = (pixels, int(width), pal, neighbors, sorted_d, offsets, out, errs)
+    if len(pixels) >= config.PARALLEL_MIN_PIXELS:
         _ordered_par(*args, 8)
     else:
         _ordered_rows(*args, 0, h)

@@ -1,9 +1,8 @@
 """Resizing by numpy sampling: area (box) averaging to shrink, nearest to grow."""
 import numpy as np
 
+from . import config
 from .errors import OptionError
-
-_BLOCK = 512  # lines resampled at a time, to bound the float64 temporaries
 
 
 def target_size(width, height, resize):
@@ -87,8 +86,9 @@ def resize(image, size):
     if (w, h) == (width, height):
         return image
     out = np.empty((h, w) + image.shape[2:], np.uint8)
-    for y0 in range(0, h, _BLOCK):  # bands of output rows bound the float temporaries
-        y1 = min(h, y0 + _BLOCK)
+    block = config.RESIZE_BLOCK_ROWS
+    for y0 in range(0, h, block):  # bands of output rows bound the float temporaries
+        y1 = min(h, y0 + block)
         r0 = int(np.floor(y0 * height / h))
         r1 = min(height, int(np.ceil(y1 * height / h)) + 1)
         band = image[r0:r1]

@@ -1,8 +1,8 @@
 """Python threads for work that lets go of the GIL (``nogil`` kernels, zlib).
 
 Numba's own parallel loops (``prange``) wake a pool of OpenMP or workqueue
-threads; on a 2-core machine that costs more than it saves below about 65k
-points, and a process that has started them can no longer fork workers
+threads, which costs more than it saves on mid-sized work (see
+``config.PARALLEL_MIN_POINTS``), and a process that has started them can no longer fork workers
 safely.  Mid-sized work (a photo's histogram, a PNG's deflate) is instead
 cut into fixed blocks run by plain Python threads.  The blocks never depend
 on the thread count, so neither do the results.

@@ -5,7 +5,7 @@ safe (:func:`start_method`), spawned otherwise.  Unlike a
 ``concurrent.futures`` process pool, the parent keeps every job in hand:
 
 * time limit: a job that outlives its deadline has its worker killed
-  (SIGTERM, then SIGKILL after :data:`GRACE` seconds; a worker holds SIGTERM
+  (SIGTERM, then SIGKILL after ``config.KILL_GRACE`` seconds; a worker holds SIGTERM
   while it runs a job, and a Numba kernel would not see it before it
   returns anyway), whatever stage the job is in; the worker's
   temporary files and any output it had already written for that job are
@@ -40,18 +40,8 @@ import time
 import warnings
 from multiprocessing.connection import wait
 
-from . import batch, write
+from . import batch, config, write
 from .errors import JobTimeoutError, OptionError, ResourceError
-
-#: Estimated peak bytes of a job per pixel of its image (the larger of the input
-#: and the resized image), besides :data:`JOB_BASE_BYTES`.
-JOB_BYTES_PER_PIXEL = 6
-#: Estimated bytes of a job besides its pixels (a worker's modules and kernels).
-JOB_BASE_BYTES = 100 << 20
-#: Seconds between SIGTERM and SIGKILL when a worker is stopped.
-GRACE = 0.5
-#: Longest wait between looks at signals and deadlines, in seconds.
-_TICK = 0.1
 
 
 def memory_budget():
@@ -89,22 +79,22 @@ def image_size(path):
 
 def job_memory(source, options):
     """Estimated peak memory of compressing ``source`` with ``options``, in bytes:
-    ``JOB_BASE_BYTES + JOB_BYTES_PER_PIXEL x pixels``, where pixels is the larger of
+    ``config.JOB_BASE_BYTES + config.JOB_BYTES_PER_PIXEL x pixels``, where pixels is the larger of
     the image's (from its header) and the ``resize`` target's.  An image whose size
     is unknown, or that ``max_pixels`` refuses (at once), counts as no pixels."""
     size = image_size(source)
     pixels = size[0] * size[1] if size else 0
     limit = options.get("max_pixels")
     if limit is not None and pixels > limit:
-        return JOB_BASE_BYTES
+        return config.JOB_BASE_BYTES
     resize = options.get("resize")
     if isinstance(resize, tuple) and len(resize) == 2:  # the decoded input and the resized image
         pixels = max(pixels, resize[0] * resize[1])
-    return JOB_BASE_BYTES + JOB_BYTES_PER_PIXEL * pixels
+    return config.JOB_BASE_BYTES + config.JOB_BYTES_PER_PIXEL * pixels
 
 
 def skip_blas_probe():
-    """Keep Numba from importing scipy (0.15-0.2 s) in a process of fastquant's own.
+    """Keep Numba from importing scipy (slow, and useless here) in a process of fastquant's own.
 
     On its first compile or cache load Numba imports scipy.linalg, when scipy
     is installed, to find a BLAS for ``np.dot`` inside jitted code; no
@@ -133,7 +123,7 @@ def start_method():
     """``fork`` when it is safe and available, else ``spawn``.
 
     A forked worker starts at once with this process's modules and loaded
-    kernels; a spawned one spends ~0.7 s importing and loading them.  But
+    kernels; a spawned one first imports and loads them all again.  But
     GNU OpenMP is not fork-safe: once this process has run a parallel
     kernel (Numba's threading layer is then initialized), only spawn is.
     """
@@ -200,7 +190,7 @@ def _serve(conn, threads):
         source, output, kwargs = job
         conn.send(("started",))  # the deadline counts from here, not from a spawned worker's start-up
         # SIGTERM waits while a job runs: to the process group it then lets the job finish, as
-        # Ctrl-C does; the parent that wants a busy worker gone sends SIGKILL after GRACE.
+        # Ctrl-C does; the parent that wants a busy worker gone sends SIGKILL after config.KILL_GRACE.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         result = batch._job(source, output, dict(kwargs, on_write=lambda path, created:
                                                  conn.send(("wrote", path, created))))
@@ -231,7 +221,7 @@ class _Worker:
         self.task = None
 
     def stop(self):
-        """SIGTERM, and SIGKILL if the worker is still there :data:`GRACE` seconds later."""
+        """SIGTERM, and SIGKILL if the worker is still there ``config.KILL_GRACE`` seconds later."""
         if self.process.exitcode is None:
             try:
                 self.process.terminate()
@@ -312,7 +302,7 @@ class Pool:
                         continue
                     break
                 now = time.monotonic()
-                tick = min([_TICK] + [w.task.deadline - now for w in busy if w.task.deadline is not None])
+                tick = min([config.POLL_TICK] + [w.task.deadline - now for w in busy if w.task.deadline is not None])
                 ready = wait([w.conn for w in busy] + [w.process.sentinel for w in self.workers], max(0, tick))
                 self._collect(ready)
                 self._expire()
@@ -389,7 +379,7 @@ class Pool:
 
     def _forget(self, worker):
         worker.stop()
-        worker.process.join(GRACE)
+        worker.process.join(config.KILL_GRACE)
         if worker.process.exitcode is None:
             worker.process.kill()
             worker.process.join(5)
@@ -449,11 +439,11 @@ class Pool:
             self._end(busy, None)
 
     def _end(self, workers, error):
-        """Stop ``workers`` (SIGTERM, SIGKILL after GRACE); their unfinished jobs fail with ``error(task)``,
+        """Stop ``workers`` (SIGTERM, SIGKILL after config.KILL_GRACE); their unfinished jobs fail with ``error(task)``,
         or are dropped when ``error`` is None."""
         for w in workers:
             w.stop()
-        limit = time.monotonic() + GRACE
+        limit = time.monotonic() + config.KILL_GRACE
         for w in workers:
             w.process.join(max(0, limit - time.monotonic()))
         for w in workers:

@@ -5,7 +5,7 @@ Test modules take them with ``pytest_plugins = ["tests.drivers"]``.
 import numpy as np
 import pytest
 
-from fastquant import nearest, threads
+from fastquant import config, threads
 
 
 @pytest.fixture(params=["serial", "parallel", "threads"])
@@ -13,10 +13,10 @@ def drivers(request, monkeypatch):
     """Run each test with the serial range kernels, through the prange drivers,
     and on blocks shared out to Python threads (fastquant.threads)."""
     if request.param == "parallel":
-        monkeypatch.setattr(nearest, "PARALLEL_MIN_POINTS", 0)
-        monkeypatch.setattr(nearest, "PARALLEL_MIN_CENTERS", 0)
+        monkeypatch.setattr(config, "PARALLEL_MIN_POINTS", 0)
+        monkeypatch.setattr(config, "PARALLEL_MIN_CENTERS", 0)
     elif request.param == "threads":
-        monkeypatch.setattr(nearest, "THREAD_MIN_POINTS", 0)
+        monkeypatch.setattr(config, "THREAD_MIN_POINTS", 0)
         monkeypatch.setattr(threads, "THREADS", 3)
     return request.param
 
@@ -26,9 +26,9 @@ def search(request, monkeypatch):
     """Each nearest-centre search path: neighbour lists; lists so short that
     many points fall back to scanning every centre; no lists (bounds only)."""
     if request.param == "short-lists":
-        monkeypatch.setattr(nearest, "NEIGHBORS", 3)
+        monkeypatch.setattr(config, "NEIGHBORS", 3)
     elif request.param == "no-lists":
-        monkeypatch.setattr(nearest, "NEIGHBOR_LIST_MAX_K", 0)
+        monkeypatch.setattr(config, "NEIGHBOR_LIST_MAX_K", 0)
     return request.param
 
 

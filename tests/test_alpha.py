@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastquant import cli, colorspace, compress, io, metrics, remap
+from fastquant import cli, colorspace, compress, config, io, metrics, remap
 from fastquant.batch import run_job
 from fastquant.errors import OptionError
 
@@ -41,7 +41,7 @@ def test_premultiply_matches_naive():
     pts = colorspace.premultiply(c)
     assert pts.dtype == np.float32 and pts.shape == c.shape
     np.testing.assert_array_equal(pts, naive.premultiply(c))
-    np.testing.assert_array_equal(colorspace.encode_points(c, "premultiplied"), pts)
+    np.testing.assert_array_equal(colorspace.to_points(c, "premultiplied"), pts)
     np.testing.assert_array_equal(pts[c[:, 3] == 0], 0)  # invisible colours all coincide
     np.testing.assert_array_equal(colorspace.premultiply(c.reshape(50, 100, 4)), pts.reshape(50, 100, 4))
 
@@ -52,7 +52,7 @@ def test_premultiply_rejects():
     with pytest.raises(ValueError, match="uint8"):
         colorspace.premultiply(np.zeros((3, 4), np.float32))
     with pytest.raises(ValueError, match="space"):
-        colorspace.encode_points(np.zeros((3, 4), np.uint8), "linear")
+        colorspace.to_points(np.zeros((3, 4), np.uint8), "linear")
 
 
 def test_unpremultiply_matches_naive():
@@ -67,7 +67,7 @@ def test_unpremultiply_matches_naive():
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out, naive.unpremultiply(pts))
     np.testing.assert_array_equal(out[out[:, 3] == 0], 0)
-    np.testing.assert_array_equal(colorspace.decode_points(pts, "premultiplied"), out)
+    np.testing.assert_array_equal(colorspace.from_points(pts, "premultiplied"), out)
 
 
 def test_palette_round_trip_exact():
@@ -89,7 +89,7 @@ def test_fit_points_are_premultiplied(monkeypatch):
     np.testing.assert_array_equal(fit, naive.premultiply(c))
     np.testing.assert_array_equal(w, counts)
     # Coarsened: cells are means of premultiplied points, weighted by the counts.
-    monkeypatch.setattr(api, "FIT_COLORS", 200)
+    monkeypatch.setattr(config, "FIT_COLORS", 200)
     fit, w, cell = api._fit_points(c, counts, "premultiplied")
     assert len(fit) <= 200
     ref = naive.weighted_means(naive.premultiply(c), counts.astype(float), cell, len(fit))
@@ -253,7 +253,7 @@ def test_psnr_over_and_alpha_error_match_reference(monkeypatch):
     for bg in (0, 255, (30, 60, 90)):
         ref = _over_ref(a, b, np.asarray(bg, np.float64))
         assert metrics.psnr_over(a, b, bg) == pytest.approx(ref, rel=1e-12)
-        monkeypatch.setattr(metrics, "_OVER_CHUNK", 97)  # chunking changes nothing but the order of sums
+        monkeypatch.setattr(config, "PSNR_OVER_CHUNK", 97)  # chunking changes nothing but the order of sums
         assert metrics.psnr_over(a, b, bg) == pytest.approx(ref, rel=1e-12)
         monkeypatch.undo()
     assert metrics.alpha_error(a, b) == int(np.abs(a[..., 3].astype(int) - b[..., 3]).max())

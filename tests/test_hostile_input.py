@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageOps
 
 import fastquant
-from fastquant import cli, io
+from fastquant import cli, config, io
 from fastquant.errors import InputError, OptionError, ResourceError
 
 from .conftest import DATA
@@ -523,6 +523,6 @@ def test_open_image_keeps_one_decoded_copy():
     # The decoded Pillow image is the only full-size object: a strip is a few MB.
     data = _encode(Image.new("RGB", (3000, 2000), (1, 2, 3)), "PNG")
     with io.open_image(data) as d:
-        assert d.strip_rows * d.width * 4 <= io.STRIP_BYTES
+        assert d.strip_rows * d.width * 4 <= config.STRIP_BYTES
         y0, first = next(d.strips())
-        assert y0 == 0 and first.nbytes <= io.STRIP_BYTES
+        assert y0 == 0 and first.nbytes <= config.STRIP_BYTES

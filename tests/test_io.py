@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import fastquant
-from fastquant import io, metrics, png, write
+from fastquant import config, io, metrics, png, write
 from fastquant.errors import InputError, OptionError, OutputError
 
 from .conftest import names
@@ -577,7 +577,8 @@ def test_shared_images_untouched(images_dir):
     assert not list(Path(images_dir).rglob("*-fq*.png"))
 
 
-@pytest.mark.parametrize("size", [0, 1, 1000, png.DEFLATE_PIECE, png.DEFLATE_PIECE + 1, 5 * png.DEFLATE_PIECE + 77])
+@pytest.mark.parametrize("size", [0, 1, 1000, config.DEFLATE_PIECE, config.DEFLATE_PIECE + 1,
+                                  5 * config.DEFLATE_PIECE + 77])
 def test_deflate_in_pieces_is_one_zlib_stream(size):
     rng = np.random.default_rng(size)
     # repetitive bytes (long matches across piece boundaries) followed by noise
@@ -595,5 +596,5 @@ def test_deflate_keeps_matches_across_pieces():
     # the later pieces be coded as matches
     block = np.random.default_rng(0).integers(0, 256, 20000).astype(np.uint8).tobytes()
     data = block * 20
-    assert len(data) > 5 * png.DEFLATE_PIECE
+    assert len(data) > 5 * config.DEFLATE_PIECE
     assert len(png.deflate(data)) < 2 * len(block)

@@ -2,13 +2,12 @@
 
 The k-means stages have their own files: test_boxes.py, test_nearest.py, test_lloyd.py.
 """
-import sys
 
 import numpy as np
 import pytest
 
 import fastquant
-from fastquant import histogram, metrics
+from fastquant import config, histogram, metrics
 from fastquant import resize as resize_mod
 
 from . import naive
@@ -107,9 +106,8 @@ def test_coarsen_merges_to_weighted_cell_means():
 def test_sampled_path_maps_every_pixel_exactly(kodak, monkeypatch):
     import imageio.v3 as iio
 
-    api = sys.modules["fastquant.api"]
-    monkeypatch.setattr(api, "SAMPLE_PIXELS", 30000)  # a Kodak photo is then "large"
-    monkeypatch.setattr(api, "FIT_COLORS", 4000)
+    monkeypatch.setattr(config, "SAMPLE_PIXELS", 30000)  # a Kodak photo is then "large"
+    monkeypatch.setattr(config, "FIT_COLORS", 4000)
     image = iio.imread(kodak[3])[:300, :400]
     q = fastquant.compress(image, 64)
     ref, ref_dist = naive.nearest(image.reshape(-1, 3)[::7], q.palette)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastquant
-from fastquant import api, colorspace, histogram, large, metrics, remap
+from fastquant import colorspace, config, histogram, large, metrics, remap
 
 from . import naive
 
@@ -11,8 +11,8 @@ from . import naive
 @pytest.fixture
 def small_large(monkeypatch):
     """Make images above 2 * 3000 pixels "large", with strips of a few rows."""
-    monkeypatch.setattr(api, "SAMPLE_PIXELS", 3000)
-    monkeypatch.setattr(large, "STRIP_PIXELS", 2000)
+    monkeypatch.setattr(config, "SAMPLE_PIXELS", 3000)
+    monkeypatch.setattr(config, "STRIP_PIXELS", 2000)
 
 
 def _photo(kodak, size=(120, 160)):
@@ -53,8 +53,8 @@ def test_large_graphic_is_counted_exactly_and_matches_the_array_path(monkeypatch
     labels = np.repeat(rng.integers(0, 40, (60, 10)), 8, axis=1)  # runs of one colour
     image = colors[labels]
     whole = fastquant.compress(image, 16, ssim=True)
-    monkeypatch.setattr(api, "SAMPLE_PIXELS", 100)
-    monkeypatch.setattr(large, "STRIP_PIXELS", 160)
+    monkeypatch.setattr(config, "SAMPLE_PIXELS", 100)
+    monkeypatch.setattr(config, "STRIP_PIXELS", 160)
     strips = fastquant.compress(image, 16, ssim=True)
     np.testing.assert_array_equal(strips.palette, whole.palette)
     np.testing.assert_array_equal(strips.indices, whole.indices)
@@ -66,20 +66,20 @@ def test_exact_count_gives_way_to_the_sample_past_its_cap(monkeypatch):
     rng = np.random.default_rng(2)
     image = rng.integers(0, 4, (50, 60, 3)).astype(np.uint8) * 60  # 64 colours
     rows = large.Rows(lambda lo, hi: image[lo:hi], 50, 60, 3)
-    monkeypatch.setattr(large, "STRIP_PIXELS", 600)
+    monkeypatch.setattr(config, "STRIP_PIXELS", 600)
     p = large.Prepared(large.Rows(rows.strip, 50, 60, 3), None, None, sample_pixels=500, few_colors=4096)
     assert not p.sampled
     ref_colors, ref_counts, _ = naive.unique_colors(image.reshape(-1, 3))
     np.testing.assert_array_equal(p.colors, ref_colors)
     np.testing.assert_array_equal(p.counts, ref_counts)
-    monkeypatch.setattr(large, "EXACT_COLORS", 32)
+    monkeypatch.setattr(config, "EXACT_COLORS", 32)
     p = large.Prepared(large.Rows(rows.strip, 50, 60, 3), None, None, sample_pixels=500, few_colors=4096)
     assert p.sampled and p.counts.sum() < image.shape[0] * image.shape[1]
 
 
 def test_sample_is_the_evenly_spread_one(kodak, monkeypatch):
     image = _photo(kodak)
-    monkeypatch.setattr(large, "STRIP_PIXELS", 1000)
+    monkeypatch.setattr(config, "STRIP_PIXELS", 1000)
     p = large.Prepared(large.Rows(lambda lo, hi: image[lo:hi], *image.shape), None, None,
                        sample_pixels=700, few_colors=0)
     step = -(-image.shape[0] * image.shape[1] // 700)
@@ -158,3 +158,73 @@ def test_remap_rgba_matches_naive_and_metrics(kodak, monkeypatch, threads):
     again, sums2 = remap.remap_rgba(pixels, palette)
     np.testing.assert_array_equal(again, idx)
     np.testing.assert_array_equal(sums2, sums)  # the same floats whatever the cache and threads
+
+
+def _png_rows(path, w, h, channels, row):
+    """Write a PNG streaming its rows (``row(y0, n, w)`` -> (n, w * channels) uint8), in little memory."""
+    import struct
+    import zlib
+
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    comp = zlib.compressobj(1)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if channels == 3 else 6,
+                                                                  0, 0, 0)))
+        for y0 in range(0, h, 256):
+            n = min(256, h - y0)
+            raw = np.zeros((n, 1 + w * channels), np.uint8)
+            raw[:, 1:] = row(y0, n, w)
+            f.write(chunk(b"IDAT", comp.compress(raw.tobytes())))
+        f.write(chunk(b"IDAT", comp.flush()) + chunk(b"IEND", b""))
+
+
+def _peak_mb(*argv):
+    """Peak resident memory (MB) of ``python -m fastquant ARGV`` in a fresh process, and its exit code."""
+    import subprocess
+    import sys
+
+    script = ("import resource, runpy, sys; sys.argv = ['fastquant'] + sys.argv[1:]\n"
+              "try:\n    runpy.run_module('fastquant', run_name='__main__')\n"
+              "except SystemExit as e:\n    code = e.code\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, code, file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True, timeout=600)
+    mb, code = r.stderr.strip().splitlines()[-1].split()
+    return int(mb), int(code)
+
+
+def _free_mb():
+    try:
+        with open("/proc/meminfo") as f:
+            return int(next(ln for ln in f if ln.startswith("MemAvailable")).split()[1]) // 1024
+    except (OSError, StopIteration):
+        return 0
+
+
+@pytest.mark.parametrize("kind", ["zeros", "unique"])
+def test_memory_of_a_large_image_is_in_proportion(tmp_path, kind):
+    """A 24 MP image of one colour, or of all-different RGBA colours, takes no more than
+    the decoded image as Pillow holds it (4 bytes a pixel) plus a byte of index a pixel
+    and a margin, above what a tiny image takes; before the strip path it took 6 to 30
+    times that (a full int32 index, a colour table as large as the image, float64 SSIM maps)."""
+    if _free_mb() < 3000:
+        pytest.skip("needs 3 GB of free memory")
+    w, h = 6000, 4000
+    if kind == "zeros":
+        channels, row = 3, lambda y0, n, w: 0
+    else:
+        def row(y0, n, w):
+            i = (np.arange(y0 * w, (y0 + n) * w, dtype=np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+            return i.astype(">u4").view(np.uint8).reshape(n, w * 4)
+        channels = 4
+    src = tmp_path / f"{kind}.png"
+    _png_rows(src, w, h, channels, row)
+    tiny = tmp_path / "tiny.png"
+    _png_rows(tiny, 16, 16, channels, row if kind == "unique" else (lambda y0, n, w: 7))
+    base, code = _peak_mb(tiny, "-o", tmp_path / "t-out.png", "-q")
+    assert code == 0
+    peak, code = _peak_mb(src, "-o", tmp_path / "out.png", "-q")
+    assert code == 0
+    limit = (4 + 1) * w * h / 2**20 + 120
+    assert peak - base <= limit, (peak, base, limit)

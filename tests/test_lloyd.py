@@ -207,9 +207,9 @@ def test_kmeans_rejects_bad_arguments(bad):
 _THREAD_SCRIPT = """
 import hashlib, sys
 import fastquant
-from fastquant import nearest
-nearest.PARALLEL_MIN_POINTS = 0
-nearest.PARALLEL_MIN_CENTERS = 0
+from fastquant import config
+config.PARALLEL_MIN_POINTS = 0
+config.PARALLEL_MIN_CENTERS = 0
 q = fastquant.compress(sys.argv[1], 256)
 print(hashlib.sha256(q.encode(".png")).hexdigest(), q.stats.iterations)
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fastquant import workers
+from fastquant import config, workers
 
 
 
@@ -200,7 +200,7 @@ def test_a_killed_worker_in_the_cli(tmp_path, kodak):
 
 
 def test_job_memory_reads_the_header_only(tmp_path, kodak):
-    base, per = workers.JOB_BASE_BYTES, workers.JOB_BYTES_PER_PIXEL
+    base, per = config.JOB_BASE_BYTES, config.JOB_BYTES_PER_PIXEL
     assert workers.image_size(kodak[0]) == (768, 512)
     assert workers.job_memory(kodak[0], {}) == base + per * 768 * 512
     assert workers.job_memory(kodak[0], {"resize": (2000, 1000)}) == base + per * 2000 * 1000

@@ -1,0 +1,128 @@
+"""Tunables: the thresholds and sizes that trade speed, memory or sampling, in one place.
+
+Every module reads them when it runs, as ``config.NAME``, so that changing one
+(``monkeypatch.setattr(config, "NAME", value)`` in a test) reaches every
+reader.  Two kinds of constant are not here: those a Numba kernel reads as a
+global (compiled in, so they stay in their module: the pruning slack of
+:mod:`fastquant.nearest`, the RGBA grid of :mod:`fastquant.remap`, Wu's bins
+of :mod:`fastquant.boxes`), and format or range limits (palette size, PNG
+layout, option bounds).
+
+Unless its comment says "results", a value changes only speed or memory,
+never an output byte.  None depends on the thread count.
+"""
+
+# ----------------------------------------------------------------------------- sampling
+
+#: Images with more than twice this many pixels get their palette fitted on an
+#: evenly spread sample of about this many pixels, and are mapped strip by
+#: strip (:mod:`fastquant.large`).  Results.
+SAMPLE_PIXELS = 1 << 21
+#: A sample with at most this many colours means a graphic, not a photo:
+#: every pixel is counted instead.  Results.
+FEW_COLORS = 4096
+#: Most distinct colours counted exactly on the strip path (a graphic's); an
+#: image with more is fitted on its sample.  Results.
+EXACT_COLORS = 1 << 16
+#: The k-means fits at most this many distinct colours (near ones are merged
+#: into cells first).  Results.
+FIT_COLORS = 1 << 17
+#: Pixels per strip of a large image (whole rows; at least one row).  Only the
+#: order of the summed errors in ``stats`` depends on it.
+STRIP_PIXELS = 1 << 20
+
+# ----------------------------------------------------------------------------- k-means
+
+#: Default over-relaxation of Lloyd's update (:func:`fastquant.kmeans`): with
+#: compress()'s loose tolerance it ends at about the error plain Lloyd reaches
+#: with a tighter one, in fewer updates.  Results.
+OVERRELAX = 0.8
+#: Swaps are tried where the cut gain beats this fraction of the merge cost
+#: (the Lloyd iterations that follow usually make up the rest); a round that
+#: does not end better than the previous solution is discarded.  Results.
+SWAP_FACTOR = 0.5
+
+# ----------------------------------------------------------------------------- nearest-centre search
+
+#: Items (points, colours, pixels / 16) per chunk of the parallel drivers and
+#: of partial sums; fixed, so that the float summation order does not depend
+#: on the thread count.  Results (k-means' sums are added chunk by chunk).
+CHUNK = 4096
+#: Length of each centre's list of nearest centres; a point whose search
+#: radius reaches past the end of its list falls back to a full scan.
+NEIGHBORS = 32
+#: Above this many centres the k x k distances for the lists cost more than
+#: they save: searches scan every centre, k-means keeps Hamerly's bounds and
+#: drops over-relaxation and swaps (which need the lists' distances).  Results.
+NEIGHBOR_LIST_MAX_K = 8192
+
+# ----------------------------------------------------------------------------- threads
+
+#: Points (nearest-centre search, k-means' sums) from which the prange drivers run.
+PARALLEL_MIN_POINTS = 1 << 16
+#: Centres from which the neighbour lists are built by the prange driver.
+PARALLEL_MIN_CENTERS = 512
+#: Points from which the assignment, and the cuts of k-means' swap rounds, run
+#: their serial range kernels on Python threads (:mod:`fastquant.threads`):
+#: from there the work costs well more than handing it to a thread does.
+THREAD_MIN_POINTS = 1 << 14
+#: Colours from which the OKLab conversions run on all threads.
+PARALLEL_MIN_COLORS = 1 << 16
+#: Pixels from which ordered dithering runs on all threads.
+PARALLEL_MIN_PIXELS = 1 << 16
+
+# ----------------------------------------------------------------------------- mapping
+
+#: Slots of the colour cache of :func:`fastquant.remap.remap_rgba` (a power of
+#: two): it serves colours met again nearby.
+RGBA_CACHE_SLOTS = 1 << 12
+#: Floyd-Steinberg: the error a pixel receives is clamped to this many levels
+#: per channel, so that an area whose colour the palette cannot reach (a
+#: saturated red next to the nearest entry) does not pile up error that then
+#: smears into the next area.  Results.
+FS_MAX_ERROR = 32
+
+# ----------------------------------------------------------------------------- metrics and resizing
+
+#: Images with more pixels than this get their SSIM (``compress(ssim=True)``)
+#: from evenly spaced bands of rows covering about this many pixels.  Results.
+SSIM_MAX_PIXELS = 1 << 22
+#: Output rows per band of the SSIM filter.  Results (the bands sampled, the
+#: order of the float sums).
+SSIM_BAND_ROWS = 64
+#: Pixels per step of :func:`fastquant.metrics.over_sq_error`: bounded memory.
+#: Results (the order of the float sums).
+PSNR_OVER_CHUNK = 1 << 18
+#: Output rows resampled at a time by :func:`fastquant.resize.resize`, to bound
+#: the float64 temporaries.
+RESIZE_BLOCK_ROWS = 512
+
+# ----------------------------------------------------------------------------- reading and writing
+
+#: Default refusal threshold in pixels (what Pillow's own default refuses, 2 x
+#: its MAX_IMAGE_PIXELS).  Copied at import into the ``max_pixels`` defaults of
+#: compress(), read_image() and open_image() (as ``fastquant.io.DEFAULT_MAX_PIXELS``).
+DEFAULT_MAX_PIXELS = 178_956_970
+#: Bytes read from one source at most, besides 8 a pixel: see
+#: :func:`fastquant.io.read_limit`.
+READ_SLACK = 64 << 20
+#: Pipes and file objects are read this many bytes at a time.
+READ_CHUNK = 1 << 20
+#: Size aimed at for one strip of :meth:`fastquant.io.Decoded.strips`, counted
+#: as 4 bytes a pixel.
+STRIP_BYTES = 4 << 20
+#: Uncompressed bytes per independently compressed piece of a PNG's zlib
+#: stream (:func:`fastquant.png.deflate`).  Results (the compressed bytes).
+DEFLATE_PIECE = 1 << 16
+
+# ----------------------------------------------------------------------------- batch workers
+
+#: Estimated peak bytes of a job per pixel of its image (the larger of the
+#: input and the resized image), besides :data:`JOB_BASE_BYTES`.
+JOB_BYTES_PER_PIXEL = 6
+#: Estimated bytes of a job besides its pixels (a worker's modules and kernels).
+JOB_BASE_BYTES = 100 << 20
+#: Seconds between SIGTERM and SIGKILL when a worker is stopped.
+KILL_GRACE = 0.5
+#: Longest wait, in seconds, between the pool's looks at signals and deadlines.
+POLL_TICK = 0.1
