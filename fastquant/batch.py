@@ -22,15 +22,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Optional
 
+from . import write
 from .errors import (FastquantError, JobTimeoutError, OptionError, OutputError, OutputExistsError,
                      ResourceError, SkippedLargerError)
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm", ".tga", ".ico", ".jfif")
-
-#: Pillow formats an output (or preview) may be written in, chosen by its extension.
-WRITE_FORMATS = ("PNG", "GIF", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "TGA")
 
 #: Keywords of a job besides :func:`fastquant.compress`'s own.
 JOB_OPTIONS = ("preview", "preview_diff", "skip_if_larger", "timeout")
@@ -123,8 +121,8 @@ def claim_outputs(pairs):
     kept, failures = [], []
     for src, out in pairs:
         k, s = key(out), key(src)
-        if k == s or _same_file(src, out):
-            failures.append(failed(src, OutputExistsError(_is_the_input(out)), out))
+        if k == s or write.same_file(src, out):
+            failures.append(failed(src, OutputExistsError(write.input_refused(out)), out))
             continue
         if k in writer:
             if writer[k][0] == s:
@@ -186,53 +184,6 @@ def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None, unrea
     return found
 
 
-def _same_file(a, b):
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
-
-
-def _is_the_input(path):
-    return f"{path}: is the input; refusing to overwrite it (inputs are never overwritten, even with --force)"
-
-
-def check_format(path):
-    """Raise :class:`OptionError` unless ``path``'s extension names a format outputs are written in
-    (:data:`WRITE_FORMATS`)."""
-    from PIL import Image
-
-    ext = os.path.splitext(os.fspath(path))[1].lower()
-    if not ext:
-        raise OptionError(f"{os.fspath(path)}: no file extension to choose a format by (such as .png)")
-    Image.init()
-    if Image.registered_extensions().get(ext) not in WRITE_FORMATS:
-        raise OptionError(f"{os.fspath(path)}: cannot write {ext} files (use .png, .gif, .jpg, .webp, "
-                          ".bmp, .tif, .ppm or .tga)")
-
-
-def check_output(path, source=None, *, folder_made=False):
-    """Check, before any work, that ``path`` can be an output (or preview) of ``source``.
-
-    Raises
-    ------
-    OutputExistsError
-        ``path`` is ``source`` (under any name): inputs are never overwritten.
-    OutputError
-        ``path`` is a folder, or its folder is missing or not a folder (unless
-        ``folder_made``: an out-dir's folders are made by the write).
-    """
-    path = os.fspath(path)
-    if source is not None and os.path.exists(source) and _same_file(source, path):
-        raise OutputExistsError(_is_the_input(path))
-    if os.path.isdir(path):
-        raise OutputError(f"{path}: cannot write: is a folder")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not folder_made and not os.path.isdir(folder):
-        why = "is not a folder" if os.path.exists(folder) else "does not exist"
-        raise OutputError(f"{path}: cannot write: its folder {os.path.dirname(path) or folder} {why}")
-
-
 def plan(inputs, *, output=None, out_dir=None, root=None, n_colors=256, ext=None, recursive=False,
          pattern=None, include_outputs=False):
     """Name the jobs of a run: (source, output) pairs, and the failures found on the way.
@@ -268,10 +219,10 @@ def plan(inputs, *, output=None, out_dir=None, root=None, n_colors=256, ext=None
         ``out_dir`` cannot be made (a read-only filesystem...).
     """
     if output:
-        check_output(output, inputs[0])
-        check_format(output)
+        write.check_output(output, inputs[0])
+        write.check_format(output)
         return [(inputs[0], output)], []
-    check_format("x" + (ext or ".png"))
+    write.check_format("x" + (ext or ".png"))
     if out_dir is not None:
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -288,7 +239,7 @@ def plan(inputs, *, output=None, out_dir=None, root=None, n_colors=256, ext=None
         try:
             out = (output_in(out_dir, root or found_in, src, n_colors, ext) if out_dir is not None
                    else default_output(src, n_colors, ext))
-            check_output(out, folder_made=out_dir is not None)
+            write.check_output(out, folder_made=out_dir is not None)
         except FastquantError as e:
             failures.append(failed(src, e))
             continue
@@ -304,10 +255,8 @@ def _db(x):
 
 def remove_written(path, root=None):
     """Remove an output a job wrote and then had to take back (through no symbolic link below ``root``)."""
-    from . import write
-
     try:
-        fd = write._open_folder(path, root)
+        fd = write.open_folder(path, root)
     except (OSError, FastquantError):
         return
     try:
@@ -374,7 +323,7 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     from .write import encode, encode_array, write_atomic
 
     for target in filter(None, (output, preview)):
-        check_output(target, source, folder_made=root is not None and target == output)
+        write.check_output(target, source, folder_made=root is not None and target == output)
         if os.path.lexists(target) and not force:
             raise OutputExistsError(f"{target}: exists, kept (use --force to overwrite)")
     t = time.perf_counter()

@@ -31,6 +31,7 @@ import os
 import sys
 import time
 
+from . import config
 from .errors import FastquantError, OptionError, SkippedLargerError
 
 EXIT_OK, EXIT_MIXED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 70, 130, 143
@@ -204,7 +205,7 @@ def build_parser():
     p.add_argument("--keep-metadata", action="store_true",
                    help="copy the input's ICC colour profile into the output (PNG, JPEG, WebP)")
     p.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
-                   help="refuse larger images before decoding (default 178956970)")
+                   help=f"refuse larger images before decoding (default {config.DEFAULT_MAX_PIXELS})")
     p.add_argument("--allow-truncated", action="store_true",
                    help="quantize what there is of an image whose data ends early (default: exit 3)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
@@ -375,7 +376,7 @@ def main(argv=None):
     After an interrupted run (130, 143), SIGINT and SIGTERM are left ignored: the process
     is expected to exit with the code returned, and a late Ctrl-C must not change it.
     """
-    from . import batch, jit, workers
+    from . import batch, jit, workers, write
 
     workers.skip_blas_probe()
     try:
@@ -391,8 +392,8 @@ def main(argv=None):
                                      n_colors=args.colors, ext=args.ext, recursive=args.recursive,
                                      pattern=args.glob, include_outputs=args.include_outputs)
         if args.preview:
-            batch.check_output(args.preview, args.inputs[0])
-            batch.check_format(args.preview)
+            write.check_output(args.preview, args.inputs[0])
+            write.check_format(args.preview)
             if pairs and os.path.realpath(args.preview) == os.path.realpath(pairs[0][1]):
                 raise OptionError(f"--preview and the output are the same file: {args.preview}")
         if not pairs and not failures:

@@ -1,4 +1,4 @@
-"""Encoding a result by the output's extension, and writing files atomically.
+"""Encoding a result by the output's extension, checking outputs before any work, and writing files atomically.
 
 Encoding happens in memory first; the bytes then go to a temporary file in
 the target's folder, which is renamed (or, when an existing file must be
@@ -71,6 +71,63 @@ def encode_array(path, image, icc_profile=None):
         raise OptionError(f"{os.fspath(path)}: cannot encode as {ext}: {e}") from e
 
 
+# ----------------------------------------------------------------------------- checks before any work
+
+#: Pillow formats an output (or preview) may be written in, chosen by its extension.
+WRITE_FORMATS = ("PNG", "GIF", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "TGA")
+
+
+def same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file (by their absolute paths when one is missing)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def input_refused(path):
+    """The message refusing to write output ``path`` over its own input."""
+    return f"{path}: is the input; refusing to overwrite it (inputs are never overwritten, even with --force)"
+
+
+def check_format(path):
+    """Raise :class:`OptionError` unless ``path``'s extension names a format outputs are written in
+    (:data:`WRITE_FORMATS`)."""
+    from PIL import Image
+
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if not ext:
+        raise OptionError(f"{os.fspath(path)}: no file extension to choose a format by (such as .png)")
+    Image.init()
+    if Image.registered_extensions().get(ext) not in WRITE_FORMATS:
+        raise OptionError(f"{os.fspath(path)}: cannot write {ext} files (use .png, .gif, .jpg, .webp, "
+                          ".bmp, .tif, .ppm or .tga)")
+
+
+def check_output(path, source=None, *, folder_made=False):
+    """Check, before any work, that ``path`` can be an output (or preview) of ``source``.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` is ``source`` (under any name): inputs are never overwritten.
+    OutputError
+        ``path`` is a folder, or its folder is missing or not a folder (unless
+        ``folder_made``: an out-dir's folders are made by the write).
+    """
+    path = os.fspath(path)
+    if source is not None and os.path.exists(source) and same_file(source, path):
+        raise OutputExistsError(input_refused(path))
+    if os.path.isdir(path):
+        raise OutputError(f"{path}: cannot write: is a folder")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not folder_made and not os.path.isdir(folder):
+        why = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise OutputError(f"{path}: cannot write: its folder {os.path.dirname(path) or folder} {why}")
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
 _UMASK = []
 
 #: Name prefix of temporary files; the writing process's id follows, so that
@@ -91,7 +148,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
-def _open_folder(path, root):
+def open_folder(path, root):
     """A file descriptor of ``path``'s folder.
 
     Without ``root`` the folder is opened as named.  With ``root``, the
@@ -169,7 +226,7 @@ def write_atomic(path, data, *, replace=True, root=None):
     name = os.path.basename(path)
     fd_dir = tmp = None
     try:
-        fd_dir = _open_folder(path, root)
+        fd_dir = open_folder(path, root)
         mode = _file_mode()
         if replace:
             try:
