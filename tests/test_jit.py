@@ -2,16 +2,16 @@
 refresh, give the same results, and leave other Numba code compiling."""
 import importlib
 import pkgutil
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from numba.core.dispatcher import Dispatcher
 
 import fastquant
 from fastquant import jit
-
-_KERNEL_MODULES = ["boxes", "colorspace", "histogram", "lloyd", "metrics", "nearest", "remap"]
 
 
 def _dispatchers():
@@ -24,9 +24,20 @@ def _dispatchers():
                 yield f"{info.name}.{name}", value
 
 
+def _decorated_modules():
+    """Modules whose source decorates a function with ``@njit``/``@numba.njit``/``@jit``."""
+    here = Path(fastquant.__file__).parent
+    return {path.stem for path in here.glob("*.py")
+            if re.search(r"^@(numba\.)?n?jit\b", path.read_text(encoding="utf-8"), re.MULTILINE)}
+
+
 def test_every_kernel_is_cached_and_loads_lightly():
     kernels = dict(_dispatchers())
-    assert {name.split(".")[0] for name in kernels} == set(_KERNEL_MODULES)
+    found = {name.split(".")[0] for name in kernels}
+    expected = _decorated_modules()
+    assert expected, "no module decorates a kernel: the source scan is broken"
+    assert found == expected, (f"modules with @njit kernels but no dispatcher found: {sorted(expected - found)}; "
+                               f"dispatchers found outside them: {sorted(found - expected)}")
     for name, d in kernels.items():
         assert d._cache is not None and type(d._cache).__name__ == "FunctionCache", f"{name}: cache=True missing"
         assert d._cache.load_overload.__qualname__.startswith("_light_loading"), f"{name}: plain numba.njit"
