@@ -27,7 +27,8 @@ Quality: every output file is decoded again with Pillow (RGB, or RGBA for inputs
 fastquant.metrics (mse, psnr, ssim) against the Pillow decode of the input, so all tools share one yardstick.
 Bytes are the output file size. Ratios are tool / fastquant on the same image and k.
 
-Optional sections: --scale (large images, a 24 MP upscale, time vs megapixels and vs k, peak memory),
+Optional sections: --huge (generated 179 MP and 144 MP images, whole process: time and peak memory against
+pngquant, bench/huge.py), --scale (large images, a 24 MP upscale, time vs megapixels and vs k, peak memory),
 --startup (interpreter/import/CLI start-up), --batch (one CLI call on all images vs one pngquant call),
 --alpha (images with transparency at k=256 and 16 vs pngquant --nofs: PSNR of the composites over black
 and white, largest alpha error, bytes).
@@ -51,6 +52,7 @@ from pathlib import Path
 from common import BENCH_DIR, ROOT, SHARED_IMAGES, Case, find_images
 from competitors import TOOLS, Skip
 import extras
+import huge
 import report
 
 
@@ -67,6 +69,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", action="store_true", help="one CLI call on all images vs one pngquant call")
     p.add_argument("--alpha", action="store_true",
                    help="images with alpha (alpha/, PngSuite) vs pngquant: composites over black/white, bytes")
+    p.add_argument("--huge", action="store_true",
+                   help="generated 179 MP and 144 MP images: whole-process time and peak memory vs pngquant")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 images, repeat 2, smaller --scale series")
     p.add_argument("--no-compare", action="store_true", help="skip the per-image tool comparison")
     args = p.parse_args(argv)
@@ -176,7 +180,8 @@ def main(argv=None) -> int:
     sections = [("scale", "scaling.md", lambda: extras.scale(large, args.repeat, args.quick, args.out)),
                 ("startup", "startup.md", lambda: extras.startup(images[0], 2 if args.quick else 5)),
                 ("batch", "batch.md", lambda: extras.batch(images, 1 if args.quick else 3)),
-                ("alpha", "alpha.md", lambda: extras.alpha(SHARED_IMAGES, args.quick))]
+                ("alpha", "alpha.md", lambda: extras.alpha(SHARED_IMAGES, args.quick)),
+                ("huge", "huge.md", lambda: huge.huge(repeat=1, scale=0.25 if args.quick else 1.0))]
     for flag, filename, run in sections:
         if getattr(args, flag):
             text = run()

@@ -58,9 +58,17 @@ def generate(kind: str, path: Path, scale: float = 1.0) -> Path:
     return path
 
 
+#: A tool still running after this many seconds is stopped and reported as such.
+TIME_LIMIT = 300
+
+
 def _timed(argv: list[str], env=None) -> tuple[float, float, int, str]:
     """(seconds, peak RSS in MB, exit code, last stderr line) of a whole process."""
-    r = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *argv], capture_output=True, text=True, env=env)
+    try:
+        r = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *argv], capture_output=True, text=True, env=env,
+                           timeout=TIME_LIMIT)
+    except subprocess.TimeoutExpired:
+        return float(TIME_LIMIT), float("nan"), -9, f"stopped after {TIME_LIMIT} s"
     lines = r.stderr.strip().splitlines()
     stats = [ln for ln in lines if ln.startswith("TIME ")][-1].split()
     other = [ln for ln in lines if not ln.startswith("TIME ")]
@@ -127,23 +135,26 @@ def huge(scratch: Path | None = None, repeat: int = 1, scale: float = 1.0) -> st
 def _table(rows, repeat: int, scale: float) -> str:
     ref = {}
     for kind, name, t, mb, code, last, size in rows:
-        if name.startswith("pngquant") and code == 0:
+        if name.startswith("pngquant") and code in (0, -9):
             ref.setdefault(kind, []).append((name, t, mb))
     lines = ["| image | tool | seconds | peak MB | exit | output bytes | time / pngquant | memory / pngquant |",
              "|---|---|---:|---:|---:|---:|---|---|"]
     for kind, name, t, mb, code, last, size in rows:
         ratios_t = ratios_m = ""
         if name == "fastquant":
-            ratios_t = ", ".join(f"{t / rt:.2f}x ({rn})" for rn, rt, rm in ref.get(kind, []))
-            ratios_m = ", ".join(f"{mb / rm:.2f}x ({rn})" for rn, rt, rm in ref.get(kind, []))
-        lines.append(f"| {kind} | {name} | {t:.1f} | {mb:.0f} | {code} | {size if size else '-'} | "
+            ratios_t = ", ".join(f"{'<' if rm != rm else ''}{t / rt:.2f}x ({rn})" for rn, rt, rm in ref.get(kind, []))
+            ratios_m = ", ".join(f"{mb / rm:.2f}x ({rn})" for rn, rt, rm in ref.get(kind, []) if rm == rm)
+        shown_t = f"> {t:.0f} (stopped)" if code == -9 else f"{t:.1f}"
+        shown_mb = "-" if mb != mb else f"{mb:.0f}"
+        lines.append(f"| {kind} | {name} | {shown_t} | {shown_mb} | {code} | {size if size else '-'} | "
                      f"{ratios_t} | {ratios_m} |")
     w0, h0, _ = KINDS["zeros"]
     w1, h1, _ = KINDS["unique"]
     return ("## Huge images (whole process)\n\n"
             f"Generated: zeros = {int(w0 * scale)}x{int(h0 * scale)} RGB, all black; unique = "
             f"{int(w1 * scale)}x{int(h1 * scale)} RGBA, every pixel a different colour. "
-            f"Best of {repeat} run(s) per tool; peak = maximum resident set size (`/usr/bin/time`). "
+            f"Best of {repeat} run(s) per tool; peak = maximum resident set size (`/usr/bin/time`); a tool "
+            f"still running after {TIME_LIMIT} s is stopped. "
             "fastquant: `python -m fastquant IN -o OUT -k 256` (cached kernels); pngquant: `--nofs 256`.\n\n"
             + "\n".join(lines) + "\n")
 

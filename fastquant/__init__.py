@@ -10,11 +10,11 @@ cached on disk (``cache=True``).
 from .api import Quantized, Stats, compress
 from .batch import compress_many
 from .errors import (FastquantError, InputError, JobTimeoutError, OptionError, OutputError,
-                     OutputExistsError, QualityError, SkippedLargerError)
+                     OutputExistsError, QualityError, ResourceError, SkippedLargerError)
 from .lloyd import KMeansResult, kmeans
 
 __version__ = "0.1.0"
 
 __all__ = ["compress", "compress_many", "Quantized", "Stats", "kmeans", "KMeansResult", "FastquantError",
            "InputError", "JobTimeoutError", "OptionError", "OutputError", "OutputExistsError", "QualityError",
-           "SkippedLargerError", "__version__"]
+           "ResourceError", "SkippedLargerError", "__version__"]

@@ -425,7 +425,7 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
     Parameters
     ----------
     image : str, os.PathLike, bytes, binary file object or ndarray
-        A file imageio reads (first frame; grey, palette, 16-bit and CMYK
+        A file in one of :data:`fastquant.io.READ_FORMATS` (first frame; grey, palette, 16-bit and CMYK
         become RGB, transparency becomes RGBA, EXIF orientation is applied),
         its bytes, or an (H, W), (H, W, 3) or (H, W, 4) array: uint8 as is,
         bool as 0/255, uint16 scaled by 255/65535, floats in [0, 1] scaled

@@ -118,10 +118,16 @@ DEFLATE_PIECE = 1 << 16
 # ----------------------------------------------------------------------------- batch workers
 
 #: Estimated peak bytes of a job per pixel of its image (the larger of the
-#: input and the resized image), besides :data:`JOB_BASE_BYTES`.
+#: input and the resized image), besides :data:`JOB_BASE_BYTES`: the decoded
+#: image as Pillow holds it (4), a byte of index, and the encoded output.
 JOB_BYTES_PER_PIXEL = 6
+#: Further bytes per pixel of an image small enough to be held as an array
+#: with a colour index per pixel (up to ``2 * SAMPLE_PIXELS`` pixels).
+JOB_SMALL_BYTES_PER_PIXEL = 22
+#: Further bytes per pixel with dithering (it holds a copy of the pixels).
+JOB_DITHER_BYTES_PER_PIXEL = 4
 #: Estimated bytes of a job besides its pixels (a worker's modules and kernels).
-JOB_BASE_BYTES = 100 << 20
+JOB_BASE_BYTES = 200 << 20
 #: Seconds between SIGTERM and SIGKILL when a worker is stopped.
 KILL_GRACE = 0.5
 #: Longest wait, in seconds, between the pool's looks at signals and deadlines.

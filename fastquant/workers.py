@@ -79,9 +79,12 @@ def image_size(path):
 
 def job_memory(source, options):
     """Estimated peak memory of compressing ``source`` with ``options``, in bytes:
-    ``config.JOB_BASE_BYTES + config.JOB_BYTES_PER_PIXEL x pixels``, where pixels is the larger of
-    the image's (from its header) and the ``resize`` target's.  An image whose size
-    is unknown, or that ``max_pixels`` refuses (at once), counts as no pixels."""
+    ``config.JOB_BASE_BYTES + config.JOB_BYTES_PER_PIXEL x pixels``, plus
+    ``config.JOB_SMALL_BYTES_PER_PIXEL`` for each pixel up to ``2 * config.SAMPLE_PIXELS``
+    (images held as arrays) and ``config.JOB_DITHER_BYTES_PER_PIXEL`` a pixel when
+    dithered, where pixels is the larger of the image's (from its header) and the
+    ``resize`` target's.  An image whose size is unknown, or that ``max_pixels``
+    refuses (at once), counts as no pixels."""
     size = image_size(source)
     pixels = size[0] * size[1] if size else 0
     limit = options.get("max_pixels")
@@ -90,7 +93,9 @@ def job_memory(source, options):
     resize = options.get("resize")
     if isinstance(resize, tuple) and len(resize) == 2:  # the decoded input and the resized image
         pixels = max(pixels, resize[0] * resize[1])
-    return config.JOB_BASE_BYTES + config.JOB_BYTES_PER_PIXEL * pixels
+    per = config.JOB_BYTES_PER_PIXEL + (config.JOB_DITHER_BYTES_PER_PIXEL if options.get("dither") else 0)
+    small = config.JOB_SMALL_BYTES_PER_PIXEL * min(pixels, 2 * config.SAMPLE_PIXELS)
+    return config.JOB_BASE_BYTES + per * pixels + small
 
 
 def skip_blas_probe():

@@ -206,8 +206,9 @@ def _free_mb():
 def test_memory_of_a_large_image_is_in_proportion(tmp_path, kind):
     """A 24 MP image of one colour, or of all-different RGBA colours, takes no more than
     the decoded image as Pillow holds it (4 bytes a pixel) plus a byte of index a pixel
-    and a margin, above what a tiny image takes; before the strip path it took 6 to 30
-    times that (a full int32 index, a colour table as large as the image, float64 SSIM maps)."""
+    and a fixed margin, above what a tiny image takes; before the strip path it took
+    several times that (a full int32 index, a colour table as large as the image,
+    float64 SSIM maps, the image decoded twice)."""
     if _free_mb() < 3000:
         pytest.skip("needs 3 GB of free memory")
     w, h = 6000, 4000
@@ -226,5 +227,6 @@ def test_memory_of_a_large_image_is_in_proportion(tmp_path, kind):
     assert code == 0
     peak, code = _peak_mb(src, "-o", tmp_path / "out.png", "-q")
     assert code == 0
-    limit = (4 + 1) * w * h / 2**20 + 120
+    # 250 MB of fixed cost: the sample's colour table and the k-means on it (capped, whatever the image)
+    limit = (4 + 1) * w * h / 2**20 + 250
     assert peak - base <= limit, (peak, base, limit)

@@ -201,9 +201,13 @@ def test_a_killed_worker_in_the_cli(tmp_path, kodak):
 
 def test_job_memory_reads_the_header_only(tmp_path, kodak):
     base, per = config.JOB_BASE_BYTES, config.JOB_BYTES_PER_PIXEL
+    small = config.JOB_SMALL_BYTES_PER_PIXEL
     assert workers.image_size(kodak[0]) == (768, 512)
-    assert workers.job_memory(kodak[0], {}) == base + per * 768 * 512
-    assert workers.job_memory(kodak[0], {"resize": (2000, 1000)}) == base + per * 2000 * 1000
+    assert workers.job_memory(kodak[0], {}) == base + (per + small) * 768 * 512
+    big = 2000 * 2500  # past the array path: the small-image bytes stop at 2 * SAMPLE_PIXELS
+    assert workers.job_memory(kodak[0], {"resize": (2000, 2500)}) == base + per * big + small * 2 * config.SAMPLE_PIXELS
+    dithered = workers.job_memory(kodak[0], {"resize": (2000, 2500), "dither": "fs"})
+    assert dithered == base + (per + config.JOB_DITHER_BYTES_PER_PIXEL) * big + small * 2 * config.SAMPLE_PIXELS
     assert workers.job_memory(kodak[0], {"max_pixels": 1000}) == base  # refused at once
     eps = tmp_path / "x.eps"  # never identified, let alone opened with Ghostscript
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100000 100000\n")
