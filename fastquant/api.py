@@ -403,6 +403,15 @@ def _map(p, f, space, dither, strength, lap):
         lut[order] = np.arange(len(order))
         indices = remap.apply(lut, idx, (h, w))
         per_color = None
+    elif isinstance(p, large.Prepared) and p.codes is not None:  # each pixel's colour, from the count
+        lut = np.empty(f.n_entries, np.uint8)
+        lut[f.order] = np.arange(len(f.order))
+        per_color = lut[f.labels]
+        indices = p.codes
+        if not np.array_equal(per_color, np.arange(len(per_color))):  # (a graphic's palette may be its colours)
+            remap.apply_in_place(per_color, indices)
+        p.codes = None
+        sq_error = f.plain_sq
     elif isinstance(p, large.Prepared):
         indices, sq_error, alpha = large.map_rows(p, palette, space)
         per_color = None
@@ -580,7 +589,7 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
                   input_bytes=p.nbytes, quality=score, seconds=seconds)
     big = isinstance(p, large.Prepared)
     result = Quantized(palette, indices, p.image if big else p.arr, stats, icc_profile=p.icc)
-    if p.c == 4 and big:
+    if p.c == 4 and big and per_color is None:
         if alpha is None:  # not measured while mapping (dithered, OKLab)
             alpha = large.alpha_stats(p, palette, indices)
         stats.alpha_max_error, stats.psnr_black, stats.psnr_white = alpha

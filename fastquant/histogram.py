@@ -12,12 +12,13 @@ _GOLDEN = np.uint64(2654435761)  # Knuth's multiplicative hash constant
 _MASK32 = np.uint64(0xFFFFFFFF)
 
 
-@njit(cache=True, nogil=True)
-def _pack(px):
-    """Pack one (c,) uint8 pixel into a uint32 key."""
+@njit(cache=True, nogil=True, inline="always")
+def _pack(pixels, i):
+    """Pack pixel i of (N, c) uint8 pixels into a uint32 key (indexing the
+    array itself: a row view per pixel costs more than the packing)."""
     key = np.uint64(0)
-    for ch in range(px.shape[0]):
-        key = (key << np.uint64(8)) | np.uint64(px[ch])
+    for ch in range(pixels.shape[1]):
+        key = (key << np.uint64(8)) | np.uint64(pixels[i, ch])
     return key
 
 
@@ -50,7 +51,7 @@ def _unique(pixels):
     last_key = _EMPTY  # no colour packs to it
     last = 0
     for i in range(n):
-        key = _pack(pixels[i])
+        key = _pack(pixels, i)
         if key == last_key:  # runs of one colour (graphics, flat areas) skip the table
             inverse[i] = last
             continue
@@ -93,9 +94,94 @@ def _unique(pixels):
     for s in range(m):
         colors[s] = pixels[first[s]]
     counts = np.zeros(m, np.int64)
-    for i in range(n):
-        counts[inverse[i]] += 1
+    cur = inverse[0] if n else 0
+    run = 0
+    for i in range(n):  # runs summed in a register: no memory round trip per pixel
+        v = inverse[i]
+        if v == cur:
+            run += 1
+        else:
+            counts[cur] += run
+            cur = v
+            run = 1
+    if n:
+        counts[cur] += run
     return colors, inverse, counts
+
+
+@njit(cache=True, nogil=True)
+def _count(pixels, limit):
+    """Colours in order of first appearance and their counts, with no per-pixel
+    index; stops (returning what it has) once more than ``limit`` colours are met."""
+    n, c = pixels.shape
+    bits = 12
+    while (1 << bits) < 2 * min(n, limit + 1):
+        bits += 1
+    table = np.full(1 << bits, _EMPTY, np.uint64)
+    cap = max(min(n, limit + 1), 1)
+    first = np.empty(cap, np.int64)
+    counts = np.zeros(cap, np.int64)
+    m = 0
+    last_key = _EMPTY
+    last = 0
+    run = 0
+    mask = (1 << bits) - 1
+    for i in range(n):
+        key = _pack(pixels, i)
+        if key == last_key:
+            run += 1  # in a register: no memory round trip per pixel of a run
+            continue
+        if run:
+            counts[last] += run
+        last_key = key
+        run = 1
+        h = _slot(key, bits)
+        while True:
+            e = table[h]
+            if e == _EMPTY or (e >> np.uint64(32)) == key:
+                break
+            h = (h + 1) & mask
+        if e != _EMPTY:
+            last = np.int64(e & _LOW32)
+            continue
+        if m == cap:  # past the limit: the table is no larger than it allows
+            run = 0
+            m += 1
+            break
+        first[m] = i
+        last = m
+        table[h] = (key << np.uint64(32)) | np.uint64(m)
+        m += 1
+    if run:
+        counts[last] += run
+    k = min(m, cap)
+    colors = np.empty((k, c), np.uint8)
+    for s in range(k):
+        colors[s] = pixels[first[s]]
+    return colors, counts[:k], m > cap
+
+
+def count_colors(pixels, limit=1 << 20):
+    """Distinct colours of pixels and how many pixels have each, without a per-pixel index.
+
+    Parameters
+    ----------
+    pixels : (N, C) uint8 ndarray, 1 <= C <= 4
+    limit : int
+        Most colours counted: the table never grows past it.
+
+    Returns
+    -------
+    colors : (M, C) uint8 ndarray
+        In order of first appearance (as :func:`unique_colors` gives them).
+    counts : (M,) int64 ndarray
+    Or ``(None, None)`` when there are more than ``limit`` colours.
+    """
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if pixels.ndim != 2 or not 1 <= pixels.shape[1] <= 4:
+        raise ValueError(f"expected (N, C) pixels with 1 <= C <= 4, got shape {pixels.shape}")
+    colors, counts, over = _count(pixels, int(limit))
+    return (None, None) if over else (colors, counts)
 
 
 def unique_colors(pixels):

@@ -61,7 +61,10 @@ class Prepared:
     The same attributes as the array path's: ``colors``, ``counts`` (the
     sample's histogram, or every pixel's), ``sampled``, ``h``, ``w``, ``c``,
     ``nbytes``, ``icc``; plus ``rows`` (:class:`Rows`).  ``inverse`` is None:
-    pixels are mapped strip by strip.
+    pixels are mapped strip by strip; but an image of at most 256 colours
+    (every pixel counted) keeps ``codes``, each pixel's colour index as
+    (H, W) uint8, made while counting: mapping it is a table lookup, with
+    no second read of the image.  ``codes`` is None otherwise.
     """
 
     inverse = None
@@ -74,19 +77,20 @@ class Prepared:
         while math.gcd(step, self.w) != 1:  # a step sharing a factor with the width samples columns unevenly
             step += 1
         parts = []
-        exact = _ExactCount(self.c)  # every pixel counted too, while the colours stay few
+        exact = _ExactCount(self.c, (self.h, self.w))  # every pixel counted too, while colours stay few
         for lo, hi in rows.spans():  # pixels lo*w, lo*w + step, ... of the flattened image
             strip = rows(lo, hi).reshape(-1, self.c)
             first = -(-lo * self.w // step) * step - lo * self.w
             parts.append(strip[first::step].copy())  # not a view: frees the strip
-            exact.add(strip)
+            exact.add(strip, lo, hi)
         sample = np.concatenate(parts)
         self.colors, self.counts, _ = histogram.unique_colors(sample)
         self.sampled = True
+        self.codes = None
         if len(self.colors) <= few_colors and exact.colors is not None:
             # A sample with few colours may miss rare ones that a palette could
             # hold exactly: use the count of every pixel.
-            self.colors, self.counts = exact.colors, exact.counts
+            self.colors, self.counts, self.codes = exact.colors, exact.counts, exact.codes
             self.sampled = False
 
     @property
@@ -102,24 +106,37 @@ class Prepared:
 class _ExactCount:
     """Colours and counts of every pixel added, in first-appearance order (as
     :func:`fastquant.histogram.unique_colors` gives them for the whole image);
-    ``colors`` becomes None, and counting stops, past ``config.EXACT_COLORS`` colours."""
+    ``colors`` becomes None, and counting stops, past ``config.EXACT_COLORS``
+    colours.  While there are at most 256, ``codes`` (H, W) uint8 holds each
+    pixel's colour index (None past that)."""
 
-    def __init__(self, channels):
+    def __init__(self, channels, shape):
         self.colors = np.empty((0, channels), np.uint8)
         self.counts = np.empty(0, np.int64)
+        self.codes = np.empty(shape, np.uint8)
+        self.width = shape[1]
 
-    def add(self, pixels):
+    def add(self, pixels, lo, hi):
+        """Count rows lo .. hi - 1 of the image, given as (N, C) ``pixels``."""
         if self.colors is None:
             return
-        sc, scount, _ = histogram.unique_colors(pixels)
-        if len(sc) > config.EXACT_COLORS:
-            self.colors = self.counts = None
-            return
+        if self.codes is not None:
+            sc, scount, inverse = histogram.unique_colors(pixels)
+        else:
+            sc, scount = histogram.count_colors(pixels, config.EXACT_COLORS)
+            if sc is None:
+                self.colors = self.counts = None
+                return
         merged, inv = histogram.unique_colors(np.concatenate([self.colors, sc]))[::2]
         counts = np.bincount(inv, weights=np.concatenate([self.counts, scount]), minlength=len(merged))
         self.colors, self.counts = merged, counts.astype(np.int64)
         if len(merged) > config.EXACT_COLORS:
-            self.colors = self.counts = None
+            self.colors = self.counts = self.codes = None
+        elif self.codes is not None and len(merged) > 256:
+            self.codes = None  # an index of a byte no longer holds them: count only
+        elif self.codes is not None:
+            codes = self.codes[lo:hi].reshape(-1)
+            np.take(inv[len(inv) - len(sc):].astype(np.uint8), inverse, out=codes)
 
 
 class Mapper:
@@ -148,19 +165,23 @@ class Mapper:
             self.search = remap.RGBASearch(palette)
             self.alpha = np.zeros(3)
 
-    def __call__(self, pixels):
-        """Indices ((N,) uint8, uint16 above 256 entries) and the summed squared sRGB error of (N, C) pixels."""
+    def __call__(self, pixels, out=None):
+        """Indices ((N,) uint8, uint16 above 256 entries; into ``out`` when given) and the
+        summed squared sRGB error of (N, C) pixels."""
         if self.table is not None:
-            return remap.remap_lut(pixels, self.palette, self.space, table=self.table)
+            return remap.remap_lut(pixels, self.palette, self.space, table=self.table, out=out)
         if self.search is not None:
-            idx, sums = remap.remap_rgba(pixels, self.palette, search=self.search)
+            idx, sums = remap.remap_rgba(pixels, self.palette, search=self.search, out=out)
             self.alpha[:2] += sums[1:3]
             self.alpha[2] = max(self.alpha[2], sums[3])
             return idx, float(sums[0])
         colors, counts, inverse = histogram.unique_colors(pixels)
         labels, dist = remap.nearest(colors, self.palette, None, self.space)
         lut = labels.astype(np.uint8 if len(self.palette) <= 256 else np.uint16)
-        return remap.apply(lut, inverse, (len(pixels),)), float((counts * dist.astype(np.float64)).sum())
+        idx = remap.apply(lut, inverse, (len(pixels),))
+        if out is not None:
+            out[:] = idx
+        return idx, float((counts * dist.astype(np.float64)).sum())
 
 
 def map_rows(p, palette, space, indices=None):
@@ -191,8 +212,7 @@ def map_rows(p, palette, space, indices=None):
     mapper = Mapper(palette, space)
     sq = 0.0
     for lo, hi in p.rows.spans():
-        idx, err = mapper(p.rows(lo, hi).reshape(-1, p.c))
-        indices[lo:hi] = idx.reshape(hi - lo, p.w)
+        _, err = mapper(p.rows(lo, hi).reshape(-1, p.c), out=indices[lo:hi].reshape(-1))  # rows: contiguous
         sq += err
     alpha = None
     if mapper.alpha is not None:

@@ -79,6 +79,27 @@ def apply(lut, inverse, shape):
 
 
 @njit(cache=True, nogil=True)
+def _apply_rows(lut, codes, lo, hi):
+    for i in range(lo, hi):
+        for j in range(codes.shape[1]):
+            codes[i, j] = lut[codes[i, j]]
+
+
+def apply_in_place(lut, codes):
+    """``codes[...] = lut[codes]`` for (H, W) uint8 codes and a uint8 ``lut``, without a temporary.
+
+    Parameters
+    ----------
+    lut : (M,) uint8 ndarray, M <= 256
+        Covers every value in ``codes``.
+    codes : (H, W) uint8 ndarray
+        C-contiguous; overwritten.
+    """
+    lut = np.ascontiguousarray(lut, np.uint8)
+    threads.run_blocks(lambda lo, hi: _apply_rows(lut, codes, lo, hi), codes.shape[0])
+
+
+@njit(cache=True, nogil=True)
 def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, c, lo, hi):
     prev = 0  # neighbouring pixels mostly share an entry: start the search there
     err = 0.0
@@ -143,7 +164,7 @@ def lut_table():
     return np.full(1 << 24, -1, np.int16)
 
 
-def remap_lut(pixels, palette, colorspace="rgb", *, table=None):
+def remap_lut(pixels, palette, colorspace="rgb", *, table=None, out=None):
     """Nearest palette entry of every RGB pixel through a lazily filled colour table.
 
     Parameters
@@ -155,6 +176,8 @@ def remap_lut(pixels, palette, colorspace="rgb", *, table=None):
     table : (2**24,) int16 ndarray, optional
         A table from :func:`lut_table`, filled by earlier calls with the same
         palette and colour space (strips of one image share it).
+    out : (N,) ndarray, optional
+        Where to write the indices (of the dtype returned).
 
     Returns
     -------
@@ -165,7 +188,7 @@ def remap_lut(pixels, palette, colorspace="rgb", *, table=None):
     pal = np.ascontiguousarray(palette, np.float32)
     if table is None:
         table = lut_table()
-    out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
+    out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16) if out is None else out
     chunk = 16 * config.CHUNK
     errs = np.zeros((len(pixels) + chunk - 1) // chunk)
     pixels = np.ascontiguousarray(pixels)
@@ -327,7 +350,7 @@ class RGBASearch:
         self.cache = rgba_cache()
 
 
-def remap_rgba(pixels, palette, *, search=None):
+def remap_rgba(pixels, palette, *, search=None, out=None):
     """Nearest palette entry of every RGBA pixel, in premultiplied space.
 
     Parameters
@@ -338,6 +361,8 @@ def remap_rgba(pixels, palette, *, search=None):
         Straight RGBA entries.
     search : RGBASearch, optional
         Built for ``palette`` and kept between calls (the strips of one image).
+    out : (N,) ndarray, optional
+        Where to write the indices (of the dtype returned).
 
     Returns
     -------
@@ -350,7 +375,7 @@ def remap_rgba(pixels, palette, *, search=None):
     """
     pixels = np.ascontiguousarray(pixels, np.uint8)
     s = RGBASearch(palette) if search is None else search
-    out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
+    out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16) if out is None else out if out is None else out
     chunk = 16 * config.CHUNK
     n_chunks = (len(pixels) + chunk - 1) // chunk
     errs = np.zeros((n_chunks, 4))

@@ -230,3 +230,47 @@ def test_memory_of_a_large_image_is_in_proportion(tmp_path, kind):
     # 250 MB of fixed cost: the sample's colour table and the k-means on it (capped, whatever the image)
     limit = (4 + 1) * w * h / 2**20 + 250
     assert peak - base <= limit, (peak, base, limit)
+
+
+@pytest.mark.parametrize("limit", [1 << 20, 50, 13])
+def test_count_colors_matches_naive_and_gives_up_past_its_limit(limit):
+    rng = np.random.default_rng(4)
+    pixels = np.repeat(rng.integers(0, 4, (3000, 3)).astype(np.uint8) * 80, rng.integers(1, 6, 3000), axis=0)
+    ref_colors, ref_counts, _ = naive.unique_colors(pixels)
+    colors, counts = histogram.count_colors(pixels, limit)
+    if len(ref_colors) > limit:
+        assert colors is None and counts is None
+    else:
+        np.testing.assert_array_equal(colors, ref_colors)
+        np.testing.assert_array_equal(counts, ref_counts)
+
+
+@pytest.mark.parametrize("n_colors, channels", [(40, 3), (40, 4), (300, 3), (300, 4)])
+def test_large_graphics_match_the_array_path(monkeypatch, n_colors, channels):
+    """Up to 256 colours, each pixel's colour index is kept while counting and mapped by lookup;
+    past 256 the count goes on and the strips are mapped again: both as the array path does."""
+    rng = np.random.default_rng(n_colors + channels)
+    colors = rng.integers(0, 256, (n_colors, channels)).astype(np.uint8)
+    if channels == 4:
+        colors[:5, 3] = 0  # some fully transparent colours
+    image = colors[np.repeat(rng.integers(0, n_colors, (90, 20)), 6, axis=1)]
+    whole = fastquant.compress(image, 64)
+    monkeypatch.setattr(config, "SAMPLE_PIXELS", 400)
+    monkeypatch.setattr(config, "STRIP_PIXELS", 360)
+    strips = fastquant.compress(image, 64)
+    assert isinstance(strips, fastquant.Quantized)
+    np.testing.assert_array_equal(strips.palette, whole.palette)
+    np.testing.assert_array_equal(strips.indices, whole.indices)
+    assert strips.stats.mse == whole.stats.mse
+    if channels == 4:
+        assert strips.stats.psnr_black == pytest.approx(whole.stats.psnr_black, rel=1e-12)
+        assert strips.stats.alpha_max_error == whole.stats.alpha_max_error
+
+
+def test_apply_in_place_matches_indexing():
+    rng = np.random.default_rng(9)
+    codes = rng.integers(0, 200, (37, 53)).astype(np.uint8)
+    lut = rng.permutation(256)[:200].astype(np.uint8)
+    want = lut[codes]
+    remap.apply_in_place(lut, codes)
+    np.testing.assert_array_equal(codes, want)
