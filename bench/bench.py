@@ -49,17 +49,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import BENCH_DIR, ROOT, SHARED_IMAGES, Case, find_images
-from competitors import TOOLS, Skip
 import extras
 import huge
 import report
+from common import BENCH_DIR, ROOT, SHARED_IMAGES, Case, find_images
+from competitors import TOOLS, Skip
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("inputs", nargs="*", metavar="FOLDER_OR_FILES",
-                   help=f"images or folders (default: {SHARED_IMAGES / 'kodak'})")
+    p.add_argument(
+        "inputs", nargs="*", metavar="FOLDER_OR_FILES", help=f"images or folders (default: {SHARED_IMAGES / 'kodak'})"
+    )
     p.add_argument("-k", nargs="+", type=int, default=[256], help="palette sizes (default: 256)")
     p.add_argument("--repeat", type=int, default=None, help="timed runs per measurement (default 5; 2 with --quick)")
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of: {','.join(TOOLS)}")
@@ -67,10 +68,16 @@ def parse_args(argv=None):
     p.add_argument("--scale", action="store_true", help="large images, 24 MP, time vs size and k, peak memory")
     p.add_argument("--startup", action="store_true", help="import and CLI start-up times")
     p.add_argument("--batch", action="store_true", help="one CLI call on all images vs one pngquant call")
-    p.add_argument("--alpha", action="store_true",
-                   help="images with alpha (alpha/, PngSuite) vs pngquant: composites over black/white, bytes")
-    p.add_argument("--huge", action="store_true",
-                   help="generated 179 MP and 144 MP images: whole-process time and peak memory vs pngquant")
+    p.add_argument(
+        "--alpha",
+        action="store_true",
+        help="images with alpha (alpha/, PngSuite) vs pngquant: composites over black/white, bytes",
+    )
+    p.add_argument(
+        "--huge",
+        action="store_true",
+        help="generated 179 MP and 144 MP images: whole-process time and peak memory vs pngquant",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 2 images, repeat 2, smaller --scale series")
     p.add_argument("--no-compare", action="store_true", help="skip the per-image tool comparison")
     args = p.parse_args(argv)
@@ -102,12 +109,14 @@ def environment() -> str:
             return "not installed"
 
     libs = ", ".join(f"{n} {dist(n)}" for n in ("numpy", "numba", "Pillow", "scikit-learn"))
-    return (f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}; machine: {platform.machine()}, "
-            f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}\n"
-            f"- Python {platform.python_version()}; {libs}\n"
-            f"- fastquant {getattr(fastquant, '__version__', '?')} from {Path(fastquant.__file__).parent} "
-            f"(git {_version(['git', '-C', str(ROOT), 'describe', '--always', '--dirty'])})\n"
-            f"- {_version(['pngquant', '--version'])} (pngquant); {_version(['convert', '-version'])}\n")
+    return (
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}; machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}\n"
+        f"- Python {platform.python_version()}; {libs}\n"
+        f"- fastquant {getattr(fastquant, '__version__', '?')} from {Path(fastquant.__file__).parent} "
+        f"(git {_version(['git', '-C', str(ROOT), 'describe', '--always', '--dirty'])})\n"
+        f"- {_version(['pngquant', '--version'])} (pngquant); {_version(['convert', '-version'])}\n"
+    )
 
 
 def compare(images, ks, tools, repeat):
@@ -161,12 +170,15 @@ def main(argv=None) -> int:
                 tools.append(name)
         results, notes = compare(images, args.k, tools, args.repeat)
         methods = "\n".join(f"- {n}: {TOOLS[n].describe}" for n in tools)
-        parts = [head, "## Tools\n\n" + methods + "\n\nQuality: outputs decoded with Pillow and scored with "
-                 "fastquant.metrics against the Pillow decode of the input. Ratios: tool / fastquant.",
-                 "## Overall\n\n" + report.overall_table(results),
-                 "## fastquant vs targets\n\n" + (report.target_lines(results) or "n/a (fastquant not run)"),
-                 "## fastquant stages (median seconds per stage; write = q.save)\n\n" + report.stage_table(results),
-                 "## Per image\n\n" + report.per_image_tables(results)]
+        parts = [
+            head,
+            "## Tools\n\n" + methods + "\n\nQuality: outputs decoded with Pillow and scored with "
+            "fastquant.metrics against the Pillow decode of the input. Ratios: tool / fastquant.",
+            "## Overall\n\n" + report.overall_table(results),
+            "## fastquant vs targets\n\n" + (report.target_lines(results) or "n/a (fastquant not run)"),
+            "## fastquant stages (median seconds per stage; write = q.save)\n\n" + report.stage_table(results),
+            "## Per image\n\n" + report.per_image_tables(results),
+        ]
         if notes:
             parts.append("## Notes\n\n" + "\n".join(f"- {n}" for n in notes))
         text = "\n\n".join(parts) + "\n"
@@ -177,11 +189,13 @@ def main(argv=None) -> int:
         print(text)
 
     large = SHARED_IMAGES / "large"
-    sections = [("scale", "scaling.md", lambda: extras.scale(large, args.repeat, args.quick, args.out)),
-                ("startup", "startup.md", lambda: extras.startup(images[0], 2 if args.quick else 5)),
-                ("batch", "batch.md", lambda: extras.batch(images, 1 if args.quick else 3)),
-                ("alpha", "alpha.md", lambda: extras.alpha(SHARED_IMAGES, args.quick)),
-                ("huge", "huge.md", lambda: huge.huge(repeat=1, scale=0.25 if args.quick else 1.0))]
+    sections = [
+        ("scale", "scaling.md", lambda: extras.scale(large, args.repeat, args.quick, args.out)),
+        ("startup", "startup.md", lambda: extras.startup(images[0], 2 if args.quick else 5)),
+        ("batch", "batch.md", lambda: extras.batch(images, 1 if args.quick else 3)),
+        ("alpha", "alpha.md", lambda: extras.alpha(SHARED_IMAGES, args.quick)),
+        ("huge", "huge.md", lambda: huge.huge(repeat=1, scale=0.25 if args.quick else 1.0)),
+    ]
     for flag, filename, run in sections:
         if getattr(args, flag):
             text = run()

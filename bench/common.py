@@ -97,7 +97,7 @@ class Case:
     original: np.ndarray
 
     @classmethod
-    def load(cls, path: Path) -> "Case":
+    def load(cls, path: Path) -> Case:
         mode = image_mode(path)
         return cls(path, mode, decode(path, mode))
 

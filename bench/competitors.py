@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from common import Case, Result, decode, median, run_cmd, score, time_runs
+from PIL import Image
 
 PNG_ONLY = "reads PNG input only"
 
@@ -25,8 +24,10 @@ PNG_ONLY = "reads PNG input only"
 # --------------------------------------------------------------------------- fastquant (in-process, warm)
 def _fastquant(name="fastquant", **options):
     """compress(path, **options) + save(indexed PNG): the full job, in-process, after one untimed warm-up."""
+
     def run(case: Case, k: int, repeat: int, tmp: Path) -> Result:
         return _run_fastquant(name, options, case, k, repeat, tmp)
+
     return run
 
 
@@ -48,8 +49,17 @@ def _run_fastquant(name, options, case: Case, k: int, repeat: int, tmp: Path) ->
     stages = {n: median(q_.stats.seconds.get(n) for q_, *_ in runs) for n in stage_names}
     stages["write"] = median(w for _, _, w, _ in runs)
     stages["compress"] = median(c for *_, c in runs)  # compress() alone: read + quantize, no write
-    res = Result(case.name, name, k, case.pixels, median(seconds), len(seconds),
-                 bytes=out.stat().st_size, stages=stages, iterations=getattr(q.stats, "iterations", None))
+    res = Result(
+        case.name,
+        name,
+        k,
+        case.pixels,
+        median(seconds),
+        len(seconds),
+        bytes=out.stat().st_size,
+        stages=stages,
+        iterations=getattr(q.stats, "iterations", None),
+    )
     score(res, case.original, q.image)
     res.note = "; ".join(_fastquant_checks(case, k, q, out, written, res))
     return res
@@ -100,8 +110,9 @@ def run_prototype(case: Case, k: int, repeat: int, tmp: Path) -> Result:
         raise Skip("prototype is RGB only")
     seconds, runs = time_runs(job, repeat, warmup=1)
     img, n_iter = runs[-1]  # deterministic (random_state=42): every run gives the same output
-    res = Result(case.name, "prototype", k, case.pixels, median(seconds), len(seconds), iterations=int(n_iter),
-                 note="bytes n/a")
+    res = Result(
+        case.name, "prototype", k, case.pixels, median(seconds), len(seconds), iterations=int(n_iter), note="bytes n/a"
+    )
     return score(res, case.original, img)
 
 
@@ -148,7 +159,7 @@ def _pngquant_argv(extra):
     return argv
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _magick() -> tuple[str, ...] | None:
     """ImageMagick 7 `magick` or ImageMagick 6 `convert` (not GraphicsMagick or another `convert`)."""
     for exe in ("magick", "convert"):
@@ -191,27 +202,72 @@ class Tool:
         return self.fn(case, k, repeat, tmp)
 
 
-TOOLS = {t.name: t for t in [
-    Tool("fastquant", _fastquant(), _module("fastquant"),
-         "compress(path, k, seed=0) + q.save(.png); in-process, warm (1 untimed warm-up)", max_k=65536),
-    Tool("fastquant-fs", _fastquant("fastquant-fs", dither="fs"), _module("fastquant"),
-         "compress(path, k, dither='fs') + q.save(.png): Floyd-Steinberg, full strength; in-process, warm"),
-    Tool("fastquant-oklab", _fastquant("fastquant-oklab", colorspace="oklab"), _module("fastquant"),
-         "compress(path, k, colorspace='oklab') + q.save(.png); in-process, warm"),
-    Tool("prototype", run_prototype, _module("sklearn"),
-         "scikit-learn KMeans(n_clusters=k, random_state=42) on all pixels (float64); warm-up + median; read+fit+reconstruct",
-         max_k=65536),
-    Tool("pngquant", _cli(_pngquant_argv(["--nofs", "--speed", "4"])), _program("pngquant"),
-         "`pngquant --nofs --speed 4 K`, whole process"),
-    Tool("pngquant-dither", _cli(_pngquant_argv([])), _program("pngquant"),
-         "`pngquant K` (defaults: Floyd-Steinberg dithering, speed 4), whole process"),
-    Tool("pillow-mediancut", _pillow("MEDIANCUT"), _module("PIL"),
-         "Image.quantize(k, MEDIANCUT, kmeans=0) + save(optimize=True); in-process"),
-    Tool("pillow-fastoctree", _pillow("FASTOCTREE"), _module("PIL"),
-         "Image.quantize(k, FASTOCTREE) + save(optimize=True); in-process"),
-    Tool("pillow-kmeans", _pillow("MEDIANCUT", kmeans=1), _module("PIL"),
-         "Image.quantize(k, MEDIANCUT, kmeans=1) + save(optimize=True); in-process. Pillow's `kmeans` is a stop "
-         "threshold: k-means passes repeat until at most that many assignments change (1 = run to convergence)"),
-    Tool("imagemagick", _cli(_imagemagick_argv), lambda: None if _magick() else "ImageMagick not on PATH",
-         "`convert IN +dither -colors K png8:OUT`, whole process"),
-]}
+TOOLS = {
+    t.name: t
+    for t in [
+        Tool(
+            "fastquant",
+            _fastquant(),
+            _module("fastquant"),
+            "compress(path, k, seed=0) + q.save(.png); in-process, warm (1 untimed warm-up)",
+            max_k=65536,
+        ),
+        Tool(
+            "fastquant-fs",
+            _fastquant("fastquant-fs", dither="fs"),
+            _module("fastquant"),
+            "compress(path, k, dither='fs') + q.save(.png): Floyd-Steinberg, full strength; in-process, warm",
+        ),
+        Tool(
+            "fastquant-oklab",
+            _fastquant("fastquant-oklab", colorspace="oklab"),
+            _module("fastquant"),
+            "compress(path, k, colorspace='oklab') + q.save(.png); in-process, warm",
+        ),
+        Tool(
+            "prototype",
+            run_prototype,
+            _module("sklearn"),
+            "scikit-learn KMeans(n_clusters=k, random_state=42) on all pixels (float64); warm-up + median; "
+            "read+fit+reconstruct",
+            max_k=65536,
+        ),
+        Tool(
+            "pngquant",
+            _cli(_pngquant_argv(["--nofs", "--speed", "4"])),
+            _program("pngquant"),
+            "`pngquant --nofs --speed 4 K`, whole process",
+        ),
+        Tool(
+            "pngquant-dither",
+            _cli(_pngquant_argv([])),
+            _program("pngquant"),
+            "`pngquant K` (defaults: Floyd-Steinberg dithering, speed 4), whole process",
+        ),
+        Tool(
+            "pillow-mediancut",
+            _pillow("MEDIANCUT"),
+            _module("PIL"),
+            "Image.quantize(k, MEDIANCUT, kmeans=0) + save(optimize=True); in-process",
+        ),
+        Tool(
+            "pillow-fastoctree",
+            _pillow("FASTOCTREE"),
+            _module("PIL"),
+            "Image.quantize(k, FASTOCTREE) + save(optimize=True); in-process",
+        ),
+        Tool(
+            "pillow-kmeans",
+            _pillow("MEDIANCUT", kmeans=1),
+            _module("PIL"),
+            "Image.quantize(k, MEDIANCUT, kmeans=1) + save(optimize=True); in-process. Pillow's `kmeans` is a stop "
+            "threshold: k-means passes repeat until at most that many assignments change (1 = run to convergence)",
+        ),
+        Tool(
+            "imagemagick",
+            _cli(_imagemagick_argv),
+            lambda: None if _magick() else "ImageMagick not on PATH",
+            "`convert IN +dither -colors K png8:OUT`, whole process",
+        ),
+    ]
+}

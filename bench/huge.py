@@ -49,7 +49,8 @@ def generate(kind: str, path: Path, scale: float = 1.0) -> Path:
             raw = np.zeros((rows, 1 + w * channels), np.uint8)
             if kind == "unique":
                 i = (np.arange(y0 * w, (y0 + rows) * w, dtype=np.uint64) * np.uint64(2654435761)) & np.uint64(
-                    0xFFFFFFFF)
+                    0xFFFFFFFF
+                )
                 raw[:, 1:] = i.astype(">u4").view(np.uint8).reshape(rows, w * 4)
             data = comp.compress(raw.tobytes())
             if data:
@@ -65,8 +66,9 @@ TIME_LIMIT = 300
 def _timed(argv: list[str], env=None) -> tuple[float, float, int, str]:
     """(seconds, peak RSS in MB, exit code, last stderr line) of a whole process."""
     try:
-        r = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *argv], capture_output=True, text=True, env=env,
-                           timeout=TIME_LIMIT)
+        r = subprocess.run(
+            ["/usr/bin/time", "-f", "TIME %e %M", *argv], capture_output=True, text=True, env=env, timeout=TIME_LIMIT
+        )
     except subprocess.TimeoutExpired:
         return float(TIME_LIMIT), float("nan"), -9, f"stopped after {TIME_LIMIT} s"
     lines = r.stderr.strip().splitlines()
@@ -84,8 +86,11 @@ def tools() -> dict[str, list[str]]:
     """The command (less its input and output) of every installed tool."""
     found = {"fastquant": [sys.executable, "-m", "fastquant", "-k", "256", "-f", "-q"]}
     if shutil.which("pngquant") and "/usr/bin/pngquant" != (_pngquant3() or ""):
-        found["pngquant 2.17"] = ["/usr/bin/pngquant", "--nofs", "-f", "256"] if Path(
-            "/usr/bin/pngquant").exists() else ["pngquant", "--nofs", "-f", "256"]
+        found["pngquant 2.17"] = (
+            ["/usr/bin/pngquant", "--nofs", "-f", "256"]
+            if Path("/usr/bin/pngquant").exists()
+            else ["pngquant", "--nofs", "-f", "256"]
+        )
     if _pngquant3():
         found["pngquant 3"] = [_pngquant3(), "--nofs", "-f", "256"]
     return found
@@ -107,8 +112,11 @@ def huge(scratch: Path | None = None, repeat: int = 1, scale: float = 1.0) -> st
     try:
         # A warm cache first, so that no run below includes Numba compilation.
         small = generate("unique", folder / "warm.png", scale=0.01)
-        subprocess.run([sys.executable, "-m", "fastquant", str(small), "-o", str(folder / "warm-out.png"),
-                        "-f", "-q"], check=False, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "fastquant", str(small), "-o", str(folder / "warm-out.png"), "-f", "-q"],
+            check=False,
+            env=env,
+        )
         for kind in KINDS:
             src = folder / f"{kind}.png"
             if not src.exists():
@@ -134,29 +142,35 @@ def huge(scratch: Path | None = None, repeat: int = 1, scale: float = 1.0) -> st
 
 def _table(rows, repeat: int, scale: float) -> str:
     ref = {}
-    for kind, name, t, mb, code, last, size in rows:
+    for kind, name, t, mb, code, _last, _size in rows:
         if name.startswith("pngquant") and code in (0, -9):
             ref.setdefault(kind, []).append((name, t, mb))
-    lines = ["| image | tool | seconds | peak MB | exit | output bytes | time / pngquant | memory / pngquant |",
-             "|---|---|---:|---:|---:|---:|---|---|"]
-    for kind, name, t, mb, code, last, size in rows:
+    lines = [
+        "| image | tool | seconds | peak MB | exit | output bytes | time / pngquant | memory / pngquant |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for kind, name, t, mb, code, _last, size in rows:
         ratios_t = ratios_m = ""
         if name == "fastquant":
             ratios_t = ", ".join(f"{'<' if rm != rm else ''}{t / rt:.2f}x ({rn})" for rn, rt, rm in ref.get(kind, []))
             ratios_m = ", ".join(f"{mb / rm:.2f}x ({rn})" for rn, rt, rm in ref.get(kind, []) if rm == rm)
         shown_t = f"> {t:.0f} (stopped)" if code == -9 else f"{t:.1f}"
         shown_mb = "-" if mb != mb else f"{mb:.0f}"
-        lines.append(f"| {kind} | {name} | {shown_t} | {shown_mb} | {code} | {size if size else '-'} | "
-                     f"{ratios_t} | {ratios_m} |")
+        lines.append(
+            f"| {kind} | {name} | {shown_t} | {shown_mb} | {code} | {size if size else '-'} | {ratios_t} | {ratios_m} |"
+        )
     w0, h0, _ = KINDS["zeros"]
     w1, h1, _ = KINDS["unique"]
-    return ("## Huge images (whole process)\n\n"
-            f"Generated: zeros = {int(w0 * scale)}x{int(h0 * scale)} RGB, all black; unique = "
-            f"{int(w1 * scale)}x{int(h1 * scale)} RGBA, every pixel a different colour. "
-            f"Best of {repeat} run(s) per tool; peak = maximum resident set size (`/usr/bin/time`); a tool "
-            f"still running after {TIME_LIMIT} s is stopped. "
-            "fastquant: `python -m fastquant IN -o OUT -k 256` (cached kernels); pngquant: `--nofs 256`.\n\n"
-            + "\n".join(lines) + "\n")
+    return (
+        "## Huge images (whole process)\n\n"
+        f"Generated: zeros = {int(w0 * scale)}x{int(h0 * scale)} RGB, all black; unique = "
+        f"{int(w1 * scale)}x{int(h1 * scale)} RGBA, every pixel a different colour. "
+        f"Best of {repeat} run(s) per tool; peak = maximum resident set size (`/usr/bin/time`); a tool "
+        f"still running after {TIME_LIMIT} s is stopped. "
+        "fastquant: `python -m fastquant IN -o OUT -k 256` (cached kernels); pngquant: `--nofs 256`.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def fsec(x) -> str:
 def md_table(headers, rows, right=None) -> str:
     """A GitHub markdown table; columns in `right` (default: all but the first) are right-aligned."""
     right = set(range(1, len(headers))) if right is None else set(right)
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|"]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|",
+    ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -61,13 +63,35 @@ def ratios(results: list[Result]) -> dict:
     return out
 
 
-HEADERS = ["tool", "k", "seconds", "MSE", "PSNR", "SSIM", "bytes", "bytes/px", "colours",
-           "time ÷ fastquant", "bytes ÷ fastquant"]
+HEADERS = [
+    "tool",
+    "k",
+    "seconds",
+    "MSE",
+    "PSNR",
+    "SSIM",
+    "bytes",
+    "bytes/px",
+    "colours",
+    "time ÷ fastquant",
+    "bytes ÷ fastquant",
+]
 
 
 def _row(tool, k, seconds, mse, psnr, ssim, nbytes, bpp, colours, t_ratio, b_ratio):
-    return [tool, k, fsec(seconds), fmt(mse), fmt(psnr), fmt(ssim, 4), fint(nbytes), fmt(bpp, 3), fint(colours),
-            fmt(t_ratio), fmt(b_ratio)]
+    return [
+        tool,
+        k,
+        fsec(seconds),
+        fmt(mse),
+        fmt(psnr),
+        fmt(ssim, 4),
+        fint(nbytes),
+        fmt(bpp, 3),
+        fint(colours),
+        fmt(t_ratio),
+        fmt(b_ratio),
+    ]
 
 
 def per_image_tables(results: list[Result]) -> str:
@@ -75,8 +99,21 @@ def per_image_tables(results: list[Result]) -> str:
     parts = []
     for image in dict.fromkeys(r.image for r in results):
         rows = [r for r in results if r.image == image]
-        body = [_row(r.tool, r.k, r.seconds, r.mse, r.psnr, r.ssim, r.bytes, r.bytes_per_px, r.colours,
-                     *rat[(r.image, r.tool, r.k)]) for r in rows]
+        body = [
+            _row(
+                r.tool,
+                r.k,
+                r.seconds,
+                r.mse,
+                r.psnr,
+                r.ssim,
+                r.bytes,
+                r.bytes_per_px,
+                r.colours,
+                *rat[(r.image, r.tool, r.k)],
+            )
+            for r in rows
+        ]
         parts.append(f"### {image} ({rows[0].pixels / 1e6:.2f} MP)\n\n" + md_table(HEADERS, body, right=range(1, 11)))
     return "\n\n".join(parts)
 
@@ -89,13 +126,27 @@ def overall_table(results: list[Result]) -> str:
             groups[(r.tool, r.k)].append(r)
     body = []
     for (tool, k), rs in groups.items():
-        body.append([*_row(tool, k, median(r.seconds for r in rs), median(r.mse for r in rs),
-                           median(r.psnr for r in rs), median(r.ssim for r in rs), median(r.bytes for r in rs),
-                           median(r.bytes_per_px for r in rs), median(r.colours for r in rs),
-                           median(rat[(r.image, tool, k)][0] for r in rs),
-                           median(rat[(r.image, tool, k)][1] for r in rs)), len(rs)])
-    return ("Medians over images (ratios: median of the per-image ratios).\n\n"
-            + md_table(HEADERS + ["images"], body, right=range(1, 12)))
+        body.append(
+            [
+                *_row(
+                    tool,
+                    k,
+                    median(r.seconds for r in rs),
+                    median(r.mse for r in rs),
+                    median(r.psnr for r in rs),
+                    median(r.ssim for r in rs),
+                    median(r.bytes for r in rs),
+                    median(r.bytes_per_px for r in rs),
+                    median(r.colours for r in rs),
+                    median(rat[(r.image, tool, k)][0] for r in rs),
+                    median(rat[(r.image, tool, k)][1] for r in rs),
+                ),
+                len(rs),
+            ]
+        )
+    return "Medians over images (ratios: median of the per-image ratios).\n\n" + md_table(
+        HEADERS + ["images"], body, right=range(1, 12)
+    )
 
 
 def target_lines(results: list[Result]) -> str:
@@ -118,34 +169,43 @@ def target_lines(results: list[Result]) -> str:
             mse = {i: ratio(fq[i].mse, p.mse) for i, p in proto.items()}
             worst_speed, worst_mse = min(speed, key=speed.get), max(mse, key=lambda i: mse[i] or 0)
             runs = min(p.runs for p in proto.values())
-            lines.append(f"- fastquant vs prototype (sklearn KMeans, {len(proto)} images, prototype: median of "
-                         f"{runs} runs): "
-                         f"speed-up of compress() min {speed[worst_speed]:.1f}x ({worst_speed}), "
-                         f"median {median(speed.values()):.1f}x (with the PNG write: min "
-                         f"{min(whole.values()):.1f}x, median {median(whole.values()):.1f}x); "
-                         f"MSE ratio fastquant/prototype max {fmt(mse[worst_mse], 3)} ({worst_mse}), "
-                         f"median {fmt(median(mse.values()), 3)}")
+            lines.append(
+                f"- fastquant vs prototype (sklearn KMeans, {len(proto)} images, prototype: median of "
+                f"{runs} runs): "
+                f"speed-up of compress() min {speed[worst_speed]:.1f}x ({worst_speed}), "
+                f"median {median(speed.values()):.1f}x (with the PNG write: min "
+                f"{min(whole.values()):.1f}x, median {median(whole.values()):.1f}x); "
+                f"MSE ratio fastquant/prototype max {fmt(mse[worst_mse], 3)} ({worst_mse}), "
+                f"median {fmt(median(mse.values()), 3)}"
+            )
         png = {i: idx[(i, PNGQUANT, k)] for i in fq if idx.get((i, PNGQUANT, k)) and idx[(i, PNGQUANT, k)].seconds}
         if png:
             t = {i: fq[i].seconds / p.seconds for i, p in png.items()}
             d = {i: fq[i].psnr - p.psnr for i, p in png.items()}
             b = {i: ratio(fq[i].bytes, p.bytes) for i, p in png.items()}
-            lines.append(f"- time fastquant/pngquant (pngquant --nofs --speed 4, {len(png)} images): median "
-                         f"{median(t.values()):.2f}, max {max(t.values()):.2f}; per image: "
-                         + ", ".join(f"{i} {v:.2f}" for i, v in t.items()))
+            lines.append(
+                f"- time fastquant/pngquant (pngquant --nofs --speed 4, {len(png)} images): median "
+                f"{median(t.values()):.2f}, max {max(t.values()):.2f}; per image: "
+                + ", ".join(f"{i} {v:.2f}" for i, v in t.items())
+            )
             worst = min(d, key=d.get)
-            lines.append(f"- PSNR fastquant − pngquant: min {d[worst]:+.2f} dB ({worst}), "
-                         f"median {median(d.values()):+.2f} dB")
-            lines.append(f"- bytes fastquant/pngquant: median {fmt(median(b.values()), 3)}, "
-                         f"max {fmt(max(v for v in b.values() if v is not None), 3)}")
+            lines.append(
+                f"- PSNR fastquant − pngquant: min {d[worst]:+.2f} dB ({worst}), median {median(d.values()):+.2f} dB"
+            )
+            lines.append(
+                f"- bytes fastquant/pngquant: median {fmt(median(b.values()), 3)}, "
+                f"max {fmt(max(v for v in b.values() if v is not None), 3)}"
+            )
         pairs = [(idx.get((i, "fastquant-fs", k)), idx.get((i, "pngquant-dither", k))) for i in images]
         pairs = [(f, p) for f, p in pairs if f and p and f.ssim is not None and p.ssim is not None]
         if pairs:
             wins = sum(f.ssim >= p.ssim for f, p in pairs)
             b = [ratio(f.bytes, p.bytes) for f, p in pairs]
-            lines.append(f"- dithered: SSIM fastquant-fs >= pngquant (default, dithered) on {wins} of {len(pairs)} "
-                         f"images; SSIM difference median {median(f.ssim - p.ssim for f, p in pairs):+.4f}; "
-                         f"bytes fastquant-fs/pngquant median {fmt(median(b), 3)}, max {fmt(max(b), 3)}")
+            lines.append(
+                f"- dithered: SSIM fastquant-fs >= pngquant (default, dithered) on {wins} of {len(pairs)} "
+                f"images; SSIM difference median {median(f.ssim - p.ssim for f, p in pairs):+.4f}; "
+                f"bytes fastquant-fs/pngquant median {fmt(median(b), 3)}, max {fmt(max(b), 3)}"
+            )
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -155,14 +215,41 @@ def stage_table(results: list[Result]) -> str:
     if not fq:
         return ""
     names = list(dict.fromkeys(n for r in fq for n in r.stages if n != "compress"))
-    body = [[r.image, r.k, fsec(r.seconds), fsec(r.stages.get("compress")), *(fsec(r.stages.get(n)) for n in names),
-             fsec(sum(r.stages.get(n) or 0 for n in names)), fmt(r.iterations)] for r in fq]
+    body = [
+        [
+            r.image,
+            r.k,
+            fsec(r.seconds),
+            fsec(r.stages.get("compress")),
+            *(fsec(r.stages.get(n)) for n in names),
+            fsec(sum(r.stages.get(n) or 0 for n in names)),
+            fmt(r.iterations),
+        ]
+        for r in fq
+    ]
     return md_table(["image", "k", "total (timed)", "compress()", *names, "sum of stages", "iterations"], body)
 
 
 # --------------------------------------------------------------------------- files
-CSV_FIELDS = ["image", "pixels", "tool", "k", "seconds", "runs", "mse", "psnr", "ssim", "bytes", "bytes_per_px",
-              "colours", "time_ratio_fastquant", "bytes_ratio_fastquant", "iterations", "stages", "note"]
+CSV_FIELDS = [
+    "image",
+    "pixels",
+    "tool",
+    "k",
+    "seconds",
+    "runs",
+    "mse",
+    "psnr",
+    "ssim",
+    "bytes",
+    "bytes_per_px",
+    "colours",
+    "time_ratio_fastquant",
+    "bytes_ratio_fastquant",
+    "iterations",
+    "stages",
+    "note",
+]
 
 
 def write_csv(results: list[Result], path: Path) -> None:
@@ -173,8 +260,27 @@ def write_csv(results: list[Result], path: Path) -> None:
         for r in results:
             t_ratio, b_ratio = rat[(r.image, r.tool, r.k)]
             stages = ";".join(f"{n}={v:.6f}" for n, v in r.stages.items() if v is not None)
-            w.writerow([r.image, r.pixels, r.tool, r.k, r.seconds, r.runs, r.mse, r.psnr, r.ssim, r.bytes,
-                        r.bytes_per_px, r.colours, t_ratio, b_ratio, r.iterations, stages, r.note])
+            w.writerow(
+                [
+                    r.image,
+                    r.pixels,
+                    r.tool,
+                    r.k,
+                    r.seconds,
+                    r.runs,
+                    r.mse,
+                    r.psnr,
+                    r.ssim,
+                    r.bytes,
+                    r.bytes_per_px,
+                    r.colours,
+                    t_ratio,
+                    b_ratio,
+                    r.iterations,
+                    stages,
+                    r.note,
+                ]
+            )
 
 
 def plot_rate_distortion(results: list[Result], path: Path) -> bool:

@@ -98,18 +98,27 @@ def measure(case: dict) -> dict:
     del q
     names = list(dict.fromkeys(n for s in stage_runs for n in s))
     return {
-        **case, "width": arr.shape[1], "height": arr.shape[0], "input_mb": arr.nbytes / 1e6,
-        "seconds": statistics.median(times), "runs": len(times), "iterations": iterations,
+        **case,
+        "width": arr.shape[1],
+        "height": arr.shape[0],
+        "input_mb": arr.nbytes / 1e6,
+        "seconds": statistics.median(times),
+        "runs": len(times),
+        "iterations": iterations,
         "unique_colors": unique,
         "stages": {n: statistics.median(s.get(n, 0.0) for s in stage_runs) for n in names},
-        "rss_peak_mb": None if rss_peak is None else rss_peak / 1e6, "traced_peak_mb": traced_peak / 1e6,
+        "rss_peak_mb": None if rss_peak is None else rss_peak / 1e6,
+        "traced_peak_mb": traced_peak / 1e6,
     }
 
 
 def main() -> None:
     for case in json.load(sys.stdin):
-        print(f"  scale: {case['image'].rsplit('/', 1)[-1]} megapixels={case['megapixels']} k={case['k']}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  scale: {case['image'].rsplit('/', 1)[-1]} megapixels={case['megapixels']} k={case['k']}",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             row = measure(case)
         except Exception as exc:  # report and go on with the next case

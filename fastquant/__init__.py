@@ -7,14 +7,39 @@
 Importing compiles nothing: the Numba kernels compile on first use and are
 cached on disk (``cache=True``).
 """
+
 from .api import Quantized, Stats, compress
 from .batch import compress_many
-from .errors import (FastquantError, InputError, JobTimeoutError, OptionError, OutputError,
-                     OutputExistsError, QualityError, ResourceError, SkippedLargerError)
+from .errors import (
+    FastquantError,
+    InputError,
+    JobTimeoutError,
+    OptionError,
+    OutputError,
+    OutputExistsError,
+    QualityError,
+    ResourceError,
+    SkippedLargerError,
+)
 from .lloyd import KMeansResult, kmeans
 
 __version__ = "0.1.0"
 
-__all__ = ["compress", "compress_many", "Quantized", "Stats", "kmeans", "KMeansResult", "FastquantError",
-           "InputError", "JobTimeoutError", "OptionError", "OutputError", "OutputExistsError", "QualityError",
-           "ResourceError", "SkippedLargerError", "__version__"]
+__all__ = [
+    "compress",
+    "compress_many",
+    "Quantized",
+    "Stats",
+    "kmeans",
+    "KMeansResult",
+    "FastquantError",
+    "InputError",
+    "JobTimeoutError",
+    "OptionError",
+    "OutputError",
+    "OutputExistsError",
+    "QualityError",
+    "ResourceError",
+    "SkippedLargerError",
+    "__version__",
+]

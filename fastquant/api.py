@@ -1,4 +1,5 @@
 """``compress()``: read, resize, histogram, palette, remap; and its result type."""
+
 import math
 import os
 import time
@@ -7,8 +8,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import config, histogram, io, large, lloyd, metrics, remap
 from . import colorspace as _cs
+from . import config, histogram, io, large, lloyd, metrics, remap
 from . import resize as _resize
 from . import write as _write
 from .errors import OptionError, QualityError
@@ -164,8 +165,7 @@ class Quantized:
 
     def __repr__(self):
         s = self.stats
-        return (f"<Quantized {s.width}x{s.height}, {s.n_colors} colours, "
-                f"PSNR {s.psnr:.2f} dB>")
+        return f"<Quantized {s.width}x{s.height}, {s.n_colors} colours, PSNR {s.psnr:.2f} dB>"
 
 
 def _check_colors(n_colors):
@@ -238,22 +238,26 @@ class _Prepared:
 def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False):
     """The image read (and resized) as :class:`_Prepared`, or as :class:`fastquant.large.Prepared`
     when it has more than ``2 * config.SAMPLE_PIXELS`` pixels (it then holds the open
-    :class:`fastquant.io.Decoded` as ``decoded``: close it when done)."""
+    :class:`fastquant.io.Decoded` as ``decoded``: close it when done).
+    """
     info = {} if keep_metadata else None
     decoded = io.open_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated, info=info)
     try:
         h, w = decoded.height, decoded.width
         size = _resize.target_size(w, h, resize)
         if size != (w, h) and max_pixels is not None and size[0] * size[1] > max_pixels:
-            raise OptionError(f"resizing to {size[0]}x{size[1]} = {size[0] * size[1]} pixels is more than "
-                              f"the limit of {max_pixels} (max_pixels)")
+            raise OptionError(
+                f"resizing to {size[0]}x{size[1]} = {size[0] * size[1]} pixels is more than "
+                f"the limit of {max_pixels} (max_pixels)"
+            )
         icc = (info or {}).get("icc_profile")
         if size == (w, h) and h * w > 2 * config.SAMPLE_PIXELS:
             # Strip by strip from the decoded image: nothing more that grows with it.
             rows = large.Rows(decoded.strip, h, w, decoded.channels)
             lap("read")
-            p = large.Prepared(rows, decoded.nbytes, icc, sample_pixels=config.SAMPLE_PIXELS,
-                               few_colors=config.FEW_COLORS)
+            p = large.Prepared(
+                rows, decoded.nbytes, icc, sample_pixels=config.SAMPLE_PIXELS, few_colors=config.FEW_COLORS
+            )
             p.decoded, decoded = decoded, None
             lap("histogram")
             return p
@@ -269,8 +273,13 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
         arr = _resize.resize(arr, size)
         h, w = arr.shape[:2]
     if h * w > 2 * config.SAMPLE_PIXELS:  # a large result of resizing
-        p = large.Prepared(large.Rows(lambda lo, hi: arr[lo:hi], h, w, c, copy=arr is image), nbytes, icc,
-                           sample_pixels=config.SAMPLE_PIXELS, few_colors=config.FEW_COLORS)
+        p = large.Prepared(
+            large.Rows(lambda lo, hi: arr[lo:hi], h, w, c, copy=arr is image),
+            nbytes,
+            icc,
+            sample_pixels=config.SAMPLE_PIXELS,
+            few_colors=config.FEW_COLORS,
+        )
         lap("resize")
         return p
     if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
@@ -284,7 +293,8 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
 def _original(image, p, max_pixels, allow_truncated):
     """What ``Quantized.original`` gives for a large image, made when asked: the
     source read again (a path, bytes or an array), so that the decoded image
-    need not be kept; the still open decoded image for other sources."""
+    need not be kept; the still open decoded image for other sources.
+    """
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)):
         p.decoded.close()
 
@@ -294,26 +304,30 @@ def _original(image, p, max_pixels, allow_truncated):
                 arr = arr.copy() if isinstance(image, np.ndarray) else arr
                 arr[arr[:, :, 3] == 0] = 0
             return arr
+
         return again
     return p.image
 
 
 def _space(colorspace, channels):
     """The point space of a ``colorspace`` option: RGBA in sRGB is clustered and
-    mapped premultiplied (colour differences weighted by alpha, as pngquant does)."""
+    mapped premultiplied (colour differences weighted by alpha, as pngquant does).
+    """
     return "premultiplied" if colorspace == "rgb" and channels == 4 else colorspace
 
 
 def _fit_points(colors, counts, space):
     """The points the k-means clusters: colours (merged to at most ``config.FIT_COLORS``
     cells) as points of ``space`` (:func:`fastquant.colorspace.to_points`);
-    their weights; each colour's cell."""
+    their weights; each colour's cell.
+    """
     fit, weights, cell = histogram.coarsen(colors, counts, config.FIT_COLORS)
     if space != "rgb":
         pts = _cs.to_points(colors, space)
         if len(fit) < len(colors):  # cell means taken in the space being clustered
-            sums = np.stack([np.bincount(cell, weights=counts * pts[:, t], minlength=len(fit))
-                             for t in range(pts.shape[1])], axis=1)
+            sums = np.stack(
+                [np.bincount(cell, weights=counts * pts[:, t], minlength=len(fit)) for t in range(pts.shape[1])], axis=1
+            )
             pts = (sums / weights[:, None]).astype(np.float32)
         fit = pts
     return fit, weights, cell
@@ -321,18 +335,19 @@ def _fit_points(colors, counts, space):
 
 class _Fit(NamedTuple):
     palette: np.ndarray  # (k, C) uint8, in its final order
-    labels: np.ndarray   # (M,) int32: nearest entry of every histogram colour, before reordering
-    order: np.ndarray    # palette = entries[order]
-    n_entries: int       # entries before reordering
-    plain_sq: float      # squared error of the nearest-entry mapping over the histogram's pixels
-    quality_mse: float   # what quality targets judge: plain_sq as a mean; premultiplied RGBA: the
-                         # mean squared error of the premultiplied values (what is seen)
+    labels: np.ndarray  # (M,) int32: nearest entry of every histogram colour, before reordering
+    order: np.ndarray  # palette = entries[order]
+    n_entries: int  # entries before reordering
+    plain_sq: float  # squared error of the nearest-entry mapping over the histogram's pixels
+    quality_mse: float  # what quality targets judge: plain_sq as a mean; premultiplied RGBA: the
+    # mean squared error of the premultiplied values (what is seen)
     n_iter: int
 
 
 def _fit(p, n_colors, km, space, lap):
     """Palette of at most ``n_colors`` entries and the nearest entry of every histogram colour
-    (fitted and mapped in point space ``space``, see :func:`_space`)."""
+    (fitted and mapped in point space ``space``, see :func:`_space`).
+    """
     colors, counts, c = p.colors, p.counts, p.c
     # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
     # their own; the k-means spends the other entries on visible colours.
@@ -367,14 +382,21 @@ def _fit(p, n_colors, km, space, lap):
         pal = _cs.premultiply(palette).astype(np.float64)
         per = np.empty(len(colors))
         for lo in range(0, len(colors), 1 << 18):  # in pieces: a large image's sample is millions of colours
-            d = _cs.premultiply(colors[lo:lo + (1 << 18)]).astype(np.float64) - pal[labels[lo:lo + (1 << 18)]]
-            per[lo:lo + len(d)] = np.einsum("ij,ij->i", d, d)
+            d = _cs.premultiply(colors[lo : lo + (1 << 18)]).astype(np.float64) - pal[labels[lo : lo + (1 << 18)]]
+            per[lo : lo + len(d)] = np.einsum("ij,ij->i", d, d)
         judged = float((counts * per).sum())
     else:
         judged = plain_sq
     lap("remap")
-    return _Fit(np.ascontiguousarray(palette[order]), labels, order, len(palette), plain_sq,
-                judged / (float(counts.sum()) * c), res.n_iter)
+    return _Fit(
+        np.ascontiguousarray(palette[order]),
+        labels,
+        order,
+        len(palette),
+        plain_sq,
+        judged / (float(counts.sum()) * c),
+        res.n_iter,
+    )
 
 
 def _map(p, f, space, dither, strength, lap):
@@ -425,10 +447,25 @@ def _map(p, f, space, dither, strength, lap):
     return palette, indices, float(sq_error), per_color, alpha
 
 
-def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2,
-             init="wu", swap_rounds=3, ssim=False, max_pixels=io.DEFAULT_MAX_PIXELS,
-             dither=None, dither_strength=None, colorspace="rgb", quality=None,
-             keep_metadata=False, allow_truncated=False):
+def compress(
+    image,
+    n_colors=256,
+    *,
+    resize=None,
+    seed=0,
+    max_iter=100,
+    tol=1e-2,
+    init="wu",
+    swap_rounds=3,
+    ssim=False,
+    max_pixels=io.DEFAULT_MAX_PIXELS,
+    dither=None,
+    dither_strength=None,
+    colorspace="rgb",
+    quality=None,
+    keep_metadata=False,
+    allow_truncated=False,
+):
     """Quantize an image to at most ``n_colors`` colours with weighted k-means.
 
     Parameters
@@ -522,8 +559,9 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
     p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated)
     try:
         km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
-        result = _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap,
-                           seconds, io.source_name(image))
+        result = _quantize(
+            p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds, io.source_name(image)
+        )
         if getattr(p, "decoded", None) is not None:
             result._original = _original(image, p, max_pixels, allow_truncated)
             p = None
@@ -531,7 +569,6 @@ def compress(image, n_colors=256, *, resize=None, seed=0, max_iter=100, tol=1e-2
     finally:
         if p is not None and getattr(p, "decoded", None) is not None:
             p.decoded.close()
-
 
 
 def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds, name):
@@ -567,7 +604,8 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
         if score < lo_q:
             raise QualityError(
                 f"{name}: quality {score} (PSNR {metrics.psnr_from_mse(best.quality_mse):.2f}"
-                f" dB) with {len(best.palette)} colours is below the minimum {lo_q:g}; nothing written")
+                f" dB) with {len(best.palette)} colours is below the minimum {lo_q:g}; nothing written"
+            )
         if score >= hi_q:
             # Fewest colours reaching hi_q: bisection on a log scale between a
             # k known to fall short (lo; 0 = none yet) and one that reaches it.
@@ -584,9 +622,18 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
         dither_strength = auto_dither_strength(len(best.palette))
     palette, indices, sq_error, per_color, alpha = _map(p, best, space, dither, dither_strength, lap)
     err = sq_error / (p.h * p.w * p.c)
-    stats = Stats(n_colors=len(palette), unique_colors=len(p.colors), width=p.w, height=p.h,
-                  mse=err, psnr=metrics.psnr_from_mse(err), iterations=best.n_iter,
-                  input_bytes=p.nbytes, quality=score, seconds=seconds)
+    stats = Stats(
+        n_colors=len(palette),
+        unique_colors=len(p.colors),
+        width=p.w,
+        height=p.h,
+        mse=err,
+        psnr=metrics.psnr_from_mse(err),
+        iterations=best.n_iter,
+        input_bytes=p.nbytes,
+        quality=score,
+        seconds=seconds,
+    )
     big = isinstance(p, large.Prepared)
     result = Quantized(palette, indices, p.image if big else p.arr, stats, icc_profile=p.icc)
     if p.c == 4 and big and per_color is None:
@@ -597,14 +644,20 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
     elif p.c == 4:
         # Over the histogram when every pixel of a colour got the same entry
         # (the same numbers as over the pixels, far fewer of them).
-        src, out, weights = ((p.colors, palette[per_color], p.counts) if per_color is not None
-                             else (p.flat, palette[indices.reshape(-1)], None))
+        src, out, weights = (
+            (p.colors, palette[per_color], p.counts)
+            if per_color is not None
+            else (p.flat, palette[indices.reshape(-1)], None)
+        )
         stats.alpha_max_error = metrics.alpha_error(src, out)
         stats.psnr_black = metrics.psnr_over(src, out, 0, weights=weights)
         stats.psnr_white = metrics.psnr_over(src, out, 255, weights=weights)
         lap("metrics")
     if ssim:
-        stats.ssim = (large.ssim(p, palette, indices, config.SSIM_MAX_PIXELS) if big
-                      else metrics.ssim(p.arr, result.image, max_pixels=config.SSIM_MAX_PIXELS))
+        stats.ssim = (
+            large.ssim(p, palette, indices, config.SSIM_MAX_PIXELS)
+            if big
+            else metrics.ssim(p.arr, result.image, max_pixels=config.SSIM_MAX_PIXELS)
+        )
         lap("metrics")
     return result

@@ -15,6 +15,7 @@ all, and :func:`start` runs the jobs on an executor from
   files themselves, so they need a shared filesystem; there is no per-file
   time limit there (``timeout`` is refused).  The core never imports dask.
 """
+
 import concurrent.futures as cf
 import inspect
 import os
@@ -23,12 +24,33 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import write
-from .errors import (FastquantError, JobTimeoutError, OptionError, OutputError, OutputExistsError,
-                     ResourceError, SkippedLargerError)
+from .errors import (
+    FastquantError,
+    JobTimeoutError,
+    OptionError,
+    OutputError,
+    OutputExistsError,
+    ResourceError,
+    SkippedLargerError,
+)
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
-                    ".pgm", ".pbm", ".tga", ".ico", ".jfif")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".tga",
+    ".ico",
+    ".jfif",
+)
 
 #: Keywords of a job besides :func:`fastquant.compress`'s own.
 JOB_OPTIONS = ("preview", "preview_diff", "skip_if_larger", "timeout")
@@ -113,6 +135,7 @@ def claim_outputs(pairs):
         whose output is its own source fails with exit code 5, even with
         ``force`` (an input is never overwritten).
     """
+
     def key(path):
         return os.path.normcase(os.path.realpath(path))
 
@@ -134,8 +157,15 @@ def claim_outputs(pairs):
             writer[k] = (s, src)
             kept.append((src, out))
             continue
-        failures.append(failed(src, OutputError(f"{src}: not compressed: its output {reason} (nothing is "
-                                                "overwritten; use --ext or --out-dir to tell them apart)")))
+        failures.append(
+            failed(
+                src,
+                OutputError(
+                    f"{src}: not compressed: its output {reason} (nothing is "
+                    "overwritten; use --ext or --out-dir to tell them apart)"
+                ),
+            )
+        )
     return kept, failures
 
 
@@ -184,8 +214,18 @@ def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None, unrea
     return found
 
 
-def plan(inputs, *, output=None, out_dir=None, root=None, n_colors=256, ext=None, recursive=False,
-         pattern=None, include_outputs=False):
+def plan(
+    inputs,
+    *,
+    output=None,
+    out_dir=None,
+    root=None,
+    n_colors=256,
+    ext=None,
+    recursive=False,
+    pattern=None,
+    include_outputs=False,
+):
     """Name the jobs of a run: (source, output) pairs, and the failures found on the way.
 
     Parameters
@@ -230,15 +270,25 @@ def plan(inputs, *, output=None, out_dir=None, root=None, n_colors=256, ext=None
             raise OutputError(f"{out_dir}: cannot make the output folder: {e.strerror or e}") from None
     suffix = ext or f"-fq{n_colors}.png"
     unreadable = []
-    found = find_images(inputs, recursive=recursive, pattern=pattern,
-                        skip_suffix=None if include_outputs else suffix, unreadable=unreadable)
-    failures = [Result(e.filename, None, "error", exit_code=3,
-                       error=f"{e.filename}: cannot read folder: {e.strerror}") for e in unreadable]
+    found = find_images(
+        inputs,
+        recursive=recursive,
+        pattern=pattern,
+        skip_suffix=None if include_outputs else suffix,
+        unreadable=unreadable,
+    )
+    failures = [
+        Result(e.filename, None, "error", exit_code=3, error=f"{e.filename}: cannot read folder: {e.strerror}")
+        for e in unreadable
+    ]
     pairs = []
     for src, found_in in found:
         try:
-            out = (output_in(out_dir, root or found_in, src, n_colors, ext) if out_dir is not None
-                   else default_output(src, n_colors, ext))
+            out = (
+                output_in(out_dir, root or found_in, src, n_colors, ext)
+                if out_dir is not None
+                else default_output(src, n_colors, ext)
+            )
             write.check_output(out, folder_made=out_dir is not None)
         except FastquantError as e:
             failures.append(failed(src, e))
@@ -267,8 +317,19 @@ def remove_written(path, root=None):
         os.close(fd)
 
 
-def run_job(source, output, n_colors=256, force=False, preview=None, preview_diff=False,
-            skip_if_larger=False, root=None, on_write=None, timeout=None, **options):
+def run_job(
+    source,
+    output,
+    n_colors=256,
+    force=False,
+    preview=None,
+    preview_diff=False,
+    skip_if_larger=False,
+    root=None,
+    on_write=None,
+    timeout=None,
+    **options,
+):
     """Compress one file and write it (and its preview); the unit of work of a batch.
 
     Both files are encoded in memory first, then written; the output and its
@@ -331,8 +392,10 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
     tw = time.perf_counter()
     data = encode(output, q.indices, q.palette, q.icc_profile)
     if skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:
-        raise SkippedLargerError(f"{source}: skipped: the result, {len(data)} bytes, is not smaller than "
-                                 f"the input, {q.stats.input_bytes} bytes; nothing written")
+        raise SkippedLargerError(
+            f"{source}: skipped: the result, {len(data)} bytes, is not smaller than "
+            f"the input, {q.stats.input_bytes} bytes; nothing written"
+        )
     side = encode_array(preview, q.preview(preview_diff, nbytes=len(data))) if preview else None
     if timeout and time.perf_counter() - t > timeout:  # finished late: as if the pool had stopped it
         raise JobTimeoutError(f"{source}: took longer than {timeout:g} s (--timeout); nothing written")
@@ -345,23 +408,35 @@ def run_job(source, output, n_colors=256, force=False, preview=None, preview_dif
             write_atomic(preview, side, replace=force)
         except FastquantError as e:
             remove_written(output, root)
-            raise type(e)(f"{e}; {output} removed again" + (" (the file it replaced is gone)" if replaced
-                                                            else ": nothing written")) from e
+            raise type(e)(
+                f"{e}; {output} removed again"
+                + (" (the file it replaced is gone)" if replaced else ": nothing written")
+            ) from e
         if on_write is not None:
             on_write(preview, True)
     q.stats.seconds["write"] = time.perf_counter() - tw
     s = q.stats
-    rec = {"input": os.fspath(source), "output": os.fspath(output), "status": "ok",
-           "input_bytes": s.input_bytes, "output_bytes": nbytes,
-           "ratio": round(nbytes / s.input_bytes, 4) if s.input_bytes else None,
-           "n_colors": s.n_colors, "width": s.width, "height": s.height,
-           "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
-           "mse": round(s.mse, 4), "ssim": round(s.ssim, 5) if s.ssim is not None else None,
-           "quality": s.quality, "iterations": s.iterations,
-           "alpha_max_error": s.alpha_max_error,
-           "psnr_black": _db(s.psnr_black), "psnr_white": _db(s.psnr_white),
-           "seconds": round(time.perf_counter() - t, 4),
-           "stages": {k: round(v, 4) for k, v in s.seconds.items()}}
+    rec = {
+        "input": os.fspath(source),
+        "output": os.fspath(output),
+        "status": "ok",
+        "input_bytes": s.input_bytes,
+        "output_bytes": nbytes,
+        "ratio": round(nbytes / s.input_bytes, 4) if s.input_bytes else None,
+        "n_colors": s.n_colors,
+        "width": s.width,
+        "height": s.height,
+        "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
+        "mse": round(s.mse, 4),
+        "ssim": round(s.ssim, 5) if s.ssim is not None else None,
+        "quality": s.quality,
+        "iterations": s.iterations,
+        "alpha_max_error": s.alpha_max_error,
+        "psnr_black": _db(s.psnr_black),
+        "psnr_white": _db(s.psnr_white),
+        "seconds": round(time.perf_counter() - t, 4),
+        "stages": {k: round(v, 4) for k, v in s.seconds.items()},
+    }
     if preview:
         rec["preview"] = os.fspath(preview)
     return rec
@@ -374,8 +449,10 @@ def check_options(options):
     known = set(inspect.signature(compress).parameters) - {"image", "n_colors"} | set(JOB_OPTIONS)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise OptionError(f"unknown option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
-                          f"expected some of {', '.join(sorted(known))}")
+        raise OptionError(
+            f"unknown option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+            f"expected some of {', '.join(sorted(known))}"
+        )
 
 
 def _job(source, output, kwargs):
@@ -393,11 +470,18 @@ def _job(source, output, kwargs):
         if isinstance(cause, MemoryError):
             cause = ResourceError(f"{source}: out of memory ({type(cause).__name__}: {cause}); nothing written")
         if isinstance(cause, FastquantError):
-            return Result(source, output, "error", error=str(cause), exit_code=cause.exit_code,
-                          trace=traceback.format_exc())
+            return Result(
+                source, output, "error", error=str(cause), exit_code=cause.exit_code, trace=traceback.format_exc()
+            )
         # a bug; reported as such, the batch goes on
-        return Result(source, output, "error", error=f"{source}: internal error: {type(e).__name__}: {e}",
-                      exit_code=70, trace=traceback.format_exc())
+        return Result(
+            source,
+            output,
+            "error",
+            error=f"{source}: internal error: {type(e).__name__}: {e}",
+            exit_code=70,
+            trace=traceback.format_exc(),
+        )
 
 
 def executor_for(n_files, *, jobs=None, scheduler=None, timeout=None, max_memory=None):
@@ -429,14 +513,16 @@ def executor_for(n_files, *, jobs=None, scheduler=None, timeout=None, max_memory
             from dask.distributed import Client, LocalCluster
         except ImportError:
             raise OptionError("--scheduler needs dask.distributed: pip install 'fastquant[dask]'") from None
-        cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) \
-            if scheduler == "local" else None
+        cluster = (
+            LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if scheduler == "local" else None
+        )
         client = Client(cluster if cluster is not None else scheduler)
 
         def close():
             client.close()
             if cluster is not None:
                 cluster.close()
+
         return client.get_executor(), close
     n = max(1, min(jobs or os.cpu_count() or 1, n_files))
     if timeout is None and (n <= 1 or n_files < 4):
@@ -452,7 +538,8 @@ def start(pairs, kwargs, executor=None):
     :class:`Result` objects as they finish.  After a first Ctrl-C, its ``stop(kill_now)``
     starts nothing more and iterates over the results of the running jobs, stopping them at a
     second Ctrl-C (a :class:`~fastquant.workers.Pool` sees it itself; else when ``kill_now()``
-    is true); ``kill()`` stops everything at once."""
+    is true); ``kill()`` stops everything at once.
+    """
     from .workers import Pool
 
     if isinstance(executor, Pool):
@@ -464,12 +551,14 @@ def start(pairs, kwargs, executor=None):
 
 class Jobs:
     """:func:`run_job` on (source, output) pairs on a ``concurrent.futures`` executor (no time
-    limit there), or one after the other in this process (``executor=None``)."""
+    limit there), or one after the other in this process (``executor=None``).
+    """
 
     def __init__(self, pairs, kwargs, executor=None):
         self.pairs, self.kwargs, self.executor = list(pairs), kwargs, executor
-        self.futures = [executor.submit(_job, src, out, kwargs) for src, out in self.pairs] \
-            if executor is not None else []
+        self.futures = (
+            [executor.submit(_job, src, out, kwargs) for src, out in self.pairs] if executor is not None else []
+        )
         self.seen = set()
 
     def __iter__(self):
@@ -493,7 +582,8 @@ class Jobs:
 
     def stop(self, kill_now=None):
         """Cancel the jobs not started; iterate for the results of the running ones, until
-        ``kill_now()`` is true (the rest are left to the executor's shutdown)."""
+        ``kill_now()`` is true (the rest are left to the executor's shutdown).
+        """
         running = {f for f in self.futures if not f.cancel()} - self.seen
         sources = dict(zip(self.futures, self.pairs))
         while running:
@@ -510,8 +600,19 @@ class Jobs:
             f.cancel()
 
 
-def compress_many(sources, out_dir=None, *, executor=None, root=None, n_colors=256, ext=None,
-                  force=False, jobs=None, max_memory=None, **options):
+def compress_many(
+    sources,
+    out_dir=None,
+    *,
+    executor=None,
+    root=None,
+    n_colors=256,
+    ext=None,
+    force=False,
+    jobs=None,
+    max_memory=None,
+    **options,
+):
     """Compress many files, yielding one :class:`Result` per source as each finishes.
 
     The options are checked before anything starts: an unknown keyword raises

@@ -12,6 +12,7 @@ The swap rounds of k-means use the same cuts on its clusters
 (:func:`cluster_cuts`).  Kernels are private, with fixed types: float32
 points, float64 weights, int32 labels.
 """
+
 import numpy as np
 
 from . import config, threads
@@ -229,7 +230,7 @@ def _exact_sums(weights):
         if w != np.floor(w):
             return False
         total += w
-    return total * _NBINS < 2.0 ** 52
+    return total * _NBINS < 2.0**52
 
 
 @njit(cache=True, nogil=True)
@@ -332,8 +333,9 @@ def _wu(points, weights, k, integral):
             gain[nb], axis[nb], cut[nb] = _hist_cut(hists[nb], first[nb], last[nb], means[nb])
         else:
             gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, wx, order, lo, i, means[b], integral, h)
-            gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(points, wx, order, i, end[nb], means[nb],
-                                                                          integral, h)
+            gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(
+                points, wx, order, i, end[nb], means[nb], integral, h
+            )
         nb += 1
     return _boxes(means, order, start, end, nb)
 
@@ -446,8 +448,9 @@ def wu(points, weights, k, integral):
     labels : (n,) int32 ndarray
         Box of every point.
     """
-    return _wu(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), int(k),
-               bool(integral))
+    return _wu(
+        np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), int(k), bool(integral)
+    )
 
 
 def mediancut(points, weights, k):
@@ -506,12 +509,14 @@ def cluster_cuts(points, weights, labels, k, integral):
     left = np.zeros((k, d))
     right = np.zeros((k, d))
     n_threads = None if len(points) >= config.THREAD_MIN_POINTS else 1
-    threads.run_blocks(lambda lo, hi: _cuts_range(points, wx, order, bounds, integral, gains, left, right,
-                                                  lo, hi), k, n_threads)
+    threads.run_blocks(
+        lambda lo, hi: _cuts_range(points, wx, order, bounds, integral, gains, left, right, lo, hi), k, n_threads
+    )
     return gains, left, right
 
 
 def is_integral(points):
     """Whether every coordinate is an integer in 0..255 (colours): Wu's cuts then bin by value."""
-    return bool(len(points) and points.min() >= 0 and points.max() <= _NBINS - 1
-                and np.array_equal(points, np.floor(points)))
+    return bool(
+        len(points) and points.min() >= 0 and points.max() <= _NBINS - 1 and np.array_equal(points, np.floor(points))
+    )

@@ -24,6 +24,7 @@ fastquant exits at once.  Every output left on disk is reported.
 This module parses and prints; planning and running the jobs is
 :mod:`fastquant.batch`, the worker processes :mod:`fastquant.workers`.
 """
+
 import argparse
 import json
 import math
@@ -68,7 +69,7 @@ def _colors(text):
 
 
 def _quality(text):
-    """pngquant's MIN-MAX (either end may be left out) or MAX -> (min, max), 0-100."""
+    """Pngquant's MIN-MAX (either end may be left out) or MAX -> (min, max), 0-100."""
     lo, sep, hi = text.partition("-")
     try:
         if not (lo or hi):
@@ -77,8 +78,7 @@ def _quality(text):
         if not sep:
             lo, hi = 0, lo
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected MIN-MAX or MAX (0-100) such as 65-80, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX or MAX (0-100) such as 65-80, got {text!r}") from None
     if not 0 <= lo <= hi <= 100:
         raise argparse.ArgumentTypeError(f"expected 0 <= MIN <= MAX <= 100, got {text!r}")
     return lo, hi
@@ -115,7 +115,7 @@ def _memory(text):
     t = text.strip().upper().removesuffix("B").removesuffix("I")
     unit = t[-1:] if t[-1:] in _UNITS else ""
     try:
-        v = float(t[:len(t) - len(unit)]) * _UNITS[unit]
+        v = float(t[: len(t) - len(unit)]) * _UNITS[unit]
     except ValueError:
         v = float("nan")
     if not (math.isfinite(v) and v >= 1 << 20):
@@ -147,75 +147,134 @@ def _on_sigterm():
 
     def handler(signum, frame):
         raise _Terminated()
+
     return signal.signal(signal.SIGTERM, handler)
 
 
 def build_parser():
+    """The command line's argument parser (``--help`` prints its options and exit codes)."""
     p = _Parser(
         prog="python -m fastquant",
         description="Compress images by k-means colour quantization (indexed PNG by default).",
         epilog="Exit codes: 0 ok, 1 mixed failures, 2 usage, 3 unreadable input, 4 output not "
-               "written, 5 output exists (use --force) or is the input, 6 timed out, 7 out of memory "
-               "(or its worker died), 70 internal error, 98 not smaller (--skip-if-larger), 99 quality "
-               "below MIN (--quality), 130 interrupted, 143 terminated (SIGTERM). Ctrl-C once lets the "
-               "running files finish; twice stops at once.")
-    p.add_argument("inputs", nargs="*", metavar="INPUT",
-                   help="image files (PNG, JPEG, GIF, ...) or folders of them")
-    p.add_argument("-k", "--colors", type=_colors, default=256, metavar="N",
-                   help="palette size, 1-65536 (default 256; above 256 PNGs are RGB)")
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (one input only); the extension picks the format")
-    p.add_argument("--ext", metavar="SUFFIX",
-                   help="suffix of outputs written next to inputs (default -fq<N>.png)")
-    p.add_argument("--out-dir", metavar="DIR",
-                   help="write outputs under DIR, mirroring the input folders")
+        "written, 5 output exists (use --force) or is the input, 6 timed out, 7 out of memory "
+        "(or its worker died), 70 internal error, 98 not smaller (--skip-if-larger), 99 quality "
+        "below MIN (--quality), 130 interrupted, 143 terminated (SIGTERM). Ctrl-C once lets the "
+        "running files finish; twice stops at once.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files (PNG, JPEG, GIF, ...) or folders of them")
+    p.add_argument(
+        "-k",
+        "--colors",
+        type=_colors,
+        default=256,
+        metavar="N",
+        help="palette size, 1-65536 (default 256; above 256 PNGs are RGB)",
+    )
+    p.add_argument("-o", "--output", metavar="OUT", help="output file (one input only); the extension picks the format")
+    p.add_argument("--ext", metavar="SUFFIX", help="suffix of outputs written next to inputs (default -fq<N>.png)")
+    p.add_argument("--out-dir", metavar="DIR", help="write outputs under DIR, mirroring the input folders")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
-    p.add_argument("--glob", metavar="PATTERN",
-                   help="only files in folders whose names match, e.g. '*.png' (default: image extensions)")
-    p.add_argument("--include-outputs", action="store_true",
-                   help="also compress files in folders that look like earlier outputs (the suffix)")
-    p.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
-                   help="worker processes (default: the CPU count; fewer than 4 files run in-process)")
-    p.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
-                   help="give up on a file after this long, at most 86400: its worker is killed, exit "
-                        "code 6 for it (files then always run in workers; not with --scheduler)")
-    p.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                   help="memory the workers' files may take together, e.g. 512M or 2G (default: half "
-                        "the available memory); a file estimated to need more waits until it fits, "
-                        "or runs alone")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run on a Dask cluster (needs fastquant[dask]); 'local' starts a LocalCluster")
+    p.add_argument(
+        "--glob",
+        metavar="PATTERN",
+        help="only files in folders whose names match, e.g. '*.png' (default: image extensions)",
+    )
+    p.add_argument(
+        "--include-outputs",
+        action="store_true",
+        help="also compress files in folders that look like earlier outputs (the suffix)",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="worker processes (default: the CPU count; fewer than 4 files run in-process)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a file after this long, at most 86400: its worker is killed, exit "
+        "code 6 for it (files then always run in workers; not with --scheduler)",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=_memory,
+        default=None,
+        metavar="SIZE",
+        help="memory the workers' files may take together, e.g. 512M or 2G (default: half "
+        "the available memory); a file estimated to need more waits until it fits, "
+        "or runs alone",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a Dask cluster (needs fastquant[dask]); 'local' starts a LocalCluster",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resize", type=_size, metavar="WxH", help="resize to exactly W x H pixels")
-    g.add_argument("--max-side", type=_positive, metavar="N",
-                   help="shrink so that the longer side is at most N pixels")
+    g.add_argument("--max-side", type=_positive, metavar="N", help="shrink so that the longer side is at most N pixels")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--dither", choices=("none", "fs", "ordered"), default="none",
-                   help="none (default), fs: Floyd-Steinberg error diffusion, ordered: 8x8 Bayer")
-    p.add_argument("--dither-strength", type=_fraction, default=None, metavar="X",
-                   help="amount of dithering, 0-1 (default: 0.2 at 128+ colours, up to 1 at 8 colours)")
-    p.add_argument("--colorspace", choices=("rgb", "oklab"), default="rgb",
-                   help="fit and map colours in sRGB values (default) or perceptual OKLab")
-    p.add_argument("--quality", type=_quality, metavar="MIN-MAX",
-                   help="pngquant-style 0-100 target (pngquant's scale: 80 is about 37 dB PSNR): the "
-                        "fewest colours (up to -k) reaching MAX; below MIN nothing is written (exit 99); "
-                        "MAX alone means 0-MAX")
-    p.add_argument("--skip-if-larger", action="store_true",
-                   help="write nothing (exit 98) when the result is not smaller than the input")
-    p.add_argument("--keep-metadata", action="store_true",
-                   help="copy the input's ICC colour profile into the output (PNG, JPEG, WebP)")
-    p.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
-                   help=f"refuse larger images before decoding (default {config.DEFAULT_MAX_PIXELS})")
-    p.add_argument("--allow-truncated", action="store_true",
-                   help="quantize what there is of an image whose data ends early (default: exit 3)")
+    p.add_argument(
+        "--dither",
+        choices=("none", "fs", "ordered"),
+        default="none",
+        help="none (default), fs: Floyd-Steinberg error diffusion, ordered: 8x8 Bayer",
+    )
+    p.add_argument(
+        "--dither-strength",
+        type=_fraction,
+        default=None,
+        metavar="X",
+        help="amount of dithering, 0-1 (default: 0.2 at 128+ colours, up to 1 at 8 colours)",
+    )
+    p.add_argument(
+        "--colorspace",
+        choices=("rgb", "oklab"),
+        default="rgb",
+        help="fit and map colours in sRGB values (default) or perceptual OKLab",
+    )
+    p.add_argument(
+        "--quality",
+        type=_quality,
+        metavar="MIN-MAX",
+        help="pngquant-style 0-100 target (pngquant's scale: 80 is about 37 dB PSNR): the "
+        "fewest colours (up to -k) reaching MAX; below MIN nothing is written (exit 99); "
+        "MAX alone means 0-MAX",
+    )
+    p.add_argument(
+        "--skip-if-larger",
+        action="store_true",
+        help="write nothing (exit 98) when the result is not smaller than the input",
+    )
+    p.add_argument(
+        "--keep-metadata",
+        action="store_true",
+        help="copy the input's ICC colour profile into the output (PNG, JPEG, WebP)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"refuse larger images before decoding (default {config.DEFAULT_MAX_PIXELS})",
+    )
+    p.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="quantize what there is of an image whose data ends early (default: exit 3)",
+    )
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    p.add_argument("--preview", metavar="FILE",
-                   help="also write original and result side by side to FILE (one input only)")
-    p.add_argument("--preview-diff", action="store_true",
-                   help="add a difference panel (x4) and a caption to --preview")
-    p.add_argument("--demo", action="store_true",
-                   help="compress a built-in generated image into the current folder")
+    p.add_argument(
+        "--preview", metavar="FILE", help="also write original and result side by side to FILE (one input only)"
+    )
+    p.add_argument("--preview-diff", action="store_true", help="add a difference panel (x4) and a caption to --preview")
+    p.add_argument("--demo", action="store_true", help="compress a built-in generated image into the current folder")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("-v", "--verbose", action="store_true", help="stage timings; tracebacks on errors")
     return p
@@ -227,8 +286,10 @@ def _line(rec, verbose):
     ssim = f", SSIM {rec['ssim']:.4f}" if rec["ssim"] is not None else ""
     if rec.get("quality") is not None:
         ssim += f", quality {rec['quality']}"
-    text = (f"{rec['input']} -> {rec['output']}: {rec['input_bytes']} -> {rec['output_bytes']} bytes"
-            f"{ratio}, {rec['n_colors']} colours, PSNR {psnr} dB{ssim}, {rec['seconds']:.2f} s")
+    text = (
+        f"{rec['input']} -> {rec['output']}: {rec['input_bytes']} -> {rec['output_bytes']} bytes"
+        f"{ratio}, {rec['n_colors']} colours, PSNR {psnr} dB{ssim}, {rec['seconds']:.2f} s"
+    )
     if verbose:
         text += " [" + ", ".join(f"{k} {v:.3f}" for k, v in rec["stages"].items()) + "]"
     return text
@@ -282,8 +343,10 @@ class _Progress:
             done = self.ok + self.skipped + self.failed
             rate = done / max(time.perf_counter() - self.start, 1e-9)
             eta = (self.total - done) / rate if rate else 0.0
-            sys.stderr.write(f"\r\033[K[{done}/{self.total}] {(self.bytes_in - self.bytes_out) / 1e6:.1f} MB "
-                             f"saved, {rate:.1f} files/s, ETA {eta:.0f} s")
+            sys.stderr.write(
+                f"\r\033[K[{done}/{self.total}] {(self.bytes_in - self.bytes_out) / 1e6:.1f} MB "
+                f"saved, {rate:.1f} files/s, ETA {eta:.0f} s"
+            )
             sys.stderr.flush()
 
     def clear(self):
@@ -293,10 +356,16 @@ class _Progress:
 
     def summary(self):
         ratio = self.bytes_out / self.bytes_in if self.bytes_in else None
-        return {"files": self.total, "ok": self.ok, "skipped": self.skipped, "failed": self.failed,
-                "input_bytes": self.bytes_in, "output_bytes": self.bytes_out,
-                "ratio": round(ratio, 4) if ratio is not None else None,
-                "seconds": round(time.perf_counter() - self.start, 3)}
+        return {
+            "files": self.total,
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "input_bytes": self.bytes_in,
+            "output_bytes": self.bytes_out,
+            "ratio": round(ratio, 4) if ratio is not None else None,
+            "seconds": round(time.perf_counter() - self.start, 3),
+        }
 
 
 def _report(result, args):
@@ -309,8 +378,17 @@ def _report(result, args):
         return
     print(f"fastquant: error: {_one_line(result.error)}", file=sys.stderr, flush=True)
     if args.json:
-        _emit(json.dumps({"input": result.source, "output": result.output, "status": "error",
-                          "exit_code": result.exit_code, "error": result.error}))
+        _emit(
+            json.dumps(
+                {
+                    "input": result.source,
+                    "output": result.output,
+                    "status": "error",
+                    "exit_code": result.exit_code,
+                    "error": result.error,
+                }
+            )
+        )
 
 
 def _check(args):
@@ -332,18 +410,27 @@ def _check(args):
     limit = io.DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
     if args.resize and args.resize[0] * args.resize[1] > limit:
         w, h = args.resize
-        raise OptionError(f"--resize {w}x{h} = {w * h} pixels is more than the limit of {limit} "
-                          "(--max-pixels)")
+        raise OptionError(f"--resize {w}x{h} = {w * h} pixels is more than the limit of {limit} (--max-pixels)")
 
 
 def _options(args):
     """The keywords of every job."""
-    options = {"seed": args.seed, "ssim": True, "resize": args.resize or args.max_side,
-               "dither": args.dither, "dither_strength": args.dither_strength,
-               "colorspace": args.colorspace, "quality": args.quality, "keep_metadata": args.keep_metadata,
-               "n_colors": args.colors, "force": args.force, "preview": args.preview,
-               "preview_diff": args.preview_diff, "skip_if_larger": args.skip_if_larger,
-               "timeout": args.timeout}
+    options = {
+        "seed": args.seed,
+        "ssim": True,
+        "resize": args.resize or args.max_side,
+        "dither": args.dither,
+        "dither_strength": args.dither_strength,
+        "colorspace": args.colorspace,
+        "quality": args.quality,
+        "keep_metadata": args.keep_metadata,
+        "n_colors": args.colors,
+        "force": args.force,
+        "preview": args.preview,
+        "preview_diff": args.preview_diff,
+        "skip_if_larger": args.skip_if_larger,
+        "timeout": args.timeout,
+    }
     for name in ("max_pixels", "allow_truncated"):  # only when given: compress() has the defaults
         if getattr(args, name, None) not in (None, False):
             options[name] = getattr(args, name)
@@ -355,18 +442,22 @@ def _options(args):
 def _flag_signals(received):
     """From now on SIGINT and SIGTERM only append their number to ``received`` (once a run is
     interrupted, more signals must not cut the report short); returns a function that puts the
-    handlers back."""
+    handlers back.
+    """
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    old = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-           for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {
+        sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
 
     def restore():
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
     return restore
 
 
@@ -388,9 +479,16 @@ def main(argv=None):
         if jit.ENV_ERROR:
             raise OptionError(jit.ENV_ERROR)
         _check(args)
-        pairs, failures = batch.plan(args.inputs, output=args.output, out_dir=args.out_dir,
-                                     n_colors=args.colors, ext=args.ext, recursive=args.recursive,
-                                     pattern=args.glob, include_outputs=args.include_outputs)
+        pairs, failures = batch.plan(
+            args.inputs,
+            output=args.output,
+            out_dir=args.out_dir,
+            n_colors=args.colors,
+            ext=args.ext,
+            recursive=args.recursive,
+            pattern=args.glob,
+            include_outputs=args.include_outputs,
+        )
         if args.preview:
             write.check_output(args.preview, args.inputs[0])
             write.check_format(args.preview)
@@ -398,14 +496,14 @@ def main(argv=None):
                 raise OptionError(f"--preview and the output are the same file: {args.preview}")
         if not pairs and not failures:
             raise OptionError(f"no image files found in {', '.join(args.inputs)}")
-        executor, close = batch.executor_for(len(pairs), jobs=args.jobs, scheduler=args.scheduler,
-                                             timeout=args.timeout, max_memory=args.max_memory)
+        executor, close = batch.executor_for(
+            len(pairs), jobs=args.jobs, scheduler=args.scheduler, timeout=args.timeout, max_memory=args.max_memory
+        )
     except FastquantError as e:
         print(f"fastquant: error: {_one_line(str(e))}", file=err)
         return e.exit_code
     if not args.quiet and executor is None and not jit.kernels_cached():
-        print("fastquant: compiling the Numba kernels, once (10-20 s); later runs load them "
-              "from the cache", file=err)
+        print("fastquant: compiling the Numba kernels, once (10-20 s); later runs load them from the cache", file=err)
     many = len(pairs) + len(failures) > 1
     progress = _Progress(len(pairs) + len(failures), live=many and not args.quiet and err.isatty())
     codes = []
@@ -451,10 +549,12 @@ def main(argv=None):
         _emit(json.dumps({"summary": summary}))
     if (many or interrupted) and not args.quiet and not args.json:
         ratio = f" ({100 * summary['ratio']:.1f}%)" if summary["ratio"] is not None else ""
-        print(f"fastquant: {summary['ok']} of {summary['files']} files compressed, {summary['skipped']} "
-              f"skipped, {summary['failed']} failed; {summary['input_bytes']} -> {summary['output_bytes']} "
-              f"bytes{ratio}; {summary['seconds']:.2f} s" + (" (interrupted)" if interrupted else ""),
-              file=err)
+        print(
+            f"fastquant: {summary['ok']} of {summary['files']} files compressed, {summary['skipped']} "
+            f"skipped, {summary['failed']} failed; {summary['input_bytes']} -> {summary['output_bytes']} "
+            f"bytes{ratio}; {summary['seconds']:.2f} s" + (" (interrupted)" if interrupted else ""),
+            file=err,
+        )
     if interrupted:  # the process ends now: a Ctrl-C more must not kill it with its code unsaid
         if restore is not None:
             for sig in (signal.SIGINT, signal.SIGTERM):  # ignored (not noted) stays so at exit

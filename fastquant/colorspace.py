@@ -26,7 +26,9 @@ Names, one pattern for each kind of thing:
 Kernels work per colour, so the parallel drivers give the same values for
 any thread count.
 """
+
 import numpy as np
+
 from . import config
 from .jit import njit, prange
 

@@ -33,7 +33,8 @@ class OutputExistsError(OutputError):
 
 class JobTimeoutError(FastquantError):
     """A file took longer than the batch's per-file time limit (``--timeout``);
-    nothing was written for it (exit code 6)."""
+    nothing was written for it (exit code 6).
+    """
 
     exit_code = 6
 
@@ -41,20 +42,23 @@ class JobTimeoutError(FastquantError):
 class ResourceError(FastquantError):
     """Not enough memory for the file: a MemoryError, or the worker process that held
     it died (killed by a signal, as the kernel's out-of-memory killer does); nothing
-    was written for it (exit code 7)."""
+    was written for it (exit code 7).
+    """
 
     exit_code = 7
 
 
 class SkippedLargerError(FastquantError):
     """The result would not be smaller than the input (``--skip-if-larger``); nothing
-    was written (exit code 98, as pngquant's)."""
+    was written (exit code 98, as pngquant's).
+    """
 
     exit_code = 98
 
 
 class QualityError(FastquantError):
     """Even the largest allowed palette does not reach the minimum quality asked
-    for (``quality=(min, max)``); nothing was written (exit code 99, as pngquant's)."""
+    for (``quality=(min, max)``); nothing was written (exit code 99, as pngquant's).
+    """
 
     exit_code = 99

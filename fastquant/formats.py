@@ -4,6 +4,7 @@ bounded reads, the header's pixel count, and truncated or lying data.
 :mod:`fastquant.io` opens every source through :func:`decode`; see its
 module docstring for the rules these functions enforce.
 """
+
 import contextlib
 import io as _pyio
 import os
@@ -24,8 +25,23 @@ from .errors import FastquantError, InputError, OptionError, ResourceError
 READ_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "TIFF", "WEBP", "ICO", "PPM", "TGA")
 
 # Bits a pixel of a PNG, by the raw mode Pillow decodes it with (grey 1-bit PNGs are "1").
-_PNG_BITS = {"1": 1, "L;2": 2, "L;4": 4, "L": 8, "I;16B": 16, "RGB": 24, "RGB;16B": 48, "P;1": 1,
-             "P;2": 2, "P;4": 4, "P": 8, "LA": 16, "LA;16B": 32, "RGBA": 32, "RGBA;16B": 64}
+_PNG_BITS = {
+    "1": 1,
+    "L;2": 2,
+    "L;4": 4,
+    "L": 8,
+    "I;16B": 16,
+    "RGB": 24,
+    "RGB;16B": 48,
+    "P;1": 1,
+    "P;2": 2,
+    "P;4": 4,
+    "P": 8,
+    "LA": 16,
+    "LA;16B": 32,
+    "RGBA": 32,
+    "RGBA;16B": 64,
+}
 _DEFLATE_RATIO = 1032  # deflate's best: a 258-byte match coded in 2 bits
 _TRUNCATED = "image file is truncated"  # how Pillow says the data ran out
 _LOCK = threading.Lock()  # held while Pillow's own pixel limit is lifted (see _pillow_unlimited)
@@ -53,10 +69,11 @@ def read_limit(max_pixels):
     return None if max_pixels is None else config.READ_SLACK + 8 * int(max_pixels)
 
 
-
 def check_max_pixels(max_pixels):
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(
-            max_pixels, (int, np.integer)) or max_pixels < 1):
+    """Raise :class:`OptionError` unless ``max_pixels`` is None or an integer >= 1."""
+    if max_pixels is not None and (
+        isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1
+    ):
         raise OptionError(f"max_pixels must be None or an integer >= 1, got {max_pixels!r}")
 
 
@@ -135,8 +152,9 @@ def _read_bounded(f, name, limit):
 
 
 def _too_many_bytes(name, limit):
-    return (f"{name}: more than {limit} bytes, the most read for the pixel limit"
-            " (64 MiB + 8 bytes a pixel of --max-pixels)")
+    return (
+        f"{name}: more than {limit} bytes, the most read for the pixel limit (64 MiB + 8 bytes a pixel of --max-pixels)"
+    )
 
 
 def decode(fp, name, nbytes, max_pixels, allow_truncated):
@@ -193,8 +211,9 @@ def _open_checked(fp, name, nbytes, max_pixels, allow_truncated):
             if not str(e).startswith(_TRUNCATED):
                 raise
             if not allow_truncated:
-                raise InputError(f"{name}: truncated: the image data ends early"
-                                 " (--allow-truncated reads what is there)") from e
+                raise InputError(
+                    f"{name}: truncated: the image data ends early (--allow-truncated reads what is there)"
+                ) from e
             im.tile = []  # keep the rows decoded; the rest stays black
         _check_size(im, name, max_pixels)  # an ICO's picture may differ from its directory
         orientation = im.getexif().get(0x0112)  # after load(): a PNG's eXIf may follow its data
@@ -256,8 +275,7 @@ def _not_read(prefix):
 def _check_size(im, name, max_pixels):
     w, h = im.size
     if max_pixels is not None and w * h > max_pixels:
-        raise InputError(f"{name}: {w}x{h} = {w * h} pixels is more than the limit of {max_pixels}"
-                         " (--max-pixels)")
+        raise InputError(f"{name}: {w}x{h} = {w * h} pixels is more than the limit of {max_pixels} (--max-pixels)")
 
 
 def _check_data_size(im, fp, name, nbytes, rawmode):
@@ -266,15 +284,19 @@ def _check_data_size(im, fp, name, nbytes, rawmode):
     if im.format == "PNG":
         bits = w * h * _PNG_BITS.get(rawmode, 1)
         if nbytes * 8 * _DEFLATE_RATIO < bits:
-            raise InputError(f"{name}: truncated or forged: {nbytes} bytes cannot hold {w}x{h} = {w * h}"
-                             f" pixels (deflate's limit is {_DEFLATE_RATIO}:1)")
+            raise InputError(
+                f"{name}: truncated or forged: {nbytes} bytes cannot hold {w}x{h} = {w * h}"
+                f" pixels (deflate's limit is {_DEFLATE_RATIO}:1)"
+            )
     elif im.format in ("JPEG", "MPO") and getattr(im, "layer", None):
         hmax = max(c[1] for c in im.layer) or 1
         vmax = max(c[2] for c in im.layer) or 1
         blocks = sum(_ceil(_ceil(w * c[1], hmax), 8) * _ceil(_ceil(h * c[2], vmax), 8) for c in im.layer)
         if nbytes * 8 < blocks and not _jpeg_arithmetic(fp):
-            raise InputError(f"{name}: truncated or forged: {nbytes} bytes cannot hold {w}x{h} = {w * h}"
-                             f" pixels ({blocks} blocks of 8x8, at least a bit each: the limit of Huffman coding)")
+            raise InputError(
+                f"{name}: truncated or forged: {nbytes} bytes cannot hold {w}x{h} = {w * h}"
+                f" pixels ({blocks} blocks of 8x8, at least a bit each: the limit of Huffman coding)"
+            )
 
 
 def _ceil(a, b):
@@ -316,6 +338,7 @@ class _EndMarkerAtEOF:
 
 
 def crop(im, box):
+    """``im.crop(box)``, past Pillow's own pixel limit (``max_pixels`` was checked already)."""
     from PIL import Image
 
     try:
@@ -341,5 +364,6 @@ def pillow_unlimited():
 
 
 def first_line(e):
+    """The first line of an exception's message, for a one-line error."""
     text = str(e).strip()
     return text.splitlines()[0] if text else f"damaged or inconsistent data ({type(e).__name__})"

@@ -5,7 +5,9 @@ pixels, no sort) gives the unique colours in order of first appearance, their
 counts and, for every pixel, the index of its colour (the inverse map used to
 remap pixels by table lookup).
 """
+
 import numpy as np
+
 from .jit import njit
 
 _GOLDEN = np.uint64(2654435761)  # Knuth's multiplicative hash constant
@@ -15,7 +17,8 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 @njit(cache=True, nogil=True, inline="always")
 def _pack(pixels, i):
     """Pack pixel i of (N, c) uint8 pixels into a uint32 key (indexing the
-    array itself: a row view per pixel costs more than the packing)."""
+    array itself: a row view per pixel costs more than the packing).
+    """
     key = np.uint64(0)
     for ch in range(pixels.shape[1]):
         key = (key << np.uint64(8)) | np.uint64(pixels[i, ch])
@@ -112,7 +115,8 @@ def _unique(pixels):
 @njit(cache=True, nogil=True)
 def _count(pixels, limit):
     """Colours in order of first appearance and their counts, with no per-pixel
-    index; stops (returning what it has) once more than ``limit`` colours are met."""
+    index; stops (returning what it has) once more than ``limit`` colours are met.
+    """
     n, c = pixels.shape
     bits = 12
     while (1 << bits) < 2 * min(n, limit + 1):
@@ -248,7 +252,8 @@ def coarsen(colors, counts, max_colors):
 @njit(cache=True, nogil=True)
 def _cell_sums(colors, counts, cell, m):
     """Pixel count and count-weighted colour sums of each of m cells, added in
-    colour order (as ``np.bincount`` adds them)."""
+    colour order (as ``np.bincount`` adds them).
+    """
     weights = np.zeros(m)
     sums = np.zeros((m, colors.shape[1]))
     for i in range(colors.shape[0]):

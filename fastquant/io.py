@@ -27,14 +27,15 @@ Every mode is normalised to (H, W, 3) RGB or (H, W, 4) RGBA uint8, by
 :func:`open_image`.  Writing is :mod:`fastquant.write` (the indexed PNG
 encoder is :mod:`fastquant.png`).
 """
+
 import os
 import warnings
 
 import numpy as np
 
 from . import config, formats
-from .formats import READ_FORMATS, read_limit  # noqa: F401  (part of this module's interface)
 from .errors import FastquantError, InputError, OptionError, ResourceError
+from .formats import READ_FORMATS, read_limit  # noqa: F401  (part of this module's interface)
 
 #: Default of ``max_pixels`` (``config.DEFAULT_MAX_PIXELS`` when this module was imported).
 DEFAULT_MAX_PIXELS = config.DEFAULT_MAX_PIXELS
@@ -42,6 +43,7 @@ DEFAULT_MAX_PIXELS = config.DEFAULT_MAX_PIXELS
 # Pillow converts every other mode for us; 16/32-bit integer modes are scaled in numpy.
 _AS_RGBA = {"LA", "La", "PA", "RGBA", "RGBa"}
 _WIDE = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
 
 def source_name(source):
     """Short printable name of a source, for messages."""
@@ -102,8 +104,9 @@ def to_uint8(image):
             raise OptionError(f"float image values must lie in [0, 1], got [{a.min():g}, {a.max():g}]")
         a = np.rint(a.astype(np.float64) * 255).astype(np.uint8)
     else:
-        raise OptionError(f"unsupported image dtype {a.dtype}: expected uint8, uint16, bool, "
-                          "another integer type or a float type")
+        raise OptionError(
+            f"unsupported image dtype {a.dtype}: expected uint8, uint16, bool, another integer type or a float type"
+        )
     a = _grey_to_rgb(a)
     if a.shape[2] == 4 and (a[:, :, 3] == 255).all():
         a = a[:, :, :3]
@@ -275,8 +278,9 @@ class Decoded:
         """
         if self._array is None and self._im is None:
             raise ValueError(f"{self.name}: the decoded image is closed")
-        if not (isinstance(y0, (int, np.integer)) and isinstance(y1, (int, np.integer))
-                and 0 <= y0 <= y1 <= self.height):
+        if not (
+            isinstance(y0, (int, np.integer)) and isinstance(y1, (int, np.integer)) and 0 <= y0 <= y1 <= self.height
+        ):
             raise OptionError(f"strip rows must satisfy 0 <= y0 <= y1 <= {self.height}, got {y0!r}, {y1!r}")
         c = self.channels
         if self._array is not None:
@@ -320,8 +324,16 @@ class Decoded:
         """
         im, o = self._im, self._orient
         w, h = im.size
-        box = {1: (0, y0, w, y1), 2: (0, y0, w, y1), 3: (0, h - y1, w, h - y0), 4: (0, h - y1, w, h - y0),
-               5: (y0, 0, y1, h), 6: (y0, 0, y1, h), 7: (w - y1, 0, w - y0, h), 8: (w - y1, 0, w - y0, h)}[o]
+        box = {
+            1: (0, y0, w, y1),
+            2: (0, y0, w, y1),
+            3: (0, h - y1, w, h - y0),
+            4: (0, h - y1, w, h - y0),
+            5: (y0, 0, y1, h),
+            6: (y0, 0, y1, h),
+            7: (w - y1, 0, w - y0, h),
+            8: (w - y1, 0, w - y0, h),
+        }[o]
         try:  # converting is still decoding: a damaged file can fail here (a palette image without one)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -10,6 +10,7 @@ compiler, which refreshes the context itself.  Other code's Numba functions
 are not touched.  With a Numba that lacks the internals used here, kernels
 load the usual way.
 """
+
 import glob
 import os
 
@@ -51,16 +52,19 @@ def kernels_cached():
     if os.environ.get("NUMBA_CACHE_DIR"):
         places = [os.environ["NUMBA_CACHE_DIR"]]
     else:  # next to the package, or numba's user-wide cache where that is read-only
-        places = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
-                  os.path.join(os.path.expanduser("~"), ".cache", "numba")]
-    return any(glob.glob(os.path.join(d, "**", marker), recursive=True)
-               for d in places for marker in _CACHE_MARKERS)
+        places = [
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+            os.path.join(os.path.expanduser("~"), ".cache", "numba"),
+        ]
+    return any(glob.glob(os.path.join(d, "**", marker), recursive=True) for d in places for marker in _CACHE_MARKERS)
 
 
 def njit(**options):
     """``numba.njit(**options)`` whose dispatcher loads cached kernels lightly (see module docstring)."""
+
     def decorate(fn):
         return _light_loading(numba.njit(**options)(fn))
+
     return decorate
 
 

@@ -15,6 +15,7 @@ image or with its number of colours works a strip at a time:
 - metrics: squared errors and composites are summed strip by strip, and
   SSIM reads bands of rows (:func:`fastquant.metrics.ssim_bands`).
 """
+
 import math
 
 import numpy as np
@@ -108,7 +109,8 @@ class _ExactCount:
     :func:`fastquant.histogram.unique_colors` gives them for the whole image);
     ``colors`` becomes None, and counting stops, past ``config.EXACT_COLORS``
     colours.  While there are at most 256, ``codes`` (H, W) uint8 holds each
-    pixel's colour index (None past that)."""
+    pixel's colour index (None past that).
+    """
 
     def __init__(self, channels, shape):
         self.colors = np.empty((0, channels), np.uint8)
@@ -136,7 +138,7 @@ class _ExactCount:
             self.codes = None  # an index of a byte no longer holds them: count only
         elif self.codes is not None:
             codes = self.codes[lo:hi].reshape(-1)
-            np.take(inv[len(inv) - len(sc):].astype(np.uint8), inverse, out=codes)
+            np.take(inv[len(inv) - len(sc) :].astype(np.uint8), inverse, out=codes)
 
 
 class Mapper:
@@ -167,7 +169,8 @@ class Mapper:
 
     def __call__(self, pixels, out=None):
         """Indices ((N,) uint8, uint16 above 256 entries; into ``out`` when given) and the
-        summed squared sRGB error of (N, C) pixels."""
+        summed squared sRGB error of (N, C) pixels.
+        """
         if self.table is not None:
             return remap.remap_lut(pixels, self.palette, self.space, table=self.table, out=out)
         if self.search is not None:
@@ -217,8 +220,11 @@ def map_rows(p, palette, space, indices=None):
     alpha = None
     if mapper.alpha is not None:
         n = 3.0 * p.h * p.w
-        alpha = (int(mapper.alpha[2]), metrics.psnr_from_mse(mapper.alpha[0] / n),
-                 metrics.psnr_from_mse(mapper.alpha[1] / n))
+        alpha = (
+            int(mapper.alpha[2]),
+            metrics.psnr_from_mse(mapper.alpha[0] / n),
+            metrics.psnr_from_mse(mapper.alpha[1] / n),
+        )
     return indices, sq, alpha
 
 
@@ -248,7 +254,8 @@ def alpha_stats(p, palette, indices):
 
 def ssim(p, palette, indices, max_pixels):
     """SSIM of a large result against its source, read band by band (see
-    :func:`fastquant.metrics.ssim_bands`)."""
+    :func:`fastquant.metrics.ssim_bands`).
+    """
     from . import metrics
 
     return metrics.ssim_bands(p.rows, lambda lo, hi: palette[indices[lo:hi]], (p.h, p.w), max_pixels=max_pixels)

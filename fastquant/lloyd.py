@@ -17,6 +17,7 @@ fixed chunks of points, added up in chunk order, so results do not depend on
 the thread count (large work runs the chunks on Numba's threads,
 ``_sums_par``); ``_new_centers``, ``_nearest_other``, ``_kmeanspp``.
 """
+
 from typing import NamedTuple
 
 import numpy as np
@@ -126,6 +127,7 @@ def _sums_range(points, weights, labels, dist, sums, wsums, errs, c, lo, hi):
 # range kernel on them; _partial_sums calls the range kernel directly when the
 # work is too small to pay for waking the threads.  Either way the chunks are
 # the same, so results do not depend on the thread count.
+
 
 @njit(cache=True, nogil=True, parallel=True)
 def _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk):
@@ -302,8 +304,7 @@ def _check_int(name, value, low=None):
     return int(value)
 
 
-def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2,
-           overrelax=None):
+def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2, overrelax=None):
     """Weighted k-means clustering (Lloyd's algorithm).
 
     Parameters
@@ -355,8 +356,7 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         raise OptionError(f"tol must be a finite number >= 0, got {tol!r}")
     if overrelax is None:
         overrelax = config.OVERRELAX
-    if isinstance(overrelax, bool) or not isinstance(overrelax, (int, float, np.floating)) \
-            or not 0 <= overrelax <= 1:
+    if isinstance(overrelax, bool) or not isinstance(overrelax, (int, float, np.floating)) or not 0 <= overrelax <= 1:
         raise OptionError(f"overrelax must be a number from 0 to 1, got {overrelax!r}")
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[0] < 1 or not 1 <= pts.shape[1] <= 8:
@@ -403,11 +403,13 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         # Points in the order of their starting box: a run of points then uses
         # the same centre and neighbour list, which is faster.
         order, _ = boxes.by_cluster(labels, len(centers))
-        centers, lab, inertia, n_iter = _lloyd(pts[order], w[order], centers, labels[order], max_iter,
-                                               float(tol), swap_rounds, float(overrelax), integral)
+        centers, lab, inertia, n_iter = _lloyd(
+            pts[order], w[order], centers, labels[order], max_iter, float(tol), swap_rounds, float(overrelax), integral
+        )
         labels = np.empty_like(lab)
         labels[order] = lab
     else:
-        centers, labels, inertia, n_iter = _lloyd(pts, w, centers, labels, max_iter, float(tol), swap_rounds,
-                                                  float(overrelax), integral)
+        centers, labels, inertia, n_iter = _lloyd(
+            pts, w, centers, labels, max_iter, float(tol), swap_rounds, float(overrelax), integral
+        )
     return KMeansResult(centers, labels, float(inertia), n_iter)

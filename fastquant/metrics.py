@@ -12,13 +12,14 @@ filter runs in a Numba kernel over bands of rows, so memory stays small on
 large images.  :func:`delta_e_ok` converts to OKLab with
 :mod:`fastquant.colorspace`'s kernels.
 """
+
 import math
 
 import numpy as np
-from .jit import njit
 
 from . import config, threads
 from .errors import OptionError
+from .jit import njit
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -134,9 +135,9 @@ def over_sq_error(a, b, background, *, weights=None):
     sq = 0.0
     step = config.PSNR_OVER_CHUNK  # bounded memory, a fixed summation order
     for lo in range(0, len(a), step):
-        d = composite(a[lo:lo + step], bg) - composite(b[lo:lo + step], bg)
+        d = composite(a[lo : lo + step], bg) - composite(b[lo : lo + step], bg)
         per = (d * d).sum(axis=1)
-        sq += float(per.sum() if weights is None else (weights[lo:lo + step] * per).sum())
+        sq += float(per.sum() if weights is None else (weights[lo : lo + step] * per).sum())
     return sq
 
 
@@ -190,7 +191,8 @@ def alpha_error(a, b):
 
 def _luma_weights(channels):
     """Weight of each channel in the luma: BT.601 on R, G, B; a grey channel
-    as it is; alpha (the 2nd of 2, the 4th of 4) not at all."""
+    as it is; alpha (the 2nd of 2, the 4th of 4) not at all.
+    """
     lw = np.zeros(channels)
     if channels >= 3:
         lw[:3] = _LUMA
@@ -367,8 +369,14 @@ def ssim(a, b, *, sigma=1.5, data_range=255.0, max_pixels=None):
     a, b = _pair(a, b)
     a = np.ascontiguousarray(a, np.uint8)
     b = np.ascontiguousarray(b, np.uint8)
-    return ssim_bands(lambda lo, hi: a[lo:hi], lambda lo, hi: b[lo:hi], a.shape[:2], sigma=sigma,
-                      data_range=data_range, max_pixels=max_pixels)
+    return ssim_bands(
+        lambda lo, hi: a[lo:hi],
+        lambda lo, hi: b[lo:hi],
+        a.shape[:2],
+        sigma=sigma,
+        data_range=data_range,
+        max_pixels=max_pixels,
+    )
 
 
 def delta_e_ok(a, b):
@@ -414,8 +422,7 @@ def mse_for_quality(q):
         return 0.0
     if q <= 0:
         return math.inf
-    return _MSE_UNIT * (2.5 / (210.0 + q) ** 1.2 * (100.1 - q) / 100.0
-                        + max(0.0, 0.016 / (0.001 + q) - 0.001))
+    return _MSE_UNIT * (2.5 / (210.0 + q) ** 1.2 * (100.1 - q) / 100.0 + max(0.0, 0.016 / (0.001 + q) - 0.001))
 
 
 def quality_from_mse(m):

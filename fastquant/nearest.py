@@ -14,6 +14,7 @@ Public kernels, for other modules' kernels to call: :func:`sqdist` and
 :func:`search`.  Python entry points: :func:`assign`, :func:`neighbor_lists`, :func:`search_lists`.
 Fixed types: float32 points and centres, int32 labels.
 """
+
 import numpy as np
 
 from . import config, threads
@@ -240,6 +241,7 @@ def _assign_range(points, centers, neighbors, sorted_d, labels, dist, lower, mov
 # when the work is too small to pay for waking the threads.  Either way each
 # item is computed the same way, so results do not depend on the thread count.
 
+
 @njit(cache=True, nogil=True, parallel=True)
 def _neighbors_par(centers, neighbors, sorted_d, hint, chunk):
     k = centers.shape[0]
@@ -251,8 +253,9 @@ def _neighbors_par(centers, neighbors, sorted_d, hint, chunk):
 def _assign_par(points, centers, neighbors, sorted_d, labels, dist, lower, moves, chunk):
     n = points.shape[0]
     for c in prange((n + chunk - 1) // chunk):
-        _assign_range(points, centers, neighbors, sorted_d, labels, dist, lower, moves, c * chunk,
-                      min(n, (c + 1) * chunk))
+        _assign_range(
+            points, centers, neighbors, sorted_d, labels, dist, lower, moves, c * chunk, min(n, (c + 1) * chunk)
+        )
 
 
 def neighbor_lists(centers, hint=None):

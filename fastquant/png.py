@@ -1,4 +1,5 @@
 """The indexed PNG encoder: 1/2/4/8-bit indices, PLTE and tRNS, deflate in parallel pieces."""
+
 import struct
 import zlib
 
@@ -10,7 +11,7 @@ from .errors import OptionError
 
 
 def deflate(data, level=9, threads=None):
-    """zlib stream of ``data``, compressed in pieces on several threads (as pigz does).
+    """Zlib stream of ``data``, compressed in pieces on several threads (as pigz does).
 
     The data is cut into pieces of ``config.DEFLATE_PIECE`` bytes; each piece is
     deflated at ``level`` with the 32 KiB before it as its dictionary and
@@ -43,10 +44,10 @@ def _deflate_parts(data, level=9, threads=None):
     starts = range(0, n, size)
 
     def piece(s):
-        kw = {"zdict": view[s - 32768:s]} if s else {}
+        kw = {"zdict": view[s - 32768 : s]} if s else {}
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, **kw)
         last = s + size >= n
-        return c.compress(view[s:s + size]) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        return c.compress(view[s : s + size]) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
     parts = _threads.run(piece, starts, threads)  # zlib lets go of the GIL while it compresses
     header = b"\x78\xda"  # deflate, 32 KiB window, level 9 flag (the flag is informative only)
@@ -95,8 +96,7 @@ def png_indexed(indices, palette, icc_profile=None):
     def chunk(tag, body):
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(tag)))
 
-    out = [b"\x89PNG\r\n\x1a\n",
-           chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0))]
+    out = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0))]
     if icc_profile:  # iCCP must come before PLTE; compression method 0 (zlib)
         out.append(chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(bytes(icc_profile), 9)))
     out.append(chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes()))

@@ -3,6 +3,7 @@
 The caption under the panels is drawn with a tiny built-in 5x7 bitmap font
 (:data:`FONT`), so no font file or plotting package is needed.
 """
+
 import numpy as np
 
 #: Amplification of the difference panel.
@@ -65,8 +66,7 @@ _GLYPHS = {
 }
 #: char -> (7, 5) bool ndarray.  Lowercase letters without a glyph are drawn
 #: in uppercase, other unknown characters as '?'.
-FONT = {ch: np.array([[c == "#" for c in row] for row in rows.split()], bool)
-        for ch, rows in _GLYPHS.items()}
+FONT = {ch: np.array([[c == "#" for c in row] for row in rows.split()], bool) for ch, rows in _GLYPHS.items()}
 
 
 def render_text(text, scale=2):
@@ -118,7 +118,7 @@ def side_by_side(original, result, *, gap=8, diff=False):
         panels.append(np.minimum(d, 255).astype(np.uint8))
     out = np.full((h, len(panels) * w + (len(panels) - 1) * gap, 3), 255, np.uint8)
     for i, p in enumerate(panels):
-        out[:, i * (w + gap):i * (w + gap) + w] = p
+        out[:, i * (w + gap) : i * (w + gap) + w] = p
     return out
 
 
@@ -155,5 +155,5 @@ def captioned(image, fields, *, scale=2, pad=6):
     out[:h, :w] = image
     for i, m in enumerate(masks):
         y = h + pad + i * line_h + scale
-        out[y:y + m.shape[0], pad:pad + m.shape[1]][m] = 0
+        out[y : y + m.shape[0], pad : pad + m.shape[1]][m] = 0
     return out

@@ -17,12 +17,13 @@ RGBA images use in sRGB mode) or in OKLab with ``colorspace="oklab"`` (see
 error it diffuses must be measured in the space the nearest entry is
 searched in, and integer sRGB arithmetic keeps it exact and reproducible.
 """
+
 import numpy as np
-from .jit import njit, prange
 
 from . import colorspace as _cs
 from . import config, threads
 from .colorspace import srgb_to_oklab_at
+from .jit import njit, prange
 from .nearest import assign, neighbor_lists, search, search_lists, sqdist
 
 
@@ -134,7 +135,8 @@ def _lut_par(pixels, palette, neighbors, sorted_d, table, out, errs, chunk):
 def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, c, lo, hi):
     """``_lut_range`` searching in OKLab: a colour met for the first time is
     converted to its point, and its nearest entry found among ``points``
-    (keep in sync with _lut_range)."""
+    (keep in sync with _lut_range).
+    """
     pt = np.empty((1, 3), np.float32)
     prev = 0
     err = 0.0
@@ -155,8 +157,21 @@ def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, tab
 def _lut_lab_par(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, chunk):
     n = pixels.shape[0]
     for c in prange((n + chunk - 1) // chunk):
-        _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, c,
-                       c * chunk, min(n, (c + 1) * chunk))
+        _lut_lab_range(
+            pixels,
+            palette,
+            points,
+            lin,
+            scale,
+            neighbors,
+            sorted_d,
+            table,
+            out,
+            errs,
+            c,
+            c * chunk,
+            min(n, (c + 1) * chunk),
+        )
 
 
 def lut_table():
@@ -226,7 +241,7 @@ def _cell_lists(points, grid):
     """
     k = points.shape[0]
     side = 256.0 / grid
-    n_cells = grid ** 4
+    n_cells = grid**4
     starts = np.zeros(n_cells + 1, np.int64)
     lists = np.empty(n_cells * 8, np.int32)
     dmin = np.empty(k)
@@ -261,7 +276,7 @@ def _cell_lists(points, grid):
                 lists[at] = j
                 at += 1
         starts[cell + 1] = at
-    return starts, lists[:starts[n_cells]]
+    return starts, lists[: starts[n_cells]]
 
 
 @njit(cache=True, nogil=True)
@@ -282,8 +297,12 @@ def _rgba_range(pixels, straight, points, starts, lists, cache, out, errs, c, lo
     e_sq = e_black = e_white = 0.0
     e_alpha = 0
     for i in range(lo, hi):
-        key = ((np.uint64(pixels[i, 0]) << np.uint64(24)) | (np.uint64(pixels[i, 1]) << np.uint64(16))
-               | (np.uint64(pixels[i, 2]) << np.uint64(8)) | np.uint64(pixels[i, 3]))
+        key = (
+            (np.uint64(pixels[i, 0]) << np.uint64(24))
+            | (np.uint64(pixels[i, 1]) << np.uint64(16))
+            | (np.uint64(pixels[i, 2]) << np.uint64(8))
+            | np.uint64(pixels[i, 3])
+        )
         if key != last_key:
             slot = ((key * np.uint64(2654435761)) >> np.uint64(12)) & mask
             word = cache[slot]
@@ -375,12 +394,32 @@ def remap_rgba(pixels, palette, *, search=None, out=None):
     """
     pixels = np.ascontiguousarray(pixels, np.uint8)
     s = RGBASearch(palette) if search is None else search
-    out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16) if out is None else out if out is None else out
+    out = (
+        np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
+        if out is None
+        else out
+        if out is None
+        else out
+    )
     chunk = 16 * config.CHUNK
     n_chunks = (len(pixels) + chunk - 1) // chunk
     errs = np.zeros((n_chunks, 4))
-    threads.run(lambda c: _rgba_range(pixels, s.straight, s.points, s.starts, s.lists, s.cache, out, errs, c,
-                                      c * chunk, min(len(pixels), (c + 1) * chunk)), range(n_chunks))
+    threads.run(
+        lambda c: _rgba_range(
+            pixels,
+            s.straight,
+            s.points,
+            s.starts,
+            s.lists,
+            s.cache,
+            out,
+            errs,
+            c,
+            c * chunk,
+            min(len(pixels), (c + 1) * chunk),
+        ),
+        range(n_chunks),
+    )
     sums = errs[:, :3].sum(axis=0)  # chunk sums in chunk order: the same floats on any thread count
     return out, np.array([sums[0], sums[1], sums[2], errs[:, 3].max(initial=0.0)])
 
@@ -515,10 +554,10 @@ def palette_spacing(palette):
     pick = np.arange(k) if k <= 4096 else np.arange(4096) * k // 4096
     best = np.empty(len(pick))
     for lo in range(0, len(pick), 256):
-        p = pick[lo:lo + 256]
+        p = pick[lo : lo + 256]
         d = ((rgb[p, None, :] - rgb[None, :, :]) ** 2).sum(axis=2)
         d[np.arange(len(p)), p] = np.inf
-        best[lo:lo + len(p)] = d.min(axis=1)
+        best[lo : lo + len(p)] = d.min(axis=1)
     return float(np.sqrt(np.median(best)))
 
 
@@ -538,7 +577,8 @@ def ordered_offsets(palette, strength=1.0):
 def _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, lo, hi):
     """Rows lo..hi-1: nearest entry to each pixel plus its Bayer offset (colour
     channels, clamped to [0, 255]; none for fully transparent pixels); each
-    row's squared error into ``errs``."""
+    row's squared error into ``errs``.
+    """
     c = pixels.shape[1]
     pt = np.empty((1, c), np.float32)
     for y in range(lo, hi):
@@ -565,8 +605,7 @@ def _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, err
 def _ordered_par(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, rows):
     h = pixels.shape[0] // width
     for c in prange((h + rows - 1) // rows):
-        _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, c * rows,
-                      min(h, (c + 1) * rows))
+        _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, c * rows, min(h, (c + 1) * rows))
 
 
 def dither_ordered(pixels, width, palette, strength=1.0):

@@ -1,4 +1,5 @@
 """Resizing by numpy sampling: area (box) averaging to shrink, nearest to grow."""
+
 import numpy as np
 
 from . import config
@@ -40,22 +41,24 @@ def target_size(width, height, resize):
 def _area(a, edges, axis):
     """Means of ``a`` over [edges[i], edges[i+1]) along ``axis`` (float64): the
     piecewise-constant signal is integrated through its cumulative sum,
-    interpolated at fractional edges."""
+    interpolated at fractional edges.
+    """
     n_in = a.shape[axis]
     lo = np.minimum(np.floor(edges).astype(np.intp), n_in - 1)
     shape = [1] * a.ndim
     shape[axis] = len(edges)
     frac = (edges - lo).reshape(shape)
-    csum = np.zeros(a.shape[:axis] + (n_in + 1,) + a.shape[axis + 1:])
+    csum = np.zeros(a.shape[:axis] + (n_in + 1,) + a.shape[axis + 1 :])
     np.cumsum(a, axis=axis, out=csum[(slice(None),) * axis + (slice(1, None),)])
     at = np.take(csum, lo, axis=axis) + frac * np.take(a, lo, axis=axis)
-    widths = np.diff(edges).reshape(shape[:axis] + [len(edges) - 1] + shape[axis + 1:])
+    widths = np.diff(edges).reshape(shape[:axis] + [len(edges) - 1] + shape[axis + 1 :])
     return np.diff(at, axis=axis) / widths
 
 
 def _sample(a, n_in, n_out, lo, hi, axis, offset=0):
     """Output lines lo..hi-1 of an axis of n_in -> n_out lines, from ``a`` whose
-    line 0 is input line ``offset``: area means when shrinking, nearest when growing."""
+    line 0 is input line ``offset``: area means when shrinking, nearest when growing.
+    """
     if n_out == n_in:
         return np.take(a, np.arange(lo, hi) - offset, axis=axis)
     if n_out > n_in:

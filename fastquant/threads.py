@@ -7,6 +7,7 @@ safely.  Mid-sized work (a photo's histogram, a PNG's deflate) is instead
 cut into fixed blocks run by plain Python threads.  The blocks never depend
 on the thread count, so neither do the results.
 """
+
 import os
 import threading
 
@@ -77,6 +78,7 @@ def run(fn, items, threads=None):
 def run_blocks(fn, n, threads=None):
     """``fn(lo, hi)`` on contiguous blocks covering 0..n-1, one block a thread
     (up to ``threads``, default :func:`count`).  For work whose result does
-    not depend on how it is split (each item computed alone)."""
+    not depend on how it is split (each item computed alone).
+    """
     nb = max(1, min(count() if threads is None else threads, n))
     run(lambda b: fn(n * b // nb, n * (b + 1) // nb), range(nb), nb)

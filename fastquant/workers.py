@@ -29,6 +29,7 @@ safe (:func:`start_method`), spawned otherwise.  Unlike a
   handler that was there before (``KeyboardInterrupt`` for Ctrl-C), so
   callers see it after every finished output was reported.
 """
+
 import collections
 import multiprocessing
 import os
@@ -84,7 +85,8 @@ def job_memory(source, options):
     (images held as arrays) and ``config.JOB_DITHER_BYTES_PER_PIXEL`` a pixel when
     dithered, where pixels is the larger of the image's (from its header) and the
     ``resize`` target's.  An image whose size is unknown, or that ``max_pixels``
-    refuses (at once), counts as no pixels."""
+    refuses (at once), counts as no pixels.
+    """
     size = image_size(source)
     pixels = size[0] * size[1] if size else 0
     limit = options.get("max_pixels")
@@ -113,15 +115,20 @@ def skip_blas_probe():
 def process_pool(jobs=None):
     """A ``concurrent.futures`` process pool of ``jobs`` workers (default: CPU count) that share
     the cores, for code that wants an Executor; :func:`compress_many` uses a
-    :class:`Pool` by default (time limits, memory budget, dead workers replaced)."""
+    :class:`Pool` by default (time limits, memory budget, dead workers replaced).
+    """
     import concurrent.futures as cf
 
     cores = os.cpu_count() or 1
     jobs = cores if jobs is None else jobs
     if jobs < 1:
         raise OptionError(f"jobs must be >= 1, got {jobs}")
-    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(start_method()),
-                                  initializer=init_worker, initargs=(max(1, cores // jobs),))
+    return cf.ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context(start_method()),
+        initializer=init_worker,
+        initargs=(max(1, cores // jobs),),
+    )
 
 
 def start_method():
@@ -197,8 +204,9 @@ def _serve(conn, threads):
         # SIGTERM waits while a job runs: to the process group it then lets the job finish, as
         # Ctrl-C does; the parent that wants a busy worker gone sends SIGKILL after config.KILL_GRACE.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        result = batch._job(source, output, dict(kwargs, on_write=lambda path, created:
-                                                 conn.send(("wrote", path, created))))
+        result = batch._job(
+            source, output, dict(kwargs, on_write=lambda path, created: conn.send(("wrote", path, created)))
+        )
         conn.send(("done", result))
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
@@ -219,8 +227,7 @@ class _Worker:
     def __init__(self, threads):
         ctx = multiprocessing.get_context(start_method())
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, threads), daemon=True,
-                                   name="fastquant-worker")
+        self.process = ctx.Process(target=_serve, args=(child, threads), daemon=True, name="fastquant-worker")
         self.process.start()
         child.close()
         self.task = None
@@ -283,7 +290,8 @@ class Pool:
     def run(self, pairs, kwargs):
         """Queue :func:`fastquant.batch.run_job` on (source, output) pairs; returns the pool, whose
         iteration yields each :class:`~fastquant.batch.Result` as it finishes.  ``kwargs`` may
-        hold ``timeout`` (seconds per file)."""
+        hold ``timeout`` (seconds per file).
+        """
         kwargs = dict(kwargs)
         self.timeout, self.stopping = kwargs.pop("timeout", None), False
         self.kwargs, self.preview, self.root = kwargs, kwargs.get("preview"), kwargs.get("root")
@@ -319,14 +327,16 @@ class Pool:
     def stop(self, kill_now=None):
         """Start no more jobs (a first Ctrl-C seen by the caller); iterate for the results of the
         running ones.  One more SIGINT or SIGTERM meanwhile kills them (the pool sees it itself:
-        ``kill_now`` is there for the callers of :class:`fastquant.batch.Jobs`)."""
+        ``kill_now`` is there for the callers of :class:`fastquant.batch.Jobs`).
+        """
         self.pending.clear()
         self.stopping = True
         return self
 
     def kill(self):
         """Stop now: the running jobs are killed, their outputs removed (results not yet
-        iterated over stay in the pool)."""
+        iterated over stay in the pool).
+        """
         self._kill()
 
     def close(self):
@@ -363,8 +373,9 @@ class Pool:
             if not idle and len(self.workers) >= self.size:
                 return
             used = sum(w.task.memory for w in busy)
-            task = next((t for t in self.pending if not busy or self.budget is None
-                         or used + t.memory <= self.budget), None)
+            task = next(
+                (t for t in self.pending if not busy or self.budget is None or used + t.memory <= self.budget), None
+            )
             if task is None:
                 return
             worker = idle[0] if idle else self._start()
@@ -431,11 +442,16 @@ class Pool:
 
     def _expire(self):
         now = time.monotonic()
-        late = [w for w in self.workers if w.task is not None and w.task.deadline is not None
-                and w.task.deadline <= now]
+        late = [
+            w for w in self.workers if w.task is not None and w.task.deadline is not None and w.task.deadline <= now
+        ]
         if late:
-            self._end(late, lambda t: JobTimeoutError(
-                f"{t.source}: took longer than {self.timeout:g} s (--timeout); nothing written"))
+            self._end(
+                late,
+                lambda t: JobTimeoutError(
+                    f"{t.source}: took longer than {self.timeout:g} s (--timeout); nothing written"
+                ),
+            )
 
     def _kill(self):
         self.pending.clear()
@@ -445,7 +461,8 @@ class Pool:
 
     def _end(self, workers, error):
         """Stop ``workers`` (SIGTERM, SIGKILL after config.KILL_GRACE); their unfinished jobs fail with ``error(task)``,
-        or are dropped when ``error`` is None."""
+        or are dropped when ``error`` is None.
+        """
         for w in workers:
             w.stop()
         limit = time.monotonic() + config.KILL_GRACE
@@ -480,7 +497,8 @@ class Pool:
 
 class _Signals:
     """Within ``with``: SIGINT and SIGTERM, in the main thread, only append their number to
-    ``received`` (for the pool to act on between jobs); the old handlers come back at the end."""
+    ``received`` (for the pool to act on between jobs); the old handlers come back at the end.
+    """
 
     def __init__(self, received):
         self.received, self.old = received, {}

@@ -4,6 +4,7 @@ Encoding happens in memory first; the bytes then go to a temporary file in
 the target's folder, which is renamed (or, when an existing file must be
 kept, hard-linked) onto the target, so readers never see a partial file.
 """
+
 import io as _io
 import os
 import stat
@@ -12,6 +13,7 @@ import numpy as np
 
 from .errors import FastquantError, OptionError, OutputError, OutputExistsError
 from .png import png_indexed
+
 
 def gif_indexed(indices, palette):
     """Encode a GIF (k <= 256); the most transparent entry, if alpha < 128, is transparent."""
@@ -51,7 +53,8 @@ def encode(path, indices, palette, icc_profile=None):
 
 def encode_array(path, image, icc_profile=None):
     """Encode an (H, W, 3|4) uint8 array by the extension of ``path`` with imageio
-    (embedding ``icc_profile`` where Pillow's writer for the format takes one)."""
+    (embedding ``icc_profile`` where Pillow's writer for the format takes one).
+    """
     import imageio.v3 as iio
 
     ext = os.path.splitext(os.fspath(path))[1].lower()
@@ -92,7 +95,8 @@ def input_refused(path):
 
 def check_format(path):
     """Raise :class:`OptionError` unless ``path``'s extension names a format outputs are written in
-    (:data:`WRITE_FORMATS`)."""
+    (:data:`WRITE_FORMATS`).
+    """
     from PIL import Image
 
     ext = os.path.splitext(os.fspath(path))[1].lower()
@@ -100,8 +104,9 @@ def check_format(path):
         raise OptionError(f"{os.fspath(path)}: no file extension to choose a format by (such as .png)")
     Image.init()
     if Image.registered_extensions().get(ext) not in WRITE_FORMATS:
-        raise OptionError(f"{os.fspath(path)}: cannot write {ext} files (use .png, .gif, .jpg, .webp, "
-                          ".bmp, .tif, .ppm or .tga)")
+        raise OptionError(
+            f"{os.fspath(path)}: cannot write {ext} files (use .png, .gif, .jpg, .webp, .bmp, .tif, .ppm or .tga)"
+        )
 
 
 def check_output(path, source=None, *, folder_made=False):
@@ -165,7 +170,7 @@ def open_folder(path, root):
         raise OutputError(f"{path}: not inside {root}")
     fd = os.open(root, os.O_RDONLY | _DIRECTORY)
     try:
-        for part in ([] if rel == os.curdir else rel.split(os.sep)):
+        for part in [] if rel == os.curdir else rel.split(os.sep):
             try:
                 os.mkdir(part, 0o777, dir_fd=fd)
             except FileExistsError:
@@ -178,8 +183,9 @@ def open_folder(path, root):
                 except OSError:
                     link = False
                 if link:
-                    raise OutputError(f"{path}: a folder on its way ({part}) is a symbolic link; "
-                                      "not writing through it") from e
+                    raise OutputError(
+                        f"{path}: a folder on its way ({part}) is a symbolic link; not writing through it"
+                    ) from e
                 raise
             os.close(fd)
             fd = sub
@@ -235,7 +241,7 @@ def write_atomic(path, data, *, replace=True, root=None):
                     mode = st.st_mode & 0o777  # a replaced file keeps its permissions, not setuid
             except FileNotFoundError:
                 pass
-        for attempt in range(100):
+        for _attempt in range(100):
             tmp = f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}.tmp"
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=fd_dir)
@@ -258,8 +264,7 @@ def write_atomic(path, data, *, replace=True, root=None):
                 raise OutputExistsError(f"{path}: exists, kept (use --force to overwrite)") from None
             except OSError:  # a filesystem without hard links: reserve the name, then rename onto it
                 try:
-                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode,
-                                     dir_fd=fd_dir))
+                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode, dir_fd=fd_dir))
                 except FileExistsError:
                     raise OutputExistsError(f"{path}: exists, kept (use --force to overwrite)") from None
                 os.replace(tmp, name, src_dir_fd=fd_dir, dst_dir_fd=fd_dir)

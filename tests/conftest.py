@@ -1,4 +1,5 @@
 """Shared fixtures: the test images in tests/data (always there), and optionally the larger shared corpus."""
+
 import os
 from pathlib import Path
 
@@ -73,9 +74,11 @@ def outputs_by_threads():
         outs = set()
         for threads in ("1", "2", "3"):
             env = dict(os.environ, NUMBA_NUM_THREADS=threads)
-            r = subprocess.run([sys.executable, "-c", script, str(path)], env=env,
-                               capture_output=True, text=True, timeout=600)
+            r = subprocess.run(
+                [sys.executable, "-c", script, str(path)], env=env, capture_output=True, text=True, timeout=600
+            )
             assert r.returncode == 0, r.stderr
             outs.add(r.stdout.strip())
         return outs
+
     return run

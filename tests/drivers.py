@@ -2,6 +2,7 @@
 
 Test modules take them with ``pytest_plugins = ["tests.drivers"]``.
 """
+
 import numpy as np
 import pytest
 

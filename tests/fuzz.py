@@ -34,6 +34,7 @@ so that thousands run in a few minutes.  Case ``i`` of seed ``S`` is generated
 from ``random.Random(S * 1_000_003 + i)`` alone, so any case is reproduced by
 ``--seed S --replay i``.  Exit status: 0 when no case failed, 1 otherwise.
 """
+
 import argparse
 import json
 import os
@@ -65,6 +66,7 @@ INTERESTING_32 = INTERESTING_16 + [0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 
 
 # ----------------------------------------------------------------------------- seed files
 
+
 def seed_files(images=IMAGES):
     """Sorted list of (path, weight): small files weigh more, Kodak photos little."""
     images = Path(images)
@@ -76,7 +78,7 @@ def seed_files(images=IMAGES):
     add((images / "pngsuite").glob("[bfgpst]*.png"), 1.0)
     ext = {".png", ".jpg", ".jpeg", ".gif"}
     odd = [p for p in (images / "odd").glob("*") if p.suffix.lower() in ext]
-    add([p for p in odd if p.stat().st_size <= 60_000], 6.0)   # tRNS, GIFs, EXIF JPEG, oxipng
+    add([p for p in odd if p.stat().st_size <= 60_000], 6.0)  # tRNS, GIFs, EXIF JPEG, oxipng
     add([p for p in odd if 60_000 < p.stat().st_size <= 600_000], 1.0)  # CMYK / progressive JPEG...
     add([p for p in (images / "alpha").glob("*.png") if p.stat().st_size <= 20_000], 3.0)
     add(sorted((images / "kodak").glob("*.png"))[:2], 0.5)
@@ -95,6 +97,7 @@ def _read(path):
 
 
 # ----------------------------------------------------------------------------- generic mutations
+
 
 def _pos(rng, n, head=256):
     """A byte position, biased towards the header where the structure is."""
@@ -123,10 +126,13 @@ def overwrite_run(rng, data):
     i = _pos(rng, len(b))
     n = rng.choice([1, 2, 4, 16, 64, 512])
     kind = rng.choice(["random", "zero", "ff", "repeat"])
-    fill = {"random": lambda: bytes(rng.randrange(256) for _ in range(n)),
-            "zero": lambda: b"\0" * n, "ff": lambda: b"\xff" * n,
-            "repeat": lambda: bytes([rng.randrange(256)]) * n}[kind]()
-    b[i:i + n] = fill[: max(0, len(b) - i)]
+    fill = {
+        "random": lambda: bytes(rng.randrange(256) for _ in range(n)),
+        "zero": lambda: b"\0" * n,
+        "ff": lambda: b"\xff" * n,
+        "repeat": lambda: bytes([rng.randrange(256)]) * n,
+    }[kind]()
+    b[i : i + n] = fill[: max(0, len(b) - i)]
     return bytes(b), f"overwrite {n} bytes at {i} ({kind})"
 
 
@@ -146,7 +152,7 @@ def insert_bytes(rng, data):
     i = _pos(rng, len(data) + 1)
     if rng.random() < 0.5 and data:
         j = rng.randrange(len(data))
-        chunk = data[j:j + rng.choice([1, 8, 64, 1024])]
+        chunk = data[j : j + rng.choice([1, 8, 64, 1024])]
         what = f"copy of {len(chunk)} bytes from {j}"
     else:
         chunk = bytes(rng.randrange(256) for _ in range(rng.choice([1, 4, 32])))
@@ -161,10 +167,10 @@ def interesting_value(rng, data):
     i = _pos(rng, len(b) - 3)
     if rng.random() < 0.5:
         v = rng.choice(INTERESTING_16)
-        b[i:i + 2] = struct.pack(rng.choice([">H", "<H"]), v)
+        b[i : i + 2] = struct.pack(rng.choice([">H", "<H"]), v)
     else:
         v = rng.choice(INTERESTING_32)
-        b[i:i + 4] = struct.pack(rng.choice([">I", "<I"]), v)
+        b[i : i + 4] = struct.pack(rng.choice([">I", "<I"]), v)
     return bytes(b), f"value {v:#x} at {i}"
 
 
@@ -173,16 +179,17 @@ GENERIC = [flip_bits, overwrite_run, truncate, insert_bytes, interesting_value]
 
 # ----------------------------------------------------------------------------- PNG
 
+
 def png_chunks(data):
     """Chunks of a PNG as [tag, body, crc] lists, or None when it does not parse."""
     if not data.startswith(PNG_SIG):
         return None
     out, i = [], 8
     while i + 12 <= len(data):
-        (n,) = struct.unpack(">I", data[i:i + 4])
+        (n,) = struct.unpack(">I", data[i : i + 4])
         if i + 12 + n > len(data):
             return None
-        out.append([data[i + 4:i + 8], data[i + 8:i + 8 + n], data[i + 8 + n:i + 12 + n]])
+        out.append([data[i + 4 : i + 8], data[i + 8 : i + 8 + n], data[i + 8 + n : i + 12 + n]])
         i += 12 + n
     return out or None
 
@@ -226,10 +233,11 @@ def png_mutate(rng, data):
         body = bytearray(chunks[0][1])
         field = rng.choice(["width", "height", "depth", "colour", "compression", "filter", "interlace"])
         if field in ("width", "height"):
-            v = rng.choice([0, 1, 2, 3, 7, 255, 2047, 2048, 4097, 65535, 100000, 0x7FFFFFFF,
-                            0xFFFFFFFF, rng.randrange(1, 5000)])
+            v = rng.choice(
+                [0, 1, 2, 3, 7, 255, 2047, 2048, 4097, 65535, 100000, 0x7FFFFFFF, 0xFFFFFFFF, rng.randrange(1, 5000)]
+            )
             off = 0 if field == "width" else 4
-            body[off:off + 4] = struct.pack(">I", v)
+            body[off : off + 4] = struct.pack(">I", v)
         else:
             off = {"depth": 8, "colour": 9, "compression": 10, "filter": 11, "interlace": 12}[field]
             v = rng.choice([0, 1, 2, 3, 4, 6, 8, 16, 7, 255])
@@ -254,7 +262,7 @@ def png_mutate(rng, data):
         pieces, i = [], 0
         while i < len(z) or not pieces:
             n = rng.choice([1, 7, 100, 1 << 16])
-            pieces.append([b"IDAT", z[i:i + n], b""])
+            pieces.append([b"IDAT", z[i : i + n], b""])
             i += n
         first = chunks.index(idat[0])
         chunks = [c for c in chunks if c[0] != b"IDAT"]
@@ -268,9 +276,10 @@ def png_mutate(rng, data):
 
 # ----------------------------------------------------------------------------- GIF
 
+
 def gif_fields(data):
     """Offsets of interesting GIF fields: [(name, offset, size)], None when not a GIF."""
-    if not data[:6] in (b"GIF87a", b"GIF89a") or len(data) < 13:
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         return None
     fields = [("screen width", 6, 2), ("screen height", 8, 2), ("packed", 10, 1)]
     i = 13
@@ -285,8 +294,13 @@ def gif_fields(data):
             fields.append(("extension label", i + 1, 1))
             i += 2
         elif b == 0x2C:
-            fields += [("image left", i + 1, 2), ("image top", i + 3, 2), ("image width", i + 5, 2),
-                       ("image height", i + 7, 2), ("image packed", i + 9, 1)]
+            fields += [
+                ("image left", i + 1, 2),
+                ("image top", i + 3, 2),
+                ("image width", i + 5, 2),
+                ("image height", i + 7, 2),
+                ("image packed", i + 9, 1),
+            ]
             packed = data[i + 9] if i + 9 < len(data) else 0
             i += 10
             if packed & 0x80:
@@ -311,7 +325,7 @@ def gif_mutate(rng, data):
     b = bytearray(data)
     if size == 2:
         v = rng.choice([0, 1, 2, 255, 256, 4096, 0x7FFF, 0xFFFF, rng.randrange(65536)])
-        b[off:off + 2] = struct.pack("<H", v)
+        b[off : off + 2] = struct.pack("<H", v)
     elif name == "block introducer":
         v = rng.choice([0x00, 0x21, 0x2C, 0x3B, 0xFF, rng.randrange(256)])
         b[off] = v
@@ -343,7 +357,7 @@ def jpeg_segments(data):
             segs.append((m, i, 2))
             i += 2
             continue
-        (n,) = struct.unpack(">H", data[i + 2:i + 4])
+        (n,) = struct.unpack(">H", data[i + 2 : i + 4])
         segs.append((m, i, n + 2))
         if m == 0xDA:  # start of scan: entropy-coded data follows
             break
@@ -358,25 +372,26 @@ def jpeg_mutate(rng, data):
     m, off, n = rng.choice(segs[1:])
     op = rng.choice(["marker", "length", "drop", "dup", "body", "scan"])
     if op == "marker":
-        new = rng.choice([0xC0, 0xC1, 0xC2, 0xC4, 0xDB, 0xDD, 0xDA, 0xD9, 0xE0, 0xE1, 0xFE, 0x00,
-                          0xFF, rng.randrange(256)])
-        out = data[:off + 1] + bytes([new]) + data[off + 2:]
+        new = rng.choice(
+            [0xC0, 0xC1, 0xC2, 0xC4, 0xDB, 0xDD, 0xDA, 0xD9, 0xE0, 0xE1, 0xFE, 0x00, 0xFF, rng.randrange(256)]
+        )
+        out = data[: off + 1] + bytes([new]) + data[off + 2 :]
         what = f"marker {m:#x} at {off} -> {new:#x}"
     elif op == "length" and n > 2:
         v = rng.choice([0, 1, 2, 3, n - 3, n - 1, n + 1, 0x7FFF, 0xFFFF])
         v = max(0, min(0xFFFF, v))
-        out = data[:off + 2] + struct.pack(">H", v) + data[off + 4:]
+        out = data[: off + 2] + struct.pack(">H", v) + data[off + 4 :]
         what = f"segment {m:#x} at {off} length {n - 2} -> {v}"
     elif op == "drop":
-        out = data[:off] + data[off + n:]
+        out = data[:off] + data[off + n :]
         what = f"drop segment {m:#x} at {off}"
     elif op == "dup":
-        out = data[:off] + data[off:off + n] + data[off:]
+        out = data[:off] + data[off : off + n] + data[off:]
         what = f"duplicate segment {m:#x} at {off}"
     elif op == "body" and n > 4:
-        body, how = rng.choice([flip_bits, overwrite_run, interesting_value])(rng, data[off + 4:off + n])
+        body, how = rng.choice([flip_bits, overwrite_run, interesting_value])(rng, data[off + 4 : off + n])
         body = body[: n - 4].ljust(n - 4, b"\0")
-        out = data[:off + 4] + body + data[off + n:]
+        out = data[: off + 4] + body + data[off + n :]
         what = f"segment {m:#x} at {off} body: {how}"
     elif op == "scan":  # markers inside the entropy-coded data
         start = segs[-1][1] + segs[-1][2]
@@ -384,7 +399,7 @@ def jpeg_mutate(rng, data):
             return None
         i = rng.randrange(start, len(data) - 1)
         new = rng.choice([0xD0, 0xD3, 0xD7, 0xD9, 0xDA, 0xC4, 0xFF, 0x00])
-        out = data[:i] + bytes([0xFF, new]) + data[i + 2:]
+        out = data[:i] + bytes([0xFF, new]) + data[i + 2 :]
         what = f"marker {new:#x} in scan data at {i}"
     else:
         return None
@@ -392,6 +407,7 @@ def jpeg_mutate(rng, data):
 
 
 # ----------------------------------------------------------------------------- cases
+
 
 def case_seed(seed, i):
     return seed * 1_000_003 + i
@@ -427,8 +443,13 @@ def check_quantized(q):
     if not isinstance(q, Quantized):
         return f"returned {type(q).__name__}, not Quantized"
     p, ix = q.palette, q.indices
-    if not (isinstance(p, np.ndarray) and p.dtype == np.uint8 and p.ndim == 2 and p.shape[1] in (3, 4)
-            and 1 <= len(p) <= N_COLORS):
+    if not (
+        isinstance(p, np.ndarray)
+        and p.dtype == np.uint8
+        and p.ndim == 2
+        and p.shape[1] in (3, 4)
+        and 1 <= len(p) <= N_COLORS
+    ):
         return f"bad palette {getattr(p, 'dtype', None)} {getattr(p, 'shape', None)}"
     if not (isinstance(ix, np.ndarray) and ix.ndim == 2 and ix.dtype == np.uint8):
         return f"bad indices {getattr(ix, 'dtype', None)} {getattr(ix, 'shape', None)}"
@@ -473,6 +494,7 @@ def run_case(data, how):
 
 # ----------------------------------------------------------------------------- worker
 
+
 def worker(args):
     """Run cases [first, stop) in order; one JSON line per case on stdout."""
     import numpy as np
@@ -515,8 +537,19 @@ class Worker:
     """A worker subprocess and its line-buffered stdout."""
 
     def __init__(self, args, first):
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--seed", str(args.seed),
-               "--first", str(first), "--stop", str(args.cases), "--images", str(args.images)]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            "--seed",
+            str(args.seed),
+            "--first",
+            str(first),
+            "--stop",
+            str(args.cases),
+            "--images",
+            str(args.images),
+        ]
         if args.inject:
             cmd += ["--inject", args.inject]
         env = dict(os.environ, PYTHONFAULTHANDLER="1")
@@ -581,11 +614,12 @@ def run_in_process(args, log):
 
 # ----------------------------------------------------------------------------- CLI sample
 
+
 def run_cli(args, files, sample, results, log):
     """Sampled cases through ``python -m fastquant`` in batches; returns {i: failure text}."""
     failures = {}
     for b in range(0, len(sample), args.cli_batch):
-        batch = sample[b:b + args.cli_batch]
+        batch = sample[b : b + args.cli_batch]
         folder = Path(tempfile.mkdtemp(prefix="fastquant-fuzz-"))
         try:
             names = {}
@@ -593,13 +627,29 @@ def run_cli(args, files, sample, results, log):
                 data, ext, _, _ = make_case(files, args.seed, i)
                 names[i] = f"case{i:06d}{ext}"
                 (folder / names[i]).write_bytes(data)
-            cmd = [sys.executable, "-m", "fastquant", *names.values(), "--json", "-k", str(N_COLORS),
-                   "--max-side", str(RESIZE), "--max-pixels", str(MAX_PIXELS)]
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+            cmd = [
+                sys.executable,
+                "-m",
+                "fastquant",
+                *names.values(),
+                "--json",
+                "-k",
+                str(N_COLORS),
+                "--max-side",
+                str(RESIZE),
+                "--max-pixels",
+                str(MAX_PIXELS),
+            ]
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
             try:
-                r = subprocess.run(cmd, cwd=folder, capture_output=True, text=True,
-                                   timeout=args.timeout * len(batch) + args.warmup, env=env)
+                r = subprocess.run(
+                    cmd,
+                    cwd=folder,
+                    capture_output=True,
+                    text=True,
+                    timeout=args.timeout * len(batch) + args.warmup,
+                    env=env,
+                )
             except subprocess.TimeoutExpired:
                 for i in batch:
                     failures[i] = f"CLI batch {batch} hung"
@@ -620,9 +670,13 @@ def _check_cli(r, folder, names, results):
     if "Traceback" in r.stderr:
         problems[batch[0]] = f"CLI printed a traceback:\n{r.stderr}"
     errors = [line for line in r.stderr.splitlines() if line.startswith("fastquant: error: ")]
-    others = [line for line in r.stderr.splitlines() if not line.startswith("fastquant: error: ")
-              and not line.startswith("fastquant: compiling")
-              and not re.match(r"fastquant: .*\b\d+ failed\b", line)]  # the closing summary
+    others = [
+        line
+        for line in r.stderr.splitlines()
+        if not line.startswith("fastquant: error: ")
+        and not line.startswith("fastquant: compiling")
+        and not re.match(r"fastquant: .*\b\d+ failed\b", line)
+    ]  # the closing summary
     if others:
         problems[batch[0]] = f"unexpected stderr lines: {others}"
     recs = {}
@@ -669,16 +723,17 @@ def _check_cli(r, folder, names, results):
 
 # ----------------------------------------------------------------------------- main
 
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--cases", type=int, default=1000, help="number of cases (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     p.add_argument("--images", type=Path, default=IMAGES, help=f"test images (default {IMAGES})")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per case before it is a hang")
     p.add_argument("--warmup", type=float, default=300.0, help="seconds for a worker to start")
-    p.add_argument("--cli-every", type=int, default=50, help="run every N-th case through the CLI too "
-                   "(0: never)")
+    p.add_argument("--cli-every", type=int, default=50, help="run every N-th case through the CLI too (0: never)")
     p.add_argument("--cli-batch", type=int, default=10, help="files per CLI process")
     p.add_argument("--progress", type=int, default=0, help="print a line every N cases")
     p.add_argument("--replay", type=int, metavar="I", help="run case I alone, in this process")
@@ -695,8 +750,10 @@ def main(argv=None):
     files = seed_files(args.images)
     if args.replay is not None:
         data, ext, what, how = make_case(files, args.seed, args.replay)
-        print(f"case {args.replay} (seed {args.seed}, case seed {case_seed(args.seed, args.replay)}): "
-              f"{what}; {len(data)} bytes as {how}")
+        print(
+            f"case {args.replay} (seed {args.seed}, case seed {case_seed(args.seed, args.replay)}): "
+            f"{what}; {len(data)} bytes as {how}"
+        )
         if args.save:
             args.save.write_bytes(data)
             print(f"saved to {args.save}")
@@ -728,8 +785,10 @@ def main(argv=None):
             print("  CLI: " + cli_failures[i].replace("\n", "\n  "))
         print(f"  replay: python {os.path.relpath(__file__)} --seed {args.seed} --replay {i}")
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    print(f"fuzz: {args.cases} cases (seed {args.seed}) in {t1 - t0:.1f} s: {summary}; "
-          f"{len(sample)} through the CLI in {t2 - t1:.1f} s; {len(failed)} failures")
+    print(
+        f"fuzz: {args.cases} cases (seed {args.seed}) in {t1 - t0:.1f} s: {summary}; "
+        f"{len(sample)} through the CLI in {t2 - t1:.1f} s; {len(failed)} failures"
+    )
     return 1 if failed else 0
 
 

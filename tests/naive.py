@@ -1,4 +1,5 @@
 """Slow, obviously-correct references for every kernel (pure Python / plain numpy, float64)."""
+
 import numpy as np
 
 
@@ -13,8 +14,7 @@ def unique_colors(pixels):
             counts.append(0)
         counts[index[px]] += 1
         inverse.append(index[px])
-    return (np.array(colors, np.uint8).reshape(-1, pixels.shape[1]), np.array(counts),
-            np.array(inverse))
+    return (np.array(colors, np.uint8).reshape(-1, pixels.shape[1]), np.array(counts), np.array(inverse))
 
 
 def nearest(points, centers):
@@ -136,8 +136,11 @@ def best_cut(points, weights, integral):
         lo, hi = p[:, a].min(), p[:, a].max()
         if hi == lo:
             continue
-        bins = p[:, a].astype(np.int64) if integral else \
-            np.minimum(255, ((p[:, a] - lo) * (256 / (hi - lo))).astype(np.int64))
+        bins = (
+            p[:, a].astype(np.int64)
+            if integral
+            else np.minimum(255, ((p[:, a] - lo) * (256 / (hi - lo))).astype(np.int64))
+        )
         for b in np.unique(bins)[:-1]:
             left = bins <= b
             wl, sl = w[left].sum(), (w[left, None] * p[left]).sum(axis=0)
@@ -238,6 +241,7 @@ def area_resize(image, width, height):
 def ssim(a, b, sigma=1.5, data_range=255.0):
     """SSIM of the BT.601 luma with a 2-D Gaussian window applied by direct summation
     over the window (no separable filtering), 'symmetric' edges, border cropped."""
+
     def luma(x):
         x = np.asarray(x, np.float64)
         return x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
@@ -245,7 +249,7 @@ def ssim(a, b, sigma=1.5, data_range=255.0):
     x, y = luma(a), luma(b)
     r = int(3.5 * sigma + 0.5)
     t = np.arange(-r, r + 1)
-    g2 = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * sigma ** 2))
+    g2 = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * sigma**2))
     g2 /= g2.sum()
     h, w = x.shape
 
@@ -254,15 +258,15 @@ def ssim(a, b, sigma=1.5, data_range=255.0):
         out = np.zeros_like(z)
         for dy in range(2 * r + 1):
             for dx in range(2 * r + 1):
-                out += g2[dy, dx] * zp[dy:dy + h, dx:dx + w]
+                out += g2[dy, dx] * zp[dy : dy + h, dx : dx + w]
         return out
 
     mx, my = filt(x), filt(y)
-    vx = filt(x * x) - mx ** 2
-    vy = filt(y * y) - my ** 2
+    vx = filt(x * x) - mx**2
+    vy = filt(y * y) - my**2
     cxy = filt(x * y) - mx * my
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    s = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return float(s[r:-r, r:-r].mean())
 
 
@@ -282,7 +286,7 @@ def floyd_steinberg(image, palette, strength=1.0, limit=32):
     idx = np.empty((h, w), np.int64)
     for y in range(h):
         fwd = 1 if y % 2 == 0 else -1
-        for x in (range(w) if fwd == 1 else range(w - 1, -1, -1)):
+        for x in range(w) if fwd == 1 else range(w - 1, -1, -1):
             px = image[y, x].astype(np.int64)
             visible = c < 4 or px[3] > 0
             target = px * 16
@@ -331,12 +335,20 @@ def ordered_dither(image, palette, strength=1.0):
 
 
 # Björn Ottosson's OKLab matrices (https://bottosson.github.io/posts/oklab/)
-_M1 = np.array([[0.4122214708, 0.5363325363, 0.0514459929],
-                [0.2119034982, 0.6806995451, 0.1073969566],
-                [0.0883024619, 0.2817188376, 0.6299787005]])
-_M2 = np.array([[0.2104542553, 0.7936177850, -0.0040720468],
-                [1.9779984951, -2.4285922050, 0.4505937099],
-                [0.0259040371, 0.7827717662, -0.8086757660]])
+_M1 = np.array(
+    [
+        [0.4122214708, 0.5363325363, 0.0514459929],
+        [0.2119034982, 0.6806995451, 0.1073969566],
+        [0.0883024619, 0.2817188376, 0.6299787005],
+    ]
+)
+_M2 = np.array(
+    [
+        [0.2104542553, 0.7936177850, -0.0040720468],
+        [1.9779984951, -2.4285922050, 0.4505937099],
+        [0.0259040371, 0.7827717662, -0.8086757660],
+    ]
+)
 
 
 def srgb_to_oklab(rgb):

@@ -3,6 +3,7 @@
 RGBA images in ``colorspace="rgb"`` are clustered and mapped with premultiplied
 points (r a/255, g a/255, b a/255, a); the palette comes back as straight RGBA.
 """
+
 import io as _io
 import json
 import struct
@@ -20,8 +21,12 @@ from . import naive
 
 api = sys.modules["fastquant.api"]
 
-ICONS = ["tango32_face-smile.png", "tango32_internet-web-browser.png",
-         "tango32_weather-few-clouds.png", "tango-icon-address-book-new-128-rsvg-convert.png"]
+ICONS = [
+    "tango32_face-smile.png",
+    "tango32_internet-web-browser.png",
+    "tango32_weather-few-clouds.png",
+    "tango-icon-address-book-new-128-rsvg-convert.png",
+]
 ICON = "tango-icon-address-book-new-128-rsvg-convert.png"
 
 
@@ -29,12 +34,13 @@ def _random_rgba(n, seed=0):
     rng = np.random.default_rng(seed)
     c = rng.integers(0, 256, (n, 4)).astype(np.uint8)
     c[: n // 8, 3] = 0
-    c[n // 8: n // 4, 3] = 255
-    c[n // 4: n // 3, 3] = rng.integers(1, 4, n // 3 - n // 4)  # nearly invisible
+    c[n // 8 : n // 4, 3] = 255
+    c[n // 4 : n // 3, 3] = rng.integers(1, 4, n // 3 - n // 4)  # nearly invisible
     return c
 
 
 # ============================================================================ points and palette
+
 
 def test_premultiply_matches_naive():
     c = _random_rgba(5000)
@@ -57,12 +63,14 @@ def test_premultiply_rejects():
 
 def test_unpremultiply_matches_naive():
     rng = np.random.default_rng(1)
-    pts = np.concatenate([
-        colorspace.premultiply(_random_rgba(2000, 2)),
-        rng.uniform(-2, 260, (2000, 4)),                          # centres of any kind, clipping
-        np.column_stack([rng.uniform(0, 1, (300, 3)), rng.uniform(0, 0.6, 300)]),  # alpha near 0
-        [[1.0, 2.0, 3.0, 0.49], [1.0, 2.0, 3.0, 0.5], [1.0, 2.0, 3.0, 0.51], [0.5, 0.5, 0.5, 1.5]],
-    ]).astype(np.float32)
+    pts = np.concatenate(
+        [
+            colorspace.premultiply(_random_rgba(2000, 2)),
+            rng.uniform(-2, 260, (2000, 4)),  # centres of any kind, clipping
+            np.column_stack([rng.uniform(0, 1, (300, 3)), rng.uniform(0, 0.6, 300)]),  # alpha near 0
+            [[1.0, 2.0, 3.0, 0.49], [1.0, 2.0, 3.0, 0.5], [1.0, 2.0, 3.0, 0.51], [0.5, 0.5, 0.5, 1.5]],
+        ]
+    ).astype(np.float32)
     out = colorspace.unpremultiply(pts)
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out, naive.unpremultiply(pts))
@@ -106,8 +114,13 @@ def test_nearest_premultiplied_is_exact():
     colors = _random_rgba(4000, 4)
     palette = _random_rgba(64, 5)
     labels, dist = remap.nearest(colors, palette, None, "premultiplied")
-    d = ((naive.premultiply(colors).astype(np.float64)[:, None, :]
-          - naive.premultiply(palette).astype(np.float64)[None, :, :]) ** 2).sum(axis=2)
+    d = (
+        (
+            naive.premultiply(colors).astype(np.float64)[:, None, :]
+            - naive.premultiply(palette).astype(np.float64)[None, :, :]
+        )
+        ** 2
+    ).sum(axis=2)
     chosen = d[np.arange(len(colors)), labels]
     assert (chosen <= d.min(axis=1) + 1e-3).all()  # float32 kernel vs float64 reference: ties only
     ref, _ = naive.nearest(naive.premultiply(colors), naive.premultiply(palette))
@@ -118,6 +131,7 @@ def test_nearest_premultiplied_is_exact():
 
 
 # ============================================================================ what it changes
+
 
 def test_nearly_invisible_difference_merged_first():
     """Two colours that differ only under alpha 2 (invisible: 2/255 of a channel at most)
@@ -144,7 +158,7 @@ def test_few_colours_lossless(k):
     colors = np.unique(colors[colors[:, 3] > 0], axis=0)[: k - 1]
     palette = np.vstack([colors, [[0, 0, 0, 0]]]).astype(np.uint8)
     img = palette[rng.integers(0, len(palette), (24, 40))]
-    img.reshape(-1, 4)[:len(palette)] = palette  # every colour present
+    img.reshape(-1, 4)[: len(palette)] = palette  # every colour present
     assert len(np.unique(img.reshape(-1, 4), axis=0)) == len(palette) <= k
     q = compress(img, k)
     np.testing.assert_array_equal(q.image, img)
@@ -202,11 +216,12 @@ def test_quality_target_judges_premultiplied_error(images_dir, name):
 
 # ============================================================================ stats and metrics
 
+
 def _over_ref(a, b, bg):
     ca = a[..., :3].astype(np.float64) * (a[..., 3:] / 255.0) + bg * (1 - a[..., 3:] / 255.0)
     cb = b[..., :3].astype(np.float64) * (b[..., 3:] / 255.0) + bg * (1 - b[..., 3:] / 255.0)
     m = np.mean((ca - cb) ** 2)
-    return 10 * np.log10(255.0 ** 2 / m)
+    return 10 * np.log10(255.0**2 / m)
 
 
 @pytest.mark.parametrize("opts", [{}, {"dither": "fs"}, {"dither": "ordered"}, {"colorspace": "oklab"}])
@@ -264,7 +279,8 @@ def test_psnr_over_and_alpha_error_match_reference(monkeypatch):
     fa, fb = a.reshape(-1, 4), b.reshape(-1, 4)
     rep = np.repeat(np.arange(3000), w)
     assert metrics.psnr_over(fa, fb, 255, weights=w) == pytest.approx(
-        metrics.psnr_over(fa[rep], fb[rep], 255), rel=1e-12)
+        metrics.psnr_over(fa[rep], fb[rep], 255), rel=1e-12
+    )
     # RGB: the composite is the image; alpha error 0
     ra, rb = a[..., :3], b[..., :3]
     assert metrics.psnr_over(ra, rb, 0) == pytest.approx(metrics.psnr(ra, rb), rel=1e-12)
@@ -276,6 +292,7 @@ def test_psnr_over_and_alpha_error_match_reference(monkeypatch):
 
 
 # ============================================================================ JSON record, PNG output
+
 
 def test_json_record_has_alpha_fields(images_dir, tmp_path, capsys):
     code = cli.main([str(images_dir / "alpha" / ICON), "-o", str(tmp_path / "o.png"), "-k", "16", "--json"])
@@ -302,8 +319,8 @@ def test_record_alpha_fields_none_for_rgb_and_lossless(kodak, tmp_path):
 def _chunks(data):
     pos, out = 8, {}
     while pos < len(data):
-        n, tag = struct.unpack(">I4s", data[pos:pos + 8])
-        out.setdefault(tag.decode(), data[pos + 8:pos + 8 + n])
+        n, tag = struct.unpack(">I4s", data[pos : pos + 8])
+        out.setdefault(tag.decode(), data[pos + 8 : pos + 8 + n])
         pos += 12 + n
     return out
 

@@ -1,4 +1,5 @@
 """fastquant.compress and Quantized: results, sources, determinism, edge cases, errors, resize."""
+
 import io as _io
 import math
 from pathlib import Path
@@ -24,6 +25,7 @@ def q256(kodim):
 
 # ----------------------------------------------------------------------------- the result
 
+
 def test_result_types_and_shapes(kodim, q256):
     h, w = 512, 768
     with Image.open(kodim) as im:
@@ -46,7 +48,7 @@ def test_stats_consistent(kodim, q256):
     assert (s.width, s.height) == (768, 512)
     expected_mse = metrics.mse(q.original, q.image)
     assert s.mse == pytest.approx(expected_mse, rel=1e-9)
-    assert s.psnr == pytest.approx(10 * math.log10(255 ** 2 / expected_mse), rel=1e-9)
+    assert s.psnr == pytest.approx(10 * math.log10(255**2 / expected_mse), rel=1e-9)
     assert s.psnr == pytest.approx(metrics.psnr(q.original, q.image), rel=1e-9)
     assert s.psnr >= 38
     assert s.unique_colors == len(np.unique(q.original.reshape(-1, 3), axis=0))
@@ -99,17 +101,23 @@ def test_preview(q256):
     h, w = q256.indices.shape
     assert p.shape == (h, 2 * w + 8, 3) and p.dtype == np.uint8
     np.testing.assert_array_equal(p[:, :w], q256.original)
-    np.testing.assert_array_equal(p[:, w + 8:], q256.image)
-    assert (p[:, w:w + 8] == 255).all()
+    np.testing.assert_array_equal(p[:, w + 8 :], q256.image)
+    assert (p[:, w : w + 8] == 255).all()
 
 
 # ----------------------------------------------------------------------------- sources
 
+
 def test_source_kinds_identical(kodim, q256):
     data = Path(kodim).read_bytes()
     arr = np.asarray(Image.open(kodim).convert("RGB"))
-    results = [compress(str(kodim)), compress(Path(kodim)), compress(data),
-               compress(_io.BytesIO(data)), compress(arr.copy())]
+    results = [
+        compress(str(kodim)),
+        compress(Path(kodim)),
+        compress(data),
+        compress(_io.BytesIO(data)),
+        compress(arr.copy()),
+    ]
     with open(kodim, "rb") as f:
         results.append(compress(f))
     for r in results:
@@ -159,6 +167,7 @@ def test_bad_sources(tmp_path):
 
 # ----------------------------------------------------------------------------- determinism
 
+
 def test_deterministic(kodim, q256):
     again = compress(kodim, 256)
     assert again.encode(".png") == q256.encode(".png")
@@ -175,6 +184,7 @@ def test_kmeanspp_seed_reproducible(kodim):
 
 
 # ----------------------------------------------------------------------------- edge cases
+
 
 def test_one_pixel():
     img = np.array([[[10, 20, 30]]], np.uint8)
@@ -259,6 +269,7 @@ def test_many_colours_few_unique_is_uint8():
 
 # ----------------------------------------------------------------------------- errors
 
+
 @pytest.mark.parametrize("k", [0, -1, 65537, 1.5, "8", True, False, None, 8.0])
 def test_bad_n_colors(k):
     img = np.zeros((4, 4, 3), np.uint8)
@@ -271,12 +282,21 @@ def test_numpy_integer_k_accepted():
     assert compress(img, np.int64(3)).stats.n_colors == 3
 
 
-@pytest.mark.parametrize("bad", [
-    np.zeros((4, 4, 5), np.uint8), np.zeros((0, 4, 3), np.uint8), np.zeros((4, 0, 3), np.uint8),
-    np.zeros(5, np.uint8), np.zeros((2, 2, 2, 3), np.uint8),
-    np.full((4, 4, 3), np.nan), np.full((4, 4, 3), 2.0), np.full((4, 4, 3), -1, np.int16),
-    np.zeros((4, 4, 3), object), np.zeros((4, 4, 3), complex),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4, 5), np.uint8),
+        np.zeros((0, 4, 3), np.uint8),
+        np.zeros((4, 0, 3), np.uint8),
+        np.zeros(5, np.uint8),
+        np.zeros((2, 2, 2, 3), np.uint8),
+        np.full((4, 4, 3), np.nan),
+        np.full((4, 4, 3), 2.0),
+        np.full((4, 4, 3), -1, np.int16),
+        np.zeros((4, 4, 3), object),
+        np.zeros((4, 4, 3), complex),
+    ],
+)
 def test_bad_arrays(bad):
     with pytest.raises(OptionError):
         compress(bad, 4)
@@ -294,6 +314,7 @@ def test_option_error_is_value_error():
 
 
 # ----------------------------------------------------------------------------- resize
+
 
 def test_resize_exact(kodim):
     q = compress(kodim, 64, resize=(400, 200))
@@ -381,8 +402,9 @@ def _naive_axis(a, n_out, axis):
     return np.moveaxis(out, 0, axis)
 
 
-@pytest.mark.parametrize("shape, size", [((1500, 7), (5, 1100)), ((1030, 3), (2, 1029)),
-                                         ((700, 5), (3, 1100)), ((9, 13), (4, 5))])
+@pytest.mark.parametrize(
+    "shape, size", [((1500, 7), (5, 1100)), ((1030, 3), (2, 1029)), ((700, 5), (3, 1100)), ((9, 13), (4, 5))]
+)
 def test_resize_matches_reference(shape, size):
     # output heights above 512 rows cross the bands resize() works in
     rng = np.random.default_rng(sum(shape))
@@ -406,8 +428,12 @@ def test_resize_rgba_ignores_invisible_colours():
 
 # ----------------------------------------------------------------------------- alpha
 
-ICONS = ["tango32_face-smile.png", "tango32_internet-web-browser.png",
-         "tango32_weather-few-clouds.png", "tango-icon-address-book-new-128-rsvg-convert.png"]
+ICONS = [
+    "tango32_face-smile.png",
+    "tango32_internet-web-browser.png",
+    "tango32_weather-few-clouds.png",
+    "tango-icon-address-book-new-128-rsvg-convert.png",
+]
 
 
 @pytest.mark.parametrize("name", ICONS)

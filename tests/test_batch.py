@@ -1,4 +1,5 @@
 """Many files: output placement, folder walking, compress_many on several executors."""
+
 import concurrent.futures as cf
 import hashlib
 import os
@@ -21,8 +22,7 @@ def test_find_images_walks_and_filters(image_tree):
     flat = [os.path.relpath(p, src) for p, _ in batch.find_images([str(src)])]
     assert flat == ["a.png", "bad.png"]
     deep = [os.path.relpath(p, src) for p, _ in batch.find_images([str(src)], recursive=True)]
-    assert deep == ["a.png", "bad.png", os.path.join("sub", "ünï cødé.png"),
-                    os.path.join("sub", "deeper", "c d.png")]
+    assert deep == ["a.png", "bad.png", os.path.join("sub", "ünï cødé.png"), os.path.join("sub", "deeper", "c d.png")]
     globbed = [os.path.basename(p) for p, _ in batch.find_images([str(src)], recursive=True, pattern="c*")]
     assert globbed == ["c d.png"]
     (src / "a-fq256.png").write_bytes(b"x")
@@ -81,10 +81,14 @@ def test_compress_many_mirrors_tree_and_survives_bad_file(tmp_path, image_tree, 
 def test_compress_many_same_bytes_as_serial(tmp_path, kodak):
     sources = [str(p) for p in kodak[:3]]
     with cf.ThreadPoolExecutor(1) as ex:
-        serial = {os.path.basename(r.output): _sha(r.output)
-                  for r in batch.compress_many(sources, str(tmp_path / "s"), executor=ex, n_colors=64)}
-    parallel = {os.path.basename(r.output): _sha(r.output)
-                for r in batch.compress_many(sources, str(tmp_path / "p"), n_colors=64)}  # default pool
+        serial = {
+            os.path.basename(r.output): _sha(r.output)
+            for r in batch.compress_many(sources, str(tmp_path / "s"), executor=ex, n_colors=64)
+        }
+    parallel = {
+        os.path.basename(r.output): _sha(r.output)
+        for r in batch.compress_many(sources, str(tmp_path / "p"), n_colors=64)
+    }  # default pool
     assert serial == parallel and len(serial) == 3
 
 
@@ -119,8 +123,13 @@ def test_compress_many_never_writes_one_output_twice(tmp_path, kodak):
 
 
 def test_claim_outputs_keeps_the_first_writer():
-    pairs = [("x/a.png", "o/a-fq8.png"), ("x/a.jpg", "o/a-fq8.png"), ("x/a.png", "o/a-fq8.png"),
-             ("x/b.png", "x/a.png"), ("x/c.png", "o/c-fq8.png")]
+    pairs = [
+        ("x/a.png", "o/a-fq8.png"),
+        ("x/a.jpg", "o/a-fq8.png"),
+        ("x/a.png", "o/a-fq8.png"),
+        ("x/b.png", "x/a.png"),
+        ("x/c.png", "o/c-fq8.png"),
+    ]
     kept, failed = batch.claim_outputs(pairs)
     assert kept == [("x/a.png", "o/a-fq8.png"), ("x/c.png", "o/c-fq8.png")]
     assert [(r.source, r.exit_code) for r in failed] == [("x/a.jpg", 4), ("x/b.png", 4)]
@@ -131,12 +140,17 @@ def test_dask_local_cluster_gives_identical_bytes(tmp_path, kodak):
     distributed = pytest.importorskip("dask.distributed")
     sources = [str(p) for p in kodak]
     with cf.ThreadPoolExecutor(1) as ex:
-        local = {os.path.basename(r.output): _sha(r.output)
-                 for r in batch.compress_many(sources, str(tmp_path / "local"), executor=ex, n_colors=64)}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        results = list(batch.compress_many(sources, str(tmp_path / "dask"), executor=client.get_executor(),
-                                           n_colors=64))
+        local = {
+            os.path.basename(r.output): _sha(r.output)
+            for r in batch.compress_many(sources, str(tmp_path / "local"), executor=ex, n_colors=64)
+        }
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        results = list(
+            batch.compress_many(sources, str(tmp_path / "dask"), executor=client.get_executor(), n_colors=64)
+        )
     assert all(r.status == "ok" for r in results), [r.error for r in results]
     remote = {os.path.basename(r.output): _sha(r.output) for r in results}
     assert remote == local and len(remote) == len(kodak)
@@ -155,6 +169,7 @@ def test_a_dead_worker_is_one_failed_file():
 def test_signal_inside_a_kernel_is_not_a_bug(monkeypatch, tmp_path, kodak):
     """Ctrl-C or the time limit arriving inside a Numba kernel surfaces as a
     SystemError caused by the real exception: it must act as that exception."""
+
     def interrupted(*args, **kwargs):  # as seen: wrapped twice (the dispatcher, then an unpickler)
         try:
             try:
@@ -184,15 +199,18 @@ def test_a_serial_run_leaves_workers_forkable(tmp_path, kodak):
     import subprocess
     import sys
 
-    script = ("import sys, fastquant, numba\n"
-              "from fastquant import workers\n"
-              "fastquant.compress(sys.argv[1], 64).save(sys.argv[2])\n"
-              "try:\n"
-              "    numba.threading_layer()\n"
-              "except ValueError:\n"
-              "    print(workers.start_method())\n")
-    out = subprocess.run([sys.executable, "-c", script, kodak[0], str(tmp_path / "o.png")],
-                         capture_output=True, text=True, timeout=300)
+    script = (
+        "import sys, fastquant, numba\n"
+        "from fastquant import workers\n"
+        "fastquant.compress(sys.argv[1], 64).save(sys.argv[2])\n"
+        "try:\n"
+        "    numba.threading_layer()\n"
+        "except ValueError:\n"
+        "    print(workers.start_method())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, kodak[0], str(tmp_path / "o.png")], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "fork"
 
@@ -218,16 +236,20 @@ def test_plan_is_shared(tmp_path, image_tree):
     """The CLI and compress_many name outputs with one planner."""
     pairs, failures = batch.plan([str(image_tree)], out_dir=str(tmp_path / "o"), n_colors=8, recursive=True)
     assert [os.path.relpath(o, tmp_path / "o") for _, o in pairs] == [
-        "a-fq8.png", "bad-fq8.png", os.path.join("sub", "ünï cødé-fq8.png"),
-        os.path.join("sub", "deeper", "c d-fq8.png")]
+        "a-fq8.png",
+        "bad-fq8.png",
+        os.path.join("sub", "ünï cødé-fq8.png"),
+        os.path.join("sub", "deeper", "c d-fq8.png"),
+    ]
     assert failures == [] and (tmp_path / "o").is_dir()
     with pytest.raises(fastquant.OptionError):
         batch.plan([str(image_tree)], ext=".xyz")
 
 
 def test_compress_many_default_pool_with_timeout(tmp_path, kodak):
-    results = list(batch.compress_many([str(p) for p in kodak[:2]], str(tmp_path / "o"), n_colors=8,
-                                       timeout=120, jobs=2))
+    results = list(
+        batch.compress_many([str(p) for p in kodak[:2]], str(tmp_path / "o"), n_colors=8, timeout=120, jobs=2)
+    )
     assert sorted(r.status for r in results) == ["ok", "ok"]
     with cf.ThreadPoolExecutor(1) as ex, pytest.raises(fastquant.OptionError):
         batch.compress_many([str(kodak[0])], executor=ex, timeout=5)

@@ -1,4 +1,5 @@
 """fastquant.boxes: Wu's cuts, median cut and the cluster cuts against tests/naive.py."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """The command line: in-process through fastquant.cli.main, plus a few real subprocess runs."""
+
 import hashlib
 import json
 import os
@@ -13,8 +14,7 @@ from PIL import Image
 
 from fastquant import cli, metrics
 
-JSON_KEYS = {"input", "output", "status", "input_bytes", "output_bytes", "ratio", "n_colors",
-             "psnr", "ssim", "seconds"}
+JSON_KEYS = {"input", "output", "status", "input_bytes", "output_bytes", "ratio", "n_colors", "psnr", "ssim", "seconds"}
 
 
 def sha(path):
@@ -76,6 +76,7 @@ def files(folder):
 
 
 # ----------------------------------------------------------------------------- success paths
+
 
 def test_default_output(capsys, img, tmp_path):
     code, out, err = run(capsys, img)
@@ -234,13 +235,30 @@ def _empty_folder(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("case, expected_code", [
-    ("missing", 3), ("text", 3), ("empty", 3), ("empty-folder", 2), ("max-pixels", 3),
-    ("k0", 2), ("k-3", 2), ("kabc", 2), ("k65537", 2), ("resize10", 2), ("resize0x5", 2),
-    ("max-side0", 2), ("resize-and-max-side", 2), ("no-inputs", 2), ("o-two-inputs", 2),
-    ("preview-two-inputs", 2), ("bad-extension", 2), ("unknown-option", 2),
-    ("no-folder", 4),
-])
+@pytest.mark.parametrize(
+    "case, expected_code",
+    [
+        ("missing", 3),
+        ("text", 3),
+        ("empty", 3),
+        ("empty-folder", 2),
+        ("max-pixels", 3),
+        ("k0", 2),
+        ("k-3", 2),
+        ("kabc", 2),
+        ("k65537", 2),
+        ("resize10", 2),
+        ("resize0x5", 2),
+        ("max-side0", 2),
+        ("resize-and-max-side", 2),
+        ("no-inputs", 2),
+        ("o-two-inputs", 2),
+        ("preview-two-inputs", 2),
+        ("bad-extension", 2),
+        ("unknown-option", 2),
+        ("no-folder", 4),
+    ],
+)
 def test_errors(capsys, img, img2, tmp_path, case, expected_code):
     named = None
     argv = {
@@ -310,7 +328,9 @@ def test_preview_onto_input_refused(capsys, img, tmp_path):
 def test_preview_onto_output_refused(capsys, img, tmp_path, force):
     out = tmp_path / "out.png"
     code, _, err = run(capsys, img, "-o", out, "--preview", tmp_path / "." / "out.png", *(["--force"] if force else []))
-    assert code == 2 and err == [f"fastquant: error: --preview and the output are the same file: {tmp_path / '.' / 'out.png'}"]
+    assert code == 2 and err == [
+        f"fastquant: error: --preview and the output are the same file: {tmp_path / '.' / 'out.png'}"
+    ]
     assert not out.exists() and img.unchanged()
 
 
@@ -373,17 +393,18 @@ def test_demo_in_process(capsys, tmp_path, monkeypatch):
     for _ in range(2):  # the demo rewrites its own files
         code, out, err = run(capsys, "--demo", "-k", "16")
         assert code == 0 and err == []
-    assert files(tmp_path) == ["fastquant-demo-fq16.png", "fastquant-demo-preview.png",
-                               "fastquant-demo.png"]
+    assert files(tmp_path) == ["fastquant-demo-fq16.png", "fastquant-demo-preview.png", "fastquant-demo.png"]
     code, out, err = run(capsys, "--demo", tmp_path / "fastquant-demo.png")
     assert code == 2 and len(err) == 1
 
 
 # ----------------------------------------------------------------------------- subprocesses
 
+
 def _subprocess(args, cwd):
-    return subprocess.run([sys.executable, "-m", "fastquant", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "fastquant", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_subprocess_end_to_end(img, tmp_path):
@@ -404,7 +425,8 @@ def test_subprocess_error(tmp_path):
     assert r.returncode == 3
     err = _errors(r.stderr)
     assert err == ["fastquant: error: missing.png: no such file"] or (
-        len(err) == 1 and err[0].startswith("fastquant: error:") and "missing.png" in err[0])
+        len(err) == 1 and err[0].startswith("fastquant: error:") and "missing.png" in err[0]
+    )
     assert "Traceback" not in r.stderr and r.stdout == ""
     r = _subprocess(["-k", "0", "x.png"], tmp_path)
     assert r.returncode == 2 and len(_errors(r.stderr)) == 1
@@ -414,8 +436,7 @@ def test_subprocess_error(tmp_path):
 def test_subprocess_demo(tmp_path):
     r = _subprocess(["--demo"], tmp_path)
     assert r.returncode == 0, r.stderr
-    assert files(tmp_path) == ["fastquant-demo-fq256.png", "fastquant-demo-preview.png",
-                               "fastquant-demo.png"]
+    assert files(tmp_path) == ["fastquant-demo-fq256.png", "fastquant-demo-preview.png", "fastquant-demo.png"]
     with Image.open(tmp_path / "fastquant-demo.png") as im:
         assert im.mode == "RGB"
         w, h = im.size
@@ -424,20 +445,25 @@ def test_subprocess_demo(tmp_path):
     with Image.open(tmp_path / "fastquant-demo-preview.png") as im:
         assert im.size == (2 * w + 8, h)
     assert "fastquant-demo.png ->" in r.stdout
-    assert os.path.getsize(tmp_path / "fastquant-demo-fq256.png") < os.path.getsize(
-        tmp_path / "fastquant-demo.png")
+    assert os.path.getsize(tmp_path / "fastquant-demo-fq256.png") < os.path.getsize(tmp_path / "fastquant-demo.png")
 
 
 def test_cli_process_loads_no_blas_probe(tmp_path, kodak):
     """Numba would import scipy.linalg (when installed) to look for a BLAS that
     no kernel uses; the CLI's own process skips it, and runs fine without it."""
     pytest.importorskip("scipy.linalg", reason="scipy is not installed: Numba has nothing to import")
-    script = ("import sys\n"
-              "from fastquant.cli import main\n"
-              "code = main([sys.argv[1], '-o', sys.argv[2], '-q', '-k', '16'])\n"
-              "print(code, 'scipy.linalg' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", script, str(kodak[0]), str(tmp_path / "o.png")],
-                         capture_output=True, text=True, timeout=300)
+    script = (
+        "import sys\n"
+        "from fastquant.cli import main\n"
+        "code = main([sys.argv[1], '-o', sys.argv[2], '-q', '-k', '16'])\n"
+        "print(code, 'scipy.linalg' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(kodak[0]), str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.stdout.split() == ["0", "False"], out.stderr
 
 
@@ -452,6 +478,7 @@ def test_a_newline_in_a_name_stays_on_one_line(capsys, img, tmp_path):
 
 # ------------------------------------------------------------- hostile inputs, resource bounds (issue 16)
 
+
 @pytest.mark.parametrize("value", ["inf", "1e300", "nan", "0", "-1", "86401", "abc"])
 def test_timeout_out_of_range_is_a_usage_error(capsys, img, tmp_path, value):
     code, out, err = run(capsys, img, "--timeout", value)
@@ -459,9 +486,21 @@ def test_timeout_out_of_range_is_a_usage_error(capsys, img, tmp_path, value):
     assert files(tmp_path) == ["kodim01.png"]
 
 
-@pytest.mark.parametrize("value, ok", [("512M", True), ("2G", True), ("1.5GiB", True), ("3000000000", True),
-                                       ("0", False), ("-1G", False), ("abc", False), ("nan", False),
-                                       ("infG", False), ("10K", False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("512M", True),
+        ("2G", True),
+        ("1.5GiB", True),
+        ("3000000000", True),
+        ("0", False),
+        ("-1G", False),
+        ("abc", False),
+        ("nan", False),
+        ("infG", False),
+        ("10K", False),
+    ],
+)
 def test_max_memory_sizes(value, ok):
     if ok:
         assert cli.build_parser().parse_args(["x.png", "--max-memory", value]).max_memory >= 1 << 20
@@ -474,16 +513,25 @@ def test_max_memory_sizes(value, ok):
 
 @pytest.mark.parametrize("value", ["0", "-2", "abc"])
 def test_bad_numba_num_threads_is_one_line(tmp_path, img, value):
-    r = subprocess.run([sys.executable, "-m", "fastquant", img.path.name], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=300, env=dict(os.environ, NUMBA_NUM_THREADS=value))
+    r = subprocess.run(
+        [sys.executable, "-m", "fastquant", img.path.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, NUMBA_NUM_THREADS=value),
+    )
     assert r.returncode == 2 and r.stdout == ""
-    assert _errors(r.stderr) == [f"fastquant: error: NUMBA_NUM_THREADS={value!r}: expected a whole number of "
-                                 "threads >= 1"]
+    assert _errors(r.stderr) == [
+        f"fastquant: error: NUMBA_NUM_THREADS={value!r}: expected a whole number of threads >= 1"
+    ]
     assert files(tmp_path) == ["kodim01.png"]
 
 
-@pytest.mark.parametrize("argv", [["--resize", "14000x14000"], ["--resize", "1000000x1000000"],
-                                  ["--resize", "100x100", "--max-pixels", "9999"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--resize", "14000x14000"], ["--resize", "1000000x1000000"], ["--resize", "100x100", "--max-pixels", "9999"]],
+)
 def test_resize_over_max_pixels_is_refused_before_work(capsys, img, tmp_path, argv):
     code, out, err = run(capsys, img, *argv)
     assert code == 2 and out == "" and len(err) == 1
@@ -496,18 +544,24 @@ def test_memory_error_is_exit_7(capsys, img, tmp_path, monkeypatch):
 
     def no_memory(*args, **kwargs):
         raise MemoryError("Unable to allocate 5.3 GiB for an array")
+
     monkeypatch.setattr(api, "compress", no_memory)
     code, out, err = run(capsys, img)
     assert code == 7 and out == ""
-    assert err == [f"fastquant: error: {img}: out of memory (MemoryError: Unable to allocate 5.3 GiB for an "
-                   "array); nothing written"]
+    assert err == [
+        f"fastquant: error: {img}: out of memory (MemoryError: Unable to allocate 5.3 GiB for an "
+        "array); nothing written"
+    ]
     assert files(tmp_path) == ["kodim01.png"]
 
 
 @pytest.mark.parametrize("how", ["-o", "--ext", "--preview"])
 def test_input_never_replaced_even_with_force(capsys, img, tmp_path, how):
-    argv = {"-o": ["-o", tmp_path / "." / "kodim01.png"], "--ext": ["--ext", ".png"],
-            "--preview": ["-o", tmp_path / "out.png", "--preview", tmp_path / "." / "kodim01.png"]}[how]
+    argv = {
+        "-o": ["-o", tmp_path / "." / "kodim01.png"],
+        "--ext": ["--ext", ".png"],
+        "--preview": ["-o", tmp_path / "out.png", "--preview", tmp_path / "." / "kodim01.png"],
+    }[how]
     code, out, err = run(capsys, img, "--force", *argv)
     assert code == 5 and out == "" and len(err) == 1
     assert "is the input" in err[0] and "even with --force" in err[0]
@@ -525,8 +579,11 @@ def test_output_that_is_a_folder(capsys, img, tmp_path):
 def test_preview_checked_before_any_work(capsys, img, tmp_path, case):
     """A preview that cannot be written fails the run before the output is written (before: the
     output was written, then the preview failed with "nothing written")."""
-    preview = {"no-extension": tmp_path / "prev", "unknown-extension": tmp_path / "prev.xyz",
-               "missing-folder": tmp_path / "nowhere" / "prev.png"}[case]
+    preview = {
+        "no-extension": tmp_path / "prev",
+        "unknown-extension": tmp_path / "prev.xyz",
+        "missing-folder": tmp_path / "nowhere" / "prev.png",
+    }[case]
     code, out, err = run(capsys, img, "--preview", preview)
     assert code == (4 if case == "missing-folder" else 2) and out == "" and len(err) == 1, err
     assert str(preview) in err[0]
@@ -545,14 +602,16 @@ def test_output_and_preview_written_together(capsys, img, tmp_path, monkeypatch,
         if str(path).endswith("prev.png"):
             raise write.OutputError(f"{path}: cannot write: No space left on device")
         return real(path, data, **kw)
+
     monkeypatch.setattr(write, "write_atomic", full)
     dst = tmp_path / "out.png"
     if existing:
         dst.write_bytes(b"old")
     code, out, err = run(capsys, img, "-o", dst, "--preview", tmp_path / "prev.png", "--force")
     assert code == 4 and out == "" and len(err) == 1
-    assert err[0].startswith(f"fastquant: error: {tmp_path / 'prev.png'}: cannot write: No space left on device; "
-                             f"{dst} removed again")
+    assert err[0].startswith(
+        f"fastquant: error: {tmp_path / 'prev.png'}: cannot write: No space left on device; {dst} removed again"
+    )
     assert err[0].endswith("(the file it replaced is gone)" if existing else ": nothing written")
     assert files(tmp_path) == ["kodim01.png"]
 
@@ -569,6 +628,7 @@ def test_a_second_run_racing_for_an_output_gets_exit_5(capsys, img, tmp_path, mo
         q = real(*args, **kwargs)
         dst.write_bytes(b"the other run's result")
         return q
+
     monkeypatch.setattr(api, "compress", racing)
     code, out, err = run(capsys, img)
     assert code == 5 and out == ""

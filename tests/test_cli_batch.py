@@ -1,4 +1,5 @@
 """The CLI over folders: recursion, filters, --out-dir, workers, Dask, summary, Ctrl-C."""
+
 import hashlib
 import json
 import os
@@ -53,8 +54,9 @@ def test_folder_without_recursion_and_glob(capsys, tree, tmp_path):
     assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["a-fq16.png", "a-fq64-fq16.png"]
     code, lines, err = _run(capsys, tree, "--out-dir", tmp_path / "o2", "-k", "64", "--glob", "a*.png")
     assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a-fq64.png"]  # old output skipped
-    code, lines, err = _run(capsys, tree, "--out-dir", tmp_path / "o3", "-k", "64", "--glob", "a*.png",
-                            "--include-outputs")
+    code, lines, err = _run(
+        capsys, tree, "--out-dir", tmp_path / "o3", "-k", "64", "--glob", "a*.png", "--include-outputs"
+    )
     assert sorted(p.name for p in (tmp_path / "o3").iterdir()) == ["a-fq64-fq64.png", "a-fq64.png"]
 
 
@@ -145,8 +147,7 @@ def test_dask_local_scheduler(capsys, tmp_path, kodak):
     for p in kodak[:4]:
         shutil.copy(p, src / p.name)
     assert _run(capsys, src, "--out-dir", tmp_path / "local", "-j", "1", "-k", "32")[0] == 0
-    code, lines, err = _run(capsys, src, "--out-dir", tmp_path / "dask", "--scheduler", "local", "-k", "32",
-                            "--json")
+    code, lines, err = _run(capsys, src, "--out-dir", tmp_path / "dask", "--scheduler", "local", "-k", "32", "--json")
     assert code == 0, err
     assert json.loads(lines[-1])["summary"]["ok"] == 4
     local = {p.name: _sha(p) for p in (tmp_path / "local").iterdir()}
@@ -173,8 +174,13 @@ def test_ctrl_c_stops_cleanly(tmp_path, kodak, jobs, how):
     for i in range(40):  # enough work to be interrupted in the middle
         shutil.copy(kodak[i % len(kodak)], src / f"img{i:02d}.png")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "fastquant", str(src), "--out-dir", str(out), "-j", jobs],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastquant", str(src), "--out-dir", str(out), "-j", jobs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.png"))) < 2:
         time.sleep(0.05)
@@ -234,6 +240,7 @@ def test_out_dir_folder_swapped_for_a_symlink(capsys, tmp_path, kodak, monkeypat
             shutil.rmtree(out / "sub")
         os.symlink(elsewhere, out / "sub")
         return q
+
     monkeypatch.setattr(api, "compress", swap)
     code, lines, err = _run(capsys, src, "-r", "--out-dir", out, "-k", "8", "-j", "1")
     assert code == 4 and lines == []
@@ -246,6 +253,7 @@ def test_read_only_out_dir_says_so(capsys, tmp_path, kodak, monkeypatch):
 
     def read_only(path, *args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
     monkeypatch.setattr(os, "mkdir", read_only)
     code, lines, err = _run(capsys, kodak[0], "--out-dir", tmp_path / "out")
     assert code == 4 and lines == []
@@ -265,8 +273,13 @@ def test_read_only_out_dir_subfolder_subprocess(tmp_path, kodak):
     (tmp_path / "out").mkdir()
     (tmp_path / "out").chmod(0o555)
     try:
-        r = subprocess.run(prefix + [sys.executable, "-m", "fastquant", "in", "-r", "--out-dir", "out"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            prefix + [sys.executable, "-m", "fastquant", "in", "-r", "--out-dir", "out"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         (tmp_path / "out").chmod(0o755)
     assert r.returncode == 4, r.stderr

@@ -1,6 +1,7 @@
 """The fuzz script (tests/fuzz.py): 5000 mutated real images through compress()
 and a sample of them through the command line, with no failure; and checks
 that the harness itself reports hangs, crashes and failures."""
+
 import re
 import subprocess
 import sys
@@ -14,8 +15,12 @@ SEED = 20261126
 
 def fuzz(images_dir, *args, timeout=900):
     # The timeout only stops a runaway run; it is not a performance assertion.
-    return subprocess.run([sys.executable, str(FUZZ), "--images", str(images_dir), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(FUZZ), "--images", str(images_dir), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
@@ -26,16 +31,27 @@ def test_fuzz_5000_cases(images_dir):
     report = r.stdout[-20000:] + r.stderr[-5000:]
     assert r.returncode == 0, report
     summary = r.stdout.strip().splitlines()[-1]
-    assert re.match(rf"fuzz: 5000 cases \(seed {SEED}\) in .*; 100 through the CLI in .*; 0 failures$",
-                    summary), report
+    assert re.match(rf"fuzz: 5000 cases \(seed {SEED}\) in .*; 100 through the CLI in .*; 0 failures$", summary), report
     counts = dict((k, int(v)) for v, k in re.findall(r"(\d+) (ok|error: InputError)", summary))
     assert counts.get("ok", 0) >= 500 and counts.get("error: InputError", 0) >= 500, summary  # both paths
     assert "Traceback" not in r.stderr
 
 
 def test_fuzz_reports_hangs_crashes_and_failures(images_dir):
-    r = fuzz(images_dir, "--cases", 20, "--seed", 1, "--cli-every", 0, "--timeout", 5,
-             "--inject", "hang:3,crash:7,raise:11", timeout=300)
+    r = fuzz(
+        images_dir,
+        "--cases",
+        20,
+        "--seed",
+        1,
+        "--cli-every",
+        0,
+        "--timeout",
+        5,
+        "--inject",
+        "hang:3,crash:7,raise:11",
+        timeout=300,
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     out = r.stdout
     assert re.search(r"FAIL case 3 \(seed 1, case seed \d+\).*\n  compress\(\): hang", out), out

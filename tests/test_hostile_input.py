@@ -4,6 +4,7 @@ and the strip-wise reader :func:`fastquant.io.open_image`.
 
 Every hostile file is generated here, small.  Command-line cases that could hang
 on a reader without these defences run in a subprocess with a time limit."""
+
 import io as _io
 import json
 import os
@@ -29,6 +30,7 @@ TIMEOUT = 120  # seconds for a command-line run in a subprocess; a hang fails th
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _noise(h=64, w=64, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
@@ -48,14 +50,18 @@ def lying_jpeg():
     """A valid 8x8 JPEG (~630 bytes) whose SOF0 is patched to claim 13000x13000 pixels."""
     data = bytearray(_encode(Image.new("RGB", (8, 8), (200, 10, 10)), "JPEG"))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", 13000, 13000)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 13000, 13000)
     return bytes(data)
 
 
 def lying_png():
     """A complete PNG claiming 13000x13000 RGB pixels, with a zlib stream of 1 KiB of zeros."""
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 13000, 13000, 8, 2, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(b"\0" * 1024, 9)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", 13000, 13000, 8, 2, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 1024, 9))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def truncated(fmt):
@@ -96,10 +102,19 @@ def run_cli(capsys, *argv):
 
 def run_cli_subprocess(argv, cwd):
     """`python -m fastquant` in a subprocess (PATH as the test left it); a hang fails the test."""
-    r = subprocess.run([sys.executable, "-m", "fastquant", *map(str, argv)], cwd=cwd, capture_output=True,
-                       text=True, timeout=TIMEOUT, env=dict(os.environ))
-    return r.returncode, r.stdout, [line for line in r.stderr.splitlines()
-                                    if not line.startswith("fastquant: compiling")]
+    r = subprocess.run(
+        [sys.executable, "-m", "fastquant", *map(str, argv)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=dict(os.environ),
+    )
+    return (
+        r.returncode,
+        r.stdout,
+        [line for line in r.stderr.splitlines() if not line.startswith("fastquant: compiling")],
+    )
 
 
 def assert_refused(code, out, err, folder, before, *words, expected=3, json_flag=False):
@@ -126,6 +141,7 @@ def _listing(folder):
 
 # ----------------------------------------------------------------------------- 1. the allow-list
 
+
 def test_allow_list_is_documented_and_has_no_program_runners():
     assert io.READ_FORMATS[:4] == ("PNG", "JPEG", "MPO", "GIF")
     assert not {"EPS", "PS", "PDF", "XPS"} & set(io.READ_FORMATS)
@@ -133,9 +149,20 @@ def test_allow_list_is_documented_and_has_no_program_runners():
         assert fmt in io.__doc__ or fmt.title() in io.__doc__ or fmt == "WEBP"
 
 
-@pytest.mark.parametrize("fmt, ext", [("PNG", "png"), ("JPEG", "jpg"), ("GIF", "gif"), ("BMP", "bmp"),
-                                      ("TIFF", "tif"), ("WEBP", "webp"), ("ICO", "ico"), ("PPM", "ppm"),
-                                      ("TGA", "tga")])
+@pytest.mark.parametrize(
+    "fmt, ext",
+    [
+        ("PNG", "png"),
+        ("JPEG", "jpg"),
+        ("GIF", "gif"),
+        ("BMP", "bmp"),
+        ("TIFF", "tif"),
+        ("WEBP", "webp"),
+        ("ICO", "ico"),
+        ("PPM", "ppm"),
+        ("TGA", "tga"),
+    ],
+)
 def test_every_allowed_format_reads(tmp_path, fmt, ext):
     src = _noise(32, 48)
     kw = {"sizes": [(48, 32)]} if fmt == "ICO" else {"lossless": True} if fmt == "WEBP" else {}
@@ -185,6 +212,7 @@ def test_pdf_is_named_not_read():
 
 # ----------------------------------------------------------------------------- 3. truncated and lying files
 
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "PPM"])
 def test_truncated_file_refused(fmt):
     _, cut = truncated(fmt)
@@ -199,7 +227,7 @@ def test_truncated_gif_closed_early_refused():
     start = data.index(b"\x2c", 13) + 11  # image descriptor, LZW code size: the first data block
     blocks, k = [], start
     while data[k]:
-        blocks.append(data[k:k + 1 + data[k]])
+        blocks.append(data[k : k + 1 + data[k]])
         k += 1 + data[k]
     cut = data[:start] + b"".join(blocks[: len(blocks) // 2]) + b"\x00\x3b"
     with pytest.raises(InputError, match="truncated"):
@@ -223,9 +251,15 @@ def test_lying_header_refused_before_decoding(make):
         fastquant.compress(data)
 
 
-@pytest.mark.parametrize("kw", [{"quality": 75}, {"quality": 10, "optimize": True},
-                                {"quality": 10, "optimize": True, "progressive": True},
-                                {"quality": 10, "optimize": True, "progressive": True, "subsampling": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"quality": 75},
+        {"quality": 10, "optimize": True},
+        {"quality": 10, "optimize": True, "progressive": True},
+        {"quality": 10, "optimize": True, "progressive": True, "subsampling": 0},
+    ],
+)
 def test_flat_jpeg_is_not_taken_for_a_lying_one(kw):
     # The most compressible honest JPEGs (one colour, optimised Huffman tables,
     # progressive) still spend a bit per 8x8 block: the size check lets them through.
@@ -242,9 +276,15 @@ def test_flat_png_is_not_taken_for_a_lying_one():
 
 
 @pytest.mark.parametrize("json_flag", [False, True])
-@pytest.mark.parametrize("name, make", [("lie.jpg", lying_jpeg), ("lie.png", lying_png),
-                                        ("cut.png", lambda: truncated("PNG")[1]),
-                                        ("cut.jpg", lambda: truncated("JPEG")[1])])
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("lie.jpg", lying_jpeg),
+        ("lie.png", lying_png),
+        ("cut.png", lambda: truncated("PNG")[1]),
+        ("cut.jpg", lambda: truncated("JPEG")[1]),
+    ],
+)
 def test_truncated_and_lying_cli(tmp_path, name, make, json_flag):
     # In a subprocess: a reader that believes the lying header quantizes 169 MP for minutes.
     (tmp_path / name).write_bytes(make())
@@ -281,6 +321,7 @@ def test_allow_truncated_through_compress_and_cli(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- 9. bounded reads
+
 
 def test_read_limit_rule():
     assert io.read_limit(None) is None
@@ -348,10 +389,10 @@ def test_endless_pipe_bounded_in_a_subprocess(tmp_path, json_flag):
     writer.start()
     try:
         before = _listing(folder)
-        code, out, err = run_cli_subprocess(["endless.png", "--max-pixels", "100"] + ["--json"] * json_flag,
-                                            folder)
-        assert_refused(code, out, err, folder, before, "endless.png", "bytes", str(io.read_limit(100)),
-                       json_flag=json_flag)
+        code, out, err = run_cli_subprocess(["endless.png", "--max-pixels", "100"] + ["--json"] * json_flag, folder)
+        assert_refused(
+            code, out, err, folder, before, "endless.png", "bytes", str(io.read_limit(100)), json_flag=json_flag
+        )
     finally:
         stop.set()
         try:  # a writer still waiting for a reader: give it one that leaves at once
@@ -374,6 +415,7 @@ def test_pipe_with_an_image_still_reads(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 10. max_pixels is the only limit
+
 
 def _mem_available():
     try:
@@ -440,11 +482,23 @@ def test_memory_error_while_decoding_is_a_resource_error(monkeypatch):
 
 # ----------------------------------------------------------------------------- 4. open_image
 
-STRIPPED = (["kodak/" + p.name for p in sorted((DATA / "kodak").glob("*.png"))[:1]]
-            + ["odd/" + p.name for p in sorted((DATA / "odd").glob("*")) if p.suffix != ".md"]
-            + ["alpha/" + p.name for p in sorted((DATA / "alpha").glob("*.png"))[:3]]
-            + ["pngsuite/" + n for n in ("tbbn0g04.png", "tbwn0g16.png", "tbbn3p08.png", "tp0n3p08.png",
-                                         "basn0g01.png", "basn4a16.png", "tbrn2c08.png")])
+STRIPPED = (
+    ["kodak/" + p.name for p in sorted((DATA / "kodak").glob("*.png"))[:1]]
+    + ["odd/" + p.name for p in sorted((DATA / "odd").glob("*")) if p.suffix != ".md"]
+    + ["alpha/" + p.name for p in sorted((DATA / "alpha").glob("*.png"))[:3]]
+    + [
+        "pngsuite/" + n
+        for n in (
+            "tbbn0g04.png",
+            "tbwn0g16.png",
+            "tbbn3p08.png",
+            "tp0n3p08.png",
+            "basn0g01.png",
+            "basn4a16.png",
+            "tbrn2c08.png",
+        )
+    ]
+)
 
 
 @pytest.mark.parametrize("rel", STRIPPED)

@@ -1,4 +1,5 @@
 """fastquant.io: reading every kind of input into uint8 arrays, and writing results."""
+
 import io as _io
 import os
 import struct
@@ -54,6 +55,7 @@ def _check_read(path):
 
 
 # ----------------------------------------------------------------------------- reading files
+
 
 @pytest.mark.parametrize("name", ODD)
 def test_read_odd(images_dir, name):
@@ -149,8 +151,10 @@ def test_exif_orientation_swaps_width_and_height(images_dir):
     np.testing.assert_array_equal(a, expected)
 
 
-@pytest.mark.parametrize("rel", ["kodak/kodim01.png", "odd/paris_exif_orientation_5.jpg",
-                                 "alpha/tango32_face-smile.png", "odd/traffic_light.gif"])
+@pytest.mark.parametrize(
+    "rel",
+    ["kodak/kodim01.png", "odd/paris_exif_orientation_5.jpg", "alpha/tango32_face-smile.png", "odd/traffic_light.gif"],
+)
 def test_path_bytes_and_file_give_equal_arrays(images_dir, rel):
     path = images_dir / rel
     data = path.read_bytes()
@@ -173,6 +177,7 @@ def test_read_array_gives_none_bytes():
 
 
 # ----------------------------------------------------------------------------- to_uint8
+
 
 def test_uint16_scaling():
     a = np.array([[0, 1, 128, 129, 257, 32767, 32768, 65534, 65535]], np.uint16)
@@ -213,8 +218,9 @@ def test_int_in_range(dtype):
     np.testing.assert_array_equal(out, [[[0, 7, hi]]])
 
 
-@pytest.mark.parametrize("values, dtype", [([0, 256], np.int64), ([-1, 0], np.int32),
-                                           ([0, 1000], np.uint32), ([-5, 3], np.int8)])
+@pytest.mark.parametrize(
+    "values, dtype", [([0, 256], np.int64), ([-1, 0], np.int32), ([0, 1000], np.uint32), ([-5, 3], np.int8)]
+)
 def test_int_out_of_range(values, dtype):
     with pytest.raises(OptionError):
         io.to_uint8(np.array([values], dtype))
@@ -287,6 +293,7 @@ def test_uint8_rgb_returned_as_is_and_input_untouched():
 
 # ----------------------------------------------------------------------------- read errors
 
+
 def _input_error(source, needle, **kw):
     with pytest.raises(InputError) as info:
         io.read_image(source, **kw)
@@ -339,7 +346,7 @@ def test_not_a_source():
 
 
 def test_text_mode_file_object(kodak):
-    with open(kodak[0], "r") as f:
+    with open(kodak[0]) as f:
         with pytest.raises(InputError):
             io.read_image(f)
 
@@ -357,14 +364,15 @@ def test_max_pixels(kodak):
 
 # ----------------------------------------------------------------------------- png_indexed
 
+
 def _chunks(data):
     """[(tag, body)] of a PNG, checking the signature and every CRC."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     out, pos = [], 8
     while pos < len(data):
-        n, = struct.unpack(">I", data[pos:pos + 4])
-        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        crc, = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        (crc,) = struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])
         assert crc == zlib.crc32(tag + body)
         out.append((tag, body))
         pos += 12 + n
@@ -386,7 +394,7 @@ def test_png_indexed_depth_and_round_trip(k, depth):
     im.load()
     assert im.mode == "P" and im.size == (21, 13)
     np.testing.assert_array_equal(np.asarray(im), indices)
-    np.testing.assert_array_equal(np.array(im.getpalette()[:3 * k]).reshape(k, 3), palette)
+    np.testing.assert_array_equal(np.array(im.getpalette()[: 3 * k]).reshape(k, 3), palette)
     np.testing.assert_array_equal(np.asarray(im.convert("RGB")), palette[indices])
 
 
@@ -405,8 +413,7 @@ def test_png_indexed_odd_widths(k, width):
 
 
 def test_png_indexed_rgba_writes_trns():
-    palette = np.array([[255, 0, 0, 0], [0, 255, 0, 128], [0, 0, 255, 255], [9, 9, 9, 255],
-                        [1, 2, 3, 255]], np.uint8)
+    palette = np.array([[255, 0, 0, 0], [0, 255, 0, 128], [0, 0, 255, 255], [9, 9, 9, 255], [1, 2, 3, 255]], np.uint8)
     rng = np.random.default_rng(3)
     indices = rng.integers(0, len(palette), (6, 11), dtype=np.uint8)
     data = png.png_indexed(indices, palette)
@@ -431,6 +438,7 @@ def test_png_indexed_refuses_bad_palette_size(k):
 
 
 # ----------------------------------------------------------------------------- Quantized.save
+
 
 @pytest.fixture(scope="module")
 def quantized(kodak):
@@ -511,6 +519,7 @@ def test_save_rgba_png_and_tif(tmp_path, images_dir):
 
 # ----------------------------------------------------------------------------- write_atomic
 
+
 def _leftovers(folder):
     return sorted(p.name for p in Path(folder).glob(".fastquant-*.tmp"))
 
@@ -577,13 +586,16 @@ def test_shared_images_untouched(images_dir):
     assert not list(Path(images_dir).rglob("*-fq*.png"))
 
 
-@pytest.mark.parametrize("size", [0, 1, 1000, config.DEFLATE_PIECE, config.DEFLATE_PIECE + 1,
-                                  5 * config.DEFLATE_PIECE + 77])
+@pytest.mark.parametrize(
+    "size", [0, 1, 1000, config.DEFLATE_PIECE, config.DEFLATE_PIECE + 1, 5 * config.DEFLATE_PIECE + 77]
+)
 def test_deflate_in_pieces_is_one_zlib_stream(size):
     rng = np.random.default_rng(size)
     # repetitive bytes (long matches across piece boundaries) followed by noise
-    data = (np.repeat(rng.integers(0, 4, size // 50 + 1), 50)[: size // 2].astype(np.uint8).tobytes()
-            + rng.integers(0, 256, size - size // 2).astype(np.uint8).tobytes())
+    data = (
+        np.repeat(rng.integers(0, 4, size // 50 + 1), 50)[: size // 2].astype(np.uint8).tobytes()
+        + rng.integers(0, 256, size - size // 2).astype(np.uint8).tobytes()
+    )
     assert len(data) == size
     one = png.deflate(data, threads=1)
     assert zlib.decompress(one) == data

@@ -1,5 +1,6 @@
 """fastquant.jit: kernels load from Numba's cache without the compiler context
 refresh, give the same results, and leave other Numba code compiling."""
+
 import importlib
 import pkgutil
 import re
@@ -27,8 +28,11 @@ def _dispatchers():
 def _decorated_modules():
     """Modules whose source decorates a function with ``@njit``/``@numba.njit``/``@jit``."""
     here = Path(fastquant.__file__).parent
-    return {path.stem for path in here.glob("*.py")
-            if re.search(r"^@(numba\.)?n?jit\b", path.read_text(encoding="utf-8"), re.MULTILINE)}
+    return {
+        path.stem
+        for path in here.glob("*.py")
+        if re.search(r"^@(numba\.)?n?jit\b", path.read_text(encoding="utf-8"), re.MULTILINE)
+    }
 
 
 def test_every_kernel_is_cached_and_loads_lightly():
@@ -36,8 +40,10 @@ def test_every_kernel_is_cached_and_loads_lightly():
     found = {name.split(".")[0] for name in kernels}
     expected = _decorated_modules()
     assert expected, "no module decorates a kernel: the source scan is broken"
-    assert found == expected, (f"modules with @njit kernels but no dispatcher found: {sorted(expected - found)}; "
-                               f"dispatchers found outside them: {sorted(found - expected)}")
+    assert found == expected, (
+        f"modules with @njit kernels but no dispatcher found: {sorted(expected - found)}; "
+        f"dispatchers found outside them: {sorted(found - expected)}"
+    )
     for name, d in kernels.items():
         assert d._cache is not None and type(d._cache).__name__ == "FunctionCache", f"{name}: cache=True missing"
         assert d._cache.load_overload.__qualname__.startswith("_light_loading"), f"{name}: plain numba.njit"

@@ -62,8 +62,9 @@ def test_ssim_matches_skimage_when_installed(kodak):
 
     a = iio.imread(kodak[2])[:128, :160]
     b = np.clip(a.astype(int) + 20 * np.sin(np.arange(160) / 5)[None, :, None], 0, 255).astype(np.uint8)
-    ref = skm.structural_similarity(metrics.luma(a), metrics.luma(b), gaussian_weights=True, sigma=1.5,
-                                    use_sample_covariance=False, data_range=255)
+    ref = skm.structural_similarity(
+        metrics.luma(a), metrics.luma(b), gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
     assert metrics.ssim(a, b) == pytest.approx(ref, abs=1e-6)
 
 

@@ -1,4 +1,5 @@
 """fastquant.large: images fitted on a sample and mapped strip by strip, in bounded memory."""
+
 import numpy as np
 import pytest
 
@@ -80,8 +81,9 @@ def test_exact_count_gives_way_to_the_sample_past_its_cap(monkeypatch):
 def test_sample_is_the_evenly_spread_one(kodak, monkeypatch):
     image = _photo(kodak)
     monkeypatch.setattr(config, "STRIP_PIXELS", 1000)
-    p = large.Prepared(large.Rows(lambda lo, hi: image[lo:hi], *image.shape), None, None,
-                       sample_pixels=700, few_colors=0)
+    p = large.Prepared(
+        large.Rows(lambda lo, hi: image[lo:hi], *image.shape), None, None, sample_pixels=700, few_colors=0
+    )
     step = -(-image.shape[0] * image.shape[1] // 700)
     while np.gcd(step, image.shape[1]) != 1:
         step += 1
@@ -104,8 +106,9 @@ def test_colour_table_shared_by_strips_gives_exact_nearest_with_runs(kodak):
     pixels = np.repeat(image[::5], 3, axis=0)  # runs of three
     palette = np.ascontiguousarray(image[::997][:40])
     table = remap.lut_table()
-    got = np.concatenate([remap.remap_lut(pixels[lo:lo + 777], palette, table=table)[0]
-                          for lo in range(0, len(pixels), 777)])
+    got = np.concatenate(
+        [remap.remap_lut(pixels[lo : lo + 777], palette, table=table)[0] for lo in range(0, len(pixels), 777)]
+    )
     ref, dist = naive.nearest(pixels, palette)
     np.testing.assert_array_equal(got, ref)
     _, err = remap.remap_lut(pixels, palette, table=table)
@@ -131,6 +134,7 @@ def test_ssim_bands_reads_only_rows_it_is_given(kodak):
         def get(lo, hi):
             asked.append(hi - lo)
             return img[lo:hi]
+
         return get
 
     assert metrics.ssim_bands(rows(a), rows(b), a.shape[:2]) == metrics.ssim(a, b)
@@ -170,8 +174,9 @@ def _png_rows(path, w, h, channels, row):
 
     comp = zlib.compressobj(1)
     with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if channels == 3 else 6,
-                                                                  0, 0, 0)))
+        f.write(
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if channels == 3 else 6, 0, 0, 0))
+        )
         for y0 in range(0, h, 256):
             n = min(256, h - y0)
             raw = np.zeros((n, 1 + w * channels), np.uint8)
@@ -185,10 +190,12 @@ def _peak_mb(*argv):
     import subprocess
     import sys
 
-    script = ("import resource, runpy, sys; sys.argv = ['fastquant'] + sys.argv[1:]\n"
-              "try:\n    runpy.run_module('fastquant', run_name='__main__')\n"
-              "except SystemExit as e:\n    code = e.code\n"
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, code, file=sys.stderr)\n")
+    script = (
+        "import resource, runpy, sys; sys.argv = ['fastquant'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('fastquant', run_name='__main__')\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, code, file=sys.stderr)\n"
+    )
     r = subprocess.run([sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True, timeout=600)
     mb, code = r.stderr.strip().splitlines()[-1].split()
     return int(mb), int(code)
@@ -215,9 +222,11 @@ def test_memory_of_a_large_image_is_in_proportion(tmp_path, kind):
     if kind == "zeros":
         channels, row = 3, lambda y0, n, w: 0
     else:
+
         def row(y0, n, w):
             i = (np.arange(y0 * w, (y0 + n) * w, dtype=np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
             return i.astype(">u4").view(np.uint8).reshape(n, w * 4)
+
         channels = 4
     src = tmp_path / f"{kind}.png"
     _png_rows(src, w, h, channels, row)

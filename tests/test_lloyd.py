@@ -1,4 +1,5 @@
 """fastquant.lloyd: the update, k-means++, Lloyd's iterations and kmeans() against tests/naive.py."""
+
 import numba
 import numpy as np
 import pytest
@@ -18,8 +19,7 @@ def test_update_is_weighted_mean(drivers):
     labels = rng.integers(0, 40, len(points)).astype(np.int32)
     dist = rng.random(len(points)).astype(np.float32)
     sums, wsums, inertia = lloyd._partial_sums(points, weights, labels, dist, 40, 4096)
-    np.testing.assert_allclose(sums / wsums[:, None], naive.weighted_means(points, weights, labels, 40),
-                               rtol=1e-10)
+    np.testing.assert_allclose(sums / wsums[:, None], naive.weighted_means(points, weights, labels, 40), rtol=1e-10)
     np.testing.assert_allclose(wsums, np.bincount(labels, weights, 40), rtol=1e-12)
     assert inertia == pytest.approx(float((weights * dist).sum()), rel=1e-12)
 
@@ -191,12 +191,27 @@ def test_kmeans_k_range(k, init):
         np.testing.assert_allclose(res.centers[0], pts.astype(np.float64).mean(axis=0), atol=1e-5)
 
 
-@pytest.mark.parametrize("bad", [
-    dict(k=0), dict(k=-1), dict(k=2.5), dict(k=True), dict(max_iter=-1), dict(tol=-1.0),
-    dict(overrelax=-0.1), dict(overrelax=1.5), dict(overrelax="0.5"), dict(overrelax=True),
-    dict(tol=float("nan")), dict(init="nope"), dict(weights=np.ones(3)),
-    dict(weights=-np.ones(10)), dict(points=np.zeros((10,))), dict(points=np.full((10, 3), np.nan)),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(k=0),
+        dict(k=-1),
+        dict(k=2.5),
+        dict(k=True),
+        dict(max_iter=-1),
+        dict(tol=-1.0),
+        dict(overrelax=-0.1),
+        dict(overrelax=1.5),
+        dict(overrelax="0.5"),
+        dict(overrelax=True),
+        dict(tol=float("nan")),
+        dict(init="nope"),
+        dict(weights=np.ones(3)),
+        dict(weights=-np.ones(10)),
+        dict(points=np.zeros((10,))),
+        dict(points=np.full((10, 3), np.nan)),
+    ],
+)
 def test_kmeans_rejects_bad_arguments(bad):
     args = dict(points=np.zeros((10, 3)), k=2)
     args.update(bad)

@@ -1,4 +1,5 @@
 """fastquant.nearest: every search path against the brute-force nearest centre in tests/naive.py."""
+
 import numpy as np
 import pytest
 

@@ -2,6 +2,7 @@
 
 Every new kernel is checked against its slow reference in tests/naive.py.
 """
+
 import io as _io
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 import fastquant
-from fastquant import cli, colorspace, compress, config, io, metrics, png, preview, remap
+from fastquant import cli, colorspace, compress, config, metrics, png, preview, remap
 from fastquant.errors import OptionError, SkippedLargerError
 
 from . import naive
@@ -48,12 +49,15 @@ def _palette(image, k, seed=0):
     """k distinct colours taken from the image, plus random ones."""
     rng = np.random.default_rng(seed)
     flat = image.reshape(-1, image.shape[2])
-    pal = np.unique(np.vstack([flat[rng.integers(0, len(flat), k)],
-                               rng.integers(0, 256, (k, image.shape[2]))]).astype(np.uint8), axis=0)
+    pal = np.unique(
+        np.vstack([flat[rng.integers(0, len(flat), k)], rng.integers(0, 256, (k, image.shape[2]))]).astype(np.uint8),
+        axis=0,
+    )
     return pal[rng.permutation(len(pal))[:k]]
 
 
 # ============================================================================ dithering: kernels
+
 
 @pytest.mark.parametrize("k", [1, 2, 7, 16, 64, 300])
 @pytest.mark.parametrize("strength", [1.0, 0.55])
@@ -154,11 +158,13 @@ def test_ordered_spreads_a_gradient():
 
 # ============================================================================ dithering: compress and CLI
 
+
 def test_auto_dither_strength(crop):
     from fastquant.api import auto_dither_strength
 
-    assert [auto_dither_strength(k) for k in (2, 8, 16, 32, 64, 128, 256, 4096)] == \
-        pytest.approx([1.0, 1.0, 0.8, 0.6, 0.4, 0.2, 0.2, 0.2])
+    assert [auto_dither_strength(k) for k in (2, 8, 16, 32, 64, 128, 256, 4096)] == pytest.approx(
+        [1.0, 1.0, 0.8, 0.6, 0.4, 0.2, 0.2, 0.2]
+    )
     auto = compress(crop, 32, dither="fs")
     assert auto.encode() == compress(crop, 32, dither="fs", dither_strength=0.6).encode()
     assert auto.encode() != compress(crop, 32, dither="fs", dither_strength=1.0).encode()
@@ -211,10 +217,21 @@ def test_compress_dither_on_sampled_path(kodak, monkeypatch):
     np.testing.assert_array_equal(q.indices.ravel(), ref)
 
 
-@pytest.mark.parametrize("bad", [dict(dither="floyd"), dict(dither=1), dict(dither_strength=1.5),
-                                 dict(dither_strength=-0.1), dict(dither_strength="1"),
-                                 dict(colorspace="lab"), dict(quality=(80, 60)),
-                                 dict(quality=(0, 101)), dict(quality="80"), dict(quality=(1, 2, 3))])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(dither="floyd"),
+        dict(dither=1),
+        dict(dither_strength=1.5),
+        dict(dither_strength=-0.1),
+        dict(dither_strength="1"),
+        dict(colorspace="lab"),
+        dict(quality=(80, 60)),
+        dict(quality=(0, 101)),
+        dict(quality="80"),
+        dict(quality=(1, 2, 3)),
+    ],
+)
 def test_bad_options(crop, bad):
     with pytest.raises(OptionError):
         compress(crop, 8, **bad)
@@ -250,8 +267,9 @@ def test_cli_dither(capsys, img, tmp_path, dither):
     assert out.read_bytes() == q.encode()
 
 
-@pytest.mark.parametrize("args", [["--dither", "floyd"], ["--dither-strength", "2"],
-                                  ["--dither-strength", "x"], ["--colorspace", "lab"]])
+@pytest.mark.parametrize(
+    "args", [["--dither", "floyd"], ["--dither-strength", "2"], ["--dither-strength", "x"], ["--colorspace", "lab"]]
+)
 def test_cli_bad_quality_options(capsys, img, tmp_path, args):
     code, _, err = run(capsys, img, "-o", tmp_path / "x.png", *args)
     assert code == 2 and len(err) == 1
@@ -259,6 +277,7 @@ def test_cli_bad_quality_options(capsys, img, tmp_path, args):
 
 
 # ============================================================================ OKLab
+
 
 def _all_colors(lo, hi):
     v = np.arange(lo, hi, dtype=np.uint32)
@@ -279,19 +298,26 @@ def test_oklab_matches_reference(row_drivers):
     rng = np.random.default_rng(0)
     levels = np.arange(0, 256, 5, dtype=np.uint8)
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
-    rgb = np.vstack([grid, rng.integers(0, 256, (50000, 3)).astype(np.uint8),
-                     np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)])
+    rgb = np.vstack(
+        [
+            grid,
+            rng.integers(0, 256, (50000, 3)).astype(np.uint8),
+            np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1),
+        ]
+    )
     lab = colorspace.srgb_to_oklab(rgb)
     assert lab.dtype == np.float32
     ref = naive.srgb_to_oklab(rgb)
     np.testing.assert_allclose(lab, ref, rtol=0, atol=2e-7)
     # the kernel uses Ottosson's published inverse matrices (10 digits), the
     # reference exact inverses: they differ by < 1e-3 of a level
-    np.testing.assert_allclose(colorspace.oklab_to_srgb(lab), naive.oklab_to_srgb(lab.astype(np.float64)),
-                               rtol=0, atol=1e-3)
+    np.testing.assert_allclose(
+        colorspace.oklab_to_srgb(lab), naive.oklab_to_srgb(lab.astype(np.float64)), rtol=0, atol=1e-3
+    )
     # white is L = 1, a = b = 0; black is 0
-    np.testing.assert_allclose(colorspace.srgb_to_oklab(np.array([[255, 255, 255], [0, 0, 0]], np.uint8)),
-                               [[1, 0, 0], [0, 0, 0]], atol=1e-4)
+    np.testing.assert_allclose(
+        colorspace.srgb_to_oklab(np.array([[255, 255, 255], [0, 0, 0]], np.uint8)), [[1, 0, 0], [0, 0, 0]], atol=1e-4
+    )
     # points: OKLab times SCALE, alpha kept
     rgba = np.concatenate([rgb[:100], np.arange(100, dtype=np.uint8)[:, None]], axis=1)
     pts = colorspace.to_points(rgba, "oklab")
@@ -370,6 +396,7 @@ def test_cli_colorspace(capsys, img, tmp_path):
 
 # ============================================================================ quality target
 
+
 def test_quality_scale():
     qs = range(0, 101)
     mses = [metrics.mse_for_quality(q) for q in qs]
@@ -435,8 +462,9 @@ def test_quality_with_dither_is_judged_before_dithering(photo):
     assert q.encode() == compress(photo, plain.stats.n_colors, dither="fs").encode()
 
 
-@pytest.mark.parametrize("text,expected", [("60-80", (60, 80)), ("80", (0, 80)), ("-80", (0, 80)),
-                                           ("65-", (65, 100)), ("0-100", (0, 100))])
+@pytest.mark.parametrize(
+    "text,expected", [("60-80", (60, 80)), ("80", (0, 80)), ("-80", (0, 80)), ("65-", (65, 100)), ("0-100", (0, 100))]
+)
 def test_cli_quality_parsing(text, expected):
     assert cli._quality(text) == expected
 
@@ -467,6 +495,7 @@ def test_cli_quality_below_min_writes_nothing(capsys, img, tmp_path):
 
 
 # ============================================================================ skip-if-larger, metadata, EXIF
+
 
 @pytest.fixture
 def noisy_jpeg(tmp_path):
@@ -565,16 +594,17 @@ def test_compress_applies_exif_orientation(images_dir):
 
 # ============================================================================ preview
 
+
 def _read_caption(strip, pad=6, scale=2):
     """Read the caption back, line by line, by matching each character cell with the font."""
     lines = []
     cell = 6 * scale
     y = pad + scale
     while y + 7 * scale <= strip.shape[0]:
-        row = strip[y:y + 7 * scale:scale, :, :].min(axis=2) < 128  # one sample per font pixel
+        row = strip[y : y + 7 * scale : scale, :, :].min(axis=2) < 128  # one sample per font pixel
         text = ""
         for x in range(pad, strip.shape[1] - cell + 1, cell):
-            glyph = row[:, x:x + 5 * scale:scale]
+            glyph = row[:, x : x + 5 * scale : scale]
             match = [ch for ch, g in preview.FONT.items() if np.array_equal(g, glyph)]
             text += match[0] if match else "?"
         lines.append(text.rstrip())
@@ -598,10 +628,10 @@ def test_preview_diff(crop):
     h, w, _ = crop.shape
     assert p.shape[1] == 3 * w + 16 and p.shape[0] > h
     np.testing.assert_array_equal(p[:h, :w], crop)
-    np.testing.assert_array_equal(p[:h, w + 8:2 * w + 8], q.image)
+    np.testing.assert_array_equal(p[:h, w + 8 : 2 * w + 8], q.image)
     expected = np.minimum(np.abs(crop.astype(int) - q.image) * 4, 255)
-    np.testing.assert_array_equal(p[:h, 2 * w + 16:], expected)
-    assert (p[:h, w:w + 8] == 255).all()
+    np.testing.assert_array_equal(p[:h, 2 * w + 16 :], expected)
+    assert (p[:h, w : w + 8] == 255).all()
     text = " ".join(_read_caption(p[h:]))
     size = len(q.encode(".png"))
     ssim = metrics.ssim(crop, q.image)

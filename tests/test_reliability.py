@@ -7,6 +7,7 @@ line on stderr, nothing on stdout, no traceback, no output file, no leftover
 before.  Subprocesses always run with a timeout, so a hang fails instead of
 blocking the suite; nothing here asserts on timings.
 """
+
 import hashlib
 import io as _io
 import os
@@ -51,6 +52,7 @@ ACCEPTED_CORRUPT = {"xcsn0g01.png"}
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def sha(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -84,8 +86,14 @@ def run(capsys, *argv):
 
 
 def cli_subprocess(args, cwd, timeout=300, **kw):
-    return subprocess.run([sys.executable, "-m", "fastquant", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "fastquant", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def n_failed(summary):
@@ -112,7 +120,7 @@ def _assert_failed(code, out, err, *, expected, name, words=(), folder=None, bef
     assert "Traceback" not in line
     prefix = f"fastquant: error: {name}: "
     assert line.startswith(prefix), line
-    reason = line[len(prefix):]
+    reason = line[len(prefix) :]
     assert re.search(r"\w{3}", reason), f"no reason given: {line!r}"
     for vague in VAGUE:
         assert vague not in reason
@@ -173,6 +181,7 @@ def _assert_good_output(out, original):
 
 # ----------------------------------------------------------------------------- 1. corrupt PngSuite
 
+
 @pytest.mark.parametrize("name", CORRUPT)
 def test_corrupt_pngsuite_cli(capsys, pngsuite, tmp_path, name):
     src = Input(tmp_path, name, src=pngsuite / name)
@@ -202,7 +211,7 @@ def test_corrupt_pngsuite_compress(pngsuite, name):
             fastquant.compress(source, 256)
         msg = str(info.value)
         assert msg.startswith(f"{shown}: ") and "\n" not in msg
-        assert re.search(r"\w{3}", msg[len(shown) + 2:])
+        assert re.search(r"\w{3}", msg[len(shown) + 2 :])
         assert not any(v in msg for v in VAGUE), msg
 
 
@@ -269,8 +278,7 @@ def test_truncated(capsys, kodak, odd, tmp_path, kind, where):
         _assert_good_output(tmp_path / "cut-fq256.png", io.read_image(original)[0])
     else:
         words = ["empty"] if where == "0" else []
-        _assert_failed(code, out, err, expected=3, name=str(src), words=words, folder=tmp_path,
-                       before=before)
+        _assert_failed(code, out, err, expected=3, name=str(src), words=words, folder=tmp_path, before=before)
     assert src.unchanged()
 
 
@@ -297,16 +305,15 @@ def _random_bytes(name):
     def make(folder):
         rng = random.Random(name)
         return Input(folder, name, bytes(rng.randrange(256) for _ in range(4096))).path
+
     return make
 
 
 BAD_INPUTS = {
     # case: (make the input in tmp_path, words the reason must contain)
     "zero-bytes": (lambda d: Input(d, "empty.png", b"").path, ["empty"]),
-    "text.png": (lambda d: Input(d, "notes.png", b"I am text, not a picture\n" * 20).path,
-                 ["cannot decode"]),
-    "text.jpg": (lambda d: Input(d, "notes.jpg", b"I am text, not a picture\n" * 20).path,
-                 ["cannot decode"]),
+    "text.png": (lambda d: Input(d, "notes.png", b"I am text, not a picture\n" * 20).path, ["cannot decode"]),
+    "text.jpg": (lambda d: Input(d, "notes.jpg", b"I am text, not a picture\n" * 20).path, ["cannot decode"]),
     "random.png": (_random_bytes("random.png"), ["cannot decode"]),
     "random.jpg": (_random_bytes("random.jpg"), ["cannot decode"]),
     "png-signature-only": (lambda d: Input(d, "sig.png", b"\x89PNG\r\n\x1a\n").path, ["cannot decode"]),
@@ -327,11 +334,10 @@ def test_bad_input(capsys, images_dir, tmp_path, case):
     digest = sha(path) if path.is_file() and os.access(path, os.R_OK) else None
     try:
         code, out, err = run(capsys, path)
-        _assert_failed(code, out, err, expected=3, name=str(path), words=words, folder=tmp_path,
-                       before=before)
+        _assert_failed(code, out, err, expected=3, name=str(path), words=words, folder=tmp_path, before=before)
         with pytest.raises(InputError) as info:  # the API says the same
             fastquant.compress(path)
-        assert str(info.value) == err[0][len("fastquant: error: "):]
+        assert str(info.value) == err[0][len("fastquant: error: ") :]
     finally:
         if case == "unreadable":
             path.chmod(0o644)
@@ -352,8 +358,7 @@ def test_folder_input(capsys, odd, tmp_path):
     assert err[0].startswith("fastquant: error: ") and str(folder) in err[0] and "no image" in err[0]
     assert listing(folder) == [] and listing(tmp_path) == ["folder.png"]
     # A folder of bad files: each one named in its own line, nothing written.
-    bad = [Input(folder, "a.png", b"not a png"), Input(folder, "b.jpg", b""),
-           Input(folder, "c.gif", b"GIF89a")]
+    bad = [Input(folder, "a.png", b"not a png"), Input(folder, "b.jpg", b""), Input(folder, "c.gif", b"GIF89a")]
     code, out, err = run(capsys, folder)
     assert code == 3 and out == ""
     assert len(err) == 4 and n_failed(err[-1]) == 3
@@ -366,8 +371,9 @@ def test_folder_input(capsys, odd, tmp_path):
 def test_device_refused(capsys, tmp_path):
     dst = tmp_path / "out.png"
     code, out, err = run(capsys, os.devnull, "-o", dst)
-    _assert_failed(code, out, err, expected=3, name=os.devnull, words=["not a regular file"],
-                   folder=tmp_path, before=[])
+    _assert_failed(
+        code, out, err, expected=3, name=os.devnull, words=["not a regular file"], folder=tmp_path, before=[]
+    )
 
 
 def test_endless_device_refused_without_reading(tmp_path):
@@ -376,8 +382,7 @@ def test_endless_device_refused_without_reading(tmp_path):
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
-    r = cli_subprocess(["/dev/zero", "-o", tmp_path / "out.png"], tmp_path, timeout=120,
-                       preexec_fn=limit)
+    r = cli_subprocess(["/dev/zero", "-o", tmp_path / "out.png"], tmp_path, timeout=120, preexec_fn=limit)
     assert r.returncode == 3, r.stderr
     err = [line for line in r.stderr.splitlines() if not line.startswith("fastquant: compiling")]
     assert err == ["fastquant: error: /dev/zero: not a regular file (a device or a socket)"]
@@ -442,22 +447,31 @@ def test_bad_inputs_subprocess(tmp_path):
 
 # ----------------------------------------------------------------------------- 4. decompression bombs
 
+
 def _chunk(tag, body):
     return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
 
 
 def bomb_png(width, height):
     """A valid PNG header claiming width x height RGB pixels, with a tiny IDAT."""
-    return (b"\x89PNG\r\n\x1a\n"
-            + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(b"\0" * 1024, 9))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 1024, 9))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def bomb_gif(width, height):
     """A GIF whose screen and image claim width x height pixels, with 4 bytes of LZW data."""
-    return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
-            + b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00;")
+    return (
+        b"GIF89a"
+        + struct.pack("<HHBBB", width, height, 0x80, 0, 0)
+        + b"\0\0\0\xff\xff\xff"
+        + b","
+        + struct.pack("<HHHHB", 0, 0, width, height, 0)
+        + b"\x02\x02\x44\x01\x00;"
+    )
 
 
 BOMBS = {"png": lambda: bomb_png(100_000, 100_000), "gif": lambda: bomb_gif(65535, 65535)}
@@ -475,8 +489,7 @@ def test_bomb_refused(capsys, tmp_path, kind, limit):
     before = listing(tmp_path)
     argv = [src] + (["--max-pixels", limit] if limit else [])
     code, out, err = run(capsys, *argv)
-    _assert_failed(code, out, err, expected=3, name=str(src), words=["pixels", "limit"],
-                   folder=tmp_path, before=before)
+    _assert_failed(code, out, err, expected=3, name=str(src), words=["pixels", "limit"], folder=tmp_path, before=before)
     assert src.unchanged()
 
 
@@ -503,8 +516,9 @@ def test_max_pixels_on_a_kodak_photo(capsys, kodak, tmp_path):
     src = Input(tmp_path, kodak[0].name, src=kodak[0])
     before = listing(tmp_path)
     code, out, err = run(capsys, src, "--max-pixels", "1000")
-    line = _assert_failed(code, out, err, expected=3, name=str(src), words=["limit", "--max-pixels"],
-                          folder=tmp_path, before=before)
+    line = _assert_failed(
+        code, out, err, expected=3, name=str(src), words=["limit", "--max-pixels"], folder=tmp_path, before=before
+    )
     assert "768x512 = 393216 pixels" in line and "1000" in line
     assert src.unchanged()
 
@@ -521,6 +535,7 @@ def test_bomb_subprocess(tmp_path):
 
 # ----------------------------------------------------------------------------- 5. nothing lost
 
+
 @pytest.fixture
 def photo(kodak, tmp_path):
     return Input(tmp_path, kodak[0].name, src=kodak[0])
@@ -528,16 +543,21 @@ def photo(kodak, tmp_path):
 
 @pytest.mark.parametrize("spelling", ["same", "dotted", "symlink", "hardlink"])
 def test_output_onto_input_refused(capsys, photo, tmp_path, spelling):
-    target = {"same": photo.path, "dotted": tmp_path / "." / photo.path.name,
-              "symlink": tmp_path / "link.png", "hardlink": tmp_path / "hard.png"}[spelling]
+    target = {
+        "same": photo.path,
+        "dotted": tmp_path / "." / photo.path.name,
+        "symlink": tmp_path / "link.png",
+        "hardlink": tmp_path / "hard.png",
+    }[spelling]
     if spelling == "symlink":
         target.symlink_to(photo.path.name)
     elif spelling == "hardlink":
         os.link(photo.path, target)
     before = listing(tmp_path)
     code, out, err = run(capsys, photo, "-o", target)
-    _assert_failed(code, out, err, expected=5, name=str(target), words=["input", "--force"],
-                   folder=tmp_path, before=before)
+    _assert_failed(
+        code, out, err, expected=5, name=str(target), words=["input", "--force"], folder=tmp_path, before=before
+    )
     assert photo.unchanged()
 
 
@@ -546,8 +566,9 @@ def test_existing_output_kept_without_force(capsys, photo, tmp_path):
     dst.write_bytes(b"precious")
     before = listing(tmp_path)
     code, out, err = run(capsys, photo, "-o", dst)
-    _assert_failed(code, out, err, expected=5, name=str(dst), words=["exists", "--force"],
-                   folder=tmp_path, before=before)
+    _assert_failed(
+        code, out, err, expected=5, name=str(dst), words=["exists", "--force"], folder=tmp_path, before=before
+    )
     assert dst.read_bytes() == b"precious"
     code, out, err = run(capsys, photo, "-o", dst, "--force")
     assert code == 0 and err == []
@@ -563,8 +584,7 @@ def test_unwritable_folder(capsys, photo, tmp_path):
     ro.chmod(0o555)
     try:
         code, out, err = run(capsys, photo, "-o", ro / "out.png")
-        _assert_failed(code, out, err, expected=4, name=str(ro / "out.png"), words=["permission"],
-                       folder=ro, before=[])
+        _assert_failed(code, out, err, expected=4, name=str(ro / "out.png"), words=["permission"], folder=ro, before=[])
     finally:
         ro.chmod(0o755)
     assert photo.unchanged()
@@ -584,8 +604,9 @@ def _unprivileged(folder):
     probe.write_text("x")
     probe.chmod(0)
     try:
-        r = subprocess.run(prefix + [sys.executable, "-c", f"open({str(probe)!r}).read()"],
-                           capture_output=True, timeout=60)
+        r = subprocess.run(
+            prefix + [sys.executable, "-c", f"open({str(probe)!r}).read()"], capture_output=True, timeout=60
+        )
     except OSError:
         return None
     finally:
@@ -615,8 +636,13 @@ def test_permissions_subprocess(odd, tmp_path, case):
         locked.chmod(0o555)
     before = listing(tmp_path)
     try:
-        r = subprocess.run(prefix + [sys.executable, "-m", "fastquant", *args], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            prefix + [sys.executable, "-m", "fastquant", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         inside = listing(locked) if case == "unwritable-folder" else None
     finally:
         src.path.chmod(0o644)
@@ -624,8 +650,7 @@ def test_permissions_subprocess(odd, tmp_path, case):
     err = [line for line in r.stderr.splitlines() if not line.startswith("fastquant: compiling")]
     assert r.returncode == expected, r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
-    assert err == [f"fastquant: error: {name}: cannot {'write' if expected == 4 else 'read'}: "
-                   "Permission denied"]
+    assert err == [f"fastquant: error: {name}: cannot {'write' if expected == 4 else 'read'}: Permission denied"]
     assert listing(tmp_path) == before
     assert inside in (None, [])
     assert src.unchanged()
@@ -633,16 +658,17 @@ def test_permissions_subprocess(odd, tmp_path, case):
 
 @pytest.mark.parametrize("case", ["missing-folder", "parent-is-a-file", "output-is-a-folder"])
 def test_output_cannot_be_written(capsys, photo, tmp_path, case):
-    target = {"missing-folder": tmp_path / "nowhere" / "out.png",
-              "parent-is-a-file": photo.path / "out.png",
-              "output-is-a-folder": tmp_path / "out.png"}[case]
+    target = {
+        "missing-folder": tmp_path / "nowhere" / "out.png",
+        "parent-is-a-file": photo.path / "out.png",
+        "output-is-a-folder": tmp_path / "out.png",
+    }[case]
     if case == "output-is-a-folder":
         target.mkdir()
         (target / "keep.txt").write_text("keep")
     before = listing(tmp_path)
     code, out, err = run(capsys, photo, "-o", target, "--force")
-    _assert_failed(code, out, err, expected=4, name=str(target), words=["cannot write"],
-                   folder=tmp_path, before=before)
+    _assert_failed(code, out, err, expected=4, name=str(target), words=["cannot write"], folder=tmp_path, before=before)
     if case == "output-is-a-folder":
         assert listing(target) == ["keep.txt"]
     assert photo.unchanged()
@@ -654,9 +680,12 @@ def test_closed_stdout_does_not_stop_the_work(odd, tmp_path, fmt):
     # compressed, with no traceback and exit code 0.
     a = Input(tmp_path, "a.gif", src=odd / "traffic_light.gif")
     b = Input(tmp_path, "b.png", src=odd / "draw_points.png")
-    p = subprocess.Popen([sys.executable, "-m", "fastquant", "a.gif", "b.png"]
-                         + (["--json"] if fmt == "json" else []),
-                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "fastquant", "a.gif", "b.png"] + (["--json"] if fmt == "json" else []),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     p.stdout.close()  # before the first result line is printed
     try:
         _, err = p.communicate(timeout=300)
@@ -692,8 +721,7 @@ def test_sigkill_while_writing_leaves_old_or_new_file(tmp_path):
     write.write_atomic(target, a)  # an old output, as when -f replaces one
     rng = random.Random(6)
     for kill in range(1, 9):
-        p = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(SIZE)],
-                             stdout=subprocess.PIPE, cwd=ROOT)
+        p = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(SIZE)], stdout=subprocess.PIPE, cwd=ROOT)
         watchdog = threading.Timer(120, p.kill)  # never wait forever for "ready"
         watchdog.start()
         try:
@@ -721,6 +749,7 @@ def test_sigkill_while_writing_leaves_old_or_new_file(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 6. API errors
+
 
 def _with(value, where=(1, 1, 0), dtype=float):
     a = np.full((3, 3, 3), 0.5, dtype)
@@ -771,13 +800,21 @@ def test_api_bad_n_colors(k):
     assert "integer" in msg or "between 1 and 65536" in msg
 
 
-@pytest.mark.parametrize("resize, words", [
-    (0, [">= 1", "got 0"]), (-3, [">= 1", "got -3"]),
-    ((0, 5), ["integers >= 1", "(0, 5)"]), ((5, -1), ["integers >= 1", "(5, -1)"]),
-    ((2.5, 3), ["integers", "(2.5, 3)"]), ((None, 4), ["integers", "(None, 4)"]),
-    ((1, 2, 3), ["(width, height)", "(1, 2, 3)"]), (1.5, ["(width, height)", "1.5"]),
-    (True, ["(width, height)", "True"]), ("64", ["integers", "'64'"]),
-])
+@pytest.mark.parametrize(
+    "resize, words",
+    [
+        (0, [">= 1", "got 0"]),
+        (-3, [">= 1", "got -3"]),
+        ((0, 5), ["integers >= 1", "(0, 5)"]),
+        ((5, -1), ["integers >= 1", "(5, -1)"]),
+        ((2.5, 3), ["integers", "(2.5, 3)"]),
+        ((None, 4), ["integers", "(None, 4)"]),
+        ((1, 2, 3), ["(width, height)", "(1, 2, 3)"]),
+        (1.5, ["(width, height)", "1.5"]),
+        (True, ["(width, height)", "True"]),
+        ("64", ["integers", "'64'"]),
+    ],
+)
 def test_api_bad_resize(resize, words):
     with pytest.raises(OptionError) as info:
         fastquant.compress(np.zeros((4, 4, 3), np.uint8), 4, resize=resize)
@@ -814,8 +851,13 @@ def test_unlistable_subfolder_is_reported_and_the_rest_done(odd, tmp_path):
     shutil.copyfile(odd / "traffic_light.gif", locked / "b.gif")
     locked.chmod(0)
     try:
-        r = subprocess.run(prefix + [sys.executable, "-m", "fastquant", "tree", "-r", "--out-dir", "out",
-                                     "-k", "16", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            prefix + [sys.executable, "-m", "fastquant", "tree", "-r", "--out-dir", "out", "-k", "16", "--json"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         locked.chmod(0o755)
     assert r.returncode == 3, r.stderr

@@ -5,6 +5,7 @@ has large ones as well (multi-megapixel grey, 16-bit and palette images, a
 progressive JPEG of 3 MP, more photos): this runs the suite's own checks on them,
 in one test that skips once when the corpus is absent.
 """
+
 from .test_io import _check_grey_16bit_palette_cmyk, _check_read
 from .test_reliability import ODD, _check_valid_file_compresses
 
@@ -19,8 +20,12 @@ LARGE_GREY_16BIT_PALETTE = [
 
 def test_shared_corpus(capsys, shared_images, tmp_path):
     folders = {"odd": "*", "alpha": "*", "pngsuite": "[bfgpst]*.png", "kodak": "*.png", "skimage": "*"}
-    paths = [p for folder, pattern in folders.items() for p in sorted((shared_images / folder).glob(pattern))
-             if p.suffix != ".md"]
+    paths = [
+        p
+        for folder, pattern in folders.items()
+        for p in sorted((shared_images / folder).glob(pattern))
+        if p.suffix != ".md"
+    ]
     assert len(paths) > 100  # the corpus, not an empty folder
     for path in paths:  # every valid file reads as Pillow says
         _check_read(path)

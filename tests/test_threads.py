@@ -1,4 +1,5 @@
 """fastquant.threads: results in order, whatever the thread count; usable after fork."""
+
 import os
 import threading
 

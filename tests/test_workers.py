@@ -4,6 +4,7 @@ the memory budget, the two-stage stop.
 Every test that starts processes has a timeout; times are only checked against generous
 bounds (a deadline holds "within 10 s"), never exactly.
 """
+
 import os
 import shutil
 import signal
@@ -18,7 +19,6 @@ from PIL import Image
 from fastquant import config, workers
 
 
-
 def _noise(path, side=1000):
     """An image of random colours: with -k 65536 its k-means runs for minutes inside kernels."""
     rng = np.random.default_rng(0)
@@ -27,8 +27,15 @@ def _noise(path, side=1000):
 
 
 def _cli(args, cwd, **kw):
-    return subprocess.Popen([sys.executable, "-m", "fastquant", *map(str, args)], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fastquant", *map(str, args)],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def _errors(err):
@@ -103,20 +110,23 @@ def test_timeout_kills_the_worker_and_the_batch_goes_on(tmp_path, kodak):
     src.mkdir()
     for p in kodak[:3] + [kodak[0]]:
         shutil.copy(p, src / ("a-stuck.png" if (src / p.name).exists() else p.name))
-    script = ("import sys, time\n"
-              "from fastquant import api, cli\n"
-              "real = api.compress\n"
-              "def stuck(source, *a, **kw):\n"
-              "    if str(source).endswith('stuck.png'):\n"
-              "        time.sleep(600)\n"
-              "    return real(source, *a, **kw)\n"
-              "api.compress = stuck\n"
-              "sys.exit(cli.main(['in', '--out-dir', 'out', '-j', '2', '-k', '16', '--timeout', '6']))\n")
+    script = (
+        "import sys, time\n"
+        "from fastquant import api, cli\n"
+        "real = api.compress\n"
+        "def stuck(source, *a, **kw):\n"
+        "    if str(source).endswith('stuck.png'):\n"
+        "        time.sleep(600)\n"
+        "    return real(source, *a, **kw)\n"
+        "api.compress = stuck\n"
+        "sys.exit(cli.main(['in', '--out-dir', 'out', '-j', '2', '-k', '16', '--timeout', '6']))\n"
+    )
     r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 6, r.stderr
     errors = _errors(r.stderr)
-    assert errors[:-1] == [f"fastquant: error: {os.path.join('in', 'a-stuck.png')}: took longer than 6 s "
-                           "(--timeout); nothing written"]
+    assert errors[:-1] == [
+        f"fastquant: error: {os.path.join('in', 'a-stuck.png')}: took longer than 6 s (--timeout); nothing written"
+    ]
     assert "3 of 4 files compressed" in errors[-1]
     assert len(r.stdout.splitlines()) == 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{p.stem}-fq16.png" for p in kodak[:3])
@@ -127,17 +137,18 @@ def test_timeout_during_the_preview_leaves_nothing(tmp_path, kodak):
     output it created is removed again, so that "nothing written" is true (a fresh process
     forks its worker, which inherits the stalled preview write)."""
     shutil.copy(kodak[0], tmp_path / "in.png")
-    script = ("import sys, time\n"
-              "from fastquant import write, cli\n"
-              "real = write.write_atomic\n"
-              "def slow(path, data, **kw):\n"
-              "    if str(path).endswith('prev.png'):\n"
-              "        time.sleep(600)\n"
-              "    return real(path, data, **kw)\n"
-              "write.write_atomic = slow\n"
-              "sys.exit(cli.main(['in.png', '-o', 'out.png', '--preview', 'prev.png', '--timeout', '8']))\n")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    script = (
+        "import sys, time\n"
+        "from fastquant import write, cli\n"
+        "real = write.write_atomic\n"
+        "def slow(path, data, **kw):\n"
+        "    if str(path).endswith('prev.png'):\n"
+        "        time.sleep(600)\n"
+        "    return real(path, data, **kw)\n"
+        "write.write_atomic = slow\n"
+        "sys.exit(cli.main(['in.png', '-o', 'out.png', '--preview', 'prev.png', '--timeout', '8']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 6, proc.stderr
     assert _errors(proc.stderr) == ["fastquant: error: in.png: took longer than 8 s (--timeout); nothing written"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
@@ -231,6 +242,7 @@ def test_memory_budget_runs_big_files_one_at_a_time(tmp_path, kodak, monkeypatch
                 nonlocal most
                 original()
                 most = max(most, sum(w.task is not None for w in pool.workers))
+
             pool._dispatch = dispatch
             results = list(pool)
         assert all(r.status == "ok" for r in results), [r.error for r in results]
@@ -313,22 +325,25 @@ def test_three_ctrl_c_never_hang(tmp_path, kodak):
 def test_pool_passes_the_signal_on_after_stopping(tmp_path, kodak):
     """In a script (compress_many), Ctrl-C lets the running files finish, then raises
     KeyboardInterrupt as usual; what finished was yielded first."""
-    script = ("import os, signal, sys\n"
-              "from fastquant import compress_many\n"
-              "seen = []\n"
-              "try:\n"
-              "    for r in compress_many(sys.argv[2:], sys.argv[1], jobs=2, n_colors=16):\n"
-              "        seen.append(r.status)\n"
-              "        if len(seen) == 1:\n"
-              "            os.kill(os.getpid(), signal.SIGINT)\n"
-              "except KeyboardInterrupt:\n"
-              "    print('interrupted', len(seen), seen.count('ok'))\n")
+    script = (
+        "import os, signal, sys\n"
+        "from fastquant import compress_many\n"
+        "seen = []\n"
+        "try:\n"
+        "    for r in compress_many(sys.argv[2:], sys.argv[1], jobs=2, n_colors=16):\n"
+        "        seen.append(r.status)\n"
+        "        if len(seen) == 1:\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', len(seen), seen.count('ok'))\n"
+    )
     sources = []
     for i in range(10):
         sources.append(tmp_path / f"img{i}.png")
         shutil.copy(kodak[i % len(kodak)], sources[-1])
-    r = subprocess.run([sys.executable, "-c", script, tmp_path / "out", *sources], capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", script, tmp_path / "out", *sources], capture_output=True, text=True, timeout=300
+    )
     words = r.stdout.split()
     assert words[0] == "interrupted", r.stderr
     n, ok = int(words[1]), int(words[2])
