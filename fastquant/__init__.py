@@ -8,7 +8,7 @@ Importing compiles nothing: the Numba kernels compile on first use and are
 cached on disk (``cache=True``).
 """
 
-from .api import Quantized, Stats, compress
+from .api import compress
 from .batch import compress_many
 from .errors import (
     FastquantError,
@@ -22,6 +22,7 @@ from .errors import (
     SkippedLargerError,
 )
 from .lloyd import KMeansResult, kmeans
+from .result import Quantized, Stats
 
 __version__ = "0.1.0"
 

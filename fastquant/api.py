@@ -3,169 +3,19 @@
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
 from . import colorspace as _cs
 from . import config, histogram, io, large, lloyd, metrics, remap
+from . import dither as _dither
 from . import resize as _resize
-from . import write as _write
 from .errors import OptionError, QualityError
+from .result import Quantized, Stats
 
 #: Largest palette: indices are stored as uint16.
 MAX_COLORS = 65536
-
-
-@dataclass
-class Stats:
-    """What a compression did and cost.
-
-    Attributes
-    ----------
-    n_colors : int
-        Palette entries actually used (fewer than asked when the image has fewer colours).
-    unique_colors : int
-        Distinct colours in the (resized) input.
-    width, height : int
-        Size of the result.
-    mse, psnr : float
-        Mean squared error over all channels and pixels, and PSNR in dB, against the input.
-        With alpha: of the straight (not premultiplied) RGBA values, alpha
-        included, fully transparent pixels counted as black (as in ``original``).
-    alpha_max_error : int or None
-        Largest change of alpha over all pixels (None without alpha).
-    psnr_black, psnr_white : float or None
-        PSNR in dB of the RGB composite over black and over white
-        (:func:`fastquant.metrics.psnr_over`): what a viewer sees of an image
-        with alpha; ``inf`` when equal, None without alpha.
-    ssim : float or None
-        SSIM of the luma, when asked for (``ssim=True``).
-    iterations : int
-        K-means centre updates.
-    input_bytes : int or None
-        Size of the encoded input, when it came from a file or bytes.
-    quality : int or None
-        With a quality target: the quality 0-100 that decided
-        (:func:`fastquant.metrics.quality_from_mse`), of the mapping before
-        dithering, over the pixels the palette was fitted on (all of them, or
-        the even sample of very large images).  With alpha (``colorspace="rgb"``),
-        of the MSE of the premultiplied values, as pngquant judges: the
-        straight ``mse`` also counts colour differences nobody sees.
-    seconds : dict
-        Wall time of each stage: read, resize, histogram, palette, remap, metrics
-        (summed over the palette sizes tried for a quality target).
-    """
-
-    n_colors: int
-    unique_colors: int
-    width: int
-    height: int
-    mse: float
-    psnr: float
-    iterations: int
-    input_bytes: Optional[int] = None
-    ssim: Optional[float] = None
-    quality: Optional[int] = None
-    alpha_max_error: Optional[int] = None
-    psnr_black: Optional[float] = None
-    psnr_white: Optional[float] = None
-    seconds: dict = field(default_factory=dict)
-
-    def as_dict(self):
-        """The stats as a plain dict (JSON-ready)."""
-        return asdict(self)
-
-
-class Quantized:
-    """A palette image: the result of :func:`compress`.
-
-    Attributes
-    ----------
-    palette : (k, 3) or (k, 4) uint8 ndarray
-        The colours (RGBA when the input had transparency), most used first
-        (translucent ones first; by use before dithering when dithered).
-    indices : (H, W) uint8 ndarray (uint16 when k > 256)
-        Palette index of every pixel.
-    original : (H, W, 3) or (H, W, 4) uint8 ndarray
-        The input after reading and resizing (fully transparent pixels made
-        black, as they are in the result).
-    stats : Stats
-    icc_profile : bytes or None
-        The input's ICC profile, kept with ``keep_metadata=True``; embedded
-        by :meth:`encode` and :meth:`save`.
-    """
-
-    def __init__(self, palette, indices, original, stats, icc_profile=None):
-        self.palette = palette
-        self.indices = indices
-        self._original = original  # or a callable that makes it (large images: read again on demand)
-        self.stats = stats
-        self.icc_profile = icc_profile
-
-    @property
-    def original(self):
-        """(H, W, 3|4) uint8 ndarray: the input after reading and resizing (see the class docstring)."""
-        if callable(self._original):
-            self._original = self._original()
-        return self._original
-
-    @property
-    def image(self):
-        """(H, W, 3|4) uint8 ndarray: ``palette[indices]``."""
-        return self.palette[self.indices]
-
-    def encode(self, format=".png"):
-        """The encoded file as bytes; ``format`` is an extension such as ``".png"``."""
-        fmt = format if format.startswith(".") else "." + format
-        return _write.encode("x" + fmt, self.indices, self.palette, self.icc_profile)
-
-    def save(self, path):
-        """Write the result; the format follows the extension.
-
-        ``.png`` is an indexed PNG (1, 2, 4 or 8 bits per pixel) when k <= 256,
-        ``.gif`` a GIF; other extensions get the RGB(A) image through imageio.
-        The file is written to a temporary name and renamed over ``path``.
-
-        Returns
-        -------
-        int
-            Bytes written.
-        """
-        return _write.write_atomic(path, _write.encode(path, self.indices, self.palette, self.icc_profile))
-
-    def preview(self, diff=False, *, nbytes=None):
-        """Original and result side by side, as an image.
-
-        Parameters
-        ----------
-        diff : bool
-            Add a third panel, the absolute difference amplified 4 times, and
-            a caption strip below: k, PSNR, SSIM and the size in bytes.
-        nbytes : int, optional
-            The size shown in the caption; default: the size of
-            ``encode(".png")``.
-
-        Returns
-        -------
-        (H, 2W + 8, 3) uint8 ndarray; with ``diff``, (H + caption, 3W + 16, 3)
-        (wider when one caption field is wider than that)
-        """
-        from .preview import captioned, side_by_side
-
-        if not diff:
-            return side_by_side(self.original, self.image)
-        s = self.stats
-        score = s.ssim if s.ssim is not None else metrics.ssim(self.original, self.image)
-        size = len(self.encode(".png")) if nbytes is None else nbytes
-        psnr = "inf" if math.isinf(s.psnr) else f"{s.psnr:.2f}"
-        fields = [f"k={s.n_colors}", f"PSNR={psnr}dB", f"SSIM={score:.4f}", f"{size} bytes"]
-        return captioned(side_by_side(self.original, self.image, diff=True), fields)
-
-    def __repr__(self):
-        s = self.stats
-        return f"<Quantized {s.width}x{s.height}, {s.n_colors} colours, PSNR {s.psnr:.2f} dB>"
 
 
 def _check_colors(n_colors):
@@ -416,7 +266,7 @@ def _map(p, f, space, dither, strength, lap):
         # Entries the dithered image does not use are dropped; the others
         # keep their order, so that dithering with the final palette gives
         # the same indices (ties go to the lowest index).
-        fn = remap.dither_fs if dither == "fs" else remap.dither_ordered
+        fn = _dither.dither_fs if dither == "fs" else _dither.dither_ordered
         idx, sq_error = fn(p.flat, w, palette, strength)
         used = np.bincount(idx, minlength=len(palette))
         order = np.flatnonzero(used)

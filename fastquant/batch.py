@@ -26,13 +26,12 @@ from typing import Optional
 from . import write
 from .errors import (
     FastquantError,
-    JobTimeoutError,
     OptionError,
     OutputError,
     OutputExistsError,
     ResourceError,
-    SkippedLargerError,
 )
+from .job import remove_written, run_job  # noqa: F401  (run_job is the unit of work of a batch)
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
 IMAGE_EXTENSIONS = (
@@ -296,150 +295,6 @@ def plan(
         pairs.append((src, out))
     pairs, clashes = claim_outputs(pairs)
     return pairs, failures + clashes
-
-
-def _db(x):
-    """A PSNR for JSON: rounded, None when there is none or it is infinite (lossless)."""
-    return round(x, 3) if x is not None and x != float("inf") else None
-
-
-def remove_written(path, root=None):
-    """Remove an output a job wrote and then had to take back (through no symbolic link below ``root``)."""
-    try:
-        fd = write.open_folder(path, root)
-    except (OSError, FastquantError):
-        return
-    try:
-        os.unlink(os.path.basename(path), dir_fd=fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def run_job(
-    source,
-    output,
-    n_colors=256,
-    force=False,
-    preview=None,
-    preview_diff=False,
-    skip_if_larger=False,
-    root=None,
-    on_write=None,
-    timeout=None,
-    **options,
-):
-    """Compress one file and write it (and its preview); the unit of work of a batch.
-
-    Both files are encoded in memory first, then written; the output and its
-    preview are written together or not at all: when the preview cannot be
-    written, the output this job has just created is removed again (one that
-    ``force`` replaced cannot be brought back: the error says so).
-
-    Parameters
-    ----------
-    source, output : str
-    n_colors : int
-    force : bool
-        Replace an existing output (never the input itself).  Without it the
-        output is created exclusively: of two runs racing for one name, the
-        second gets :class:`OutputExistsError`.
-    preview : str, optional
-        Also write original | result side by side there (``preview_diff``:
-        with an amplified difference panel and a caption).
-    skip_if_larger : bool
-        Write nothing, raising :class:`SkippedLargerError`, when the result
-        is not smaller than the input file.
-    root : str, optional
-        The out-dir ``output`` lies in: folders below it are made as needed
-        and never followed through symbolic links.
-    on_write : callable, optional
-        Called with (path, created) after each file is written (a worker
-        tells its parent, which removes the files of a job it had to stop).
-    timeout : float, optional
-        Seconds after which the job writes nothing and raises
-        :class:`JobTimeoutError` (``--timeout``; the worker pool also kills
-        a worker whose job runs on past it).
-    **options
-        Passed to :func:`fastquant.compress`.
-
-    Returns
-    -------
-    dict
-        input, output, input_bytes, output_bytes, ratio, n_colors, width,
-        height, psnr (None for lossless), mse, ssim, quality, iterations,
-        alpha_max_error, psnr_black, psnr_white (None without alpha; the
-        PSNRs also None when equal, like psnr), seconds, stages (seconds per
-        stage), and preview when written.
-
-    Raises
-    ------
-    FastquantError
-        Its ``exit_code`` says what kind of failure.
-    """
-    import time
-
-    from .api import compress
-    from .write import encode, encode_array, write_atomic
-
-    for target in filter(None, (output, preview)):
-        write.check_output(target, source, folder_made=root is not None and target == output)
-        if os.path.lexists(target) and not force:
-            raise OutputExistsError(f"{target}: exists, kept (use --force to overwrite)")
-    t = time.perf_counter()
-    q = compress(source, n_colors, **options)
-    tw = time.perf_counter()
-    data = encode(output, q.indices, q.palette, q.icc_profile)
-    if skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:
-        raise SkippedLargerError(
-            f"{source}: skipped: the result, {len(data)} bytes, is not smaller than "
-            f"the input, {q.stats.input_bytes} bytes; nothing written"
-        )
-    side = encode_array(preview, q.preview(preview_diff, nbytes=len(data))) if preview else None
-    if timeout and time.perf_counter() - t > timeout:  # finished late: as if the pool had stopped it
-        raise JobTimeoutError(f"{source}: took longer than {timeout:g} s (--timeout); nothing written")
-    replaced = force and os.path.lexists(output)
-    nbytes = write_atomic(output, data, replace=force, root=root)
-    if on_write is not None:
-        on_write(output, not replaced)
-    if preview:
-        try:
-            write_atomic(preview, side, replace=force)
-        except FastquantError as e:
-            remove_written(output, root)
-            raise type(e)(
-                f"{e}; {output} removed again"
-                + (" (the file it replaced is gone)" if replaced else ": nothing written")
-            ) from e
-        if on_write is not None:
-            on_write(preview, True)
-    q.stats.seconds["write"] = time.perf_counter() - tw
-    s = q.stats
-    rec = {
-        "input": os.fspath(source),
-        "output": os.fspath(output),
-        "status": "ok",
-        "input_bytes": s.input_bytes,
-        "output_bytes": nbytes,
-        "ratio": round(nbytes / s.input_bytes, 4) if s.input_bytes else None,
-        "n_colors": s.n_colors,
-        "width": s.width,
-        "height": s.height,
-        "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
-        "mse": round(s.mse, 4),
-        "ssim": round(s.ssim, 5) if s.ssim is not None else None,
-        "quality": s.quality,
-        "iterations": s.iterations,
-        "alpha_max_error": s.alpha_max_error,
-        "psnr_black": _db(s.psnr_black),
-        "psnr_white": _db(s.psnr_white),
-        "seconds": round(time.perf_counter() - t, 4),
-        "stages": {k: round(v, 4) for k, v in s.seconds.items()},
-    }
-    if preview:
-        rec["preview"] = os.fspath(preview)
-    return rec
 
 
 def check_options(options):

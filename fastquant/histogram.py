@@ -34,6 +34,18 @@ def _slot(key, bits):
     return np.int64(((key * _GOLDEN) & _MASK32) >> np.uint64(32 - bits))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _probe(table, key, bits):
+    """(slot, entry) of ``key`` in the open-addressing table: its entry, or the empty slot it goes in."""
+    mask = (1 << bits) - 1
+    h = _slot(key, bits)
+    while True:
+        e = table[h]
+        if e == _EMPTY or (e >> np.uint64(32)) == key:
+            return h, e
+        h = (h + 1) & mask
+
+
 @njit(cache=True, nogil=True)
 def _unique(pixels):
     """Colours in order of first appearance, each pixel's colour index, and the counts.
@@ -59,13 +71,7 @@ def _unique(pixels):
             inverse[i] = last
             continue
         last_key = key
-        mask = (1 << bits) - 1
-        h = _slot(key, bits)
-        while True:
-            e = table[h]
-            if e == _EMPTY or (e >> np.uint64(32)) == key:
-                break
-            h = (h + 1) & mask
+        h, e = _probe(table, key, bits)
         if e != _EMPTY:
             last = np.int32(e & _LOW32)
             inverse[i] = last
@@ -129,7 +135,6 @@ def _count(pixels, limit):
     last_key = _EMPTY
     last = 0
     run = 0
-    mask = (1 << bits) - 1
     for i in range(n):
         key = _pack(pixels, i)
         if key == last_key:
@@ -139,12 +144,7 @@ def _count(pixels, limit):
             counts[last] += run
         last_key = key
         run = 1
-        h = _slot(key, bits)
-        while True:
-            e = table[h]
-            if e == _EMPTY or (e >> np.uint64(32)) == key:
-                break
-            h = (h + 1) & mask
+        h, e = _probe(table, key, bits)
         if e != _EMPTY:
             last = np.int64(e & _LOW32)
             continue

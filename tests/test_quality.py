@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 import fastquant
-from fastquant import cli, colorspace, compress, config, metrics, png, preview, remap
+from fastquant import cli, colorspace, compress, config, metrics, png, preview
+from fastquant import dither as dithering
 from fastquant.errors import OptionError, SkippedLargerError
 
 from . import naive
@@ -70,7 +71,7 @@ def test_fs_matches_naive(small, k, strength, alpha):
     if alpha and k > 1:
         pal[-1] = 0
     h, w, c = image.shape
-    idx, sq = remap.dither_fs(image.reshape(-1, c), w, pal, strength)
+    idx, sq = dithering.dither_fs(image.reshape(-1, c), w, pal, strength)
     ref = naive.floyd_steinberg(image, pal, strength)
     np.testing.assert_array_equal(idx.reshape(h, w), ref)
     assert idx.dtype == (np.uint8 if len(pal) <= 256 else np.uint16)
@@ -84,7 +85,7 @@ def test_fs_clamps_error(small):
     image[:, :20] = (255, 0, 0)
     image[:, 20:] = (0, 0, 255)
     pal = np.array([[128, 0, 0], [0, 0, 255], [0, 0, 0], [255, 255, 255]], np.uint8)
-    idx, _ = remap.dither_fs(image.reshape(-1, 3), 40, pal)
+    idx, _ = dithering.dither_fs(image.reshape(-1, 3), 40, pal)
     np.testing.assert_array_equal(idx.reshape(12, 40), naive.floyd_steinberg(image, pal))
     # blue half: far from the red error's reach, every pixel maps to blue
     assert (idx.reshape(12, 40)[:, 23:] == 1).all()
@@ -92,7 +93,7 @@ def test_fs_clamps_error(small):
 
 def test_fs_strength_zero_is_nearest(crop):
     pal = _palette(crop, 24, 3)
-    idx, sq = remap.dither_fs(crop.reshape(-1, 3), crop.shape[1], pal, 0.0)
+    idx, sq = dithering.dither_fs(crop.reshape(-1, 3), crop.shape[1], pal, 0.0)
     ref, dist = naive.nearest(crop.reshape(-1, 3), pal)
     np.testing.assert_array_equal(idx, ref)
     assert sq == dist.sum()
@@ -103,8 +104,8 @@ def test_fs_keeps_the_mean_colour(crop):
     far better than with plain nearest mapping."""
     pal = _palette(crop, 8, 5)
     h, w, _ = crop.shape
-    fs, _ = remap.dither_fs(crop.reshape(-1, 3), w, pal)
-    plain, _ = remap.dither_fs(crop.reshape(-1, 3), w, pal, 0.0)
+    fs, _ = dithering.dither_fs(crop.reshape(-1, 3), w, pal)
+    plain, _ = dithering.dither_fs(crop.reshape(-1, 3), w, pal, 0.0)
 
     def block_err(idx):
         img = pal[idx.reshape(h, w)].astype(float)
@@ -115,9 +116,9 @@ def test_fs_keeps_the_mean_colour(crop):
 
 
 def test_bayer_matrix():
-    np.testing.assert_array_equal(remap.bayer(8), naive.bayer(8))
-    np.testing.assert_array_equal(remap.bayer(4), naive.bayer(4))
-    assert sorted(remap.bayer(8).ravel()) == list(range(64))
+    np.testing.assert_array_equal(dithering.bayer(8), naive.bayer(8))
+    np.testing.assert_array_equal(dithering.bayer(4), naive.bayer(4))
+    assert sorted(dithering.bayer(8).ravel()) == list(range(64))
 
 
 @pytest.fixture(params=["serial", "parallel"])
@@ -136,7 +137,7 @@ def test_ordered_matches_naive(small, k, strength, alpha, row_drivers):
     image = _rgba(small, k) if alpha else small
     pal = _palette(image, k, k + 1)
     h, w, c = image.shape
-    idx, sq = remap.dither_ordered(image.reshape(-1, c), w, pal, strength)
+    idx, sq = dithering.dither_ordered(image.reshape(-1, c), w, pal, strength)
     ref = naive.ordered_dither(image, pal, strength)
     np.testing.assert_array_equal(idx.reshape(h, w), ref)
     assert sq == ((image.astype(np.int64) - pal[ref]) ** 2).sum()
@@ -148,7 +149,7 @@ def test_ordered_spreads_a_gradient():
     ramp = np.repeat(np.linspace(100, 140, 64).round().astype(np.uint8)[None, :], 64, axis=0)
     image = np.repeat(ramp[:, :, None], 3, axis=2)
     pal = np.repeat(np.array([100, 140, 20, 60, 180, 220], np.uint8)[:, None], 3, axis=1)  # greys 40 apart
-    idx, _ = remap.dither_ordered(image.reshape(-1, 3), 64, pal)
+    idx, _ = dithering.dither_ordered(image.reshape(-1, 3), 64, pal)
     assert set(np.unique(idx)) == {0, 1}
     share = (idx.reshape(64, 64) == 1).mean(axis=0).reshape(8, 8).mean(axis=1)  # per 8x8 tile column
     expected = ((ramp[0] - 100) / 40.0).reshape(8, 8).mean(axis=1)
@@ -181,7 +182,7 @@ def test_compress_dither_stats_are_exact(crop, dither, alpha):
     counts = np.bincount(q.indices.ravel(), minlength=len(q.palette))
     assert (counts > 0).all() and q.stats.n_colors == len(q.palette)
     h, w, c = image.shape
-    fn = remap.dither_fs if dither == "fs" else remap.dither_ordered
+    fn = dithering.dither_fs if dither == "fs" else dithering.dither_ordered
     ref, sq = fn(q.original.reshape(-1, c), w, q.palette)  # the result is the dithering of its palette
     np.testing.assert_array_equal(q.indices.ravel(), ref)
     assert sq == q.stats.mse * h * w * c
@@ -213,7 +214,7 @@ def test_compress_dither_on_sampled_path(kodak, monkeypatch):
     q = compress(image, 64, dither="fs", dither_strength=1.0)
     assert q.stats.mse == pytest.approx(metrics.mse(image, q.image), rel=1e-12)
     h, w, _ = image.shape
-    ref, _ = remap.dither_fs(image.reshape(-1, 3), w, q.palette)
+    ref, _ = dithering.dither_fs(image.reshape(-1, 3), w, q.palette)
     np.testing.assert_array_equal(q.indices.ravel(), ref)
 
 
