@@ -7,8 +7,10 @@ it imports and registers the implementations of everything it can compile
 of that, only Numba's runtime (its allocator).  So fastquant's kernels
 initialize the runtime and load; a cache miss still compiles through Numba's
 compiler, which refreshes the context itself.  Other code's Numba functions
-are not touched.  With a Numba that lacks the internals used here, kernels
-load the usual way.
+are not touched.  With a Numba that lacks the internals used here, or when
+the light load fails in any way, kernels load the usual way; setting
+``FASTQUANT_PLAIN_NUMBA=1`` always does (``tests/test_jit.py`` fails loudly
+when the internals move).
 """
 
 import glob
@@ -68,19 +70,27 @@ def njit(**options):
     return decorate
 
 
+#: ``FASTQUANT_PLAIN_NUMBA=1`` in the environment: kernels load Numba's own way (no private internals).
+PLAIN = os.environ.get("FASTQUANT_PLAIN_NUMBA", "").strip() not in ("", "0")
+
+
 def _light_loading(dispatcher):
     cache = getattr(dispatcher, "_cache", None)
     load = getattr(cache, "_load_overload", None)
     guard = getattr(cache, "_guard_against_spurious_io_errors", None)
-    if load is None or guard is None:
+    plain = getattr(cache, "load_overload", None)
+    if PLAIN or load is None or guard is None or plain is None:
         return dispatcher
 
     def load_overload(sig, target_context):
-        from numba.core.runtime import rtsys
+        try:
+            from numba.core.runtime import rtsys
 
-        rtsys.initialize(target_context)  # what the skipped refresh does first: the allocator
-        with guard():
-            return load(sig, target_context)
+            rtsys.initialize(target_context)  # what the skipped refresh does first: the allocator
+            with guard():
+                return load(sig, target_context)
+        except Exception:  # Numba's internals moved under us: load its own way (refresh, then load)
+            return plain(sig, target_context)
 
     cache.load_overload = load_overload
     return dispatcher

@@ -2,6 +2,7 @@
 refresh, give the same results, and leave other Numba code compiling."""
 
 import importlib
+import os
 import pkgutil
 import re
 import subprocess
@@ -95,3 +96,39 @@ def test_njit_keeps_numba_options():
 
     assert isinstance(add, Dispatcher) and add.targetoptions["nogil"]
     assert add(2, 3) == 5
+
+
+def _fresh(script, **env):
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=dict(os.environ, **env)
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_plain_numba_switch_and_fallback_give_the_same_results():
+    """FASTQUANT_PLAIN_NUMBA=1 leaves the dispatchers as Numba made them; a light load that
+    fails (internals that moved: here, rtsys.initialize raising) falls back to Numba's own;
+    both load from the cache (no compile) and give this process's results."""
+    rng = np.random.default_rng(5)
+    points = rng.integers(0, 256, (70000, 3)).astype(np.float32)
+    r = fastquant.kmeans(points, 40, weights=rng.integers(1, 5, len(points)).astype(np.float64), max_iter=6)
+    q = fastquant.compress(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), 16, ssim=True)
+    want = f"{r.inertia!r} {r.labels.sum()} {q.palette.tobytes().hex()} {q.indices.sum()} {q.stats.ssim!r}"
+    wired = (
+        "print(all(d._cache.load_overload.__qualname__.startswith('_light_loading') for d in "
+        "[fastquant.nearest._assign_range, fastquant.histogram._unique]))\n"
+    )
+    plain = _fresh(
+        "import fastquant, fastquant.nearest, fastquant.histogram\n" + wired + _FRESH, FASTQUANT_PLAIN_NUMBA="1"
+    )
+    assert plain[0] == "False" and plain[1] == want and plain[2].startswith("{} True")
+    # Numba's own modules hold their own reference to rtsys; the light loader looks it up when it
+    # loads, so a module attribute that no longer works is what it meets.
+    boom = (
+        "import fastquant, numba.core.cpu, numba.core.runtime as rt\n"
+        "class Moved:\n    def initialize(self, ctx):\n        raise AttributeError('moved')\n"
+        "rt.rtsys = Moved()\n"
+    )
+    fallen = _fresh(boom + "import fastquant.nearest, fastquant.histogram\n" + wired + _FRESH)
+    assert fallen[0] == "True" and fallen[1] == want and fallen[2].startswith("{} True")
