@@ -21,6 +21,7 @@ from .errors import (
     ResourceError,
     SkippedLargerError,
 )
+from .jit import CompileWarning
 from .lloyd import KMeansResult, kmeans
 from .result import Quantized, Stats
 
@@ -42,5 +43,6 @@ __all__ = [
     "QualityError",
     "ResourceError",
     "SkippedLargerError",
+    "CompileWarning",
     "__version__",
 ]

@@ -466,7 +466,26 @@ def main(argv=None):
 
     After an interrupted run (130, 143), SIGINT and SIGTERM are left ignored: the process
     is expected to exit with the code returned, and a late Ctrl-C must not change it.
+    A first compile of the kernels is announced in one line on stderr (not with ``-q``),
+    by this process and by its workers.
     """
+    quiet = (
+        argv is not None
+        and any(a in ("-q", "--quiet") for a in argv)
+        or (argv is None and any(a in ("-q", "--quiet") for a in sys.argv[1:]))
+    )
+    before = os.environ.get("FASTQUANT_COMPILE_NOTICE")
+    os.environ["FASTQUANT_COMPILE_NOTICE"] = "off" if quiet else "stderr"  # workers inherit it
+    try:
+        return _main(argv)
+    finally:
+        if before is None:
+            os.environ.pop("FASTQUANT_COMPILE_NOTICE", None)
+        else:
+            os.environ["FASTQUANT_COMPILE_NOTICE"] = before
+
+
+def _main(argv):
     from . import batch, jit, workers, write
 
     workers.skip_blas_probe()
@@ -502,8 +521,7 @@ def main(argv=None):
     except FastquantError as e:
         print(f"fastquant: error: {_one_line(str(e))}", file=err)
         return e.exit_code
-    if not args.quiet and executor is None and not jit.kernels_cached():
-        print("fastquant: compiling the Numba kernels, once (10-20 s); later runs load them from the cache", file=err)
+
     many = len(pairs) + len(failures) > 1
     progress = _Progress(len(pairs) + len(failures), live=many and not args.quiet and err.isatty())
     codes = []

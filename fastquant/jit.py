@@ -13,8 +13,8 @@ the light load fails in any way, kernels load the usual way; setting
 when the internals move).
 """
 
-import glob
 import os
+import sys
 
 
 def _check_thread_count():
@@ -42,23 +42,68 @@ def _check_thread_count():
 #: What is wrong with NUMBA_NUM_THREADS (see :func:`_check_thread_count`), or None.
 ENV_ERROR = _check_thread_count()
 
+import threading  # noqa: E402
+import warnings  # noqa: E402
+
 import numba  # noqa: E402  (after the environment check above)
+import numba.core.event  # noqa: E402
 from numba import prange  # noqa: E402, F401  (re-exported: modules take both from here)
 
-#: Modules whose kernel ``_assign_range`` marks a filled cache (it moves with the k-means split).
-_CACHE_MARKERS = ("nearest._assign_range*.nbi", "kmeans._assign_range*.nbi")
+
+class CompileWarning(UserWarning):
+    """Numba is compiling fastquant's kernels: once, then they load from the disk cache.
+
+    Emitted once per process by the first compile.  Silence it with
+    ``warnings.simplefilter("ignore", fastquant.CompileWarning)``, or run
+    ``python -m fastquant --demo`` once (or any file) to fill the cache.
+    """
 
 
-def kernels_cached():
-    """True when compiled kernels are on disk (so a run will not compile for seconds)."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        places = [os.environ["NUMBA_CACHE_DIR"]]
-    else:  # next to the package, or numba's user-wide cache where that is read-only
-        places = [
-            os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
-            os.path.join(os.path.expanduser("~"), ".cache", "numba"),
-        ]
-    return any(glob.glob(os.path.join(d, "**", marker), recursive=True) for d in places for marker in _CACHE_MARKERS)
+#: How the first compile of a process is announced: None (the default) emits a
+#: :class:`CompileWarning`; a callable is called with the one-line message.  The
+#: environment variable ``FASTQUANT_COMPILE_NOTICE`` (``stderr`` or ``off``), which
+#: the command line sets for itself and its workers, takes precedence over None.
+announce = None
+
+_NOTICE_LOCK = threading.Lock()
+_announced = []
+
+
+def _compile_notice(dispatcher):
+    """Announce, once per process, that one of fastquant's kernels is about to compile."""
+    fn = getattr(dispatcher, "py_func", None)
+    module = getattr(fn, "__module__", "") or ""
+    if not module.startswith("fastquant."):
+        return
+    with _NOTICE_LOCK:
+        if _announced:
+            return
+        _announced.append(module)
+    what = f"{module.rsplit('.', 1)[-1]}.{fn.__name__}"
+    message = (
+        f"fastquant: compiling Numba kernels (first: {what}), once for each feature used: a few seconds "
+        "each, up to ~30 s in all; later runs load them from the cache"
+    )
+    mode = os.environ.get("FASTQUANT_COMPILE_NOTICE", "")
+    if announce is not None:
+        announce(message)
+    elif mode == "stderr":
+        print(message, file=sys.stderr, flush=True)
+    elif mode != "off":
+        warnings.warn(message, CompileWarning, stacklevel=2)
+
+
+class _CompileListener(numba.core.event.Listener):
+    """Numba's "numba:compile" event fires on a cache miss, just before compiling."""
+
+    def on_start(self, event):
+        _compile_notice((event.data or {}).get("dispatcher"))
+
+    def on_end(self, event):
+        pass
+
+
+numba.core.event.register("numba:compile", _CompileListener())
 
 
 def njit(**options):

@@ -132,3 +132,53 @@ def test_plain_numba_switch_and_fallback_give_the_same_results():
     )
     fallen = _fresh(boom + "import fastquant.nearest, fastquant.histogram\n" + wired + _FRESH)
     assert fallen[0] == "True" and fallen[1] == want and fallen[2].startswith("{} True")
+
+
+def test_first_compile_is_announced_once(tmp_path):
+    """With an empty cache the command line says, in one line on stderr, that it compiles; a second
+    run says nothing; -q says nothing; the API emits one CompileWarning, which a filter silences."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("FASTQUANT_COMPILE_NOTICE", None)
+
+    def cli(*args):
+        r = subprocess.run(
+            [sys.executable, "-m", "fastquant", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "-f", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert r.returncode == 0, r.stderr
+        return [line for line in r.stderr.splitlines() if "compiling Numba kernels" in line]
+
+    first = cli("-k", "8")
+    assert len(first) == 1 and "later runs load them from the cache" in first[0]
+    assert cli("-k", "8") == []  # cached
+    assert cli("-k", "8", "--dither", "ordered", "-q") == []  # compiles the ordered kernels, quietly
+    api = (
+        "import sys, warnings, fastquant\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    fastquant.compress(sys.argv[1], 8, dither='fs')\n"
+        "    fastquant.compress(sys.argv[1], 8, dither='fs', colorspace='oklab')\n"
+        "print(sum(issubclass(x.category, fastquant.CompileWarning) for x in w))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", api, str(tmp_path / "a.png")], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "1", r.stderr  # one warning, however many kernels compile
+    silenced = "import warnings, fastquant\nwarnings.simplefilter('ignore', fastquant.CompileWarning)\n" + api.replace(
+        "simplefilter('always')", "simplefilter('ignore', fastquant.CompileWarning)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", silenced, str(tmp_path / "a.png")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(env, NUMBA_CACHE_DIR=str(tmp_path / "cache2")),
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "0" and "compiling" not in r.stderr, r.stderr
