@@ -124,7 +124,7 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
         h, w = arr.shape[:2]
     if h * w > 2 * config.SAMPLE_PIXELS:  # a large result of resizing
         p = large.Prepared(
-            large.Rows(lambda lo, hi: arr[lo:hi], h, w, c, copy=arr is image),
+            large.Rows(lambda lo, hi: arr[lo:hi], h, w, c),  # rows of the resized array, ours to change
             nbytes,
             icc,
             sample_pixels=config.SAMPLE_PIXELS,
@@ -275,24 +275,20 @@ def _map(p, f, space, dither, strength, lap):
         lut[order] = np.arange(len(order))
         indices = remap.apply(lut, idx, (h, w))
         per_color = None
-    elif isinstance(p, large.Prepared) and p.codes is not None:  # each pixel's colour, from the count
-        lut = np.empty(f.n_entries, np.uint8)
-        lut[f.order] = np.arange(len(f.order))
-        per_color = lut[f.labels]
-        indices = p.codes
-        if not np.array_equal(per_color, np.arange(len(per_color))):  # (a graphic's palette may be its colours)
-            remap.apply_in_place(per_color, indices)
-        p.codes = None
-        sq_error = f.plain_sq
-    elif isinstance(p, large.Prepared):
+    elif isinstance(p, large.Prepared) and p.codes is None:
         indices, sq_error, alpha = large.map_rows(p, palette, space)
         per_color = None
-    else:
+    else:  # every histogram colour's entry, then each pixel's through its colour index
         lut = np.empty(f.n_entries, np.uint8 if len(palette) <= 256 else np.uint16)
         lut[f.order] = np.arange(len(f.order))
         per_color = lut[f.labels]
-        indices = remap.apply(per_color, p.inverse, (h, w))
         sq_error = f.plain_sq
+        if p.inverse is not None:
+            indices = remap.apply(per_color, p.inverse, (h, w))
+        else:  # a large graphic's codes (at most 256 colours), made while counting: mapped in place
+            indices, p.codes = p.codes, None
+            if not np.array_equal(per_color, np.arange(len(per_color))):  # its palette may be its colours
+                remap.apply_in_place(per_color, indices)
     lap("remap")
     return palette, indices, float(sq_error), per_color, alpha
 

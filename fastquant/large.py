@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import config, histogram, remap
+from . import config, histogram, metrics, remap
 
 
 class Rows:
@@ -31,13 +31,13 @@ class Rows:
     strip : callable
         ``strip(lo, hi)`` returns rows lo .. hi - 1 of the image as read.
     height, width, channels : int
-    copy : bool
-        Whether ``strip`` may return views of memory that is not ours (a
-        caller's array): fully transparent pixels are then fixed on a copy.
+
+    ``strip`` must return arrays that are ours to change: fully transparent
+    pixels are fixed in place.
     """
 
-    def __init__(self, strip, height, width, channels, *, copy=False):
-        self.strip, self.h, self.w, self.c, self.copy = strip, height, width, channels, copy
+    def __init__(self, strip, height, width, channels):
+        self.strip, self.h, self.w, self.c = strip, height, width, channels
         self.step = max(1, config.STRIP_PIXELS // max(width, 1))
 
     def __call__(self, lo, hi):
@@ -46,8 +46,6 @@ class Rows:
         if self.c == 4:
             clear = a[:, :, 3] == 0
             if clear.any():
-                if self.copy:
-                    a = a.copy()
                 a[clear] = 0
         return a
 
@@ -208,8 +206,6 @@ def map_rows(p, palette, space, indices=None):
         and the PSNRs of the composites over black and over white, as
         :func:`alpha_stats` gives them.
     """
-    from . import metrics
-
     if indices is None:
         indices = np.empty((p.h, p.w), np.uint8 if len(palette) <= 256 else np.uint16)
     mapper = Mapper(palette, space)
@@ -219,12 +215,7 @@ def map_rows(p, palette, space, indices=None):
         sq += err
     alpha = None
     if mapper.alpha is not None:
-        n = 3.0 * p.h * p.w
-        alpha = (
-            int(mapper.alpha[2]),
-            metrics.psnr_from_mse(mapper.alpha[0] / n),
-            metrics.psnr_from_mse(mapper.alpha[1] / n),
-        )
+        alpha = _alpha_figures(int(mapper.alpha[2]), mapper.alpha[0], mapper.alpha[1], p.h * p.w)
     return indices, sq, alpha
 
 
@@ -238,8 +229,6 @@ def alpha_stats(p, palette, indices):
         :func:`fastquant.metrics.psnr_over` (over black, over white) give
         them for the whole image.
     """
-    from . import metrics
-
     worst = 0
     sq = {0: 0.0, 255: 0.0}
     for lo, hi in p.rows.spans():
@@ -248,14 +237,17 @@ def alpha_stats(p, palette, indices):
         worst = max(worst, metrics.alpha_error(src, out))
         for bg in sq:
             sq[bg] += metrics.over_sq_error(src, out, bg)
-    n = 3.0 * p.h * p.w
-    return worst, metrics.psnr_from_mse(sq[0] / n), metrics.psnr_from_mse(sq[255] / n)
+    return _alpha_figures(worst, sq[0], sq[255], p.h * p.w)
+
+
+def _alpha_figures(worst, sq_black, sq_white, pixels):
+    """(largest alpha change, PSNR over black, PSNR over white) from the composites' summed errors."""
+    n = 3.0 * pixels
+    return worst, metrics.psnr_from_mse(sq_black / n), metrics.psnr_from_mse(sq_white / n)
 
 
 def ssim(p, palette, indices, max_pixels):
     """SSIM of a large result against its source, read band by band (see
     :func:`fastquant.metrics.ssim_bands`).
     """
-    from . import metrics
-
     return metrics.ssim_bands(p.rows, lambda lo, hi: palette[indices[lo:hi]], (p.h, p.w), max_pixels=max_pixels)

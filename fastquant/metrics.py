@@ -131,7 +131,11 @@ def over_sq_error(a, b, background, *, weights=None):
         3 times the pixel count it is the MSE that :func:`psnr_over` uses.
     """
     a, b, weights = _over_args(a, b, weights)
-    bg = _background(background)
+    return _over_sq(a, b, _background(background), weights)
+
+
+def _over_sq(a, b, bg, weights):
+    """:func:`over_sq_error` of checked (N, C) arrays and a (3,) background."""
     sq = 0.0
     step = config.PSNR_OVER_CHUNK  # bounded memory, a fixed summation order
     for lo in range(0, len(a), step):
@@ -165,7 +169,7 @@ def psnr_over(a, b, background, *, weights=None):
     """
     a, b, weights = _over_args(a, b, weights)
     n = len(a) if weights is None else float(weights.sum())
-    return psnr_from_mse(over_sq_error(a, b, background, weights=weights) / (3.0 * n))
+    return psnr_from_mse(_over_sq(a, b, _background(background), weights) / (3.0 * n))
 
 
 def alpha_error(a, b):
