@@ -195,7 +195,7 @@ class _Header(NamedTuple):
 
 
 def _open_checked(fp, name, nbytes, max_pixels, allow_truncated):
-    im = _identify(fp, name)
+    im = identify(fp, name)
     try:
         mode, key, icc = im.mode, im.info.get("transparency"), im.info.get("icc_profile")
         args = im.tile[0][3] if im.tile else None
@@ -223,7 +223,7 @@ def _open_checked(fp, name, nbytes, max_pixels, allow_truncated):
         raise
 
 
-def _identify(fp, name):
+def identify(fp, name):
     """Open ``fp`` with the first plugin of :data:`READ_FORMATS` that takes it (what
     ``PIL.Image.open(fp, formats=READ_FORMATS)`` does, but without Pillow's own pixel limit).
     """

@@ -60,21 +60,19 @@ def memory_budget():
 def image_size(path):
     """(width, height) from an image file's header, without decoding; None when unknown.
 
-    Only the formats fastquant reads (``io.READ_FORMATS``) are identified.
+    The file is identified as :func:`fastquant.io.read_image` does it (only the
+    formats fastquant reads, and no pixel limit but ``max_pixels``).
     """
-    from . import io
-
-    formats = getattr(io, "READ_FORMATS", None)
-    if not formats or not isinstance(path, (str, bytes, os.PathLike)):
+    if not isinstance(path, (str, bytes, os.PathLike)):
         return None
-    try:
-        from PIL import Image
+    from . import formats
 
-        with warnings.catch_warnings():
+    try:
+        with open(path, "rb") as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path, formats=list(formats)) as im:
+            with formats.identify(f, "") as im:
                 return im.size
-    except Exception:  # unreadable, not an image, a bomb: the job itself will say so, quickly
+    except Exception:  # unreadable, not an image, damaged: the job itself will say so, quickly
         return None
 
 

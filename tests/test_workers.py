@@ -361,3 +361,23 @@ def test_sigterm_to_a_busy_worker_waits_for_its_job(tmp_path, kodak):
                 if w.task is not None:
                     os.kill(w.process.pid, signal.SIGTERM)
     assert [r.status for r in results] == ["ok", "ok"]
+
+
+def test_image_size_reads_headers_past_pillows_own_limit(tmp_path):
+    """A header larger than Pillow's decompression-bomb limit (2 x 89 MP) still gives its size, so that
+    a big file allowed by --max-pixels counts in the memory budget instead of as no pixels."""
+    import struct
+    import zlib
+
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    path = tmp_path / "big.png"
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
+    assert workers.image_size(path) == (20000, 20000)
+    assert workers.job_memory(path, {}) > config.JOB_BYTES_PER_PIXEL * 20000 * 20000
