@@ -11,6 +11,7 @@ cached on disk (``cache=True``).
 from .api import compress
 from .batch import compress_many
 from .errors import (
+    BudgetError,
     FastquantError,
     InputError,
     JobTimeoutError,
@@ -34,6 +35,7 @@ __all__ = [
     "Stats",
     "kmeans",
     "KMeansResult",
+    "BudgetError",
     "FastquantError",
     "InputError",
     "JobTimeoutError",

@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import budget, config, histogram, io, large, lloyd, metrics, rdmap, remap
 from . import colorspace as _cs
-from . import config, histogram, io, large, lloyd, metrics, remap
 from . import dither as _dither
 from . import resize as _resize
 from .errors import OptionError, QualityError
@@ -249,8 +249,9 @@ def _fit(p, n_colors, km, space, lap):
     )
 
 
-def _map(p, f, space, dither, strength, lap):
-    """Indices of every pixel for a fitted palette.
+def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
+    """Indices of every pixel for a fitted palette (``rd_lambda > 0``: rate-distortion-aware,
+    :func:`fastquant.rdmap.rd_map`, where every pixel's colour is known).
 
     Returns (palette, (H, W) indices, squared error summed over pixels and
     channels, the index of every histogram colour or None when pixels of
@@ -283,7 +284,15 @@ def _map(p, f, space, dither, strength, lap):
         lut[f.order] = np.arange(len(f.order))
         per_color = lut[f.labels]
         sq_error = f.plain_sq
-        if p.inverse is not None:
+        if rd_lambda and p.inverse is not None:
+            pts, ents = (
+                (_cs.premultiply(p.colors), _cs.premultiply(palette))
+                if space == "premultiplied"
+                else (p.colors, palette)
+            )
+            indices, sq_error = rdmap.rd_map(p.inverse, (h, w), pts, ents, per_color, rd_lambda, p.colors, palette)
+            per_color = None  # pixels of one colour may now have different entries
+        elif p.inverse is not None:
             indices = remap.apply(per_color, p.inverse, (h, w))
         else:  # a large graphic's codes (at most 256 colours), made while counting: mapped in place
             indices, p.codes = p.codes, None
@@ -311,6 +320,8 @@ def compress(
     quality=None,
     keep_metadata=False,
     allow_truncated=False,
+    max_bytes=None,
+    rd_lambda=None,
 ):
     """Quantize an image to at most ``n_colors`` colours with weighted k-means.
 
@@ -374,6 +385,18 @@ def compress(
     keep_metadata : bool
         Keep the input's ICC profile (``result.icc_profile``), written into
         PNG outputs by ``save``/``encode``.  Nothing else is kept.
+    max_bytes : None, int or str
+        A byte budget for the indexed PNG (``encode(".png")``, ``save`` to a
+        ``.png``), or a size such as ``"100k"``: the largest palette up to
+        ``n_colors`` (at most 256) whose file fits (:mod:`fastquant.budget`).
+        With ``quality``: the fewest colours reaching ``max`` when that file
+        fits, else the best that fits, which must reach ``min``.
+    rd_lambda : None or float >= 0
+        Rate-distortion-aware mapping (:mod:`fastquant.rdmap`): a pixel takes its
+        left or upper neighbour's entry when the extra squared error is below
+        ``rd_lambda`` times the price of a new symbol.  None: 0 (nearest), or
+        ``config.BUDGET_RD_LAMBDA`` with ``max_bytes``.  Not with dithering; not
+        on images mapped strip by strip (over ``2 * config.SAMPLE_PIXELS`` pixels).
 
     Returns
     -------
@@ -387,9 +410,21 @@ def compress(
         An option is out of range, or the array is not an image.
     QualityError
         ``quality=(min, max)`` and even ``n_colors`` colours stay below ``min``.
+    BudgetError
+        ``max_bytes`` and even 2 colours give a larger file.
     """
     n_colors = _check_colors(n_colors)
     dither, dither_strength = _check_dither(dither, dither_strength)
+    max_bytes = budget.check_max_bytes(max_bytes)
+    if max_bytes is not None and n_colors > 256:
+        raise OptionError(f"max_bytes budgets an indexed PNG, at most 256 colours; got n_colors={n_colors}")
+    if rd_lambda is not None and not (_is_number(rd_lambda) and 0 <= rd_lambda < math.inf):
+        raise OptionError(f"rd_lambda must be a number >= 0 or None, got {rd_lambda!r}")
+    if rd_lambda and dither:
+        raise OptionError("rd_lambda and dither exclude each other: dithering chooses every pixel's entry itself")
+    rd = rd_lambda
+    if rd is None:
+        rd = config.BUDGET_RD_LAMBDA if max_bytes is not None and not dither else 0.0
     if colorspace not in ("rgb", "oklab"):
         raise OptionError(f"colorspace must be 'rgb' or 'oklab', got {colorspace!r}")
     target = _check_quality(quality)
@@ -405,8 +440,10 @@ def compress(
     p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated)
     try:
         km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
-        result = _quantize(
-            p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds, io.source_name(image)
+        args = (p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds)
+        result = _quantize(*args, io.source_name(image), max_bytes=max_bytes, rd_lambda=float(rd))
+        result._settings = dict(
+            km, colorspace=colorspace, dither=dither, dither_strength=dither_strength, rd_lambda=rd_lambda
         )
         if getattr(p, "decoded", None) is not None:
             result._original = _original(image, p, max_pixels, allow_truncated)
@@ -417,7 +454,21 @@ def compress(
             p.decoded.close()
 
 
-def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds, name):
+def _quantize(
+    p,
+    n_colors,
+    km,
+    colorspace,
+    target,
+    dither,
+    dither_strength,
+    ssim,
+    lap,
+    seconds,
+    name,
+    max_bytes=None,
+    rd_lambda=0.0,
+):
     """The in-memory core of :func:`compress`: a prepared image in, a :class:`Quantized` out.
 
     Parameters
@@ -436,10 +487,15 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
         Becomes ``Stats.seconds``.
     name : str
         The source's name, for messages.
+    max_bytes : int or None
+        The byte budget of the indexed PNG (checked).
+    rd_lambda : float
+        Strength of the rate-distortion-aware mapping (0: nearest).
     """
     space = _space(colorspace, p.c)
 
     best = _fit(p, n_colors, km, space, lap)
+    k_best = n_colors  # the palette size best was fitted with
     score = None
     if target is not None:
         # Judged on the nearest-entry mapping, before any dithering (as
@@ -462,11 +518,22 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
                 q = metrics.quality_from_mse(trial.quality_mse)
                 if q >= hi_q:
                     hi, best, score = mid, trial, q
+                    k_best = mid
                 else:
                     lo = mid
-    if dither_strength is None:
-        dither_strength = auto_dither_strength(len(best.palette))
-    palette, indices, sq_error, per_color, alpha = _map(p, best, space, dither, dither_strength, lap)
+    if max_bytes is None:
+        strength = auto_dither_strength(len(best.palette)) if dither_strength is None else dither_strength
+        palette, indices, sq_error, per_color, alpha = _map(p, best, space, dither, strength, lap, rd_lambda)
+    else:
+        kept = _budget(p, best, k_best, km, space, dither, dither_strength, rd_lambda, max_bytes, name, lap)
+        best, (palette, indices, sq_error, per_color, alpha) = kept.fit, kept.mapped
+        if target is not None:  # of the mapping made when it is not the nearest one (conservative with alpha)
+            score = metrics.quality_from_mse(sq_error / (p.h * p.w * p.c) if kept.rd else best.quality_mse)
+            if score < target[0]:
+                raise QualityError(
+                    f"{name}: quality {score} with {len(best.palette)} colours, the most that fit in"
+                    f" {max_bytes} bytes, is below the minimum {target[0]:g}; nothing written"
+                )
     err = sq_error / (p.h * p.w * p.c)
     stats = Stats(
         n_colors=len(palette),
@@ -480,6 +547,7 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
         quality=score,
         seconds=seconds,
     )
+    stats.max_bytes = max_bytes
     big = isinstance(p, large.Prepared)
     result = Quantized(palette, indices, p.image if big else p.arr, stats, icc_profile=p.icc)
     if p.c == 4 and big and per_color is None:
@@ -507,3 +575,19 @@ def _quantize(p, n_colors, km, colorspace, target, dither, dither_strength, ssim
         )
         lap("metrics")
     return result
+
+
+def _budget(p, fit, k_max, km, space, dither, dither_strength, rd_lambda, max_bytes, name, lap):
+    """:func:`fastquant.budget.fit_within` on a prepared image (``fit``: the fit of ``k_max`` colours)."""
+    codes = getattr(p, "codes", None)
+    codes = None if codes is None else codes.copy()  # mapping a large graphic consumes its codes
+
+    def mapping(f, rd):
+        if codes is not None:
+            p.codes = codes.copy()
+        strength = auto_dither_strength(len(f.palette)) if dither_strength is None else dither_strength
+        return _map(p, f, space, dither, strength, lap, rd)
+
+    return budget.fit_within(
+        lambda k: _fit(p, k, km, space, lap), mapping, fit, k_max, max_bytes, rd_lambda, p.icc, name, lap
+    )

@@ -12,6 +12,7 @@ Exit codes (also in the README):
 7   out of memory: a MemoryError, or the worker holding the file died (killed by a
     signal, as the out-of-memory killer does); nothing written
 70  internal error (a bug: please report it, with -v output)
+97  --max-bytes N: even 2 colours give a larger file (nothing written)
 98  --skip-if-larger: the result would not be smaller than the input (nothing written)
 99  --quality MIN-MAX: the result is below MIN even with -k colours (nothing written)
 130 interrupted (Ctrl-C)
@@ -56,6 +57,25 @@ def _positive(text):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _budget(text):
+    from .budget import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _rd(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= v < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return v
 
 
@@ -158,7 +178,8 @@ def build_parser():
         description="Compress images by k-means colour quantization (indexed PNG by default).",
         epilog="Exit codes: 0 ok, 1 mixed failures, 2 usage, 3 unreadable input, 4 output not "
         "written, 5 output exists (use --force) or is the input, 6 timed out, 7 out of memory "
-        "(or its worker died), 70 internal error, 98 not smaller (--skip-if-larger), 99 quality "
+        "(or its worker died), 70 internal error, 97 over the byte budget (--max-bytes), "
+        "98 not smaller (--skip-if-larger), 99 quality "
         "below MIN (--quality), 130 interrupted, 143 terminated (SIGTERM). Ctrl-C once lets the "
         "running files finish; twice stops at once.",
     )
@@ -247,6 +268,23 @@ def build_parser():
         "MAX alone means 0-MAX",
     )
     p.add_argument(
+        "--max-bytes",
+        type=_budget,
+        metavar="SIZE",
+        help="byte budget of each PNG output, e.g. 100000, 100k or 1.5M (k, M: powers of 1000; "
+        "Ki, Mi: of 1024): the most colours (up to -k, at most 256) whose file fits; with --quality "
+        "the fewest colours reaching MAX when that fits; exit 97, nothing written, when even 2 "
+        "colours do not fit",
+    )
+    p.add_argument(
+        "--rd",
+        type=_rd,
+        default=None,
+        metavar="LAMBDA",
+        help="rate-distortion-aware mapping: a pixel may take its neighbour's entry for up to LAMBDA "
+        f"more squared error (0 off; default 0, or {config.BUDGET_RD_LAMBDA:g} with --max-bytes)",
+    )
+    p.add_argument(
         "--skip-if-larger",
         action="store_true",
         help="write nothing (exit 98) when the result is not smaller than the input",
@@ -286,6 +324,8 @@ def _line(rec, verbose):
     ssim = f", SSIM {rec['ssim']:.4f}" if rec["ssim"] is not None else ""
     if rec.get("quality") is not None:
         ssim += f", quality {rec['quality']}"
+    if rec.get("max_bytes") is not None:
+        ssim += f", k={rec['n_colors']} fits --max-bytes {rec['max_bytes']}"
     text = (
         f"{rec['input']} -> {rec['output']}: {rec['input_bytes']} -> {rec['output_bytes']} bytes"
         f"{ratio}, {rec['n_colors']} colours, PSNR {psnr} dB{ssim}, {rec['seconds']:.2f} s"
@@ -423,6 +463,8 @@ def _options(args):
         "dither_strength": args.dither_strength,
         "colorspace": args.colorspace,
         "quality": args.quality,
+        "max_bytes": args.max_bytes,
+        "rd_lambda": args.rd,
         "keep_metadata": args.keep_metadata,
         "n_colors": args.colors,
         "force": args.force,

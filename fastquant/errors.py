@@ -62,3 +62,11 @@ class QualityError(FastquantError):
     """
 
     exit_code = 99
+
+
+class BudgetError(FastquantError):
+    """Even the smallest palette (2 colours) gives a file larger than the byte budget
+    (``max_bytes``, ``--max-bytes``); nothing was written (exit code 97).
+    """
+
+    exit_code = 97

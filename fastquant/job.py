@@ -3,7 +3,7 @@
 import os
 
 from . import write
-from .errors import FastquantError, JobTimeoutError, OutputExistsError, SkippedLargerError
+from .errors import BudgetError, FastquantError, JobTimeoutError, OptionError, OutputExistsError, SkippedLargerError
 
 
 def _db(x):
@@ -76,7 +76,8 @@ def run_job(
     -------
     dict
         input, output, input_bytes, output_bytes, ratio, n_colors, width,
-        height, psnr (None for lossless), mse, ssim, quality, iterations,
+        height, psnr (None for lossless), mse, ssim, quality, max_bytes (the budget, or None;
+        n_colors is then the palette size kept), iterations,
         alpha_max_error, psnr_black, psnr_white (None without alpha; the
         PSNRs also None when equal, like psnr), seconds, stages (seconds per
         stage), and preview when written.
@@ -95,10 +96,15 @@ def run_job(
         write.check_output(target, source, folder_made=root is not None and target == output)
         if os.path.lexists(target) and not force:
             raise OutputExistsError(f"{target}: exists, kept (use --force to overwrite)")
+    max_bytes = options.get("max_bytes")
+    if max_bytes is not None and os.path.splitext(output)[1].lower() != ".png":
+        raise OptionError(f"{output}: --max-bytes budgets PNG outputs; this one is {os.path.splitext(output)[1]!r}")
     t = time.perf_counter()
     q = compress(source, n_colors, **options)
     tw = time.perf_counter()
     data = encode(output, q.indices, q.palette, q.icc_profile)
+    if q.stats.max_bytes is not None and len(data) > q.stats.max_bytes:  # the search encodes the same bytes
+        raise BudgetError(f"{source}: {len(data)} bytes, more than the budget of {q.stats.max_bytes}; nothing written")
     if skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:
         raise SkippedLargerError(
             f"{source}: skipped: the result, {len(data)} bytes, is not smaller than "
@@ -138,6 +144,7 @@ def run_job(
         "mse": round(s.mse, 4),
         "ssim": round(s.ssim, 5) if s.ssim is not None else None,
         "quality": s.quality,
+        "max_bytes": s.max_bytes,
         "iterations": s.iterations,
         "alpha_max_error": s.alpha_max_error,
         "psnr_black": _db(s.psnr_black),

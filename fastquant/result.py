@@ -3,6 +3,7 @@
 """
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -45,6 +46,9 @@ class Stats:
         the even sample of very large images).  With alpha (``colorspace="rgb"``),
         of the MSE of the premultiplied values, as pngquant judges: the
         straight ``mse`` also counts colour differences nobody sees.
+    max_bytes : int or None
+        The byte budget the indexed PNG was fitted into (``max_bytes``), or None;
+        ``n_colors`` is then the palette size the search kept.
     seconds : dict
         Wall time of each stage: read, resize, histogram, palette, remap, metrics
         (summed over the palette sizes tried for a quality target).
@@ -63,6 +67,7 @@ class Stats:
     alpha_max_error: Optional[int] = None
     psnr_black: Optional[float] = None
     psnr_white: Optional[float] = None
+    max_bytes: Optional[int] = None
     seconds: dict = field(default_factory=dict)
 
     def as_dict(self):
@@ -95,6 +100,7 @@ class Quantized:
         self._original = original  # or a callable that makes it (large images: read again on demand)
         self.stats = stats
         self.icc_profile = icc_profile
+        self._settings = {}  # compress()'s options, for save(max_bytes=...) to quantize again
 
     @property
     def original(self):
@@ -113,19 +119,53 @@ class Quantized:
         fmt = format if format.startswith(".") else "." + format
         return _write.encode("x" + fmt, self.indices, self.palette, self.icc_profile)
 
-    def save(self, path):
+    def save(self, path, *, max_bytes=None):
         """Write the result; the format follows the extension.
 
         ``.png`` is an indexed PNG (1, 2, 4 or 8 bits per pixel) when k <= 256,
         ``.gif`` a GIF; other extensions get the RGB(A) image through imageio.
         The file is written to a temporary name and renamed over ``path``.
 
+        Parameters
+        ----------
+        path : str or os.PathLike
+        max_bytes : None, int or str
+            A byte budget (``.png`` only; a string such as ``"100k"``).  When
+            this result's file is larger, the picture is quantized again from
+            ``original`` with the options it was made with and at most as many
+            colours, as ``compress(..., max_bytes=max_bytes)`` does, and this
+            object becomes that result (``palette``, ``indices``, ``stats``)
+            before it is written.  :class:`fastquant.BudgetError`, nothing
+            written, when even 2 colours do not fit.
+
         Returns
         -------
         int
             Bytes written.
         """
-        return _write.write_atomic(path, _write.encode(path, self.indices, self.palette, self.icc_profile))
+        data = _write.encode(path, self.indices, self.palette, self.icc_profile)
+        if max_bytes is not None:
+            from .budget import check_max_bytes
+            from .errors import OptionError
+
+            max_bytes = check_max_bytes(max_bytes)
+            ext = os.path.splitext(os.fspath(path))[1].lower()
+            if ext != ".png" or len(self.palette) > 256:
+                raise OptionError(f"{os.fspath(path)}: max_bytes budgets indexed PNGs (.png, at most 256 colours)")
+            if len(data) > max_bytes:
+                from .api import compress
+
+                again = compress(
+                    self.original,
+                    len(self.palette),
+                    max_bytes=max_bytes,
+                    ssim=self.stats.ssim is not None,
+                    max_pixels=None,
+                    **self._settings,
+                )
+                self.palette, self.indices, self.stats = again.palette, again.indices, again.stats
+                data = _write.encode(path, self.indices, self.palette, self.icc_profile)
+        return _write.write_atomic(path, data)
 
     def preview(self, diff=False, *, nbytes=None):
         """Original and result side by side, as an image.

@@ -397,3 +397,33 @@ def composite(image, background):
         a = px[3] / 255 if len(px) == 4 else 1.0
         out[i] = [px[c] * a + bg[c] * (1 - a) for c in range(3)]
     return out.reshape(image.shape[:-1] + (3,))
+
+
+def rd_map(inverse, shape, points, entries, per_color, lam, colors, palette):
+    """Rate-distortion-aware mapping, pixel by pixel in raster order (see fastquant.rdmap): of the
+    nearest entry, the left neighbour's and the one above, the least squared error plus price,
+    where the price is 0 for the left neighbour's entry, lam / 2 for the entry above when the
+    left pixel copied the one above it, else lam; ties keep the earlier in that order.
+    Returns the indices and the straight squared error (float64)."""
+    h, w = shape
+    pts = np.asarray(points, np.float64)
+    ent = np.asarray(entries, np.float64)
+    out = np.zeros((h, w), np.int64)
+    err = 0.0
+    for i in range(h):
+        for j in range(w):
+            c = int(inverse[i * w + j])
+            left = int(out[i, j - 1]) if j > 0 else None
+            up = int(out[i - 1, j]) if i > 0 else None
+            copying = i > 0 and j > 0 and left == out[i - 1, j - 1]
+
+            def cost(e, left=left, up=up, copying=copying, c=c):
+                price = 0.0 if e == left else lam / 2 if (e == up and copying) else lam
+                return float(((pts[c] - ent[e]) ** 2).sum()) + price
+
+            candidates = list(dict.fromkeys(e for e in (int(per_color[c]), left, up) if e is not None))
+            costs = [cost(e) for e in candidates]
+            pick = candidates[int(np.argmin(costs))]  # argmin: the first of equal costs
+            out[i, j] = pick
+            err += float(((np.asarray(colors[c], np.float64) - np.asarray(palette[pick], np.float64)) ** 2).sum())
+    return out, err

@@ -1,0 +1,262 @@
+"""Byte budgets (max_bytes, --max-bytes) and the rate-distortion-aware mapping (rd_lambda, --rd)."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastquant
+from fastquant import budget, colorspace, compress, rdmap
+from fastquant.errors import BudgetError, OptionError
+
+from . import naive
+from .test_cli import run as _run
+
+api = sys.modules["fastquant.api"]
+
+
+@pytest.fixture(scope="module")
+def photo(kodak):
+    """A 160x240 piece of a Kodak photo: small enough for many trials."""
+    with Image.open(kodak[2]) as im:
+        return np.asarray(im.convert("RGB"))[100:260, 200:440].copy()
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize(
+    "text, n",
+    [
+        ("100000", 100000),
+        ("100k", 100000),
+        ("100K", 100000),
+        ("100kB", 100000),
+        ("1.5M", 1500000),
+        ("1.5mb", 1500000),
+        ("200KiB", 204800),
+        ("1Mi", 1048576),
+        (" 2G ", 2 * 10**9),
+        ("0.5k", 500),
+        ("1.0009k", 1000),
+    ],
+)
+def test_parse_bytes(text, n):
+    assert budget.parse_bytes(text) == n
+
+
+@pytest.mark.parametrize("text", ["", "k", "5q", "-3", "0", "0.4", "1e5", "10 kk", "nan"])
+def test_parse_bytes_refuses(text):
+    with pytest.raises(OptionError):
+        budget.parse_bytes(text)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "x", [100]])
+def test_max_bytes_option_checked(photo, bad):
+    with pytest.raises(OptionError):
+        compress(photo, 16, max_bytes=bad)
+
+
+def test_max_bytes_needs_an_indexed_png(photo):
+    with pytest.raises(OptionError, match="256"):
+        compress(photo, 300, max_bytes=10**6)
+
+
+# ----------------------------------------------------------------------------- the search
+
+
+def test_budget_is_respected_and_tight(photo):
+    """Every budget is met by the real file; a smaller budget never gets more colours; the
+    next larger palette (mapped the same way) would not have fitted the budget."""
+    full = len(compress(photo, 256).encode(".png"))
+    previous = None
+    for fraction in (0.9, 0.6, 0.35):
+        n = int(full * fraction)
+        q = compress(photo, 256, max_bytes=n)
+        size = len(q.encode(".png"))
+        assert size <= n
+        assert q.stats.max_bytes == n and q.stats.n_colors == len(q.palette)
+        if previous is not None:
+            assert q.stats.n_colors <= previous
+        previous = q.stats.n_colors
+        assert size > 0.8 * n  # the search used the budget: not a tiny palette far below it
+
+
+def test_budget_search_finds_the_largest_fitting_k():
+    """With sizes that grow with k, the search keeps the largest k that fits, whatever the estimates."""
+
+    class T:
+        def __init__(self, k, bias):
+            self.k, self.estimate, self._n = k, int((100 + 10 * k) * bias), 100 + 10 * k
+
+        def nbytes(self):
+            return self._n
+
+    for bias in (0.9, 1.0, 1.2):  # estimates too small, right, too large
+        for limit in (125, 1000, 1005, 2650, 2659):
+            seen = []
+
+            def trial(k, bias=bias, seen=seen):
+                seen.append(k)
+                return T(k, bias)
+
+            got = budget.search(trial, 256, limit, "x")
+            assert got.nbytes() <= limit
+            assert got.k == min(256, (limit - 100) // 10)
+    with pytest.raises(BudgetError, match="even 2 colours"):
+        budget.search(lambda k: T(k, 1.0), 256, 119, "x")
+
+
+def test_generous_budget_is_the_plain_result(photo):
+    plain = compress(photo, 64)
+    q = compress(photo, 64, max_bytes=10**7)
+    assert np.array_equal(q.palette, plain.palette) and np.array_equal(q.indices, plain.indices)
+    assert q.encode(".png") == plain.encode(".png")
+
+
+def test_impossible_budget(photo):
+    with pytest.raises(BudgetError, match="even 2 colours take") as e:
+        compress(photo, 256, max_bytes=100)
+    assert e.value.exit_code == 97
+
+
+def test_budget_with_alpha_and_icc(kodak):
+    with Image.open(kodak[0]) as im:
+        rgb = np.asarray(im.convert("RGB"))[:128, :192]
+    alpha = np.tile(np.linspace(0, 255, 192).astype(np.uint8), (128, 1))
+    rgba = np.dstack([rgb, alpha])
+    full = len(compress(rgba, 128).encode(".png"))
+    q = compress(rgba, 128, max_bytes=full // 2)
+    assert q.palette.shape[1] == 4 and len(q.encode(".png")) <= full // 2
+
+
+def test_budget_with_dither(photo):
+    full = len(compress(photo, 128, dither="fs").encode(".png"))
+    q = compress(photo, 128, dither="fs", max_bytes=full * 2 // 3)
+    assert len(q.encode(".png")) <= full * 2 // 3
+
+
+def test_quality_and_budget(photo):
+    """The fewest colours reaching MAX when that file fits; the budget when it does not; MIN still binds."""
+    by_quality = compress(photo, 256, quality=(0, 80))
+    size = len(by_quality.encode(".png"))
+    q = compress(photo, 256, quality=(0, 80), max_bytes=size)
+    assert q.encode(".png") == by_quality.encode(".png")
+    tight = compress(photo, 256, quality=(0, 80), max_bytes=size // 2)
+    assert len(tight.encode(".png")) <= size // 2 and tight.stats.n_colors <= by_quality.stats.n_colors
+    with pytest.raises(fastquant.QualityError, match="the most that fit"):
+        compress(photo, 256, quality=(75, 80), max_bytes=size // 8)
+
+
+def test_save_with_budget(photo, tmp_path):
+    q = compress(photo, 256)
+    full = len(q.encode(".png"))
+    out = tmp_path / "a.png"
+    assert q.save(out, max_bytes=full) == full  # fits as it is: the same file
+    assert out.read_bytes() == q.encode(".png")
+    n = q.save(out, max_bytes=full // 2)
+    assert n == out.stat().st_size <= full // 2
+    assert out.read_bytes() == q.encode(".png")  # the object became what was written
+    assert q.stats.max_bytes == full // 2
+    with Image.open(out) as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), q.image)
+    with pytest.raises(BudgetError):
+        q.save(tmp_path / "b.png", max_bytes=50)
+    assert not (tmp_path / "b.png").exists()
+    with pytest.raises(OptionError):
+        q.save(tmp_path / "c.gif", max_bytes=full)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_max_bytes(capsys, kodak, tmp_path):
+    out = tmp_path / "a.png"
+    code, stdout, err = _run(capsys, kodak[0], "-o", out, "--max-bytes", "150k", "--max-side", "300", "--json")
+    assert code == 0 and err == []
+    rec = json.loads(stdout)
+    assert rec["max_bytes"] == 150000 and rec["output_bytes"] == out.stat().st_size <= 150000
+    with Image.open(out) as im:
+        assert len(im.getcolors(256)) == rec["n_colors"]
+    code, stdout, err = _run(capsys, kodak[0], "-o", out, "--max-bytes", "60k", "--max-side", "300", "-f")
+    assert code == 0 and f"k={len(Image.open(out).getcolors(256))} fits --max-bytes 60000" in stdout
+    assert out.stat().st_size <= 60000
+
+
+def test_cli_impossible_budget(capsys, kodak, tmp_path):
+    out = tmp_path / "a.png"
+    code, stdout, err = _run(capsys, kodak[0], "-o", out, "--max-bytes", "1k", "--max-side", "200")
+    assert code == 97 and stdout == ""
+    assert len(err) == 1 and "more than the budget of 1000 bytes; nothing written" in err[0]
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_cli_max_bytes_refusals(capsys, kodak, tmp_path):
+    code, _, err = _run(capsys, kodak[0], "-o", tmp_path / "a.gif", "--max-bytes", "100k")
+    assert code == 2 and "budgets PNG outputs" in err[0]
+    code, _, err = _run(capsys, kodak[0], "-o", tmp_path / "a.png", "--max-bytes", "100q")
+    assert code == 2 and "--max-bytes" in err[0]
+    code, _, err = _run(capsys, kodak[0], "-o", tmp_path / "a.png", "--rd", "-1")
+    assert code == 2 and "--rd" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- rate-distortion mapping
+
+
+def _mapping_inputs(image, k, space="rgb", seed=0):
+    p = api._Prepared(image.copy(), None, None)
+    km = dict(seed=seed, max_iter=10, tol=1e-2, init="wu", swap_rounds=0)
+    f = api._fit(p, k, km, space, lambda s: None)
+    lut = np.empty(f.n_entries, np.uint8 if len(f.palette) <= 256 else np.uint16)
+    lut[f.order] = np.arange(len(f.order))
+    return p, f.palette, lut[f.labels]
+
+
+@pytest.mark.parametrize("lam", [0.0, 7.0, 40.0, 300.0])
+def test_rd_kernel_matches_naive(photo, lam):
+    image = photo[:24, :40]
+    p, palette, per_color = _mapping_inputs(image, 12)
+    pts = p.colors.astype(np.float32)
+    got, err = rdmap.rd_map(p.inverse, (p.h, p.w), pts, palette, per_color, lam, p.colors, palette)
+    want, want_err = naive.rd_map(p.inverse, (p.h, p.w), pts, palette, per_color, lam, p.colors, palette)
+    assert np.array_equal(got, want) and err == want_err
+    if lam == 0:
+        assert np.array_equal(got, per_color[p.inverse].reshape(p.h, p.w))
+    else:
+        assert not np.array_equal(got, per_color[p.inverse].reshape(p.h, p.w))
+
+
+def test_rd_kernel_matches_naive_premultiplied(photo):
+    rng = np.random.default_rng(3)
+    alpha = rng.integers(1, 256, photo[:20, :30].shape[:2]).astype(np.uint8)
+    image = np.dstack([photo[:20, :30], alpha])
+    p, palette, per_color = _mapping_inputs(image, 10, "premultiplied")
+    pts, ents = colorspace.premultiply(p.colors), colorspace.premultiply(palette)
+    got, err = rdmap.rd_map(p.inverse, (p.h, p.w), pts, ents, per_color, 25.0, p.colors, palette)
+    want, want_err = naive.rd_map(p.inverse, (p.h, p.w), pts, ents, per_color, 25.0, p.colors, palette)
+    assert np.array_equal(got, want) and err == want_err
+
+
+def test_rd_mapping_trades_error_for_bytes(photo):
+    sizes, errors = [], []
+    for lam in (0, 10, 40):
+        q = compress(photo, 128, rd_lambda=lam)
+        sizes.append(len(q.encode(".png")))
+        errors.append(q.stats.mse)
+        assert q.stats.mse == pytest.approx(np.mean((q.image.astype(float) - photo) ** 2))
+    assert sizes[0] > sizes[1] > sizes[2] and errors[0] < errors[1] < errors[2]
+    assert np.array_equal(compress(photo, 128, rd_lambda=0).indices, compress(photo, 128).indices)
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "x", True])
+def test_rd_lambda_checked(photo, bad):
+    with pytest.raises(OptionError):
+        compress(photo, 16, rd_lambda=bad)
+
+
+def test_rd_lambda_excludes_dither(photo):
+    with pytest.raises(OptionError, match="dither"):
+        compress(photo, 16, rd_lambda=5, dither="fs")
