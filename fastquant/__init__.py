@@ -24,6 +24,7 @@ from .errors import (
 )
 from .jit import CompileWarning
 from .lloyd import KMeansResult, kmeans
+from .palette import Palette, palette
 from .result import Quantized, Stats
 
 __version__ = "0.1.0"
@@ -31,6 +32,8 @@ __version__ = "0.1.0"
 __all__ = [
     "compress",
     "compress_many",
+    "palette",
+    "Palette",
     "Quantized",
     "Stats",
     "kmeans",

@@ -3,19 +3,17 @@
 import math
 import os
 import time
-from typing import NamedTuple
 
 import numpy as np
 
-from . import budget, config, histogram, io, large, lloyd, metrics, rdmap, remap
+from . import budget, config, histogram, io, large, metrics, rdmap, remap
 from . import colorspace as _cs
 from . import dither as _dither
+from . import fit as fitting
 from . import resize as _resize
 from .errors import OptionError, QualityError
+from .fit import MAX_COLORS
 from .result import Quantized, Stats
-
-#: Largest palette: indices are stored as uint16.
-MAX_COLORS = 65536
 
 
 def _check_colors(n_colors):
@@ -78,17 +76,22 @@ class _Prepared:
 
     sampled = False
 
-    def __init__(self, arr, nbytes, icc):
+    def __init__(self, arr, nbytes, icc, pixel_weights=None):
         self.arr, self.nbytes, self.icc = arr, nbytes, icc
         self.h, self.w, self.c = arr.shape
         self.flat = arr.reshape(-1, self.c)
         self.colors, self.counts, self.inverse = histogram.unique_colors(self.flat)
+        # What the k-means weighs colours by: their pixel counts, or an importance map's sums.
+        self.weights = self.counts
+        if pixel_weights is not None:
+            self.weights = histogram.weighted_counts(self.inverse, pixel_weights.reshape(-1), len(self.colors))
 
 
-def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False):
+def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False, weights=None):
     """The image read (and resized) as :class:`_Prepared`, or as :class:`fastquant.large.Prepared`
     when it has more than ``2 * config.SAMPLE_PIXELS`` pixels (it then holds the open
-    :class:`fastquant.io.Decoded` as ``decoded``: close it when done).
+    :class:`fastquant.io.Decoded` as ``decoded``: close it when done).  ``weights``: an
+    importance map of the image as read (see :func:`compress`), or None.
     """
     info = {} if keep_metadata else None
     decoded = io.open_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated, info=info)
@@ -101,12 +104,19 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
                 f"the limit of {max_pixels} (max_pixels)"
             )
         icc = (info or {}).get("icc_profile")
+        if weights is not None:
+            weights = _resize.resize_map(_check_weights(weights, h, w), size)
         if size == (w, h) and h * w > 2 * config.SAMPLE_PIXELS:
             # Strip by strip from the decoded image: nothing more that grows with it.
             rows = large.Rows(decoded.strip, h, w, decoded.channels)
             lap("read")
             p = large.Prepared(
-                rows, decoded.nbytes, icc, sample_pixels=config.SAMPLE_PIXELS, few_colors=config.FEW_COLORS
+                rows,
+                decoded.nbytes,
+                icc,
+                sample_pixels=config.SAMPLE_PIXELS,
+                few_colors=config.FEW_COLORS,
+                pixel_weights=weights,
             )
             p.decoded, decoded = decoded, None
             lap("histogram")
@@ -129,15 +139,29 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
             icc,
             sample_pixels=config.SAMPLE_PIXELS,
             few_colors=config.FEW_COLORS,
+            pixel_weights=weights,
         )
         lap("resize")
         return p
     if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
         arr[arr[:, :, 3] == 0] = 0
     lap("resize")
-    p = _Prepared(arr, nbytes, icc)
+    p = _Prepared(arr, nbytes, icc, weights)
     lap("histogram")
     return p
+
+
+def _check_weights(weights, h, w):
+    """An importance map as (h, w) float64, checked: finite, >= 0, not all zero."""
+    try:
+        a = np.asarray(weights, np.float64)
+    except (TypeError, ValueError):
+        raise OptionError(f"weights must be an (H, W) array of numbers, got {type(weights).__name__}") from None
+    if a.shape != (h, w):
+        raise OptionError(f"weights must have the image's shape (H, W) = ({h}, {w}), got {a.shape}")
+    if not np.isfinite(a).all() or (a < 0).any() or not (a > 0).any():
+        raise OptionError("weights must be finite, >= 0 and not all zero")
+    return a
 
 
 def _original(image, p, max_pixels, allow_truncated):
@@ -153,8 +177,11 @@ def _original(image, p, max_pixels, allow_truncated):
             if arr.shape[2] == 4:
                 arr = arr.copy() if isinstance(image, np.ndarray) else arr
                 arr[arr[:, :, 3] == 0] = 0
+            elif channels == 4:  # made opaque RGBA for a translucent palette (see fastquant.fit.opaque_rgba)
+                arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], axis=2)
             return arr
 
+        channels = p.c
         return again
     return p.image
 
@@ -164,89 +191,6 @@ def _space(colorspace, channels):
     mapped premultiplied (colour differences weighted by alpha, as pngquant does).
     """
     return "premultiplied" if colorspace == "rgb" and channels == 4 else colorspace
-
-
-def _fit_points(colors, counts, space):
-    """The points the k-means clusters: colours (merged to at most ``config.FIT_COLORS``
-    cells) as points of ``space`` (:func:`fastquant.colorspace.to_points`);
-    their weights; each colour's cell.
-    """
-    fit, weights, cell = histogram.coarsen(colors, counts, config.FIT_COLORS)
-    if space != "rgb":
-        pts = _cs.to_points(colors, space)
-        if len(fit) < len(colors):  # cell means taken in the space being clustered
-            sums = np.stack(
-                [np.bincount(cell, weights=counts * pts[:, t], minlength=len(fit)) for t in range(pts.shape[1])], axis=1
-            )
-            pts = (sums / weights[:, None]).astype(np.float32)
-        fit = pts
-    return fit, weights, cell
-
-
-class _Fit(NamedTuple):
-    palette: np.ndarray  # (k, C) uint8, in its final order
-    labels: np.ndarray  # (M,) int32: nearest entry of every histogram colour, before reordering
-    order: np.ndarray  # palette = entries[order]
-    n_entries: int  # entries before reordering
-    plain_sq: float  # squared error of the nearest-entry mapping over the histogram's pixels
-    quality_mse: float  # what quality targets judge: plain_sq as a mean; premultiplied RGBA: the
-    # mean squared error of the premultiplied values (what is seen)
-    n_iter: int
-
-
-def _fit(p, n_colors, km, space, lap):
-    """Palette of at most ``n_colors`` entries and the nearest entry of every histogram colour
-    (fitted and mapped in point space ``space``, see :func:`_space`).
-    """
-    colors, counts, c = p.colors, p.counts, p.c
-    # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
-    # their own; the k-means spends the other entries on visible colours.
-    clear = np.flatnonzero(colors[:, 3] == 0) if c == 4 else np.empty(0, np.intp)
-    reserve = len(clear) == 1 and n_colors > 1 and len(colors) > 1
-    visible = np.delete(np.arange(len(colors)), clear) if reserve else np.arange(len(colors))
-    fit, fit_weights, cell = _fit_points(colors[visible], counts[visible], space)
-    res = lloyd.kmeans(fit, n_colors - reserve, weights=fit_weights, **km)
-    palette = _cs.from_points(res.centers, space)
-    start = np.zeros(len(colors), np.int32)
-    start[visible] = res.labels[cell]
-    if reserve:
-        start[clear] = len(palette)
-        palette = np.vstack([palette, np.zeros((1, 4), np.uint8)])
-    lap("palette")
-    labels, dist = remap.nearest(colors, palette, start, space)
-    used = np.bincount(labels, weights=counts, minlength=len(palette))
-    # Most used first, translucent entries before opaque ones so the tRNS
-    # chunk stays short; entries no colour uses (centres that rounded onto
-    # another) are dropped -- in a sample, only duplicates can be dropped.
-    keys = [-used] if c == 3 else [-used, palette[:, 3]]
-    order = np.lexsort(keys)
-    if p.sampled:
-        order = order[np.unique(palette[order], axis=0, return_index=True)[1]]
-        order = order[np.lexsort([-used[order]])]
-    else:
-        order = order[used[order] > 0]
-    # Sums of products, not np.dot: OpenBLAS would start threads that spin on after
-    # the call and take the CPU from the other batch workers.
-    plain_sq = float((counts * dist.astype(np.float64)).sum())
-    if space == "premultiplied":  # invisible colour differences, which the fit ignores, must not count
-        pal = _cs.premultiply(palette).astype(np.float64)
-        per = np.empty(len(colors))
-        for lo in range(0, len(colors), 1 << 18):  # in pieces: a large image's sample is millions of colours
-            d = _cs.premultiply(colors[lo : lo + (1 << 18)]).astype(np.float64) - pal[labels[lo : lo + (1 << 18)]]
-            per[lo : lo + len(d)] = np.einsum("ij,ij->i", d, d)
-        judged = float((counts * per).sum())
-    else:
-        judged = plain_sq
-    lap("remap")
-    return _Fit(
-        np.ascontiguousarray(palette[order]),
-        labels,
-        order,
-        len(palette),
-        plain_sq,
-        judged / (float(counts.sum()) * c),
-        res.n_iter,
-    )
 
 
 def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
@@ -264,13 +208,14 @@ def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
     palette = f.palette
     if dither:
         # Dithering replaces the mapping: every pixel is mapped on its own.
-        # Entries the dithered image does not use are dropped; the others
-        # keep their order, so that dithering with the final palette gives
-        # the same indices (ties go to the lowest index).
+        # Entries the dithered image does not use are dropped (unless kept:
+        # fixed or given colours); the others keep their order, so that
+        # dithering with the final palette gives the same indices (ties go
+        # to the lowest index).
         fn = _dither.dither_fs if dither == "fs" else _dither.dither_ordered
         idx, sq_error = fn(p.flat, w, palette, strength)
         used = np.bincount(idx, minlength=len(palette))
-        order = np.flatnonzero(used)
+        order = np.flatnonzero((used > 0) | f.keep)
         palette = np.ascontiguousarray(palette[order])
         lut = np.empty(len(used), np.uint8 if len(order) <= 256 else np.uint16)
         lut[order] = np.arange(len(order))
@@ -322,6 +267,9 @@ def compress(
     allow_truncated=False,
     max_bytes=None,
     rd_lambda=None,
+    palette=None,
+    fixed_colors=None,
+    weights=None,
 ):
     """Quantize an image to at most ``n_colors`` colours with weighted k-means.
 
@@ -397,6 +345,26 @@ def compress(
         ``rd_lambda`` times the price of a new symbol.  None: 0 (nearest), or
         ``config.BUDGET_RD_LAMBDA`` with ``max_bytes``.  Not with dithering; not
         on images mapped strip by strip (over ``2 * config.SAMPLE_PIXELS`` pixels).
+    palette : fastquant.Palette, (k, 3|4) array_like or sequence of hex str, optional
+        Map onto these colours instead of fitting a palette (``n_colors`` is
+        then not used): each pixel gets its nearest entry (or a dithered one);
+        the result's palette is this one, every entry in its order, even
+        those no pixel uses.  An RGB image with translucent entries is
+        mapped as opaque RGBA; opaque RGBA entries on an RGB image are RGB.
+    fixed_colors : fastquant.Palette, (f, 3|4) array_like or sequence of hex str, optional
+        Colours that are in the palette exactly (``"ff0000"``, ``"#00ff00"``,
+        ``"#ff000080"`` with alpha, or rows of 0..255): the other
+        ``n_colors - f`` entries are fitted around them by the k-means; they
+        are kept even when no pixel uses them.  Duplicates count once; more
+        than ``n_colors`` is an OptionError.
+    weights : (H, W) array_like of float, optional
+        Importance map (libimagequant's): every pixel counts this many times
+        in the histogram the palette is fitted on, so that heavier areas (a
+        face, a logo) get more and closer entries; 0 makes a pixel not pull
+        at all (it is still mapped).  Shape of the image as read (before
+        ``resize``, which resizes the map alike); only the relative values
+        matter.  ``stats`` and quality targets still count every pixel
+        once.  Very large images weigh their even sample of pixels.
 
     Returns
     -------
@@ -414,6 +382,14 @@ def compress(
         ``max_bytes`` and even 2 colours give a larger file.
     """
     n_colors = _check_colors(n_colors)
+    given = None if palette is None else fitting.check_palette(palette, "palette")
+    fixed = None if fixed_colors is None else fitting.unique_rows(fitting.check_palette(fixed_colors, "fixed_colors"))
+    if given is not None and (fixed is not None or quality is not None or max_bytes is not None):
+        raise OptionError(
+            "palette= maps onto a given palette: it cannot be combined with fixed_colors, quality or max_bytes"
+        )
+    if fixed is not None and len(fixed) > n_colors:
+        raise OptionError(f"{len(fixed)} fixed colours are more than n_colors = {n_colors}")
     dither, dither_strength = _check_dither(dither, dither_strength)
     max_bytes = budget.check_max_bytes(max_bytes)
     if max_bytes is not None and n_colors > 256:
@@ -437,11 +413,13 @@ def compress(
         seconds[stage] = seconds.get(stage, 0.0) + now - t
         t = now
 
-    p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated)
+    p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights)
     try:
         km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
         args = (p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds)
-        result = _quantize(*args, io.source_name(image), max_bytes=max_bytes, rd_lambda=float(rd))
+        result = _quantize(
+            *args, io.source_name(image), max_bytes=max_bytes, rd_lambda=float(rd), fixed=fixed, given=given
+        )
         result._settings = dict(
             km, colorspace=colorspace, dither=dither, dither_strength=dither_strength, rd_lambda=rd_lambda
         )
@@ -468,6 +446,8 @@ def _quantize(
     name,
     max_bytes=None,
     rd_lambda=0.0,
+    fixed=None,
+    given=None,
 ):
     """The in-memory core of :func:`compress`: a prepared image in, a :class:`Quantized` out.
 
@@ -491,10 +471,13 @@ def _quantize(
         The byte budget of the indexed PNG (checked).
     rd_lambda : float
         Strength of the rate-distortion-aware mapping (0: nearest).
+    fixed, given : (f, 3|4) uint8 ndarray or None
+        Fixed colours (see :func:`fastquant.fit.fit`), or a palette to map onto without fitting.
     """
+    fixed, given = fitting.match_channels(p, fixed), fitting.match_channels(p, given)
     space = _space(colorspace, p.c)
 
-    best = _fit(p, n_colors, km, space, lap)
+    best = fitting.given(p, given, space, lap) if given is not None else fitting.fit(p, n_colors, km, space, lap, fixed)
     k_best = n_colors  # the palette size best was fitted with
     score = None
     if target is not None:
@@ -511,10 +494,10 @@ def _quantize(
         if score >= hi_q:
             # Fewest colours reaching hi_q: bisection on a log scale between a
             # k known to fall short (lo; 0 = none yet) and one that reaches it.
-            lo, hi = 0, n_colors
+            lo, hi = (0 if fixed is None else max(0, len(fixed) - 1)), n_colors
             while hi - lo > 1:
                 mid = min(max(int(round(math.sqrt(max(lo, 1) * hi))), lo + 1), hi - 1)
-                trial = _fit(p, mid, km, space, lap)
+                trial = fitting.fit(p, mid, km, space, lap, fixed)
                 q = metrics.quality_from_mse(trial.quality_mse)
                 if q >= hi_q:
                     hi, best, score = mid, trial, q
@@ -525,7 +508,7 @@ def _quantize(
         strength = auto_dither_strength(len(best.palette)) if dither_strength is None else dither_strength
         palette, indices, sq_error, per_color, alpha = _map(p, best, space, dither, strength, lap, rd_lambda)
     else:
-        kept = _budget(p, best, k_best, km, space, dither, dither_strength, rd_lambda, max_bytes, name, lap)
+        kept = _budget(p, best, k_best, km, space, dither, dither_strength, rd_lambda, max_bytes, name, lap, fixed)
         best, (palette, indices, sq_error, per_color, alpha) = kept.fit, kept.mapped
         if target is not None:  # of the mapping made when it is not the nearest one (conservative with alpha)
             score = metrics.quality_from_mse(sq_error / (p.h * p.w * p.c) if kept.rd else best.quality_mse)
@@ -577,8 +560,10 @@ def _quantize(
     return result
 
 
-def _budget(p, fit, k_max, km, space, dither, dither_strength, rd_lambda, max_bytes, name, lap):
-    """:func:`fastquant.budget.fit_within` on a prepared image (``fit``: the fit of ``k_max`` colours)."""
+def _budget(p, fit, k_max, km, space, dither, dither_strength, rd_lambda, max_bytes, name, lap, fixed=None):
+    """:func:`fastquant.budget.fit_within` on a prepared image (``fit``: the fit of ``k_max`` colours;
+    ``fixed``: fixed colours, in every palette tried).
+    """
     codes = getattr(p, "codes", None)
     codes = None if codes is None else codes.copy()  # mapping a large graphic consumes its codes
 
@@ -589,5 +574,13 @@ def _budget(p, fit, k_max, km, space, dither, dither_strength, rd_lambda, max_by
         return _map(p, f, space, dither, strength, lap, rd)
 
     return budget.fit_within(
-        lambda k: _fit(p, k, km, space, lap), mapping, fit, k_max, max_bytes, rd_lambda, p.icc, name, lap
+        lambda k: fitting.fit(p, max(k, 0 if fixed is None else len(fixed)), km, space, lap, fixed),
+        mapping,
+        fit,
+        k_max,
+        max_bytes,
+        rd_lambda,
+        p.icc,
+        name,
+        lap,
     )

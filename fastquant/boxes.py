@@ -520,3 +520,75 @@ def is_integral(points):
     return bool(
         len(points) and points.min() >= 0 and points.max() <= _NBINS - 1 and np.array_equal(points, np.floor(points))
     )
+
+
+#: Most point-centre distances :func:`around_fixed` computes per round; above it
+#: the starts nearest to the fixed centres are dropped instead.
+_AROUND_MAX_PAIRS = 1 << 31
+
+
+def _removal_costs(points, weights, centers, n_fixed):
+    """What removing each of ``centers[n_fixed:]`` would add to the error: the summed
+    weight times (second nearest - nearest squared distance) of the points
+    nearest to it.
+    """
+    k = len(centers)
+    costs = np.zeros(k - n_fixed)
+    if k < 2:
+        return costs
+    c = centers.astype(np.float64)
+    step = max(1, (1 << 22) // (k * points.shape[1]))
+    for lo in range(0, len(points), step):
+        p = points[lo : lo + step].astype(np.float64)
+        d = ((p[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+        two = np.argpartition(d, 1, axis=1)[:, :2]
+        d2 = np.take_along_axis(d, two, axis=1)
+        near = np.where(d2[:, 0] <= d2[:, 1], two[:, 0], two[:, 1])
+        gap = np.abs(d2[:, 1] - d2[:, 0]) * weights[lo : lo + step]
+        free = near >= n_fixed
+        costs += np.bincount(near[free] - n_fixed, weights=gap[free], minlength=k - n_fixed)
+    return costs
+
+
+def around_fixed(points, weights, centers, fixed, m):
+    """The ``m`` starting centres that matter most beside fixed ones.
+
+    A start made for k = len(fixed) + m centres as if none were fixed puts
+    boxes where the fixed centres already are.  Starts are dropped, in rounds
+    (half of those still to drop, at least one), by their removal cost: the
+    error their points would add if they went to their next nearest centre,
+    fixed ones included.  A fixed centre far from every point thus costs the
+    least useful start, not the one nearest to it.  (With very many points
+    times centres, the start nearest to each fixed centre is dropped instead.)
+
+    Parameters
+    ----------
+    points : (n, d) float32 ndarray
+    weights : (n,) float64 ndarray
+    centers : (k', d) float32 ndarray
+        Starting centres (e.g. :func:`wu`'s for k).
+    fixed : (f, d) float32 ndarray
+    m : int
+        How many to keep.
+
+    Returns
+    -------
+    (min(m, k'), d) float32 ndarray
+        The kept centres, in their order in ``centers``.
+    """
+    keep = np.arange(len(centers))
+    fixed = np.asarray(fixed, np.float32)
+    if len(fixed) == 0 or len(keep) <= m:
+        return centers[keep[:m]]
+    if len(points) * (len(centers) + len(fixed)) > _AROUND_MAX_PAIRS:
+        c = centers.astype(np.float64)
+        for f in fixed.astype(np.float64):
+            if len(keep) <= m:
+                break
+            keep = np.delete(keep, int(np.argmin(((c[keep] - f) ** 2).sum(axis=1))))
+        return centers[keep]
+    while len(keep) > m:
+        costs = _removal_costs(points, weights, np.vstack([fixed, centers[keep]]), len(fixed))
+        drop = max(1, (len(keep) - m) // 2)
+        keep = np.sort(np.delete(keep, np.argsort(costs, kind="stable")[:drop]))
+    return centers[keep]

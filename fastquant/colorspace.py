@@ -280,3 +280,73 @@ def from_points(points, space):
     if space == "oklab":
         return np.rint(oklab_to_srgb(points, SCALE)).astype(np.uint8)
     raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+
+
+# ----------------------------------------------------------------------------- colour lists
+
+#: Hex digits of the colour notations :func:`parse_colors` reads: rgb, rgba, rrggbb, rrggbbaa.
+_HEX_LENGTHS = (3, 4, 6, 8)
+
+
+def parse_hex(text):
+    """One colour from hex notation, ``#`` optional: ``rgb``, ``rgba``, ``rrggbb`` or ``rrggbbaa``.
+
+    Returns
+    -------
+    tuple of 3 or 4 int
+        RGB, or RGBA when an alpha was written.
+
+    Raises
+    ------
+    ValueError
+        Not such a colour (the message names it).
+    """
+    h = text.strip()
+    h = h[1:] if h.startswith("#") else h
+    if len(h) not in _HEX_LENGTHS or any(ch not in "0123456789abcdefABCDEF" for ch in h):
+        raise ValueError(f"{text.strip()!r} is not a hex colour (rrggbb or rrggbbaa, '#' optional)")
+    if len(h) <= 4:
+        h = "".join(ch * 2 for ch in h)
+    return tuple(int(h[i : i + 2], 16) for i in range(0, len(h), 2))
+
+
+def parse_colors(colors):
+    """A list of colours as one (k, 3|4) uint8 array.
+
+    Parameters
+    ----------
+    colors : sequence of str, or (k, 3|4) array_like of int
+        Hex strings (:func:`parse_hex`; a single string may hold several,
+        comma-separated) or rows of values 0..255.  When any colour has an
+        alpha, all get one (255 for those written without).
+
+    Returns
+    -------
+    (k, 3) or (k, 4) uint8 ndarray
+        In the order given, k >= 1.
+
+    Raises
+    ------
+    ValueError
+        Not colours (the message says what was wrong).
+    """
+    if isinstance(colors, str):
+        colors = [c for c in colors.split(",") if c.strip()]
+    if len(colors) and all(isinstance(c, str) for c in colors):
+        rows = [parse_hex(c) for c in colors]
+        width = max(len(r) for r in rows)
+        a = np.array([r + (255,) * (width - len(r)) for r in rows], np.int64)
+    else:
+        try:
+            a = np.asarray(colors)
+        except (TypeError, ValueError):
+            raise ValueError("colours must be hex strings or rows of numbers") from None
+        if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise ValueError("colours must be hex strings or rows of numbers 0..255")
+        if a.ndim == 1 and a.shape[0] in (3, 4) and len(a):
+            a = a[None]
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] not in (3, 4):
+        raise ValueError(f"colours must be a (k, 3) or (k, 4) array with k >= 1, got shape {a.shape}")
+    if not np.isfinite(a).all() or (a < 0).any() or (a > 255).any() or (a != np.floor(a)).any():
+        raise ValueError("colour values must be integers 0..255")
+    return np.ascontiguousarray(a, np.uint8)

@@ -262,3 +262,58 @@ def _cell_sums(colors, counts, cell, m):
         for t in range(colors.shape[1]):
             sums[j, t] += np.float64(counts[i] * np.int64(colors[i, t]))
     return weights, sums
+
+
+def weighted_counts(inverse, pixel_weights, m):
+    """Per-colour sums of per-pixel weights: the histogram of an importance map.
+
+    The entry point for any per-pixel weighting (``compress(weights=...)``):
+    the k-means then pulls harder towards colours of heavier pixels.  The
+    unweighted path never calls it (its counts are the integers
+    :func:`unique_colors` gives).
+
+    Parameters
+    ----------
+    inverse : (N,) int32 ndarray
+        Colour index of every pixel (:func:`unique_colors`).
+    pixel_weights : (N,) float64 ndarray
+        Weight of every pixel, >= 0.
+    m : int
+        Number of colours.
+
+    Returns
+    -------
+    (m,) float64 ndarray
+        Summed weight of the pixels of every colour.
+    """
+    return np.bincount(inverse, weights=pixel_weights, minlength=m)
+
+
+def merge(parts):
+    """Merge histograms into one: the histogram of all their pixels together.
+
+    Colours come in order of first appearance over the parts in turn, so the
+    result equals :func:`unique_colors` of the concatenated pixels (colours
+    and counts), and a k-means on it equals one on the concatenation.
+
+    Parameters
+    ----------
+    parts : sequence of (colors, counts)
+        ``colors`` (M_i, C) uint8 ndarrays with one C for all; ``counts``
+        (M_i,) int64 (pixel counts) or float64 (weighted counts) ndarrays.
+
+    Returns
+    -------
+    colors : (M, C) uint8 ndarray
+    counts : (M,) ndarray
+        int64 when every part's counts are integers, else float64.
+    inverse : (sum M_i,) int32 ndarray
+        The merged index of every colour of the parts, concatenated.
+    """
+    colors = np.concatenate([np.asarray(c, np.uint8) for c, _ in parts])
+    merged, _, inverse = unique_colors(colors)
+    counts = np.concatenate([np.asarray(w) for _, w in parts])
+    summed = np.bincount(inverse, weights=counts, minlength=len(merged))
+    if np.issubdtype(counts.dtype, np.integer):
+        summed = summed.astype(np.int64)  # exact: float64 holds integer sums below 2**53
+    return merged, summed, inverse

@@ -64,11 +64,16 @@ class Prepared:
     (every pixel counted) keeps ``codes``, each pixel's colour index as
     (H, W) uint8, made while counting: mapping it is a table lookup, with
     no second read of the image.  ``codes`` is None otherwise.
+
+    ``pixel_weights`` (H, W) float64, an importance map: ``weights`` are then
+    the summed weights of the sampled pixels of every colour (of every pixel
+    when every pixel is counted and there are at most 256 colours; past that
+    the sample is used).  Without it ``weights`` is ``counts``.
     """
 
     inverse = None
 
-    def __init__(self, rows, nbytes, icc, *, sample_pixels, few_colors):
+    def __init__(self, rows, nbytes, icc, *, sample_pixels, few_colors, pixel_weights=None):
         self.rows, self.nbytes, self.icc = rows, nbytes, icc
         self.h, self.w, self.c = rows.h, rows.w, rows.c
         n = self.h * self.w
@@ -77,19 +82,30 @@ class Prepared:
             step += 1
         parts = []
         exact = _ExactCount(self.c, (self.h, self.w))  # every pixel counted too, while colours stay few
+        flat_weights = None if pixel_weights is None else pixel_weights.reshape(-1)
+        sample_weights = []
         for lo, hi in rows.spans():  # pixels lo*w, lo*w + step, ... of the flattened image
             strip = rows(lo, hi).reshape(-1, self.c)
             first = -(-lo * self.w // step) * step - lo * self.w
             parts.append(strip[first::step].copy())  # not a view: frees the strip
+            if flat_weights is not None:
+                sample_weights.append(flat_weights[lo * self.w + first : hi * self.w : step])
             exact.add(strip, lo, hi)
         sample = np.concatenate(parts)
-        self.colors, self.counts, _ = histogram.unique_colors(sample)
+        self.colors, self.counts, inverse = histogram.unique_colors(sample)
+        self.weights = self.counts
+        if flat_weights is not None:
+            self.weights = histogram.weighted_counts(inverse, np.concatenate(sample_weights), len(self.colors))
         self.sampled = True
         self.codes = None
-        if len(self.colors) <= few_colors and exact.colors is not None:
+        weighable = flat_weights is None or exact.codes is not None
+        if len(self.colors) <= few_colors and exact.colors is not None and weighable:
             # A sample with few colours may miss rare ones that a palette could
             # hold exactly: use the count of every pixel.
             self.colors, self.counts, self.codes = exact.colors, exact.counts, exact.codes
+            self.weights = self.counts
+            if flat_weights is not None:
+                self.weights = histogram.weighted_counts(self.codes.reshape(-1), flat_weights, len(self.colors))
             self.sampled = False
 
     @property
@@ -127,9 +143,8 @@ class _ExactCount:
             if sc is None:
                 self.colors = self.counts = None
                 return
-        merged, inv = histogram.unique_colors(np.concatenate([self.colors, sc]))[::2]
-        counts = np.bincount(inv, weights=np.concatenate([self.counts, scount]), minlength=len(merged))
-        self.colors, self.counts = merged, counts.astype(np.int64)
+        merged, counts, inv = histogram.merge([(self.colors, self.counts), (sc, scount)])
+        self.colors, self.counts = merged, counts
         if len(merged) > config.EXACT_COLORS:
             self.colors = self.counts = self.codes = None
         elif self.codes is not None and len(merged) > 256:

@@ -159,11 +159,13 @@ def _partial_sums(points, weights, labels, dist, k, chunk):
 
 
 @njit(cache=True, nogil=True)
-def _new_centers(points, weights, dist, sums, wsums, centers):
-    """Centres = weighted means; an empty centre takes the worst-fitting point."""
+def _new_centers(points, weights, dist, sums, wsums, centers, n_fixed):
+    """Centres = weighted means; an empty centre takes the worst-fitting point.
+    The first ``n_fixed`` centres stay where they are.
+    """
     k, d = sums.shape
     err = weights * dist
-    for c in range(k):
+    for c in range(n_fixed, k):
         if wsums[c] > 0.0:
             for t in range(d):
                 centers[c, t] = sums[c, t] / wsums[c]
@@ -178,7 +180,7 @@ def _chunk(k):
     return max(config.CHUNK, 16 * k)
 
 
-def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrelax, integral):
+def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrelax, integral, n_fixed=0):
     """Lloyd iterations to convergence; then up to ``swap_rounds`` rounds of
     cluster swaps, each followed by Lloyd iterations again; the best converged
     solution is returned.
@@ -189,6 +191,7 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrel
     plain means give with the current labels (a bound on plain Lloyd's next
     error), the plain means are taken instead and ``overrelax`` is halved, so
     the error never increases.  ``integral``: :func:`fastquant.boxes.is_integral` of the points.
+    The first ``n_fixed`` centres never move (nor take part in swaps).
     """
     k = centers.shape[0]
     chunk = _chunk(k)
@@ -219,12 +222,12 @@ def _lloyd(points, weights, centers, labels, max_iter, tol, swap_rounds, overrel
         prev = inertia
         old = centers
         centers = centers.copy()
-        _new_centers(points, weights, dist, sums, wsums, centers)
+        _new_centers(points, weights, dist, sums, wsums, centers, n_fixed)
         n_iter += 1
         plain = None
         if converged:
             rounds += 1
-            if _swap(points, weights, centers, labels, wsums, config.SWAP_FACTOR, integral):
+            if _swap(points, weights, centers, labels, wsums, config.SWAP_FACTOR, integral, n_fixed):
                 prev = np.inf
             else:
                 rounds = swap_rounds
@@ -257,14 +260,15 @@ def _nearest_other(centers):
     return nn, nd
 
 
-def _swap(points, weights, centers, labels, wsums, factor, integral):
+def _swap(points, weights, centers, labels, wsums, factor, integral, n_fixed=0):
     """One round of cluster swaps (after ELBG, Patane and Russo 2001).
 
     Merging a cluster into its nearest neighbour costs
     w1 w2 / (w1 + w2) |c1 - c2|^2; cutting a cluster in two gains the
     reduction of its best cut.  Pairs where the gain beats the cost move the
     merged cluster's centre into the cut cluster.  Returns the number of swaps.
-    ``integral``: see :func:`fastquant.boxes.is_integral`.
+    ``integral``: see :func:`fastquant.boxes.is_integral`.  The first ``n_fixed``
+    centres are neither merged, moved nor cut.
     """
     k = len(centers)
     if k < 3 or k > config.NEIGHBOR_LIST_MAX_K:  # k x k distances: too many above that
@@ -276,6 +280,7 @@ def _swap(points, weights, centers, labels, wsums, factor, integral):
         cost = np.where(w1 + w2 > 0, w1 * w2 / (w1 + w2), 0.0) * nd
     splits = np.argsort(-gains, kind="stable")
     used = np.zeros(k, bool)
+    used[:n_fixed] = True
     s = 0
     swaps = 0
     for i in np.argsort(cost, kind="stable"):
@@ -304,7 +309,9 @@ def _check_int(name, value, low=None):
     return int(value)
 
 
-def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2, overrelax=None):
+def kmeans(
+    points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2, overrelax=None, fixed=None
+):
     """Weighted k-means clustering (Lloyd's algorithm).
 
     Parameters
@@ -312,8 +319,9 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
     points : (n, d) array_like of float
         Points to cluster (converted to float32), n >= 1, 1 <= d <= 8.
     k : int
-        Number of clusters, >= 1.  When the points hold k or fewer distinct
-        values, exactly those values are returned as centres.
+        Number of clusters, >= 1 (fixed centres included).  When the points
+        hold k or fewer distinct values, exactly those values are returned as
+        centres (after the fixed ones).
     weights : (n,) array_like of float, optional
         Non-negative weight of every point (e.g. pixel counts); default 1.
     seed : int
@@ -324,10 +332,13 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
     tol : float
         Lloyd's iterations stop when one lowers the inertia by less than
         ``tol`` times its value.
-    init : {"wu", "mediancut", "k-means++"} or (k, d) array_like
+    init : {"wu", "mediancut", "k-means++"} or (m, d) array_like
         Starting centres: greedy splitting where the error drops most (Wu's
         criterion), variance-based median cut (split at the mean), weighted
-        k-means++ from ``seed``, or given centres.
+        k-means++ from ``seed``, or given centres (1 <= m <= k, the free ones
+        only when ``fixed`` is given: m <= k - len(fixed)).  With ``fixed``,
+        the named starts make k centres and keep the k - len(fixed) that the
+        fixed ones cannot stand in for (:func:`fastquant.boxes.around_fixed`).
     swap_rounds : int
         After convergence, up to this many rounds of cluster swaps (merge a
         cluster into its neighbour, cut another in two; after ELBG), each
@@ -338,6 +349,12 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         ends worse than the plain update would is taken back, so the error
         never increases.  0 gives plain Lloyd iterations.  Default:
         ``fastquant.config.OVERRELAX`` (0.8).
+    fixed : (f, d) array_like of float, optional
+        Centres that never move, f <= k: they are ``centers[:f]`` of the
+        result, exactly (as float32); the other k - f are fitted around them.
+        With a named ``init`` the result is never worse than k - f centres
+        fitted freely: that fit is made too, and when it ends lower, the
+        fixed fit starts again from its centres and the better one is kept.
 
     Returns
     -------
@@ -347,7 +364,8 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
     Raises
     ------
     OptionError
-        On wrong shapes, non-finite values, negative weights or k < 1.
+        On wrong shapes, non-finite values, negative weights, k < 1 or more
+        fixed centres than k.
     """
     k = _check_int("k", k, 1)
     max_iter = _check_int("max_iter", max_iter, 0)
@@ -375,6 +393,29 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
             raise OptionError(f"weights must have shape ({n},), got {w.shape}")
         if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise OptionError("weights must be finite, >= 0 and not all zero")
+    fx = _check_fixed(fixed, pts.shape[1], k)
+    nf = len(fx)
+    swap_rounds = _check_int("swap_rounds", swap_rounds, 0)
+    if isinstance(init, str) and init not in ("wu", "mediancut", "k-means++"):
+        raise OptionError(f"init must be 'wu', 'mediancut', 'k-means++' or an array, got {init!r}")
+    args = (seed, max_iter, float(tol), swap_rounds, float(overrelax))
+    if not nf or nf == k or not isinstance(init, str):
+        return _kmeans(pts, w, k, fx, init, *args)
+    res = _kmeans(pts, w, k, fx, init, *args)
+    free = _kmeans(pts, w, k - nf, fx[:0], init, *args)
+    if res.inertia > free.inertia:  # never worse than the free entries alone: start again from them
+        again = _kmeans(pts, w, k, fx, free.centers, *args)
+        res = again if again.inertia < res.inertia else res
+    return res
+
+
+def _kmeans(pts, w, k, fx, init, seed, max_iter, tol, swap_rounds, overrelax):
+    """:func:`kmeans` on checked arguments (``fx`` (f, d) float32, possibly f = 0)."""
+    n = len(pts)
+    nf = len(fx)
+    if nf == k:  # nothing to fit
+        labels, dist = assign(pts, fx)
+        return KMeansResult(fx, labels, float((w * dist).sum()), 0)
     integral = boxes.is_integral(pts)
     if isinstance(init, str):
         if init == "mediancut":
@@ -384,32 +425,62 @@ def kmeans(points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu"
         elif init == "k-means++":
             centers = kmeanspp(pts, w, k, seed)
             labels = np.zeros(n, np.int32)
-        else:
-            raise OptionError(f"init must be 'wu', 'mediancut', 'k-means++' or an array, got {init!r}")
+        if nf:
+            centers = np.vstack([fx, boxes.around_fixed(pts, w, centers, fx, k - nf)])
+            labels, _ = assign(pts, centers)
     else:
         centers = np.ascontiguousarray(init, np.float32)
-        if centers.ndim != 2 or centers.shape[1] != pts.shape[1] or not 1 <= len(centers) <= k:
-            raise OptionError(f"init centres must have shape (k, {pts.shape[1]}), got {centers.shape}")
+        if centers.ndim != 2 or centers.shape[1] != pts.shape[1] or not 1 <= len(centers) <= k - nf:
+            raise OptionError(
+                f"init centres must have shape (m, {pts.shape[1]}) with 1 <= m <= {k - nf}, got {centers.shape}"
+            )
+        centers = np.vstack([fx, centers]) if nf else centers
         labels = np.zeros(n, np.int32)
     if len(centers) < k and isinstance(init, str):
         # Fewer distinct points than k: the distinct points are the answer.
         uniq = np.unique(pts[w > 0], axis=0)
-        if len(uniq) <= k:
-            labels, dist = assign(pts, uniq)
+        if nf:
+            uniq = uniq[~(uniq[:, None, :] == fx[None, :, :]).all(axis=2).any(axis=1)]
+        if len(uniq) + nf <= k:
+            centers = np.vstack([fx, uniq]) if nf else uniq
+            labels, dist = assign(pts, centers)
             inertia = float((w * dist).sum())
-            return KMeansResult(uniq, labels, inertia, 0)
-    swap_rounds = _check_int("swap_rounds", swap_rounds, 0)
+            return KMeansResult(centers, labels, inertia, 0)
     if isinstance(init, str) and init != "k-means++":
         # Points in the order of their starting box: a run of points then uses
         # the same centre and neighbour list, which is faster.
         order, _ = boxes.by_cluster(labels, len(centers))
         centers, lab, inertia, n_iter = _lloyd(
-            pts[order], w[order], centers, labels[order], max_iter, float(tol), swap_rounds, float(overrelax), integral
+            pts[order],
+            w[order],
+            centers,
+            labels[order],
+            max_iter,
+            tol,
+            swap_rounds,
+            overrelax,
+            integral,
+            nf,
         )
         labels = np.empty_like(lab)
         labels[order] = lab
     else:
         centers, labels, inertia, n_iter = _lloyd(
-            pts, w, centers, labels, max_iter, float(tol), swap_rounds, float(overrelax), integral
+            pts, w, centers, labels, max_iter, tol, swap_rounds, overrelax, integral, nf
         )
     return KMeansResult(centers, labels, float(inertia), n_iter)
+
+
+def _check_fixed(fixed, d, k):
+    """Fixed centres as (f, d) float32 (f = 0 for None), f <= k."""
+    if fixed is None:
+        return np.empty((0, d), np.float32)
+    fx = np.asarray(fixed)
+    if fx.ndim != 2 or fx.shape[1] != d or not (np.issubdtype(fx.dtype, np.number) or fx.dtype == bool):
+        raise OptionError(f"fixed centres must be numeric with shape (f, {d}), got {fx.shape}")
+    fx = np.ascontiguousarray(fx, np.float32)
+    if not np.isfinite(fx).all():
+        raise OptionError("fixed centres contain NaN or infinity")
+    if len(fx) > k:
+        raise OptionError(f"{len(fx)} fixed centres are more than k = {k}")
+    return fx

@@ -106,3 +106,26 @@ def resize(image, size):
             band[:, :, :3] = np.divide(band[:, :, :3], a, out=np.zeros_like(band[:, :, :3]), where=a > 0)
         out[y0:y1] = np.clip(np.rint(band), 0, 255) if band.dtype != np.uint8 else band
     return out
+
+
+def resize_map(values, size):
+    """Resize a per-pixel map (an importance map) as :func:`resize` resizes the image.
+
+    Parameters
+    ----------
+    values : (H, W) float64 ndarray
+    size : (int, int)
+        Output (width, height).
+
+    Returns
+    -------
+    (height, width) float64 ndarray
+        Area means where an axis shrinks, nearest samples where it grows
+        (``values`` itself when the size does not change).
+    """
+    w, h = size
+    height, width = values.shape
+    if (w, h) == (width, height):
+        return values
+    out = _sample(values, height, h, 0, h, 0)
+    return np.ascontiguousarray(_sample(out, width, w, 0, w, 1), np.float64)

@@ -427,3 +427,34 @@ def rd_map(inverse, shape, points, entries, per_color, lam, colors, palette):
             out[i, j] = pick
             err += float(((np.asarray(colors[c], np.float64) - np.asarray(palette[pick], np.float64)) ** 2).sum())
     return out, err
+
+
+def lloyd_fixed(points, fixed, centers, weights, n_iter):
+    """Plain weighted Lloyd iterations where the ``fixed`` centres (first in the result) never move:
+    each point goes to its nearest of all centres, and only the others move to their points' mean
+    (an empty one stays).  Returns (centres, labels, inertia)."""
+    f = np.asarray(fixed, np.float64)
+    c = np.vstack([f, np.asarray(centers, np.float64)])
+    p = np.asarray(points, np.float64)
+    w = np.asarray(weights, np.float64)
+    for _ in range(n_iter):
+        labels, _ = nearest(p, c)
+        means = weighted_means(p, w, labels, len(c))
+        moved = np.where(np.isnan(means), c, means)
+        c = np.vstack([f, moved[len(f) :]])
+    labels, dist = nearest(p, c)
+    return c, labels, float((w * dist).sum())
+
+
+def removal_costs(points, weights, centers, n_fixed):
+    """For each of centers[n_fixed:], the error added if it were removed: its points' weight times
+    (squared distance to their second nearest centre - to it), summed."""
+    p = np.asarray(points, np.float64)
+    c = np.asarray(centers, np.float64)
+    costs = np.zeros(len(c) - n_fixed)
+    for x, w in zip(p, weights):
+        d = ((c - x) ** 2).sum(axis=1)
+        j = int(np.argmin(d))
+        if j >= n_fixed:
+            costs[j - n_fixed] += w * (np.sort(d)[1] - d[j])
+    return costs

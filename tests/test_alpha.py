@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from fastquant import cli, colorspace, compress, config, io, metrics, remap
+from fastquant import fit as fitting
 from fastquant.batch import run_job
 from fastquant.errors import OptionError
 
@@ -93,15 +94,15 @@ def test_fit_points_are_premultiplied(monkeypatch):
     c = _random_rgba(3000, 3)
     c = c[c[:, 3] > 0]
     counts = np.arange(1, len(c) + 1)
-    fit, w, cell = api._fit_points(c, counts, "premultiplied")
-    np.testing.assert_array_equal(fit, naive.premultiply(c))
+    pts, w, cell = fitting.fit_points(c, counts, "premultiplied")
+    np.testing.assert_array_equal(pts, naive.premultiply(c))
     np.testing.assert_array_equal(w, counts)
     # Coarsened: cells are means of premultiplied points, weighted by the counts.
     monkeypatch.setattr(config, "FIT_COLORS", 200)
-    fit, w, cell = api._fit_points(c, counts, "premultiplied")
-    assert len(fit) <= 200
-    ref = naive.weighted_means(naive.premultiply(c), counts.astype(float), cell, len(fit))
-    np.testing.assert_allclose(fit, ref, rtol=1e-6, atol=1e-4)
+    pts, w, cell = fitting.fit_points(c, counts, "premultiplied")
+    assert len(pts) <= 200
+    ref = naive.weighted_means(naive.premultiply(c), counts.astype(float), cell, len(pts))
+    np.testing.assert_allclose(pts, ref, rtol=1e-6, atol=1e-4)
 
 
 def test_space_of_options():

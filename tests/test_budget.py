@@ -9,6 +9,7 @@ from PIL import Image
 
 import fastquant
 from fastquant import budget, colorspace, compress, rdmap
+from fastquant import fit as fitting
 from fastquant.errors import BudgetError, OptionError
 
 from . import naive
@@ -209,7 +210,7 @@ def test_cli_max_bytes_refusals(capsys, kodak, tmp_path):
 def _mapping_inputs(image, k, space="rgb", seed=0):
     p = api._Prepared(image.copy(), None, None)
     km = dict(seed=seed, max_iter=10, tol=1e-2, init="wu", swap_rounds=0)
-    f = api._fit(p, k, km, space, lambda s: None)
+    f = fitting.fit(p, k, km, space, lambda s: None)
     lut = np.empty(f.n_entries, np.uint8 if len(f.palette) <= 256 else np.uint16)
     lut[f.order] = np.arange(len(f.order))
     return p, f.palette, lut[f.labels]

@@ -31,7 +31,7 @@ def test_empty_cluster_takes_worst_point():
     dist = np.array([0, 1, 10000], np.float32)
     sums, wsums, _ = lloyd._partial_sums(points, weights, labels, dist, 2, 4096)
     centers = np.zeros((2, 2), np.float32)
-    lloyd._new_centers(points, weights, dist, sums, wsums, centers)
+    lloyd._new_centers(points, weights, dist, sums, wsums, centers, 0)
     np.testing.assert_allclose(centers[0], points.mean(axis=0), rtol=1e-6)
     np.testing.assert_array_equal(centers[1], [100, 0])
 

@@ -1,0 +1,200 @@
+"""Fitting a palette on a histogram, and judging a palette against it: one image's or many images'.
+
+:func:`fit` is the one place a palette is fitted: :func:`fastquant.compress`
+calls it with one image's histogram, :func:`fastquant.palette` with the
+merged histogram of many.  :func:`given` judges a palette given as is.  The
+helpers put fixed or given colours into the channels of the image.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import colorspace as _cs
+from . import config, histogram, large, lloyd, remap
+from .errors import OptionError
+
+#: Largest palette: indices are stored as uint16.
+MAX_COLORS = 65536
+
+
+def check_palette(colors, name):
+    """Colours given as a Palette, an array or hex strings, as (k, 3|4) uint8, 1 <= k <= MAX_COLORS."""
+    try:
+        a = _cs.parse_colors(getattr(colors, "colors", colors))
+    except ValueError as e:
+        raise OptionError(f"{name}: {e}") from None
+    if len(a) > MAX_COLORS:
+        raise OptionError(f"{name}: {len(a)} colours are more than {MAX_COLORS}")
+    return a
+
+
+def unique_rows(colors):
+    """The distinct rows of ``colors``, in order of first appearance."""
+    return histogram.unique_colors(colors)[0]
+
+
+def match_channels(p, colors):
+    """``colors`` with the channels of the prepared image ``p`` (None stays None).
+
+    RGB colours on an RGBA image become opaque RGBA; on an RGB image, RGBA
+    colours that are all opaque become RGB, and translucent ones make the
+    image opaque RGBA (:func:`opaque_rgba`), so that they can be told apart.
+    """
+    if colors is None or colors.shape[1] == p.c:
+        return colors
+    if colors.shape[1] == 3:
+        return np.hstack([colors, np.full((len(colors), 1), 255, np.uint8)])
+    if (colors[:, 3] == 255).all():
+        return np.ascontiguousarray(colors[:, :3])
+    opaque_rgba(p)
+    return colors
+
+
+def opaque_rgba(p):
+    """Make a prepared RGB image opaque RGBA, in place (its histogram's order stays)."""
+    p.colors = np.hstack([p.colors, np.full((len(p.colors), 1), 255, np.uint8)])
+    p.c = 4
+    if isinstance(p, large.Prepared):
+        strip, h, w = p.rows.strip, p.h, p.w
+
+        def opaque(lo, hi):
+            a = strip(lo, hi)
+            return np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2)
+
+        p.rows = large.Rows(opaque, h, w, 4)
+    elif getattr(p, "arr", None) is not None:  # (a merged histogram has no pixels)
+        p.arr = np.concatenate([p.arr, np.full((p.h, p.w, 1), 255, np.uint8)], axis=2)
+        p.flat = p.arr.reshape(-1, 4)
+
+
+def fit_points(colors, counts, space):
+    """The points the k-means clusters: colours (merged to at most ``config.FIT_COLORS``
+    cells) as points of ``space`` (:func:`fastquant.colorspace.to_points`);
+    their weights; each colour's cell.
+    """
+    fit, weights, cell = histogram.coarsen(colors, counts, config.FIT_COLORS)
+    if space != "rgb":
+        pts = _cs.to_points(colors, space)
+        if len(fit) < len(colors):  # cell means taken in the space being clustered
+            sums = np.stack(
+                [np.bincount(cell, weights=counts * pts[:, t], minlength=len(fit)) for t in range(pts.shape[1])], axis=1
+            )
+            pts = (sums / weights[:, None]).astype(np.float32)
+        fit = pts
+    return fit, weights, cell
+
+
+class Fit(NamedTuple):
+    """A palette fitted (or given) and judged on a histogram (:func:`fit`, :func:`given`)."""
+
+    palette: np.ndarray  # (k, C) uint8, in its final order
+    labels: np.ndarray  # (M,) int32: nearest entry of every histogram colour, before reordering
+    order: np.ndarray  # palette = entries[order]
+    n_entries: int  # entries before reordering
+    plain_sq: float  # squared error of the nearest-entry mapping over the histogram's pixels
+    quality_mse: float  # what quality targets judge: plain_sq as a mean; premultiplied RGBA: the
+    # mean squared error of the premultiplied values (what is seen)
+    n_iter: int
+    keep: np.ndarray  # (k,) bool: entries kept even when no pixel uses them (fixed or given colours)
+
+
+def fit(p, n_colors, km, space, lap, fixed=None):
+    """Palette of at most ``n_colors`` entries and the nearest entry of every histogram colour
+    (fitted and mapped in point space ``space``, see :func:`fastquant.api._space`).
+
+    ``p`` is a histogram: ``colors`` (M, C) uint8, ``counts`` (M,) pixel counts,
+    ``weights`` (M,) what the k-means weighs colours by (``counts``, or an
+    importance map's sums), ``c`` and ``sampled``.  One image's
+    (:class:`fastquant.api._Prepared`, :class:`fastquant.large.Prepared`) and the merged
+    histogram of many (:func:`fastquant.palette.palette`) are fitted here alike.
+    ``fixed`` (f, C) uint8, f <= n_colors: entries that are in the palette
+    exactly, the others fitted around them.
+    """
+    colors, weights, c = p.colors, p.weights, p.c
+    nf = 0 if fixed is None else len(fixed)
+    # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
+    # their own; the k-means spends the other entries on visible colours
+    # (unless a fixed entry is transparent: it takes them).
+    clear = np.flatnonzero(colors[:, 3] == 0) if c == 4 else np.empty(0, np.intp)
+    clear_fixed = nf and c == 4 and (fixed[:, 3] == 0).any()
+    reserve = len(clear) == 1 and n_colors > max(1, nf) and len(colors) > 1 and not clear_fixed
+    visible = np.delete(np.arange(len(colors)), clear) if reserve else np.arange(len(colors))
+    fit, fit_weights, cell = fit_points(colors[visible], weights[visible], space)
+    if fit_weights.sum() <= 0:  # an importance map that weighs only the reserved colour
+        fit_weights = np.ones_like(fit_weights)
+    fixed_points = None if not nf else _cs.to_points(fixed, space)
+    res = lloyd.kmeans(fit, n_colors - reserve, weights=fit_weights, fixed=fixed_points, **km)
+    palette = _cs.from_points(res.centers, space)
+    if nf:  # exactly, whatever the round trip through the point space did
+        palette[:nf] = fixed
+    start = np.zeros(len(colors), np.int32)
+    start[visible] = res.labels[cell]
+    if reserve:
+        start[clear] = len(palette)
+        palette = np.vstack([palette, np.zeros((1, 4), np.uint8)])
+    lap("palette")
+    keep = np.zeros(len(palette), bool)
+    keep[:nf] = True
+    return judge(p, palette, start, keep, space, res.n_iter, lap, reorder=True)
+
+
+def given(p, palette, space, lap):
+    """A :class:`Fit` for a palette given as is: every entry kept, in its order."""
+    return judge(p, palette, None, np.ones(len(palette), bool), space, 0, lap, reorder=False)
+
+
+def judge(p, palette, start, keep, space, n_iter, lap, *, reorder):
+    """The nearest entry of every histogram colour, the entries' final order and the errors.
+
+    With ``reorder``: most used first, translucent entries before opaque ones
+    (a short tRNS chunk); entries no colour uses and that ``keep`` does not
+    hold are dropped.  Without: ``palette`` stays as it is.
+    """
+    colors, counts, c = p.colors, p.counts, p.c
+    labels, dist = remap.nearest(colors, palette, start, space)
+    if reorder:
+        used = np.bincount(labels, weights=counts, minlength=len(palette))
+        # Entries no colour uses (centres that rounded onto another) are
+        # dropped -- in a sample, only duplicates can be dropped.
+        keys = [-used] if c == 3 else [-used, palette[:, 3]]
+        order = np.lexsort(keys)
+        if p.sampled:
+            order = order[np.unique(palette[order], axis=0, return_index=True)[1]]
+            order = order[np.lexsort([-used[order]])]
+        else:
+            order = order[(used[order] > 0) | keep[order]]
+    else:
+        order = np.arange(len(palette))
+    kept = keep[order]
+    if reorder and p.sampled and keep.any():  # a kept colour may stand at the place of a duplicate
+        kept = np.isin(packed(palette[order]), packed(palette[keep]))
+    # Sums of products, not np.dot: OpenBLAS would start threads that spin on after
+    # the call and take the CPU from the other batch workers.
+    plain_sq = float((counts * dist.astype(np.float64)).sum())
+    if space == "premultiplied":  # invisible colour differences, which the fit ignores, must not count
+        pal = _cs.premultiply(palette).astype(np.float64)
+        per = np.empty(len(colors))
+        for lo in range(0, len(colors), 1 << 18):  # in pieces: a large image's sample is millions of colours
+            d = _cs.premultiply(colors[lo : lo + (1 << 18)]).astype(np.float64) - pal[labels[lo : lo + (1 << 18)]]
+            per[lo : lo + len(d)] = np.einsum("ij,ij->i", d, d)
+        judged = float((counts * per).sum())
+    else:
+        judged = plain_sq
+    lap("remap")
+    return Fit(
+        np.ascontiguousarray(palette[order]),
+        labels,
+        order,
+        len(palette),
+        plain_sq,
+        judged / (float(counts.sum()) * c),
+        n_iter,
+        kept,
+    )
+
+
+def packed(colors):
+    """(k, C) uint8 colours as one int64 each (to compare sets of colours)."""
+    c = colors.astype(np.int64)
+    return sum(c[:, t] << (8 * t) for t in range(colors.shape[1]))
