@@ -87,11 +87,12 @@ class _Prepared:
             self.weights = histogram.weighted_counts(self.inverse, pixel_weights.reshape(-1), len(self.colors))
 
 
-def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False, weights=None):
+def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False, weights=None, n_colors=256):
     """The image read (and resized) as :class:`_Prepared`, or as :class:`fastquant.large.Prepared`
     when it has more than ``2 * config.SAMPLE_PIXELS`` pixels (it then holds the open
     :class:`fastquant.io.Decoded` as ``decoded``: close it when done).  ``weights``: an
-    importance map of the image as read (see :func:`compress`), or None.
+    importance map of the image as read (see :func:`compress`), or None.  Every pixel of a large
+    image is counted when its sample has at most ``config.FEW_COLORS`` or ``n_colors`` colours.
     """
     info = {} if keep_metadata else None
     decoded = io.open_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated, info=info)
@@ -115,7 +116,7 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
                 decoded.nbytes,
                 icc,
                 sample_pixels=config.SAMPLE_PIXELS,
-                few_colors=config.FEW_COLORS,
+                few_colors=max(config.FEW_COLORS, n_colors),
                 pixel_weights=weights,
             )
             p.decoded, decoded = decoded, None
@@ -138,7 +139,7 @@ def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=Fals
             nbytes,
             icc,
             sample_pixels=config.SAMPLE_PIXELS,
-            few_colors=config.FEW_COLORS,
+            few_colors=max(config.FEW_COLORS, n_colors),
             pixel_weights=weights,
         )
         lap("resize")
@@ -282,7 +283,9 @@ def compress(
         bool as 0/255, uint16 scaled by 255/65535, floats in [0, 1] scaled
         by 255, other integers in [0, 255].
     n_colors : int
-        Palette size, 1 to 65536 (with ``quality``: the largest allowed).
+        Palette size, 1 to 65536 (with ``quality``: the largest allowed).  An image of at
+        most ``n_colors`` colours is kept exactly, its colours the palette, whatever
+        ``quality``, ``dither`` or ``colorspace`` say: a re-run on an output changes no pixel.
     resize : None, int or (int, int)
         None keeps the size; an int is the maximum side (aspect ratio kept,
         never enlarged); (width, height) is exact.  Area averaging shrinks,
@@ -413,7 +416,7 @@ def compress(
         seconds[stage] = seconds.get(stage, 0.0) + now - t
         t = now
 
-    p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights)
+    p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights, n_colors)
     try:
         km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
         args = (p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds)
@@ -479,6 +482,11 @@ def _quantize(
 
     best = fitting.given(p, given, space, lap) if given is not None else fitting.fit(p, n_colors, km, space, lap, fixed)
     k_best = n_colors  # the palette size best was fitted with
+    # Every pixel kept (an image of at most n_colors colours, see fastquant.fit.fit): dithering,
+    # rd mapping or fewer colours could only lose pixels (a byte budget may still ask for fewer).
+    exact = not p.sampled and best.plain_sq == 0
+    if exact and max_bytes is None:
+        dither, rd_lambda = None, 0.0
     score = None
     if target is not None:
         # Judged on the nearest-entry mapping, before any dithering (as
@@ -491,7 +499,7 @@ def _quantize(
                 f"{name}: quality {score} (PSNR {metrics.psnr_from_mse(best.quality_mse):.2f}"
                 f" dB) with {len(best.palette)} colours is below the minimum {lo_q:g}; nothing written"
             )
-        if score >= hi_q:
+        if score >= hi_q and not exact:
             # Fewest colours reaching hi_q: bisection on a log scale between a
             # k known to fall short (lo; 0 = none yet) and one that reaches it.
             lo, hi = (0 if fixed is None else max(0, len(fixed) - 1)), n_colors
@@ -533,22 +541,18 @@ def _quantize(
     stats.max_bytes = max_bytes
     big = isinstance(p, large.Prepared)
     result = Quantized(palette, indices, p.image if big else p.arr, stats, icc_profile=p.icc)
-    if p.c == 4 and big and per_color is None:
-        if alpha is None:  # not measured while mapping (dithered, OKLab)
-            alpha = large.alpha_stats(p, palette, indices)
+    if p.c == 4:
+        if big and per_color is None:  # measured while mapping, unless dithered or in OKLab
+            alpha = large.alpha_stats(p, palette, indices) if alpha is None else alpha
+        else:  # over the histogram when every pixel of a colour got the same entry (the same numbers)
+            src, out, weights = (
+                (p.colors, palette[per_color], p.counts)
+                if per_color is not None
+                else (p.flat, palette[indices.reshape(-1)], None)
+            )
+            alpha = metrics.alpha_figures(src, out, weights=weights)
         stats.alpha_max_error, stats.psnr_black, stats.psnr_white = alpha
-        lap("metrics")
-    elif p.c == 4:
-        # Over the histogram when every pixel of a colour got the same entry
-        # (the same numbers as over the pixels, far fewer of them).
-        src, out, weights = (
-            (p.colors, palette[per_color], p.counts)
-            if per_color is not None
-            else (p.flat, palette[indices.reshape(-1)], None)
-        )
-        stats.alpha_max_error = metrics.alpha_error(src, out)
-        stats.psnr_black = metrics.psnr_over(src, out, 0, weights=weights)
-        stats.psnr_white = metrics.psnr_over(src, out, 255, weights=weights)
+        stats.psnr = min(alpha[1:])  # the headline is what a viewer sees: invisible colours do not count
         lap("metrics")
     if ssim:
         stats.ssim = (

@@ -213,6 +213,30 @@ def find_images(paths, *, recursive=False, pattern=None, skip_suffix=None, unrea
     return found
 
 
+def named_like_outputs(inputs, n_colors=256, ext=None):
+    """A one-line note naming the input files (not folders) named like earlier outputs, or None.
+
+    Such names end with the run's suffix (``ext``, default ``-fq<n_colors>.png``) or with any
+    default suffix ``-fq<N>.png``.  They are compressed all the same (a folder search skips
+    them instead, see :func:`plan`): an image of at most ``n_colors`` colours comes out with
+    the same pixels.
+    """
+    import re
+
+    suffix = ext or f"-fq{n_colors}.png"
+    own = os.path.splitext("x" + suffix)[0] != "x"  # a bare extension (--ext .png) tells no output apart
+    named = [
+        p for p in inputs if not os.path.isdir(p) and ((own and p.endswith(suffix)) or re.search(r"-fq\d+\.png$", p))
+    ]
+    if not named:
+        return None
+    which = named[0] if len(named) == 1 else f"{len(named)} inputs ({named[0]}, ...)"
+    return (
+        f"note: {which} {'is' if len(named) == 1 else 'are'} named like an earlier output; compressed "
+        f"anyway (an image of at most {n_colors} colours keeps its pixels)"
+    )
+
+
 def plan(
     inputs,
     *,

@@ -319,7 +319,12 @@ def build_parser():
 
 
 def _line(rec, verbose):
-    psnr = "inf" if rec["psnr"] is None else f"{rec['psnr']:.2f}"
+    def db(x):
+        return "inf dB" if x is None else f"{x:.2f} dB"
+
+    psnr = db(rec["psnr"])
+    if rec.get("psnr_quantized", rec["psnr"]) != rec["psnr"]:  # the format changed the pixels (JPEG...)
+        psnr += f" as written ({db(rec['psnr_quantized'])} quantized)"
     ratio = f" ({100 * rec['ratio']:.1f}%)" if rec["ratio"] else ""
     ssim = f", SSIM {rec['ssim']:.4f}" if rec["ssim"] is not None else ""
     if rec.get("quality") is not None:
@@ -328,7 +333,7 @@ def _line(rec, verbose):
         ssim += f", k={rec['n_colors']} fits --max-bytes {rec['max_bytes']}"
     text = (
         f"{rec['input']} -> {rec['output']}: {rec['input_bytes']} -> {rec['output_bytes']} bytes"
-        f"{ratio}, {rec['n_colors']} colours, PSNR {psnr} dB{ssim}, {rec['seconds']:.2f} s"
+        f"{ratio}, {rec['n_colors']} colours, PSNR {psnr}{ssim}, {rec['seconds']:.2f} s"
     )
     if verbose:
         text += " [" + ", ".join(f"{k} {v:.3f}" for k, v in rec["stages"].items()) + "]"
@@ -557,6 +562,9 @@ def _main(argv):
                 raise OptionError(f"--preview and the output are the same file: {args.preview}")
         if not pairs and not failures:
             raise OptionError(f"no image files found in {', '.join(args.inputs)}")
+        note = None if args.quiet else batch.named_like_outputs(args.inputs, args.colors, args.ext)
+        if note:
+            print(f"fastquant: {_one_line(note)}", file=err)
         executor, close = batch.executor_for(
             len(pairs), jobs=args.jobs, scheduler=args.scheduler, timeout=args.timeout, max_memory=args.max_memory
         )

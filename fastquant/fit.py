@@ -113,6 +113,17 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     """
     colors, weights, c = p.colors, p.weights, p.c
     nf = 0 if fixed is None else len(fixed)
+    extra = colors if not nf else colors[~np.isin(packed(colors), packed(fixed))]
+    if not p.sampled and nf + len(extra) <= n_colors:
+        # Every colour fits: the colours are the palette (after the fixed ones), so that a
+        # re-run on an output, or any image of few colours, changes no pixel.
+        palette = extra if not nf else np.vstack([fixed, extra])
+        keys = packed(palette)
+        by_key = np.argsort(keys)
+        labels = by_key[np.searchsorted(keys, packed(colors), sorter=by_key)].astype(np.int32)
+        keep = np.arange(len(palette)) < nf
+        lap("palette")
+        return judge(p, palette, labels, keep, space, 0, lap, reorder=True, exact=True)
     # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
     # their own; the k-means spends the other entries on visible colours
     # (unless a fixed entry is transparent: it takes them).
@@ -144,15 +155,20 @@ def given(p, palette, space, lap):
     return judge(p, palette, None, np.ones(len(palette), bool), space, 0, lap, reorder=False)
 
 
-def judge(p, palette, start, keep, space, n_iter, lap, *, reorder):
+def judge(p, palette, start, keep, space, n_iter, lap, *, reorder, exact=False):
     """The nearest entry of every histogram colour, the entries' final order and the errors.
+
+    ``exact``: ``start`` is every colour's entry already, equal to it (no search).
 
     With ``reorder``: most used first, translucent entries before opaque ones
     (a short tRNS chunk); entries no colour uses and that ``keep`` does not
     hold are dropped.  Without: ``palette`` stays as it is.
     """
     colors, counts, c = p.colors, p.counts, p.c
-    labels, dist = remap.nearest(colors, palette, start, space)
+    if exact:
+        labels, dist = start, np.zeros(len(colors), np.float32)
+    else:
+        labels, dist = remap.nearest(colors, palette, start, space)
     if reorder:
         used = np.bincount(labels, weights=counts, minlength=len(palette))
         # Entries no colour uses (centres that rounded onto another) are

@@ -11,6 +11,40 @@ def _db(x):
     return round(x, 3) if x is not None and x != float("inf") else None
 
 
+def written_figures(data, original, ssim=False):
+    """MSE, PSNR (and SSIM) of an encoded file against the image it was made from.
+
+    Parameters
+    ----------
+    data : bytes
+        The file, as written.
+    original : (H, W, 3|4) uint8 ndarray
+        The input it was made from (``Quantized.original``); with alpha, composited over white
+        (:func:`fastquant.write.over_white`) when the file has none, as it was written.
+    ssim : bool
+
+    Returns
+    -------
+    dict
+        mse, psnr, ssim (None unless asked), alpha_max_error, psnr_black, psnr_white (None
+        when the file has no alpha; with alpha, psnr is the lower of the last two, as
+        :class:`fastquant.Stats` has it).
+    """
+    from . import config, io, metrics
+
+    out = io.read_image(bytes(data), max_pixels=None)[0]
+    ref = write.over_white(original) if original.shape[2] == 4 and out.shape[2] == 3 else original
+    mse = metrics.mse(ref, out)
+    fig = {"mse": mse, "psnr": metrics.psnr_from_mse(mse), "ssim": None}
+    fig["alpha_max_error"] = fig["psnr_black"] = fig["psnr_white"] = None
+    if ref.shape[2] == 4:
+        fig["alpha_max_error"], fig["psnr_black"], fig["psnr_white"] = metrics.alpha_figures(ref, out)
+        fig["psnr"] = min(fig["psnr_black"], fig["psnr_white"])
+    if ssim:
+        fig["ssim"] = metrics.ssim(ref, out, max_pixels=config.SSIM_MAX_PIXELS)
+    return fig
+
+
 def remove_written(path, root=None):
     """Remove an output a job wrote and then had to take back (through no symbolic link below ``root``)."""
     try:
@@ -79,8 +113,13 @@ def run_job(
         height, psnr (None for lossless), mse, ssim, quality, max_bytes (the budget, or None;
         n_colors is then the palette size kept), iterations,
         alpha_max_error, psnr_black, psnr_white (None without alpha; the
-        PSNRs also None when equal, like psnr), seconds, stages (seconds per
-        stage), and preview when written.
+        PSNRs also None when equal, like psnr), psnr_quantized, seconds,
+        stages (seconds per stage), and preview when written.  The figures
+        are of the file as written (decoded again when its format changes
+        the pixels: JPEG, alpha flattened over white, a GIF's 1-bit
+        transparency; see :func:`written_figures`); psnr_quantized is
+        ``Stats.psnr``, of the palette image before encoding.  With alpha,
+        psnr is the lower of psnr_black and psnr_white.
 
     Raises
     ------
@@ -130,6 +169,11 @@ def run_job(
             on_write(preview, True)
     q.stats.seconds["write"] = time.perf_counter() - tw
     s = q.stats
+    fig = {k: getattr(s, k) for k in ("mse", "psnr", "ssim", "alpha_max_error", "psnr_black", "psnr_white")}
+    if not write.keeps_pixels(output, q.palette.shape[1]):  # what the file holds, not what was quantized
+        tm = time.perf_counter()
+        fig = written_figures(data, q.original, ssim=s.ssim is not None)
+        s.seconds["metrics"] = s.seconds.get("metrics", 0.0) + time.perf_counter() - tm
     rec = {
         "input": os.fspath(source),
         "output": os.fspath(output),
@@ -140,15 +184,16 @@ def run_job(
         "n_colors": s.n_colors,
         "width": s.width,
         "height": s.height,
-        "psnr": round(s.psnr, 3) if s.psnr != float("inf") else None,
-        "mse": round(s.mse, 4),
-        "ssim": round(s.ssim, 5) if s.ssim is not None else None,
+        "psnr": _db(fig["psnr"]),
+        "mse": round(fig["mse"], 4),
+        "ssim": round(fig["ssim"], 5) if fig["ssim"] is not None else None,
         "quality": s.quality,
         "max_bytes": s.max_bytes,
         "iterations": s.iterations,
-        "alpha_max_error": s.alpha_max_error,
-        "psnr_black": _db(s.psnr_black),
-        "psnr_white": _db(s.psnr_white),
+        "alpha_max_error": fig["alpha_max_error"],
+        "psnr_black": _db(fig["psnr_black"]),
+        "psnr_white": _db(fig["psnr_white"]),
+        "psnr_quantized": _db(s.psnr),
         "seconds": round(time.perf_counter() - t, 4),
         "stages": {k: round(v, 4) for k, v in s.seconds.items()},
     }

@@ -193,6 +193,24 @@ def alpha_error(a, b):
     return int(np.abs(a[..., 3].astype(np.int16) - b[..., 3].astype(np.int16)).max())
 
 
+def alpha_figures(a, b, *, weights=None):
+    """What a viewer sees of RGBA image ``b`` made from ``a``.
+
+    Parameters
+    ----------
+    a, b : (..., 4) uint8 ndarray
+        Straight RGBA, the same shape.
+    weights : (N,) ndarray, optional
+        As for :func:`psnr_over` (pixels, or colours with their counts).
+
+    Returns
+    -------
+    (int, float, float)
+        :func:`alpha_error`, and :func:`psnr_over` over black and over white.
+    """
+    return alpha_error(a, b), psnr_over(a, b, 0, weights=weights), psnr_over(a, b, 255, weights=weights)
+
+
 def _luma_weights(channels):
     """Weight of each channel in the luma: BT.601 on R, G, B; a grey channel
     as it is; alpha (the 2nd of 2, the 4th of 4) not at all.

@@ -23,10 +23,14 @@ class Stats:
         Distinct colours in the (resized) input.
     width, height : int
         Size of the result.
-    mse, psnr : float
-        Mean squared error over all channels and pixels, and PSNR in dB, against the input.
-        With alpha: of the straight (not premultiplied) RGBA values, alpha
-        included, fully transparent pixels counted as black (as in ``original``).
+    mse : float
+        Mean squared error over all channels and pixels against the input.  With alpha: of
+        the straight (not premultiplied) RGBA values, alpha included, fully transparent
+        pixels counted as black (as in ``original``).
+    psnr : float
+        PSNR in dB against the input: of ``mse`` without alpha; with alpha, the lower of
+        ``psnr_black`` and ``psnr_white`` (what a viewer sees on the worse of the two
+        backgrounds: colour differences under transparent pixels cannot make it look worse).
     alpha_max_error : int or None
         Largest change of alpha over all pixels (None without alpha).
     psnr_black, psnr_white : float or None

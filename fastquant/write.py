@@ -32,7 +32,26 @@ def gif_indexed(indices, palette):
     return buf.getvalue()
 
 
-_NO_ALPHA = {".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".ppm", ".pgm", ".pbm"}
+_JPEG = {".jpg", ".jpeg", ".jpe", ".jfif"}
+_NO_ALPHA = _JPEG | {".bmp", ".ppm", ".pgm", ".pbm"}
+
+
+def keeps_pixels(path, channels):
+    """Whether a file written to ``path`` (by :func:`encode`) decodes to the quantized pixels
+    exactly.  Not so for JPEG (lossy), for images with alpha (``channels == 4``) in a format
+    without it (composited over white, see :func:`over_white`), nor for GIFs with alpha (one
+    fully transparent entry, the rest opaque).
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    return ext not in _JPEG and not (channels == 4 and (ext in _NO_ALPHA or ext == ".gif"))
+
+
+def over_white(image):
+    """(H, W, 3) uint8: an (H, W, 4) uint8 image composited over white, rounded, as formats
+    without alpha are written.
+    """
+    alpha = image[:, :, 3:].astype(np.uint16)
+    return ((image[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
 
 def encode(path, indices, palette, icc_profile=None):
@@ -61,8 +80,7 @@ def encode_array(path, image, icc_profile=None):
     if not ext:
         raise OptionError(f"{os.fspath(path)}: no file extension to choose a format by")
     if image.shape[2] == 4 and ext in _NO_ALPHA:
-        alpha = image[:, :, 3:].astype(np.uint16)
-        image = ((image[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+        image = over_white(image)
     try:
         kw = {".png": {"compress_level": 9}, ".webp": {"lossless": True}}.get(ext, {})
         if icc_profile:
