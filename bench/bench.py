@@ -4,7 +4,8 @@
 Usage (from anywhere; the checkout this file lives in is put on sys.path):
 
     python bench/bench.py [FOLDER_OR_FILES...] [-k 16 32 64 128 256] [--repeat 5] [--tools a,b,...]
-                          [--out bench/results] [--scale] [--startup] [--batch] [--alpha] [--quick] [--no-compare]
+                          [--out bench/results] [--scale] [--startup] [--batch] [--alpha] [--shared] [--quick]
+                          [--no-compare]
 
 Default images: ../shared/images/kodak next to the project root; default k: 256.
 
@@ -32,8 +33,10 @@ pngquant, bench/huge.py), --scale (large images, a 24 MP upscale, time vs megapi
 --startup (interpreter/import/CLI start-up), --batch (one CLI call on all images vs one pngquant call),
 --alpha (images with transparency at k=256 and 16 vs pngquant --nofs: PSNR of the composites over black
 and white, largest alpha error, bytes).
+--shared (12 photos at k=64: one palette for all of them, union PSNR vs pngquant on a montage, and the time
+against fitting each file on its own; bench/shared.py).
 Results: stdout, and <out>/results.md, results.csv, rate_distortion.png (plus scaling.*, startup.md, batch.md,
-alpha.md).
+alpha.md, shared.md).
 Temporary outputs live in tempfile directories that are removed afterwards. No network.
 """
 
@@ -52,6 +55,7 @@ from pathlib import Path
 import extras
 import huge
 import report
+import shared as shared_palette
 from common import BENCH_DIR, ROOT, SHARED_IMAGES, Case, find_images
 from competitors import TOOLS, Skip
 
@@ -77,6 +81,11 @@ def parse_args(argv=None):
         "--huge",
         action="store_true",
         help="generated 179 MP and 144 MP images: whole-process time and peak memory vs pngquant",
+    )
+    p.add_argument(
+        "--shared",
+        action="store_true",
+        help="12 photos at k=64: --shared's union PSNR vs pngquant on a montage, and its time vs per-file fits",
     )
     p.add_argument("--quick", action="store_true", help="smoke test: 2 images, repeat 2, smaller --scale series")
     p.add_argument("--no-compare", action="store_true", help="skip the per-image tool comparison")
@@ -195,6 +204,7 @@ def main(argv=None) -> int:
         ("batch", "batch.md", lambda: extras.batch(images, 1 if args.quick else 3)),
         ("alpha", "alpha.md", lambda: extras.alpha(SHARED_IMAGES, args.quick)),
         ("huge", "huge.md", lambda: huge.huge(repeat=1, scale=0.25 if args.quick else 1.0)),
+        ("shared", "shared.md", lambda: shared_palette.shared(images, 64, 1 if args.quick else 3)),
     ]
     for flag, filename, run in sections:
         if getattr(args, flag):

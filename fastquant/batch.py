@@ -31,7 +31,7 @@ from .errors import (
     OutputExistsError,
     ResourceError,
 )
-from .job import remove_written, run_job  # noqa: F401  (run_job is the unit of work of a batch)
+from .job import count_job, remove_written, run_job  # noqa: F401  (run_job is the unit of work of a batch)
 
 #: Extensions looked for in folders (what imageio's Pillow plugin reads).
 IMAGE_EXTENSIONS = (
@@ -335,8 +335,14 @@ def check_options(options):
 
 
 def _job(source, output, kwargs):
-    """Run one job; never raises for a bad file, so that one cannot stop the batch."""
+    """Run one job; never raises for a bad file, so that one cannot stop the batch.
+
+    With ``count_only`` in ``kwargs`` the job only counts the colours of its source
+    (:func:`fastquant.job.count_job`, the first stage of a run with one palette).
+    """
     try:
+        if kwargs.get("count_only"):
+            return Result(source, output, "ok", count_job(source, **kwargs))
         return Result(source, output, "ok", run_job(source, output, **kwargs))
     except (Exception, RecursionError) as e:
         # A signal (Ctrl-C) that arrives inside a Numba kernel comes back as a

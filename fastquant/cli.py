@@ -306,6 +306,22 @@ def build_parser():
         action="store_true",
         help="quantize what there is of an image whose data ends early (default: exit 3)",
     )
+    p.add_argument(
+        "--shared",
+        action="store_true",
+        help="one palette (-k colours) fitted on all the inputs together, every file mapped onto it",
+    )
+    p.add_argument(
+        "--map",
+        metavar="FILE",
+        help="map onto exactly these colours: a palette file (.txt/.hex, .gpl) or an image of at most 65536 colours",
+    )
+    p.add_argument(
+        "--fixed-colors",
+        metavar="LIST",
+        help="colours kept exactly in the palette, the rest fitted around them: ff0000,#00ff00 or a file as for --map",
+    )
+    p.add_argument("--save-palette", metavar="FILE", help="also write the palette: .png swatch strip, .gpl or .txt")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     p.add_argument(
@@ -456,6 +472,31 @@ def _check(args):
     if args.resize and args.resize[0] * args.resize[1] > limit:
         w, h = args.resize
         raise OptionError(f"--resize {w}x{h} = {w * h} pixels is more than the limit of {limit} (--max-pixels)")
+    _check_palette_options(args)
+
+
+def _check_palette_options(args):
+    """--shared, --map, --fixed-colors, --save-palette: their files read and checked, before any work."""
+    from . import shared
+
+    args.palette = args.fixed = None
+    one_palette = args.shared or args.map
+    if args.shared and args.map:
+        raise OptionError("--shared and --map exclude each other (--map already gives every file one palette)")
+    if args.map and args.fixed_colors:
+        raise OptionError("--map and --fixed-colors exclude each other: --map takes its colours as they are")
+    for name, value in (("--quality", args.quality), ("--max-bytes", args.max_bytes)):
+        if value is not None and one_palette:
+            raise OptionError(f"{name} chooses each file's palette size: not with --shared or --map")
+    if args.save_palette and not one_palette and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
+        raise OptionError("--save-palette needs --shared, --map or one input file")
+    if args.save_palette:
+        shared.check_save_path(args.save_palette, args.force)
+    if args.map:
+        args.palette = shared.load_map(args.map)
+        args.colors = len(args.palette)  # names the outputs (-fq<N>)
+    if args.fixed_colors:
+        args.fixed = shared.fixed_colors(args.fixed_colors, args.colors)
 
 
 def _options(args):
@@ -478,6 +519,8 @@ def _options(args):
         "skip_if_larger": args.skip_if_larger,
         "timeout": args.timeout,
     }
+    if args.fixed is not None:
+        options["fixed_colors"] = args.fixed
     for name in ("max_pixels", "allow_truncated"):  # only when given: compress() has the defaults
         if getattr(args, name, None) not in (None, False):
             options[name] = getattr(args, name)
@@ -593,7 +636,12 @@ def _main(argv):
     try:
         for result in failures:
             take(result)
-        jobs = batch.start(pairs, _options(args), executor)
+        if args.shared or args.map or args.save_palette:
+            from .shared import PaletteRun
+
+            jobs = PaletteRun(pairs, _options(args), executor, palette=args.palette, save_palette=args.save_palette)
+        else:
+            jobs = batch.start(pairs, _options(args), executor)
         if isinstance(executor, workers.Pool):  # it stops in two stages itself, and says when
             restore = _flag_signals(received)
         for result in jobs:
@@ -613,6 +661,17 @@ def _main(argv):
         progress.clear()
     interrupted = bool(received)
     summary = progress.summary()
+    fitted = getattr(jobs, "fitted", None)
+    if fitted is not None and args.json:
+        _emit(json.dumps({"palette": fitted}))
+    elif fitted is not None and not args.quiet:
+        psnr = "inf" if fitted["psnr"] is None else f"{fitted['psnr']:.2f}"
+        print(
+            f"fastquant: shared palette: {fitted['n_colors']} colours fitted on {fitted['files']} "
+            f"file{'s' * (fitted['files'] != 1)}, "
+            f"union PSNR {psnr} dB" + (f", saved to {args.save_palette}" if args.save_palette else ""),
+            file=err,
+        )
     if args.json and many:
         _emit(json.dumps({"summary": summary}))
     if (many or interrupted) and not args.quiet and not args.json:

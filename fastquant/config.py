@@ -27,6 +27,9 @@ EXACT_COLORS = 1 << 16
 #: The k-means fits at most this many distinct colours (near ones are merged
 #: into cells first).  Results.
 FIT_COLORS = 1 << 17
+#: Colours merged at a time by :func:`fastquant.palette.merge` (sources are added to the
+#: running histogram in batches of about this many): bounds its temporaries.
+MERGE_COLORS = 1 << 22
 #: Pixels per strip of a large image (whole rows; at least one row).  Only the
 #: order of the summed errors in ``stats`` depends on it.
 STRIP_PIXELS = 1 << 20

@@ -200,3 +200,21 @@ def run_job(
     if preview:
         rec["preview"] = os.fspath(preview)
     return rec
+
+
+def count_job(source, *, resize=None, max_pixels=None, allow_truncated=False, **ignored):
+    """Count the colours of one source, as :func:`fastquant.compress` would before fitting.
+
+    The first stage of a run with one palette for every file
+    (:mod:`fastquant.shared`); the other keywords of a job are ignored.
+
+    Returns
+    -------
+    dict
+        ``{"counted": fastquant.palette.Counted}`` (picklable: it comes back from a worker).
+    """
+    from . import io
+    from .palette import count
+
+    limit = io.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    return {"counted": count(source, resize=resize, max_pixels=limit, allow_truncated=allow_truncated)}

@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import api, histogram, io
+from . import api, config, histogram, io
 from . import colorspace as _cs
 from . import fit as fitting
 from . import write as _write
@@ -306,15 +306,20 @@ def merge(parts) -> Merged:
     if not parts:
         raise OptionError("no sources to fit a palette on")
     c = max(p.colors.shape[1] for p in parts)
-    merged = None
-    for p in parts:
+    merged, batch, held = None, [], 0
+    for i, p in enumerate(parts):
         colors, counts = p.colors, p.counts
         if colors.shape[1] < c:
             colors = np.hstack([colors, np.full((len(colors), 1), 255, np.uint8)])
         if p.sampled and len(parts) > 1:
             counts = counts * (p.pixels / float(counts.sum()))
-        # Folded one source at a time: no more than the merged table and one source's at once.
-        merged = (colors, counts) if merged is None else histogram.merge([merged, (colors, counts)])[:2]
+        batch.append((colors, counts))
+        held += len(colors)
+        # Merged in batches of about config.MERGE_COLORS colours, folded into the running
+        # result: one pass per batch, and no more than a batch beside the merged table.
+        if held >= config.MERGE_COLORS or i == len(parts) - 1:
+            merged = histogram.merge(([merged] if merged is not None else []) + batch)[:2]
+            batch, held = [], len(merged[0])
     return Merged(merged[0], merged[1], any(p.sampled for p in parts), sum(p.pixels for p in parts))
 
 

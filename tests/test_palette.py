@@ -55,6 +55,17 @@ def test_palette_of_many_images_is_the_kmeans_of_their_pixels_together(kodak):
     assert p.n_pixels == together.shape[0] * together.shape[1]
 
 
+def test_merge_in_batches_is_the_same(kodak, monkeypatch):
+    from fastquant.palette import count, merge
+
+    parts = [count(c) for c in _crops(kodak)]
+    whole = merge(parts)
+    monkeypatch.setattr(config, "MERGE_COLORS", 10)  # every source folded in on its own
+    folded = merge(parts)
+    np.testing.assert_array_equal(folded.colors, whole.colors)
+    np.testing.assert_array_equal(folded.counts, whole.counts)
+
+
 def test_palette_of_one_image_is_compress_palette(kodak):
     assert np.array_equal(palette(kodak[0], 48).colors, compress(kodak[0], 48).palette)
     assert np.array_equal(
