@@ -6,13 +6,14 @@ import time
 
 import numpy as np
 
-from . import budget, config, histogram, io, large, metrics, rdmap, remap
+from . import animation, budget, config, histogram, io, large, metrics, rdmap, remap
 from . import colorspace as _cs
 from . import dither as _dither
 from . import fit as fitting
 from . import resize as _resize
 from .errors import OptionError, QualityError
 from .fit import MAX_COLORS
+from .frames import Frames
 from .result import Quantized, Stats
 
 
@@ -87,15 +88,37 @@ class _Prepared:
             self.weights = histogram.weighted_counts(self.inverse, pixel_weights.reshape(-1), len(self.colors))
 
 
-def _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated=False, weights=None, n_colors=256):
+def _prepare(
+    image,
+    resize,
+    max_pixels,
+    keep_metadata,
+    lap,
+    allow_truncated=False,
+    weights=None,
+    n_colors=256,
+    frames=False,
+    max_frames=None,
+):
     """The image read (and resized) as :class:`_Prepared`, or as :class:`fastquant.large.Prepared`
     when it has more than ``2 * config.SAMPLE_PIXELS`` pixels (it then holds the open
     :class:`fastquant.io.Decoded` as ``decoded``: close it when done).  ``weights``: an
     importance map of the image as read (see :func:`compress`), or None.  Every pixel of a large
     image is counted when its sample has at most ``config.FEW_COLORS`` or ``n_colors`` colours.
+    With ``frames``, an animation comes back as :class:`fastquant.frames.Frames`, not decoded yet
+    (at most ``max_frames`` frames); without, as its first frame.
     """
     info = {} if keep_metadata else None
-    decoded = io.open_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated, info=info)
+    decoded = io.open_image(
+        image,
+        max_pixels=max_pixels,
+        allow_truncated=allow_truncated,
+        info=info,
+        animation=frames,
+        max_frames=max_frames,
+    )
+    if not isinstance(decoded, io.Decoded):
+        return decoded
     try:
         h, w = decoded.height, decoded.width
         size = _resize.target_size(w, h, resize)
@@ -271,8 +294,10 @@ def compress(
     palette=None,
     fixed_colors=None,
     weights=None,
+    max_frames=io.DEFAULT_MAX_FRAMES,
+    frame_palettes=False,
 ):
-    """Quantize an image to at most ``n_colors`` colours with weighted k-means.
+    """Quantize an image, or every frame of an animation, to at most ``n_colors`` colours with weighted k-means.
 
     Parameters
     ----------
@@ -368,10 +393,19 @@ def compress(
         ``resize``, which resizes the map alike); only the relative values
         matter.  ``stats`` and quality targets still count every pixel
         once.  Very large images weigh their even sample of pixels.
+    max_frames : int or None
+        Refuse animations of more frames, from their headers, before decoding
+        them; ``max_pixels`` then counts the pixels of every frame.
+    frame_palettes : bool
+        Animations: fit a palette for each frame on its own, instead of one
+        palette for every frame.
 
     Returns
     -------
-    Quantized
+    Quantized, or fastquant.animation.Animation
+        An animated GIF, APNG or WebP gives an :class:`~fastquant.animation.Animation`
+        of every frame (mapped as it is saved; see its docstring); quality
+        targets and ``ssim`` are for still images.
 
     Raises
     ------
@@ -416,9 +450,33 @@ def compress(
         seconds[stage] = seconds.get(stage, 0.0) + now - t
         t = now
 
-    p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights, n_colors)
+    frame_palettes = animation.check_frame_palettes(frame_palettes)
+    p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights, n_colors, True, max_frames)
+    km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
+    if isinstance(p, Frames):
+        try:
+            if target is not None or max_bytes is not None or weights is not None:
+                raise OptionError(
+                    f"{p.name}: quality targets, max_bytes and importance weights are for still images,"
+                    f" not animations ({p.n_frames} frames)"
+                )
+            return animation.quantize(
+                p,
+                n_colors,
+                km=km,
+                colorspace=colorspace,
+                dither=dither,
+                dither_strength=dither_strength,
+                resize=resize,
+                frame_palettes=frame_palettes,
+                keep_metadata=keep_metadata,
+                lap=lap,
+                seconds=seconds,
+            )
+        except BaseException:
+            p.close()
+            raise
     try:
-        km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
         args = (p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds)
         result = _quantize(
             *args, io.source_name(image), max_bytes=max_bytes, rd_lambda=float(rd), fixed=fixed, given=given

@@ -302,6 +302,19 @@ def build_parser():
         help=f"refuse larger images before decoding (default {config.DEFAULT_MAX_PIXELS})",
     )
     p.add_argument(
+        "--max-frames",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"refuse animations of more frames, from their headers (default {config.DEFAULT_MAX_FRAMES}); "
+        "--max-pixels counts every frame",
+    )
+    p.add_argument(
+        "--frame-palettes",
+        action="store_true",
+        help="animations: a palette for each frame (default: one palette for all frames; not for APNG)",
+    )
+    p.add_argument(
         "--allow-truncated",
         action="store_true",
         help="quantize what there is of an image whose data ends early (default: exit 3)",
@@ -347,6 +360,9 @@ def _line(rec, verbose):
         ssim += f", quality {rec['quality']}"
     if rec.get("max_bytes") is not None:
         ssim += f", k={rec['n_colors']} fits --max-bytes {rec['max_bytes']}"
+    if rec.get("frames"):
+        mean = rec["mean_frame_psnr"]
+        ssim += f", {rec['frames']} frames (mean PSNR {'inf' if mean is None else f'{mean:.2f}'} dB)"
     text = (
         f"{rec['input']} -> {rec['output']}: {rec['input_bytes']} -> {rec['output_bytes']} bytes"
         f"{ratio}, {rec['n_colors']} colours, PSNR {psnr}{ssim}, {rec['seconds']:.2f} s"
@@ -521,7 +537,9 @@ def _options(args):
     }
     if args.fixed is not None:
         options["fixed_colors"] = args.fixed
-    for name in ("max_pixels", "allow_truncated"):  # only when given: compress() has the defaults
+    if args.frame_palettes:
+        options["frame_palettes"] = True
+    for name in ("max_pixels", "max_frames", "allow_truncated"):  # only when given: compress() has the defaults
         if getattr(args, name, None) not in (None, False):
             options[name] = getattr(args, name)
     if args.out_dir:

@@ -114,6 +114,11 @@ RESIZE_BLOCK_ROWS = 512
 #: its MAX_IMAGE_PIXELS).  Copied at import into the ``max_pixels`` defaults of
 #: compress(), read_image() and open_image() (as ``fastquant.io.DEFAULT_MAX_PIXELS``).
 DEFAULT_MAX_PIXELS = 178_956_970
+
+#: Default most frames of an animation (``max_frames``; ``--max-frames``): ten minutes
+#: at 20 frames a second.  Every frame also counts in ``max_pixels``.
+DEFAULT_MAX_FRAMES = 12_000
+
 #: Bytes read from one source at most, besides 8 a pixel: see
 #: :func:`fastquant.io.read_limit`.
 READ_SLACK = 64 << 20

@@ -161,16 +161,24 @@ def decode(fp, name, nbytes, max_pixels, allow_truncated):
     """Identify (allow-listed formats only), check and decode the first frame of ``fp``."""
     from PIL import Image
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
+    with decode_errors(name), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return _open_checked(fp, name, nbytes, max_pixels, allow_truncated)
+        except Image.DecompressionBombError:
+            # Pillow's own limit, which some plugins (GIF, TIFF, ICO, MPO) check
+            # themselves: max_pixels is the limit here, so try again without it.
+            with pillow_unlimited():
                 return _open_checked(fp, name, nbytes, max_pixels, allow_truncated)
-            except Image.DecompressionBombError:
-                # Pillow's own limit, which some plugins (GIF, TIFF, ICO, MPO) check
-                # themselves: max_pixels is the limit here, so try again without it.
-                with pillow_unlimited():
-                    return _open_checked(fp, name, nbytes, max_pixels, allow_truncated)
+
+
+@contextlib.contextmanager
+def decode_errors(name):
+    """Turn what a decoder raises inside the block into fastquant's errors: ours pass through,
+    a MemoryError becomes :class:`ResourceError`, anything else a one-line :class:`InputError`.
+    """
+    try:
+        yield
     except FastquantError:  # ours, including a time limit that struck while decoding
         raise
     except MemoryError as e:
@@ -182,6 +190,49 @@ def decode(fp, name, nbytes, max_pixels, allow_truncated):
                 raise inner from None
             inner = inner.__cause__ or inner.__context__
         raise InputError(f"{name}: cannot decode image: {first_line(e)}") from e
+
+
+def count_frames(im, stop):
+    """Frames of an opened image, from its headers alone (no pixel is decoded); counting
+    stops past ``stop`` (None: no stop) so that a frame bomb costs no more than its limit.
+
+    APNG and WebP state their frame count; a GIF's frames are counted by walking
+    its blocks, skipping the image data.
+    """
+    if im.format != "GIF" or not hasattr(im, "_seek"):
+        return getattr(im, "n_frames", 1)
+    n = 1
+    try:
+        while stop is None or n <= stop:
+            im._seek(n, False)  # Pillow's own n_frames walks the same way, without a stop
+            n += 1
+    except EOFError:
+        pass
+    im.seek(0)
+    return n
+
+
+def check_frames(name, n_frames, width, height, max_pixels, max_frames):
+    """Refuse an animation whose headers announce more frames, or more pixels over all its
+    frames, than the limits, before any frame is decoded (:class:`InputError`).
+    """
+    if max_frames is not None and n_frames > max_frames:
+        at_least = "at least " if n_frames == max_frames + 1 else ""  # a GIF is counted up to the limit
+        raise InputError(f"{name}: {at_least}{n_frames} frames is more than the limit of {max_frames} (--max-frames)")
+    total = n_frames * width * height
+    if max_pixels is not None and total > max_pixels:
+        raise InputError(
+            f"{name}: {n_frames} frames of {width}x{height} = {total} pixels is more than the limit of"
+            f" {max_pixels} (--max-pixels counts every frame)"
+        )
+
+
+def check_max_frames(max_frames):
+    """Raise :class:`OptionError` unless ``max_frames`` is None or an integer >= 1."""
+    if max_frames is not None and (
+        isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 1
+    ):
+        raise OptionError(f"max_frames must be None or an integer >= 1, got {max_frames!r}")
 
 
 class _Header(NamedTuple):

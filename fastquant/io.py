@@ -39,6 +39,8 @@ from .formats import READ_FORMATS, read_limit  # noqa: F401  (part of this modul
 
 #: Default of ``max_pixels`` (``config.DEFAULT_MAX_PIXELS`` when this module was imported).
 DEFAULT_MAX_PIXELS = config.DEFAULT_MAX_PIXELS
+#: Default of ``max_frames`` (``config.DEFAULT_MAX_FRAMES`` when this module was imported).
+DEFAULT_MAX_FRAMES = config.DEFAULT_MAX_FRAMES
 
 # Pillow converts every other mode for us; 16/32-bit integer modes are scaled in numpy.
 _AS_RGBA = {"LA", "La", "PA", "RGBA", "RGBa"}
@@ -167,7 +169,15 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, allow_truncated=False, 
         return d.read(), d.nbytes
 
 
-def open_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, allow_truncated=False, info=None):
+def open_image(
+    source,
+    *,
+    max_pixels=DEFAULT_MAX_PIXELS,
+    allow_truncated=False,
+    info=None,
+    animation=False,
+    max_frames=DEFAULT_MAX_FRAMES,
+):
     """Decode an image once, to hand it out in strips of rows.
 
     For images too large to hold twice: the memory used is the decoded
@@ -184,16 +194,36 @@ def open_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, allow_truncated=False, 
     compressed stream ends properly but early, and a JPEG cut and closed with
     an end marker above that bound (libjpeg only warns; Pillow keeps quiet).
 
+    With ``animation=True``, an animated GIF, APNG or WebP is not decoded
+    but handed over as :class:`fastquant.frames.Frames` (every frame, one at a
+    time), once its headers have been checked: at most ``max_frames`` frames
+    (None: no limit), and ``max_pixels`` counts the pixels of every frame.
+
     Returns
     -------
-    Decoded
+    Decoded or fastquant.frames.Frames
         Close it (or use it as a context manager) to free the image.
     """
     formats.check_max_pixels(max_pixels)
+    formats.check_max_frames(max_frames)
     if isinstance(source, np.ndarray):
         return Decoded("<array>", None, array=to_uint8(source))
     name = source_name(source)
     fp, nbytes = formats.encoded(source, name, read_limit(max_pixels))
+    if animation:
+        from .frames import open_frames
+
+        try:
+            frames = open_frames(
+                fp, name, nbytes, max_pixels=max_pixels, max_frames=max_frames, allow_truncated=allow_truncated
+            )
+        except BaseException:
+            fp.close()
+            raise
+        if frames is not None:
+            if info is not None and frames.icc_profile:
+                info["icc_profile"] = bytes(frames.icc_profile)
+            return frames
     try:
         im, header = formats.decode(fp, name, nbytes, max_pixels, allow_truncated)
     finally:

@@ -3,6 +3,7 @@
 import os
 
 from . import write
+from .animation import Animation
 from .errors import BudgetError, FastquantError, JobTimeoutError, OptionError, OutputExistsError, SkippedLargerError
 
 
@@ -120,6 +121,8 @@ def run_job(
         transparency; see :func:`written_figures`); psnr_quantized is
         ``Stats.psnr``, of the palette image before encoding.  With alpha,
         psnr is the lower of psnr_black and psnr_white.
+        For an animation also frames and mean_frame_psnr (psnr is then over
+        every pixel of every frame, of the frames as mapped).
 
     Raises
     ------
@@ -141,7 +144,13 @@ def run_job(
     t = time.perf_counter()
     q = compress(source, n_colors, **options)
     tw = time.perf_counter()
-    data = encode(output, q.indices, q.palette, q.icc_profile)
+    if isinstance(q, Animation):  # frames mapped and encoded one at a time, then written whole
+        with q:
+            if preview:
+                raise OptionError(f"{source}: --preview is for still images, not animations ({q.n_frames} frames)")
+            data = q.encode(output)
+    else:
+        data = encode(output, q.indices, q.palette, q.icc_profile)
     if q.stats.max_bytes is not None and len(data) > q.stats.max_bytes:  # the search encodes the same bytes
         raise BudgetError(f"{source}: {len(data)} bytes, more than the budget of {q.stats.max_bytes}; nothing written")
     if skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:
@@ -170,7 +179,8 @@ def run_job(
     q.stats.seconds["write"] = time.perf_counter() - tw
     s = q.stats
     fig = {k: getattr(s, k) for k in ("mse", "psnr", "ssim", "alpha_max_error", "psnr_black", "psnr_white")}
-    if not write.keeps_pixels(output, q.palette.shape[1]):  # what the file holds, not what was quantized
+    # What the file holds, not what was quantized (an animation's figures are of its frames as mapped).
+    if not isinstance(q, Animation) and not write.keeps_pixels(output, q.palette.shape[1]):
         tm = time.perf_counter()
         fig = written_figures(data, q.original, ssim=s.ssim is not None)
         s.seconds["metrics"] = s.seconds.get("metrics", 0.0) + time.perf_counter() - tm
@@ -197,6 +207,9 @@ def run_job(
         "seconds": round(time.perf_counter() - t, 4),
         "stages": {k: round(v, 4) for k, v in s.seconds.items()},
     }
+    if isinstance(q, Animation):
+        rec["frames"] = s.frames
+        rec["mean_frame_psnr"] = _db(s.mean_frame_psnr)
     if preview:
         rec["preview"] = os.fspath(preview)
     return rec

@@ -54,6 +54,64 @@ def _deflate_parts(data, level=9, threads=None):
     return [header, *parts, struct.pack(">I", zlib.adler32(view))]
 
 
+def _depth(k):
+    """Bits per index of an indexed PNG of ``k`` entries: the fewest that hold them."""
+    if not 1 <= k <= 256:
+        raise OptionError(f"an indexed PNG holds 1 to 256 colours, got {k}")
+    return 1 if k <= 2 else 2 if k <= 4 else 4 if k <= 16 else 8
+
+
+def _raw_rows(indices, depth):
+    """(H, 1 + ceil(W * depth / 8)) uint8: the rows packed at ``depth`` bits, each after its filter byte (0)."""
+    h, w = indices.shape
+    rows = np.ascontiguousarray(indices, np.uint8)
+    if depth < 8:
+        per = 8 // depth
+        pad = (-w) % per
+        if pad:
+            rows = np.pad(rows, ((0, 0), (0, pad)))
+        rows = rows.reshape(h, -1, per)
+        packed = np.zeros(rows.shape[:2], np.uint8)
+        for j in range(per):
+            packed |= rows[:, :, j] << np.uint8(8 - depth * (j + 1))
+        rows = packed
+    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
+    raw[:, 0] = 0  # filter type None: best for palette images
+    raw[:, 1:] = rows
+    return raw
+
+
+def _chunk(tag, body):
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(tag)))
+
+
+def _data_chunk(tag, prefix, raw, level=9):
+    """One IDAT (or fdAT, after its ``prefix``) chunk of the deflated ``raw`` rows, as a list
+    of parts: the data is never copied whole, the parts are joined once, into the file.
+    """
+    parts = _deflate_parts(raw.reshape(-1), level)
+    if prefix:
+        parts = [prefix, *parts]
+    crc = zlib.crc32(tag)
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return [struct.pack(">I", sum(map(len, parts))) + tag, *parts, struct.pack(">I", crc)]
+
+
+def _header(w, h, depth, palette, icc_profile, extra=b""):
+    """Signature, IHDR, ``extra`` chunks (acTL), iCCP, PLTE and tRNS of an indexed PNG."""
+    out = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0)), extra]
+    if icc_profile:  # iCCP must come before PLTE; compression method 0 (zlib)
+        out.append(_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(bytes(icc_profile), 9)))
+    out.append(_chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes()))
+    if palette.shape[1] == 4:
+        alpha = palette[:, 3]
+        translucent = np.flatnonzero(alpha < 255)
+        if translucent.size:
+            out.append(_chunk(b"tRNS", alpha[: translucent[-1] + 1].tobytes()))
+    return out
+
+
 def png_indexed(indices, palette, icc_profile=None, *, level=9):
     """Encode an indexed PNG.
 
@@ -75,45 +133,64 @@ def png_indexed(indices, palette, icc_profile=None, *, level=9):
         The PNG file: 1, 2, 4 or 8 bits per index (the smallest that holds
         k entries), no filter, zlib level 9 (:func:`deflate`), no other metadata.
     """
-    k = len(palette)
-    if not 1 <= k <= 256:
-        raise OptionError(f"an indexed PNG holds 1 to 256 colours, got {k}")
+    depth = _depth(len(palette))
     h, w = indices.shape
-    depth = 1 if k <= 2 else 2 if k <= 4 else 4 if k <= 16 else 8
-    rows = np.ascontiguousarray(indices, np.uint8)
-    if depth < 8:
-        per = 8 // depth
-        pad = (-w) % per
-        if pad:
-            rows = np.pad(rows, ((0, 0), (0, pad)))
-        rows = rows.reshape(h, -1, per)
-        packed = np.zeros(rows.shape[:2], np.uint8)
-        for j in range(per):
-            packed |= rows[:, :, j] << np.uint8(8 - depth * (j + 1))
-        rows = packed
-    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
-    raw[:, 0] = 0  # filter type None: best for palette images
-    raw[:, 1:] = rows
+    out = _header(w, h, depth, palette, icc_profile)
+    out += _data_chunk(b"IDAT", b"", _raw_rows(indices, depth), level)
+    out.append(_chunk(b"IEND", b""))
+    return b"".join(out)
 
-    def chunk(tag, body):
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(tag)))
 
-    out = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0))]
-    if icc_profile:  # iCCP must come before PLTE; compression method 0 (zlib)
-        out.append(chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(bytes(icc_profile), 9)))
-    out.append(chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes()))
-    if palette.shape[1] == 4:
-        alpha = palette[:, 3]
-        translucent = np.flatnonzero(alpha < 255)
-        if translucent.size:
-            out.append(chunk(b"tRNS", alpha[: translucent[-1] + 1].tobytes()))
-    # The image data is never copied whole: the raw rows are deflated in
-    # place and the compressed parts joined once, into the file.
-    parts = _deflate_parts(raw.reshape(-1), level)
-    crc = zlib.crc32(b"IDAT")
-    for part in parts:
-        crc = zlib.crc32(part, crc)
-    out += [struct.pack(">I", sum(map(len, parts))) + b"IDAT", *parts, struct.pack(">I", crc)]
-    del parts, raw
-    out.append(chunk(b"IEND", b""))
+#: APNG blend operations: a frame's pixels replace the canvas's, or are composited over them.
+BLEND_SOURCE, BLEND_OVER = 0, 1
+
+
+def apng_indexed(frames, palette, width, height, n_frames, loop=0, icc_profile=None):
+    """Encode an animated PNG (APNG) whose frames share one palette, frame by frame.
+
+    Parameters
+    ----------
+    frames : iterable of (x, y, choices, duration)
+        Each frame's rectangle (its top left corner on the canvas) and
+        ``choices``, a list of ways to draw it, each ((h, w) uint8 indices,
+        :data:`BLEND_SOURCE` or :data:`BLEND_OVER`), of which the one that
+        compresses smallest is written (the first on a tie); its duration in
+        milliseconds (rounded to whole ones).  The first
+        covers the whole canvas: it is also the still image that viewers
+        without APNG support show.  Every frame is disposed of with
+        APNG_DISPOSE_OP_NONE (the next one is drawn on what it left).
+    palette : (k, 3) or (k, 4) uint8 ndarray, 1 <= k <= 256
+    width, height : int
+        The canvas.
+    n_frames : int
+        How many ``frames`` yields (acTL comes before them).
+    loop : int
+        Plays: 0 for ever.
+    icc_profile : bytes, optional
+
+    Returns
+    -------
+    bytes
+    """
+    depth = _depth(len(palette))
+    out = _header(width, height, depth, palette, icc_profile, _chunk(b"acTL", struct.pack(">II", n_frames, loop)))
+    seq = 0
+    count = 0
+    for x, y, choices, duration in frames:
+        h, w = choices[0][0].shape
+        if count == 0 and (x, y, w, h) != (0, 0, width, height):
+            raise OptionError("the first frame of an APNG covers the whole canvas")
+        delay = min(int(round(duration)), 65535)
+        tag, prefix = (b"IDAT", b"") if count == 0 else (b"fdAT", struct.pack(">I", seq + 1))
+        data, blend = min(
+            ((_data_chunk(tag, prefix, _raw_rows(idx, depth)), blend) for idx, blend in choices),
+            key=lambda d: sum(map(len, d[0])),
+        )
+        out.append(_chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, w, h, x, y, delay, 1000, 0, blend)))
+        out += data
+        seq += 1 if count == 0 else 2
+        count += 1
+    if count != n_frames:
+        raise OptionError(f"an APNG announced {n_frames} frames but was given {count}")
+    out.append(_chunk(b"IEND", b""))
     return b"".join(out)

@@ -1,0 +1,410 @@
+"""Quantizing animations (animated GIF, APNG, WebP) in two streamed passes; their result, :class:`Animation`.
+
+Pass 1 decodes the frames one at a time (:class:`fastquant.frames.Frames`)
+into one histogram for the whole animation: every pixel of every frame when
+they add up to at most ``2 * config.SAMPLE_PIXELS``, else an evenly spread
+sample of about ``config.SAMPLE_PIXELS`` (with every pixel counted while the
+colours stay few), as for one large image.  The palette is fitted once on
+it, so that every frame shares it: no flicker between frames, one colour
+table.  Pass 2 decodes the frames again and maps each onto that palette, as
+the result is saved (or when its frames are first asked for).  With
+``frame_palettes=True`` each frame gets a palette of its own instead, fitted
+on that frame alone in pass 2.  At most two frames are held at a time.
+"""
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import config, histogram, remap
+from . import dither as _dither
+from . import resize as _resize
+from . import write as _write
+from .errors import OptionError
+from .framewrite import encode_frames
+from .result import Stats
+
+
+@dataclass
+class AnimationStats(Stats):
+    """:class:`fastquant.Stats` of an animation: ``mse``/``psnr`` over every pixel of every
+    frame, ``n_colors`` the entries of the shared palette (the largest frame palette with
+    ``frame_palettes``); plus ``frames``, the PSNR of each frame (``frame_psnr``, dB) and
+    their mean (``mean_frame_psnr``).
+    """
+
+    frames: int = 0
+    frame_psnr: list = field(default_factory=list)
+    mean_frame_psnr: float = 0.0
+
+
+class _Histogram:
+    """The merged histogram of pass 1, as :func:`fastquant.api._fit` takes it."""
+
+    def __init__(self, colors, counts, sampled):
+        self.colors, self.counts, self.sampled = colors, counts, sampled
+        self.c = colors.shape[1]
+
+
+def _prepared_frames(frames, size):
+    """Yield each frame of ``frames`` as (H, W, 4) uint8 (resized to ``size``; fully transparent
+    pixels made (0, 0, 0, 0), as :func:`fastquant.compress` does), with its duration and disposal.
+    """
+    for f in frames:
+        a = f.rgba
+        if size != (a.shape[1], a.shape[0]):
+            a = _resize.resize(a, size)
+        a[a[:, :, 3] == 0] = 0
+        yield a, f.duration, f.disposal
+
+
+def _merged_histogram(frames, size):
+    """Pass 1: the histogram of every frame together, the durations, the disposals and
+    whether some pixel is not opaque.
+    """
+    w, h = size
+    total = frames.n_frames * w * h
+    step = 1 if total <= 2 * config.SAMPLE_PIXELS else -(-total // config.SAMPLE_PIXELS)
+    while step > 1 and math.gcd(step, w) != 1:  # as for one large image: columns sampled evenly
+        step += 1
+    parts, durations, disposal = [], [], []
+    exact = _Exact() if step > 1 else None
+    alpha = False
+    offset = 0  # pixels of the frames before, in the flattened stack of frames
+    for a, duration, disp in _prepared_frames(frames, size):
+        durations.append(duration)
+        disposal.append(disp)
+        flat = a.reshape(-1, 4)
+        alpha = alpha or bool((a[:, :, 3] < 255).any())
+        first = -(-offset // step) * step - offset
+        parts.append(flat[first::step].copy())
+        offset += len(flat)
+        if exact is not None:
+            exact.add(flat)
+    colors, counts, _ = histogram.unique_colors(np.concatenate(parts))
+    sampled = step > 1
+    if sampled and len(colors) <= config.FEW_COLORS and exact.colors is not None:
+        colors, counts, sampled = exact.colors, exact.counts, False
+    if not alpha:
+        colors = np.ascontiguousarray(colors[:, :3])
+    return _Histogram(colors, counts, sampled), durations, disposal, alpha
+
+
+class _Exact:
+    """Colours and counts of every pixel added, while there are at most ``config.EXACT_COLORS``
+    (``colors`` None past that: counting stops).
+    """
+
+    def __init__(self):
+        self.colors = np.empty((0, 4), np.uint8)
+        self.counts = np.empty(0, np.int64)
+
+    def add(self, pixels):
+        if self.colors is None:
+            return
+        sc, scount = histogram.count_colors(pixels, config.EXACT_COLORS)
+        if sc is None:
+            self.colors = self.counts = None
+            return
+        merged, _, inv = histogram.unique_colors(np.concatenate([self.colors, sc]))
+        counts = np.bincount(inv, weights=np.concatenate([self.counts, scount]), minlength=len(merged))
+        self.colors, self.counts = merged, counts.astype(np.int64)
+        if len(merged) > config.EXACT_COLORS:
+            self.colors = self.counts = None
+
+
+class _Mapper:
+    """Nearest entry of a palette for the pixels of frame after frame, remembering the colours
+    met (at most ``config.EXACT_COLORS`` of them): frames of one animation share most of
+    their colours, and each is searched once.
+
+    (:class:`fastquant.large.Mapper` does this for the strips of one large image with a
+    parallel kernel, which costs more than it saves on small frames.)
+    """
+
+    def __init__(self, palette, space):
+        self.palette, self.space = palette, space
+        self.keys = np.empty(0, np.uint32)  # packed colours met, sorted
+        self.labels = np.empty(0, np.uint16)
+        self.dist = np.empty(0, np.float32)
+
+    def __call__(self, a):
+        """(H, W) uint8 indices of frame ``a`` (uint16 past 256 entries) and its summed squared error."""
+        h, w, c = a.shape
+        colors, counts, inverse = histogram.unique_colors(a.reshape(-1, c))
+        keys = _pack(colors)
+        at = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        known = self.keys[at] == keys if len(self.keys) else np.zeros(len(keys), bool)
+        labels = np.empty(len(keys), np.int64)
+        dist = np.empty(len(keys), np.float32)
+        labels[known], dist[known] = self.labels[at[known]], self.dist[at[known]]
+        new = ~known
+        if new.any():
+            lab, d = remap.nearest(colors[new], self.palette, None, self.space)
+            labels[new], dist[new] = lab, d
+            if len(self.keys) + int(new.sum()) <= config.EXACT_COLORS:
+                order = np.argsort(np.concatenate([self.keys, keys[new]]), kind="stable")
+                self.keys = np.concatenate([self.keys, keys[new]])[order]
+                self.labels = np.concatenate([self.labels, lab.astype(np.uint16)])[order]
+                self.dist = np.concatenate([self.dist, d])[order]
+        lut = labels.astype(np.uint8 if len(self.palette) <= 256 else np.uint16)
+        return remap.apply(lut, inverse, (h, w)), float((counts * dist.astype(np.float64)).sum())
+
+
+def _pack(colors):
+    """(M,) uint32 keys of (M, 3|4) uint8 colours."""
+    k = np.zeros(len(colors), np.uint32)
+    for ch in range(colors.shape[1]):
+        k = (k << np.uint32(8)) | colors[:, ch].astype(np.uint32)
+    return k
+
+
+def _dithered(a, palette, dither, strength):
+    """(H, W) indices of one frame dithered onto ``palette``, and the squared error summed over
+    its pixels and channels.
+    """
+    h, w, c = a.shape
+    fn = _dither.dither_fs if dither == "fs" else _dither.dither_ordered
+    idx, sq = fn(a.reshape(-1, c), w, palette, strength)
+    return idx.reshape(h, w), float(sq)
+
+
+class Animation:
+    """An animation quantized by :func:`fastquant.compress` (an animated GIF, APNG or WebP input).
+
+    Frames are mapped onto the palette in a second pass over the input,
+    streamed: :meth:`save` and :meth:`encode` map and write them one at a
+    time, without holding them; :attr:`frames` (or :attr:`stats`, or
+    :meth:`images`) maps them all once and keeps their indices (one byte a
+    pixel of every frame).  The input stays open until then, or until
+    :meth:`close` (or the end of a ``with`` block).
+
+    Attributes
+    ----------
+    palette : (k, 3) or (k, 4) uint8 ndarray, or None
+        The palette every frame shares; None with ``frame_palettes=True``.
+    durations : list of float
+        Each frame's duration in milliseconds, as the input states it.
+    loop : int or None
+        The input's loop count (0: for ever); None when it states none (a GIF
+        without one plays once).
+    disposal : list
+        The input's disposal method of each frame (GIF 0-3, APNG 0-2; None for
+        WebP), for reference: outputs are cut into frame deltas of their own
+        (:mod:`fastquant.framewrite`) and show every frame as the input does.
+    width, height, n_frames : int
+    icc_profile : bytes or None
+    """
+
+    def __init__(self, source, palette, durations, disposal, loop, size, options, stats):
+        self._source, self.palette = source, palette
+        self.durations, self.disposal, self.loop = durations, disposal, loop
+        self.width, self.height = size
+        self.n_frames = len(durations)
+        self.icc_profile = options.pop("icc_profile", None)
+        self._options, self._stats = options, stats
+        self._frames = self._palettes = None
+        self._done = False
+
+    # ------------------------------------------------------------------ pass 2
+
+    def _mapped(self):
+        """Yield (indices, palette, duration) of every frame, measuring as it goes; the stats
+        are complete when the last frame has been yielded.
+        """
+        if self._frames is not None:
+            yield from zip(self._frames, self._palettes, self.durations)
+            return
+        if self._source is None:
+            raise ValueError("the animation is closed: its frames were not kept")
+        o = self._options
+        sq_sum, psnrs, largest = 0.0, [], 0
+        from .api import _fit, _map, _Prepared, _space, auto_dither_strength
+
+        c = self._stats.c
+        space = _space(o["colorspace"], c)
+        mapper = None
+        if self.palette is not None and not o["dither"]:
+            mapper = _Mapper(self.palette, space)  # kept for every frame: each colour is searched once
+
+        for a, duration, _ in _prepared_frames(self._source, (self.width, self.height)):
+            a = np.ascontiguousarray(a[:, :, :c])
+            strength = o["dither_strength"]
+            if self.palette is None:  # this frame's own palette, fitted and mapped as a still image is
+                p = _Prepared(a, None, None)
+                f = _fit(p, o["n_colors"], o["km"], space, _no_lap)
+                if strength is None:
+                    strength = auto_dither_strength(len(f.palette))
+                palette, idx, sq, _, _ = _map(p, f, space, o["dither"], strength, _no_lap)
+            elif mapper is not None:
+                palette = self.palette
+                idx, sq = mapper(a)
+            else:
+                palette = self.palette
+                if strength is None:
+                    strength = auto_dither_strength(len(palette))
+                idx, sq = _dithered(a, palette, o["dither"], strength)
+            sq_sum += sq
+            mse = sq / a.size
+            psnrs.append(_psnr(mse))
+            largest = max(largest, len(palette))
+            yield idx, palette, duration
+        s = self._stats.stats
+        s.mse = sq_sum / (self.n_frames * self.width * self.height * self._stats.c)
+        s.psnr = _psnr(s.mse)
+        s.frame_psnr = psnrs
+        finite = [x for x in psnrs if math.isfinite(x)]
+        s.mean_frame_psnr = float(np.mean(finite)) if finite else math.inf
+        s.n_colors = len(self.palette) if self.palette is not None else largest
+        self._done = True
+
+    def _load(self):
+        if self._frames is None:
+            frames, palettes = [], []
+            for idx, palette, _ in self._mapped():
+                frames.append(idx)
+                palettes.append(palette)
+            self._frames, self._palettes = frames, palettes
+            self.close()
+        return self
+
+    @property
+    def frames(self):
+        """Each frame's palette indices, (H, W) uint8 (mapped on first use)."""
+        return self._load()._frames
+
+    @property
+    def palettes(self):
+        """The palette of each frame, (k, 3|4) uint8: the shared one, or its own."""
+        return self._load()._palettes
+
+    @property
+    def stats(self):
+        """:class:`AnimationStats` (complete once the frames have been mapped: asking maps them)."""
+        if not getattr(self, "_done", False):
+            self._load()
+        return self._stats.stats
+
+    def images(self):
+        """Yield each frame as an (H, W, 3|4) uint8 array (``palette[indices]``)."""
+        for idx, palette in zip(self.frames, self.palettes):
+            yield palette[idx]
+
+    # ------------------------------------------------------------------ output
+
+    def encode(self, format=".gif", *, deltas=True):
+        """The encoded animation as bytes.
+
+        ``format`` is ``".gif"``, ``".png"`` (APNG; also ``".apng"``) or
+        ``".webp"``, or a file name whose extension says which.
+        ``deltas=False`` writes every frame whole (GIF, APNG), for comparison.
+        Any other format raises :class:`fastquant.OptionError`: frames are never dropped.
+        """
+        fmt = os.fspath(format)
+        if "." not in fmt:
+            fmt = "." + fmt
+        return encode_frames(
+            fmt,
+            self._mapped(),
+            width=self.width,
+            height=self.height,
+            n_frames=self.n_frames,
+            loop=self.loop,
+            palette=self.palette,
+            icc_profile=self.icc_profile,
+            deltas=deltas,
+        )
+
+    def save(self, path):
+        """Write the animation; the format follows the extension (``.gif``, ``.png``/``.apng``, ``.webp``).
+
+        Written to a temporary name and renamed over ``path``.
+
+        Returns
+        -------
+        int
+            Bytes written.
+        """
+        return _write.write_atomic(path, self.encode(path))
+
+    def close(self):
+        """Close the input (frames not mapped yet can no longer be)."""
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        k = f"{len(self.palette)} colours" if self.palette is not None else "a palette per frame"
+        return f"<Animation {self.width}x{self.height}, {self.n_frames} frames, {k}>"
+
+
+class _StatsBox:
+    """The stats being filled and the channel count of the frames mapped."""
+
+    def __init__(self, stats, c):
+        self.stats, self.c = stats, c
+
+
+def _no_lap(stage):
+    pass
+
+
+def _psnr(mse):
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def quantize(
+    frames, n_colors, *, km, colorspace, dither, dither_strength, resize, frame_palettes, keep_metadata, lap, seconds
+):
+    """Pass 1 over ``frames`` (:class:`fastquant.frames.Frames`, left open in the result) and the
+    shared palette; the :class:`Animation` maps the frames in pass 2.
+
+    Parameters are those of :func:`fastquant.compress` (checked), ``km`` the k-means options.
+    """
+    from .api import _fit, _space
+
+    size = _resize.target_size(frames.width, frames.height, resize)
+    hist, durations, disposal, alpha = _merged_histogram(frames, size)
+    lap("histogram")
+    c = 4 if alpha else 3
+    palette = None
+    iterations = 0
+    if not frame_palettes:
+        f = _fit(hist, n_colors, km, _space(colorspace, c), lap)
+        palette, iterations = f.palette, f.n_iter
+    stats = AnimationStats(
+        n_colors=len(palette) if palette is not None else 0,
+        unique_colors=len(hist.colors),
+        width=size[0],
+        height=size[1],
+        mse=math.nan,
+        psnr=math.nan,
+        iterations=iterations,
+        input_bytes=frames.nbytes,
+        seconds=seconds,
+        frames=frames.n_frames,
+    )
+    options = dict(
+        n_colors=n_colors,
+        km=km,
+        colorspace=colorspace,
+        dither=dither,
+        dither_strength=dither_strength,
+        icc_profile=frames.icc_profile if keep_metadata else None,
+    )
+    return Animation(frames, palette, durations, disposal, frames.loop, size, options, _StatsBox(stats, c))
+
+
+def check_frame_palettes(frame_palettes):
+    """``frame_palettes`` as a bool (:class:`OptionError` unless it is one)."""
+    if not isinstance(frame_palettes, (bool, np.bool_)):
+        raise OptionError(f"frame_palettes must be True or False, got {frame_palettes!r}")
+    return bool(frame_palettes)
