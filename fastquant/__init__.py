@@ -8,6 +8,7 @@ Importing compiles nothing: the Numba kernels compile on first use and are
 cached on disk (``cache=True``).
 """
 
+from .animation import Animation, AnimationStats
 from .api import compress
 from .batch import compress_many
 from .errors import (
@@ -35,6 +36,8 @@ __all__ = [
     "palette",
     "Palette",
     "Quantized",
+    "Animation",
+    "AnimationStats",
     "Stats",
     "kmeans",
     "KMeansResult",

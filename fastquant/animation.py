@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import config, histogram, remap
-from . import dither as _dither
+from . import config, histogram
 from . import resize as _resize
 from . import write as _write
 from .errors import OptionError
@@ -41,10 +40,10 @@ class AnimationStats(Stats):
 
 
 class _Histogram:
-    """The merged histogram of pass 1, as :func:`fastquant.api._fit` takes it."""
+    """The merged histogram of pass 1, as :func:`fastquant.fit.fit` takes one."""
 
     def __init__(self, colors, counts, sampled):
-        self.colors, self.counts, self.sampled = colors, counts, sampled
+        self.colors, self.counts, self.weights, self.sampled = colors, counts, counts, sampled
         self.c = colors.shape[1]
 
 
@@ -108,67 +107,9 @@ class _Exact:
         if sc is None:
             self.colors = self.counts = None
             return
-        merged, _, inv = histogram.unique_colors(np.concatenate([self.colors, sc]))
-        counts = np.bincount(inv, weights=np.concatenate([self.counts, scount]), minlength=len(merged))
-        self.colors, self.counts = merged, counts.astype(np.int64)
-        if len(merged) > config.EXACT_COLORS:
+        self.colors, self.counts, _ = histogram.merge([(self.colors, self.counts), (sc, scount)])
+        if len(self.colors) > config.EXACT_COLORS:
             self.colors = self.counts = None
-
-
-class _Mapper:
-    """Nearest entry of a palette for the pixels of frame after frame, remembering the colours
-    met (at most ``config.EXACT_COLORS`` of them): frames of one animation share most of
-    their colours, and each is searched once.
-
-    (:class:`fastquant.large.Mapper` does this for the strips of one large image with a
-    parallel kernel, which costs more than it saves on small frames.)
-    """
-
-    def __init__(self, palette, space):
-        self.palette, self.space = palette, space
-        self.keys = np.empty(0, np.uint32)  # packed colours met, sorted
-        self.labels = np.empty(0, np.uint16)
-        self.dist = np.empty(0, np.float32)
-
-    def __call__(self, a):
-        """(H, W) uint8 indices of frame ``a`` (uint16 past 256 entries) and its summed squared error."""
-        h, w, c = a.shape
-        colors, counts, inverse = histogram.unique_colors(a.reshape(-1, c))
-        keys = _pack(colors)
-        at = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
-        known = self.keys[at] == keys if len(self.keys) else np.zeros(len(keys), bool)
-        labels = np.empty(len(keys), np.int64)
-        dist = np.empty(len(keys), np.float32)
-        labels[known], dist[known] = self.labels[at[known]], self.dist[at[known]]
-        new = ~known
-        if new.any():
-            lab, d = remap.nearest(colors[new], self.palette, None, self.space)
-            labels[new], dist[new] = lab, d
-            if len(self.keys) + int(new.sum()) <= config.EXACT_COLORS:
-                order = np.argsort(np.concatenate([self.keys, keys[new]]), kind="stable")
-                self.keys = np.concatenate([self.keys, keys[new]])[order]
-                self.labels = np.concatenate([self.labels, lab.astype(np.uint16)])[order]
-                self.dist = np.concatenate([self.dist, d])[order]
-        lut = labels.astype(np.uint8 if len(self.palette) <= 256 else np.uint16)
-        return remap.apply(lut, inverse, (h, w)), float((counts * dist.astype(np.float64)).sum())
-
-
-def _pack(colors):
-    """(M,) uint32 keys of (M, 3|4) uint8 colours."""
-    k = np.zeros(len(colors), np.uint32)
-    for ch in range(colors.shape[1]):
-        k = (k << np.uint32(8)) | colors[:, ch].astype(np.uint32)
-    return k
-
-
-def _dithered(a, palette, dither, strength):
-    """(H, W) indices of one frame dithered onto ``palette``, and the squared error summed over
-    its pixels and channels.
-    """
-    h, w, c = a.shape
-    fn = _dither.dither_fs if dither == "fs" else _dither.dither_ordered
-    idx, sq = fn(a.reshape(-1, c), w, palette, strength)
-    return idx.reshape(h, w), float(sq)
 
 
 class Animation:
@@ -198,12 +139,12 @@ class Animation:
     icc_profile : bytes or None
     """
 
-    def __init__(self, source, palette, durations, disposal, loop, size, options, stats):
+    def __init__(self, source, palette, durations, disposal, loop, size, options, icc_profile, stats):
         self._source, self.palette = source, palette
         self.durations, self.disposal, self.loop = durations, disposal, loop
         self.width, self.height = size
         self.n_frames = len(durations)
-        self.icc_profile = options.pop("icc_profile", None)
+        self.icc_profile = icc_profile
         self._options, self._stats = options, stats
         self._frames = self._palettes = None
         self._done = False
@@ -219,36 +160,18 @@ class Animation:
             return
         if self._source is None:
             raise ValueError("the animation is closed: its frames were not kept")
+        from .api import compress
+
         o = self._options
         sq_sum, psnrs, largest = 0.0, [], 0
-        from .api import _fit, _map, _Prepared, _space, auto_dither_strength
-
         c = self._stats.c
-        space = _space(o["colorspace"], c)
-        mapper = None
-        if self.palette is not None and not o["dither"]:
-            mapper = _Mapper(self.palette, space)  # kept for every frame: each colour is searched once
-
         for a, duration, _ in _prepared_frames(self._source, (self.width, self.height)):
-            a = np.ascontiguousarray(a[:, :, :c])
-            strength = o["dither_strength"]
-            if self.palette is None:  # this frame's own palette, fitted and mapped as a still image is
-                p = _Prepared(a, None, None)
-                f = _fit(p, o["n_colors"], o["km"], space, _no_lap)
-                if strength is None:
-                    strength = auto_dither_strength(len(f.palette))
-                palette, idx, sq, _, _ = _map(p, f, space, o["dither"], strength, _no_lap)
-            elif mapper is not None:
-                palette = self.palette
-                idx, sq = mapper(a)
-            else:
-                palette = self.palette
-                if strength is None:
-                    strength = auto_dither_strength(len(palette))
-                idx, sq = _dithered(a, palette, o["dither"], strength)
+            # Each frame is an image of its own, mapped onto the shared palette (or fitted its own).
+            q = compress(np.ascontiguousarray(a[:, :, :c]), **o)
+            idx, palette = q.indices, q.palette if self.palette is None else self.palette
+            sq = q.stats.mse * q.original.size
+            psnrs.append(q.stats.psnr)
             sq_sum += sq
-            mse = sq / a.size
-            psnrs.append(_psnr(mse))
             largest = max(largest, len(palette))
             yield idx, palette, duration
         s = self._stats.stats
@@ -353,32 +276,46 @@ class _StatsBox:
         self.stats, self.c = stats, c
 
 
-def _no_lap(stage):
-    pass
-
-
 def _psnr(mse):
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def quantize(
-    frames, n_colors, *, km, colorspace, dither, dither_strength, resize, frame_palettes, keep_metadata, lap, seconds
+    frames,
+    n_colors,
+    *,
+    km,
+    colorspace,
+    dither,
+    dither_strength,
+    resize,
+    frame_palettes,
+    keep_metadata,
+    lap,
+    seconds,
+    fixed=None,
+    given=None,
+    rd_lambda=None,
 ):
     """Pass 1 over ``frames`` (:class:`fastquant.frames.Frames`, left open in the result) and the
     shared palette; the :class:`Animation` maps the frames in pass 2.
 
-    Parameters are those of :func:`fastquant.compress` (checked), ``km`` the k-means options.
+    Parameters are those of :func:`fastquant.compress` (checked), ``km`` the k-means options,
+    ``fixed`` and ``given`` the checked ``fixed_colors`` and ``palette`` ((f, 3|4) uint8 or None).
     """
-    from .api import _fit, _space
+    from . import fit as fitting
+    from .api import _space
 
     size = _resize.target_size(frames.width, frames.height, resize)
     hist, durations, disposal, alpha = _merged_histogram(frames, size)
     lap("histogram")
-    c = 4 if alpha else 3
     palette = None
     iterations = 0
-    if not frame_palettes:
-        f = _fit(hist, n_colors, km, _space(colorspace, c), lap)
+    if given is not None:
+        palette = fitting.match_channels(hist, given)
+    elif not frame_palettes:
+        fixed_here = fitting.match_channels(hist, fixed)
+        f = fitting.fit(hist, n_colors, km, _space(colorspace, hist.c), lap, fixed_here)
         palette, iterations = f.palette, f.n_iter
     stats = AnimationStats(
         n_colors=len(palette) if palette is not None else 0,
@@ -392,15 +329,14 @@ def quantize(
         seconds=seconds,
         frames=frames.n_frames,
     )
-    options = dict(
-        n_colors=n_colors,
-        km=km,
-        colorspace=colorspace,
-        dither=dither,
-        dither_strength=dither_strength,
-        icc_profile=frames.icc_profile if keep_metadata else None,
-    )
-    return Animation(frames, palette, durations, disposal, frames.loop, size, options, _StatsBox(stats, c))
+    # What compress() is given for each frame: the shared palette, or what to fit one with.
+    options = dict(colorspace=colorspace, dither=dither, dither_strength=dither_strength, rd_lambda=rd_lambda)
+    if palette is not None:
+        options["palette"] = palette
+    else:
+        options.update(km, n_colors=n_colors, fixed_colors=fixed)
+    icc = frames.icc_profile if keep_metadata else None
+    return Animation(frames, palette, durations, disposal, frames.loop, size, options, icc, _StatsBox(stats, hist.c))
 
 
 def check_frame_palettes(frame_palettes):

@@ -398,14 +398,16 @@ def compress(
         them; ``max_pixels`` then counts the pixels of every frame.
     frame_palettes : bool
         Animations: fit a palette for each frame on its own, instead of one
-        palette for every frame.
+        palette for every frame (``fixed_colors`` are in each).
 
     Returns
     -------
     Quantized, or fastquant.animation.Animation
         An animated GIF, APNG or WebP gives an :class:`~fastquant.animation.Animation`
-        of every frame (mapped as it is saved; see its docstring); quality
-        targets and ``ssim`` are for still images.
+        of every frame (mapped as it is saved; see its docstring): one palette
+        fitted on all the frames together (or ``palette``), each frame mapped
+        onto it as ``compress(frame, palette=...)`` maps a still.  Quality
+        targets, ``max_bytes``, ``weights`` and ``ssim`` are for still images.
 
     Raises
     ------
@@ -472,6 +474,9 @@ def compress(
                 keep_metadata=keep_metadata,
                 lap=lap,
                 seconds=seconds,
+                fixed=fixed,
+                given=given,
+                rd_lambda=rd_lambda,
             )
         except BaseException:
             p.close()

@@ -74,9 +74,12 @@ def encode_frames(path, frames, *, width, height, n_frames, loop, palette=None, 
         )
     if ext == ".webp":
         return webp_frames(frames, width, height, n_frames, loop, icc_profile)
-    if palette is not None and len(palette) > 256 or palette is None and ext != ".gif":
-        what = "one palette of at most 256 colours" if ext != ".gif" else "at most 256 colours a frame"
-        raise OptionError(f"{os.fspath(path)}: an animated {ext[1:].upper()} holds {what}")
+    if palette is None and ext != ".gif":
+        raise OptionError(
+            f"{name}: an animated PNG holds one palette for all frames (with --frame-palettes, write .gif or .webp)"
+        )
+    if palette is not None and len(palette) > 256:
+        raise OptionError(f"{name}: an animated {ext[1:].upper()} holds at most 256 colours, got {len(palette)}")
     if ext == ".gif":
         return gif_frames(frames, width, height, loop, palette=palette, deltas=deltas)
     return apng_frames(frames, width, height, n_frames, loop, palette, icc_profile, deltas=deltas)

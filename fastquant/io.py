@@ -1,7 +1,8 @@
 """Reading images into uint8 arrays.
 
 Reading goes through Pillow, restricted to an allow-list of raster formats
-(:data:`READ_FORMATS`): PNG (and APNG, first frame), JPEG (and MPO, the
+(:data:`READ_FORMATS`): PNG (and APNG: :func:`read_image` gives the first
+frame, :func:`open_image` every frame when asked), JPEG (and MPO, the
 multi-picture JPEGs of cameras), GIF, BMP, TIFF, WebP, ICO, PPM/PGM/PBM/PFM
 and TGA.  Each is decoded inside the process by Pillow's own decoders or the
 libraries Pillow links (libpng/zlib, libjpeg, libtiff, libwebp); no other

@@ -282,3 +282,18 @@ def test_long_animation_is_streamed_in_bounded_memory(tmp_path, ext):
     # 22-26 for 60 to 480 frames): decoder state, the frame, its histogram, its delta.
     assert growth - 2 * nbytes < 40 * frame, (growth, nbytes, frame)
     assert growth < 0.25 * n * frame
+
+
+def test_given_palette_and_fixed_colors_hold_for_every_frame():
+    data = _animation("GIF", _frames())
+    given = np.array([[0, 0, 0], [255, 255, 255], [250, 250, 30], [200, 40, 90]], np.uint8)
+    a = fastquant.compress(data, palette=given)
+    np.testing.assert_array_equal(a.palette, given)
+    for idx, src in zip(a.frames, _decoded(data)[0]):  # each pixel's nearest entry, by brute force
+        d = ((src[:, :, None, :3].astype(int) - given[None, None].astype(int)) ** 2).sum(axis=3)
+        np.testing.assert_array_equal(idx, d.argmin(axis=2))
+    fixed = ["ff0000", "00ff00"]
+    for frame_palettes in (False, True):
+        b = fastquant.compress(data, 8, fixed_colors=fixed, frame_palettes=frame_palettes)
+        for pal in b.palettes:
+            assert {(255, 0, 0), (0, 255, 0)} <= {tuple(c) for c in pal[:, :3]}
