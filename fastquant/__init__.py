@@ -26,6 +26,7 @@ from .errors import (
 from .jit import CompileWarning
 from .lloyd import KMeansResult, kmeans
 from .palette import Palette, palette
+from .pillow import quantize
 from .result import Quantized, Stats
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "compress_many",
     "palette",
     "Palette",
+    "quantize",
     "Quantized",
     "Animation",
     "AnimationStats",

@@ -334,7 +334,8 @@ def quantize(
     if palette is not None:
         options["palette"] = palette
     else:
-        options.update(km, n_colors=n_colors, fixed_colors=fixed)
+        # (fit_colors is fit.fit's, set by compress()'s speed: not a keyword of compress())
+        options.update({k: v for k, v in km.items() if k != "fit_colors"}, n_colors=n_colors, fixed_colors=fixed)
     icc = frames.icc_profile if keep_metadata else None
     return Animation(frames, palette, durations, disposal, frames.loop, size, options, icc, _StatsBox(stats, hist.c))
 

@@ -53,6 +53,18 @@ def auto_dither_strength(n_colors):
     return float(np.clip(0.2 + 0.2 * (7 - np.log2(max(n_colors, 1))), 0.2, 1.0))
 
 
+def _check_speed(speed):
+    if isinstance(speed, bool) or not isinstance(speed, (int, np.integer)) or speed not in fitting.SPEEDS:
+        raise OptionError(f"speed must be an integer from 1 (slowest, best) to 11 (fastest), got {speed!r}")
+    return int(speed)
+
+
+def _check_posterize(bits):
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 0 <= bits <= 4:
+        raise OptionError(f"posterize must be an integer from 0 to 4 (low bits dropped), got {bits!r}")
+    return int(bits)
+
+
 def _check_quality(quality):
     """(min, max) from ``quality``: None, a number (the maximum) or a pair."""
     if quality is None:
@@ -277,10 +289,12 @@ def compress(
     *,
     resize=None,
     seed=0,
-    max_iter=100,
-    tol=1e-2,
+    speed=4,
+    max_iter=None,
+    tol=None,
     init="wu",
-    swap_rounds=3,
+    swap_rounds=None,
+    posterize=0,
     ssim=False,
     max_pixels=io.DEFAULT_MAX_PIXELS,
     dither=None,
@@ -301,12 +315,14 @@ def compress(
 
     Parameters
     ----------
-    image : str, os.PathLike, bytes, binary file object or ndarray
+    image : str, os.PathLike, bytes, binary file object, ndarray or PIL.Image.Image
         A file in one of :data:`fastquant.io.READ_FORMATS` (first frame; grey, palette, 16-bit and CMYK
         become RGB, transparency becomes RGBA, EXIF orientation is applied),
-        its bytes, or an (H, W), (H, W, 3) or (H, W, 4) array: uint8 as is,
+        its bytes, an (H, W), (H, W, 3) or (H, W, 4) array: uint8 as is,
         bool as 0/255, uint16 scaled by 255/65535, floats in [0, 1] scaled
-        by 255, other integers in [0, 255].
+        by 255, other integers in [0, 255]; or a Pillow image in any mode,
+        normalised by the same rules except that its EXIF orientation is
+        not applied (as in Pillow; see :func:`fastquant.io.open_image`).
     n_colors : int
         Palette size, 1 to 65536 (with ``quality``: the largest allowed).  An image of at
         most ``n_colors`` colours is kept exactly, its colours the palette, whatever
@@ -317,11 +333,21 @@ def compress(
         nearest sampling grows.
     seed : int
         Random seed (used by ``init="k-means++"``); results are reproducible.
+    speed : int
+        1 (slowest, lowest error) to 11 (fastest), as pngquant's ``--speed``:
+        each level sets ``max_iter``, ``tol`` and ``swap_rounds`` (and, from 8
+        up, merges near colours into fewer cells before the k-means), see
+        :data:`fastquant.fit.SPEEDS`.  4, the default, was chosen on photos
+        for a lower error than scikit-learn's ``KMeans`` on all pixels, in few
+        iterations.
     max_iter, tol, init, swap_rounds
         K-means options, see :func:`fastquant.kmeans` (which also
-        over-relaxes Lloyd's update by default).  The defaults were chosen
-        on photos for a lower error than scikit-learn's ``KMeans`` on all
-        pixels, in few iterations.
+        over-relaxes Lloyd's update by default); those given override what
+        ``speed`` sets.
+    posterize : int
+        0 to 4: fitted palette values use only their top ``8 - posterize``
+        bits (:func:`fastquant.fit.posterize`), as pngquant's ``--posterize``
+        (4 for RGBA4444 targets).  Pixels are mapped to the posterized palette.
     ssim : bool
         Also compute SSIM (:func:`fastquant.metrics.ssim`; a Numba kernel).
     max_pixels : int or None
@@ -443,6 +469,8 @@ def compress(
     if colorspace not in ("rgb", "oklab"):
         raise OptionError(f"colorspace must be 'rgb' or 'oklab', got {colorspace!r}")
     target = _check_quality(quality)
+    speed_iter, speed_tol, speed_swaps, fit_colors = fitting.SPEEDS[_check_speed(speed)]
+    posterize = _check_posterize(posterize)
     seconds = {}
     t = time.perf_counter()
 
@@ -454,7 +482,15 @@ def compress(
 
     frame_palettes = animation.check_frame_palettes(frame_palettes)
     p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights, n_colors, True, max_frames)
-    km = dict(seed=seed, max_iter=max_iter, tol=tol, init=init, swap_rounds=swap_rounds)
+    km = dict(
+        seed=seed,
+        max_iter=speed_iter if max_iter is None else max_iter,
+        tol=speed_tol if tol is None else tol,
+        init=init,
+        swap_rounds=speed_swaps if swap_rounds is None else swap_rounds,
+        fit_colors=fit_colors,  # (these two are fastquant.fit.fit's own)
+        posterize=posterize,
+    )
     if isinstance(p, Frames):
         try:
             if target is not None or max_bytes is not None or weights is not None:
@@ -487,7 +523,12 @@ def compress(
             *args, io.source_name(image), max_bytes=max_bytes, rd_lambda=float(rd), fixed=fixed, given=given
         )
         result._settings = dict(
-            km, colorspace=colorspace, dither=dither, dither_strength=dither_strength, rd_lambda=rd_lambda
+            {k: v for k, v in km.items() if k != "fit_colors"},
+            speed=speed,
+            colorspace=colorspace,
+            dither=dither,
+            dither_strength=dither_strength,
+            rd_lambda=rd_lambda,
         )
         if getattr(p, "decoded", None) is not None:
             result._original = _original(image, p, max_pixels, allow_truncated)
@@ -522,7 +563,8 @@ def _quantize(
     p : _Prepared or fastquant.large.Prepared
     n_colors : int
     km : dict
-        Options of :func:`fastquant.kmeans`.
+        Options of :func:`fastquant.kmeans`, with ``fit_colors`` and ``posterize``
+        (see :func:`fastquant.fit.fit`).
     colorspace, dither, dither_strength, ssim
         As for :func:`compress` (checked).
     target : (min, max) or None

@@ -30,6 +30,7 @@ from .errors import (
     OutputError,
     OutputExistsError,
     ResourceError,
+    SkippedLargerError,
 )
 from .job import count_job, remove_written, run_job  # noqa: F401  (run_job is the unit of work of a batch)
 
@@ -63,7 +64,9 @@ class Result:
     ----------
     source : str
     output : str or None
-    status : {"ok", "error"}
+    status : {"ok", "skipped", "error"}
+        "skipped": ``skip_if_larger`` kept the input (``exit_code`` 98; a
+        skip is not a failure).
     record : dict
         For "ok": bytes, colours, PSNR, SSIM, seconds... (see ``run_job``).
     error : str or None
@@ -356,7 +359,12 @@ def _job(source, output, kwargs):
             cause = ResourceError(f"{source}: out of memory ({type(cause).__name__}: {cause}); nothing written")
         if isinstance(cause, FastquantError):
             return Result(
-                source, output, "error", error=str(cause), exit_code=cause.exit_code, trace=traceback.format_exc()
+                source,
+                output,
+                "skipped" if isinstance(cause, SkippedLargerError) else "error",
+                error=str(cause),
+                exit_code=cause.exit_code,
+                trace=traceback.format_exc(),
             )
         # a bug; reported as such, the batch goes on
         return Result(
@@ -397,7 +405,9 @@ def executor_for(n_files, *, jobs=None, scheduler=None, timeout=None, max_memory
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
-            raise OptionError("--scheduler needs dask.distributed: pip install 'fastquant[dask]'") from None
+            raise OptionError(
+                "--scheduler needs dask.distributed: pip install '.[dask]' in fastquant's checkout"
+            ) from None
         cluster = (
             LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) if scheduler == "local" else None
         )
@@ -531,7 +541,8 @@ def compress_many(
     Yields
     ------
     Result
-        In completion order; a failed file gives ``status == "error"``.
+        In completion order; a failed file gives ``status == "error"``, one that
+        ``skip_if_larger`` kept gives ``"skipped"``.
     """
     check_options(options)
     if isinstance(sources, (str, bytes, os.PathLike)):

@@ -26,131 +26,15 @@ This module parses and prints; planning and running the jobs is
 :mod:`fastquant.batch`, the worker processes :mod:`fastquant.workers`.
 """
 
-import argparse
 import json
-import math
 import os
 import sys
 import time
 
-from . import config
+from .arguments import _one_line, build_parser
 from .errors import FastquantError, OptionError, SkippedLargerError
 
-EXIT_OK, EXIT_MIXED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 70, 130, 143
-
-
-def _size(text):
-    try:
-        w, h = text.lower().split("x")
-        w, h = int(w), int(h)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 400x200, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
-    return w, h
-
-
-def _positive(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _budget(text):
-    from .budget import parse_bytes
-
-    try:
-        return parse_bytes(text)
-    except OptionError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _rd(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= v < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return v
-
-
-def _colors(text):
-    from .api import MAX_COLORS
-
-    v = _positive(text)
-    if v > MAX_COLORS:
-        raise argparse.ArgumentTypeError(f"must be <= {MAX_COLORS}, got {v}")
-    return v
-
-
-def _quality(text):
-    """Pngquant's MIN-MAX (either end may be left out) or MAX -> (min, max), 0-100."""
-    lo, sep, hi = text.partition("-")
-    try:
-        if not (lo or hi):
-            raise ValueError
-        lo, hi = (int(lo) if lo else 0), (int(hi) if hi else 100)
-        if not sep:
-            lo, hi = 0, lo
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN-MAX or MAX (0-100) such as 65-80, got {text!r}") from None
-    if not 0 <= lo <= hi <= 100:
-        raise argparse.ArgumentTypeError(f"expected 0 <= MIN <= MAX <= 100, got {text!r}")
-    return lo, hi
-
-
-def _fraction(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
-    return v
-
-
-#: Longest --timeout, in seconds (a day): a file still running after that is stuck.
-MAX_TIMEOUT = 86400.0
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def _timeout(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(v) and 0 < v <= MAX_TIMEOUT):
-        raise argparse.ArgumentTypeError(f"expected seconds > 0 and <= {MAX_TIMEOUT:g} (a day), got {text!r}")
-    return v
-
-
-def _memory(text):
-    """A size such as 512M, 2G, 1.5G or 100000000 (bytes; K, M, G, T are powers of 1024)."""
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = t[-1:] if t[-1:] in _UNITS else ""
-    try:
-        v = float(t[: len(t) - len(unit)]) * _UNITS[unit]
-    except ValueError:
-        v = float("nan")
-    if not (math.isfinite(v) and v >= 1 << 20):
-        raise argparse.ArgumentTypeError(f"expected a size of at least 1M such as 512M or 2G, got {text!r}")
-    return int(v)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit code 2, as documented
-        self.exit(EXIT_USAGE, f"fastquant: error: {_one_line(message)} (see --help)\n")
-
-
-def _one_line(text):
-    """``text`` with unprintable characters (a newline in a file name...) escaped, as repr() does."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+EXIT_OK, EXIT_MIXED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 70, 130, 143
 
 
 class _Terminated(KeyboardInterrupt):
@@ -169,182 +53,6 @@ def _on_sigterm():
         raise _Terminated()
 
     return signal.signal(signal.SIGTERM, handler)
-
-
-def build_parser():
-    """The command line's argument parser (``--help`` prints its options and exit codes)."""
-    p = _Parser(
-        prog="python -m fastquant",
-        description="Compress images by k-means colour quantization (indexed PNG by default).",
-        epilog="Exit codes: 0 ok, 1 mixed failures, 2 usage, 3 unreadable input, 4 output not "
-        "written, 5 output exists (use --force) or is the input, 6 timed out, 7 out of memory "
-        "(or its worker died), 70 internal error, 97 over the byte budget (--max-bytes), "
-        "98 not smaller (--skip-if-larger), 99 quality "
-        "below MIN (--quality), 130 interrupted, 143 terminated (SIGTERM). Ctrl-C once lets the "
-        "running files finish; twice stops at once.",
-    )
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files (PNG, JPEG, GIF, ...) or folders of them")
-    p.add_argument(
-        "-k",
-        "--colors",
-        type=_colors,
-        default=256,
-        metavar="N",
-        help="palette size, 1-65536 (default 256; above 256 PNGs are RGB)",
-    )
-    p.add_argument("-o", "--output", metavar="OUT", help="output file (one input only); the extension picks the format")
-    p.add_argument("--ext", metavar="SUFFIX", help="suffix of outputs written next to inputs (default -fq<N>.png)")
-    p.add_argument("--out-dir", metavar="DIR", help="write outputs under DIR, mirroring the input folders")
-    p.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
-    p.add_argument(
-        "--glob",
-        metavar="PATTERN",
-        help="only files in folders whose names match, e.g. '*.png' (default: image extensions)",
-    )
-    p.add_argument(
-        "--include-outputs",
-        action="store_true",
-        help="also compress files in folders that look like earlier outputs (the suffix)",
-    )
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=_positive,
-        default=None,
-        metavar="N",
-        help="worker processes (default: the CPU count; fewer than 4 files run in-process)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=_timeout,
-        default=None,
-        metavar="SECONDS",
-        help="give up on a file after this long, at most 86400: its worker is killed, exit "
-        "code 6 for it (files then always run in workers; not with --scheduler)",
-    )
-    p.add_argument(
-        "--max-memory",
-        type=_memory,
-        default=None,
-        metavar="SIZE",
-        help="memory the workers' files may take together, e.g. 512M or 2G (default: half "
-        "the available memory); a file estimated to need more waits until it fits, "
-        "or runs alone",
-    )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="run on a Dask cluster (needs fastquant[dask]); 'local' starts a LocalCluster",
-    )
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--resize", type=_size, metavar="WxH", help="resize to exactly W x H pixels")
-    g.add_argument("--max-side", type=_positive, metavar="N", help="shrink so that the longer side is at most N pixels")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--dither",
-        choices=("none", "fs", "ordered"),
-        default="none",
-        help="none (default), fs: Floyd-Steinberg error diffusion, ordered: 8x8 Bayer",
-    )
-    p.add_argument(
-        "--dither-strength",
-        type=_fraction,
-        default=None,
-        metavar="X",
-        help="amount of dithering, 0-1 (default: 0.2 at 128+ colours, up to 1 at 8 colours)",
-    )
-    p.add_argument(
-        "--colorspace",
-        choices=("rgb", "oklab"),
-        default="rgb",
-        help="fit and map colours in sRGB values (default) or perceptual OKLab",
-    )
-    p.add_argument(
-        "--quality",
-        type=_quality,
-        metavar="MIN-MAX",
-        help="pngquant-style 0-100 target (pngquant's scale: 80 is about 37 dB PSNR): the "
-        "fewest colours (up to -k) reaching MAX; below MIN nothing is written (exit 99); "
-        "MAX alone means 0-MAX",
-    )
-    p.add_argument(
-        "--max-bytes",
-        type=_budget,
-        metavar="SIZE",
-        help="byte budget of each PNG output, e.g. 100000, 100k or 1.5M (k, M: powers of 1000; "
-        "Ki, Mi: of 1024): the most colours (up to -k, at most 256) whose file fits; with --quality "
-        "the fewest colours reaching MAX when that fits; exit 97, nothing written, when even 2 "
-        "colours do not fit",
-    )
-    p.add_argument(
-        "--rd",
-        type=_rd,
-        default=None,
-        metavar="LAMBDA",
-        help="rate-distortion-aware mapping: a pixel may take its neighbour's entry for up to LAMBDA "
-        f"more squared error (0 off; default 0, or {config.BUDGET_RD_LAMBDA:g} with --max-bytes)",
-    )
-    p.add_argument(
-        "--skip-if-larger",
-        action="store_true",
-        help="write nothing (exit 98) when the result is not smaller than the input",
-    )
-    p.add_argument(
-        "--keep-metadata",
-        action="store_true",
-        help="copy the input's ICC colour profile into the output (PNG, JPEG, WebP)",
-    )
-    p.add_argument(
-        "--max-pixels",
-        type=_positive,
-        default=None,
-        metavar="N",
-        help=f"refuse larger images before decoding (default {config.DEFAULT_MAX_PIXELS})",
-    )
-    p.add_argument(
-        "--max-frames",
-        type=_positive,
-        default=None,
-        metavar="N",
-        help=f"refuse animations of more frames, from their headers (default {config.DEFAULT_MAX_FRAMES}); "
-        "--max-pixels counts every frame",
-    )
-    p.add_argument(
-        "--frame-palettes",
-        action="store_true",
-        help="animations: a palette for each frame (default: one palette for all frames; not for APNG)",
-    )
-    p.add_argument(
-        "--allow-truncated",
-        action="store_true",
-        help="quantize what there is of an image whose data ends early (default: exit 3)",
-    )
-    p.add_argument(
-        "--shared",
-        action="store_true",
-        help="one palette (-k colours) fitted on all the inputs together, every file mapped onto it",
-    )
-    p.add_argument(
-        "--map",
-        metavar="FILE",
-        help="map onto exactly these colours: a palette file (.txt/.hex, .gpl) or an image of at most 65536 colours",
-    )
-    p.add_argument(
-        "--fixed-colors",
-        metavar="LIST",
-        help="colours kept exactly in the palette, the rest fitted around them: ff0000,#00ff00 or a file as for --map",
-    )
-    p.add_argument("--save-palette", metavar="FILE", help="also write the palette: .png swatch strip, .gpl or .txt")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    p.add_argument(
-        "--preview", metavar="FILE", help="also write original and result side by side to FILE (one input only)"
-    )
-    p.add_argument("--preview-diff", action="store_true", help="add a difference panel (x4) and a caption to --preview")
-    p.add_argument("--demo", action="store_true", help="compress a built-in generated image into the current folder")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.add_argument("-v", "--verbose", action="store_true", help="stage timings; tracebacks on errors")
-    return p
 
 
 def _line(rec, verbose):
@@ -367,6 +75,8 @@ def _line(rec, verbose):
         f"{rec['input']} -> {rec['output']}: {rec['input_bytes']} -> {rec['output_bytes']} bytes"
         f"{ratio}, {rec['n_colors']} colours, PSNR {psnr}{ssim}, {rec['seconds']:.2f} s"
     )
+    if rec.get("preview"):
+        text += f"; preview {rec['preview']}"
     if verbose:
         text += " [" + ", ".join(f"{k} {v:.3f}" for k, v in rec["stages"].items()) + "]"
     return text
@@ -387,10 +97,12 @@ def _demo(args):
     return [src]
 
 
-def _emit(line):
-    """Print a result line; a reader that went away (``| head``) must not stop the work."""
+def _emit(line, stream=None):
+    """Print a result line (on stdout, or ``stream``); a reader that went away (``| head``) must
+    not stop the work.
+    """
     try:
-        print(line, flush=True)
+        print(line, file=stream or sys.stdout, flush=True)
     except BrokenPipeError:
         try:  # later lines, and the flush at exit, go to /dev/null instead of failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -446,21 +158,34 @@ class _Progress:
 
 
 def _report(result, args):
-    """Print one file's result: a line (or JSON) on stdout, or the error on stderr."""
+    """Print one file's result: a line (or JSON) on stdout (on stderr when the image goes to
+    stdout), a warning when the output is larger than its input, or the error (or skip) on stderr.
+    """
+    out = sys.stderr if args.output == "-" else None
     if result.status == "ok":
+        rec = result.record
         if args.json:
-            _emit(json.dumps(result.record))
+            _emit(json.dumps(rec))
         elif not args.quiet:
-            _emit(_one_line(_line(result.record, args.verbose)))
+            _emit(_one_line(_line(rec, args.verbose)), out)
+        if not args.quiet and rec["input_bytes"] and rec["output_bytes"] > rec["input_bytes"]:
+            print(
+                f"fastquant: warning: {_one_line(rec['output'])}: {rec['output_bytes']} bytes, larger than "
+                f"the input ({rec['input_bytes']} bytes); --skip-if-larger would keep the input instead",
+                file=sys.stderr,
+                flush=True,
+            )
         return
-    print(f"fastquant: error: {_one_line(result.error)}", file=sys.stderr, flush=True)
+    skipped = result.status == "skipped"
+    # A skip is what --skip-if-larger asked for: said as such, not as an error.
+    print(f"fastquant: {'' if skipped else 'error: '}{_one_line(result.error)}", file=sys.stderr, flush=True)
     if args.json:
         _emit(
             json.dumps(
                 {
                     "input": result.source,
                     "output": result.output,
-                    "status": "error",
+                    "status": "skipped" if skipped else "error",
                     "exit_code": result.exit_code,
                     "error": result.error,
                 }
@@ -484,6 +209,8 @@ def _check(args):
         raise OptionError("--preview takes one input file")
     if args.preview_diff and not args.preview:
         raise OptionError("--preview-diff needs --preview FILE")
+    if "-" in args.inputs or args.output == "-":
+        _check_pipe(args)
     limit = io.DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
     if args.resize and args.resize[0] * args.resize[1] > limit:
         w, h = args.resize
@@ -515,10 +242,33 @@ def _check_palette_options(args):
         args.fixed = shared.fixed_colors(args.fixed_colors, args.colors)
 
 
+def _check_pipe(args):
+    """The rules of ``-`` (stdin as the one input, stdout as its output): the image alone goes to
+    stdout, so the per-file line goes to stderr and --json is refused there.
+    """
+    from .job import STDIO
+
+    if args.inputs == [STDIO] and not args.output:
+        args.output = STDIO  # stdin's result goes to stdout unless -o names a file
+    if STDIO in args.inputs and len(args.inputs) > 1:
+        raise OptionError("- (stdin) must be the only input")
+    if args.output == STDIO:
+        if args.json:
+            raise OptionError("--json cannot share stdout with the image (-o -); the line on stderr says the same")
+        if sys.stdout.isatty():
+            raise OptionError("stdout is a terminal: not writing image data there (redirect it, or use -o FILE)")
+    if args.scheduler or args.timeout is not None:
+        raise OptionError("- (stdin or stdout) runs in this process: not with --scheduler or --timeout")
+    if args.shared:
+        raise OptionError("--shared reads every input twice: not with - (stdin or stdout)")
+
+
 def _options(args):
     """The keywords of every job."""
     options = {
         "seed": args.seed,
+        "speed": args.speed,
+        "posterize": args.posterize,
         "ssim": True,
         "resize": args.resize or args.max_side,
         "dither": args.dither,
@@ -606,18 +356,25 @@ def _main(argv):
         if jit.ENV_ERROR:
             raise OptionError(jit.ENV_ERROR)
         _check(args)
-        pairs, failures = batch.plan(
-            args.inputs,
-            output=args.output,
-            out_dir=args.out_dir,
-            n_colors=args.colors,
-            ext=args.ext,
-            recursive=args.recursive,
-            pattern=args.glob,
-            include_outputs=args.include_outputs,
-        )
+        stdio = "-" in (args.inputs[0], args.output)
+        if stdio:  # stdin or stdout: nothing to plan
+            if args.output != "-":
+                write.check_output(args.output)
+                write.check_format(args.output)
+            pairs, failures = [(args.inputs[0], args.output)], []
+        else:
+            pairs, failures = batch.plan(
+                args.inputs,
+                output=args.output,
+                out_dir=args.out_dir,
+                n_colors=args.colors,
+                ext=args.ext,
+                recursive=args.recursive,
+                pattern=args.glob,
+                include_outputs=args.include_outputs,
+            )
         if args.preview:
-            write.check_output(args.preview, args.inputs[0])
+            write.check_output(args.preview, None if args.inputs[0] == "-" else args.inputs[0])
             write.check_format(args.preview)
             if pairs and os.path.realpath(args.preview) == os.path.realpath(pairs[0][1]):
                 raise OptionError(f"--preview and the output are the same file: {args.preview}")
@@ -710,6 +467,8 @@ def _main(argv):
     if old_term is not None:
         signal.signal(signal.SIGTERM, old_term)
     failed = sorted({c for c in codes if c})
+    if many and SkippedLargerError.exit_code in failed:  # of several files, a skip is no failure
+        failed.remove(SkippedLargerError.exit_code)
     if not failed:
         return EXIT_OK
     return failed[0] if len(failed) == 1 else EXIT_MIXED

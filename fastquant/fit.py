@@ -17,6 +17,59 @@ from .errors import OptionError
 #: Largest palette: indices are stored as uint16.
 MAX_COLORS = 65536
 
+#: ``speed`` level -> (max_iter, tol, swap_rounds, fit_colors) of the k-means, as pngquant's
+#: ``--speed`` 1 (slowest, best) to 11 (fastest).  4 is the default and what compress() did
+#: before it had levels.  Every level starts from Wu's boxes (the fastest start, and the best
+#: one on photos); ``fit_colors`` None is ``config.FIT_COLORS``, fewer merges near colours of
+#: the histogram into cells before the k-means sees them.  0 iterations: Wu's boxes alone.
+SPEEDS = {
+    1: (300, 1e-4, 8, None),
+    2: (200, 1e-3, 5, None),
+    3: (150, 3e-3, 4, None),
+    4: (100, 1e-2, 3, None),
+    5: (50, 2e-2, 2, None),
+    6: (30, 3e-2, 1, None),
+    7: (20, 5e-2, 0, None),
+    8: (10, 5e-2, 0, 1 << 15),
+    9: (5, 1e-1, 0, 1 << 14),
+    10: (2, 1e-1, 0, 1 << 13),
+    11: (0, 1e-1, 0, 1 << 12),
+}
+
+
+def posterize(palette, bits):
+    """Palette values that use only their top ``8 - bits`` bits, as pngquant's ``--posterize``.
+
+    Each value becomes the nearest one whose low bits repeat its top bits
+    (``0xAB`` -> ``0xAA`` with ``bits=4``), so that 0 and 255 stay exact and
+    the values expand losslessly from ``8 - bits`` bits (RGBA4444 with 4).
+
+    Parameters
+    ----------
+    palette : (k, C) uint8 ndarray
+    bits : int
+        0 to 4; 0 returns ``palette`` unchanged.
+
+    Returns
+    -------
+    (k, C) uint8 ndarray
+    """
+    if not bits:
+        return palette
+    keep = 8 - bits
+    levels = np.array([replicate(t, keep) for t in range(1 << keep)], np.int16)
+    nearest = np.abs(np.arange(256)[:, None] - levels[None, :]).argmin(axis=1)
+    return levels[nearest].astype(np.uint8)[palette]
+
+
+def replicate(top, keep):
+    """The 8-bit value of ``keep``-bit value ``top``, its bits repeated (``0xA`` -> ``0xAA``)."""
+    v, n = 0, 0
+    while n < 8:
+        v = (v << keep) | top
+        n += keep
+    return v >> (n - 8)
+
 
 def check_palette(colors, name):
     """Colours given as a Palette, an array or hex strings, as (k, 3|4) uint8, 1 <= k <= MAX_COLORS."""
@@ -68,12 +121,12 @@ def opaque_rgba(p):
         p.flat = p.arr.reshape(-1, 4)
 
 
-def fit_points(colors, counts, space):
-    """The points the k-means clusters: colours (merged to at most ``config.FIT_COLORS``
-    cells) as points of ``space`` (:func:`fastquant.colorspace.to_points`);
+def fit_points(colors, counts, space, fit_colors=None):
+    """The points the k-means clusters: colours (merged to at most ``fit_colors``, default
+    ``config.FIT_COLORS``, cells) as points of ``space`` (:func:`fastquant.colorspace.to_points`);
     their weights; each colour's cell.
     """
-    fit, weights, cell = histogram.coarsen(colors, counts, config.FIT_COLORS)
+    fit, weights, cell = histogram.coarsen(colors, counts, fit_colors or config.FIT_COLORS)
     if space != "rgb":
         pts = _cs.to_points(colors, space)
         if len(fit) < len(colors):  # cell means taken in the space being clustered
@@ -109,8 +162,13 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     (:class:`fastquant.api._Prepared`, :class:`fastquant.large.Prepared`) and the merged
     histogram of many (:func:`fastquant.palette.palette`) are fitted here alike.
     ``fixed`` (f, C) uint8, f <= n_colors: entries that are in the palette
-    exactly, the others fitted around them.
+    exactly, the others fitted around them.  ``km``: the keywords of
+    :func:`fastquant.kmeans`, and optionally ``fit_colors`` (the most colours
+    fitted, see :func:`fit_points`) and ``posterize`` (low bits the fitted
+    entries drop, see :func:`posterize`).
     """
+    km = dict(km)
+    fit_colors, bits = km.pop("fit_colors", None), km.pop("posterize", 0)
     colors, weights, c = p.colors, p.weights, p.c
     nf = 0 if fixed is None else len(fixed)
     extra = colors if not nf else colors[~np.isin(packed(colors), packed(fixed))]
@@ -131,12 +189,13 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     clear_fixed = nf and c == 4 and (fixed[:, 3] == 0).any()
     reserve = len(clear) == 1 and n_colors > max(1, nf) and len(colors) > 1 and not clear_fixed
     visible = np.delete(np.arange(len(colors)), clear) if reserve else np.arange(len(colors))
-    fit, fit_weights, cell = fit_points(colors[visible], weights[visible], space)
+    fit, fit_weights, cell = fit_points(colors[visible], weights[visible], space, fit_colors)
     if fit_weights.sum() <= 0:  # an importance map that weighs only the reserved colour
         fit_weights = np.ones_like(fit_weights)
     fixed_points = None if not nf else _cs.to_points(fixed, space)
     res = lloyd.kmeans(fit, n_colors - reserve, weights=fit_weights, fixed=fixed_points, **km)
-    palette = _cs.from_points(res.centers, space)
+    # Posterized entries may coincide: the duplicates go unused and are dropped when judged.
+    palette = posterize(_cs.from_points(res.centers, space), bits)
     if nf:  # exactly, whatever the round trip through the point space did
         palette[:nf] = fixed
     start = np.zeros(len(colors), np.int32)

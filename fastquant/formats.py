@@ -235,7 +235,7 @@ def check_max_frames(max_frames):
         raise OptionError(f"max_frames must be None or an integer >= 1, got {max_frames!r}")
 
 
-class _Header(NamedTuple):
+class Header(NamedTuple):
     """What a file says of its first frame before it is decoded: the normalisation follows it."""
 
     mode: str  # Pillow's mode
@@ -268,7 +268,7 @@ def _open_checked(fp, name, nbytes, max_pixels, allow_truncated):
             im.tile = []  # keep the rows decoded; the rest stays black
         _check_size(im, name, max_pixels)  # an ICO's picture may differ from its directory
         orientation = im.getexif().get(0x0112)  # after load(): a PNG's eXIf may follow its data
-        return im, _Header(mode, rawmode, key, icc, orientation if orientation in ORIENT else 1)
+        return im, Header(mode, rawmode, key, icc, orientation if orientation in ORIENT else 1)
     except BaseException:
         im.close()
         raise

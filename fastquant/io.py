@@ -30,6 +30,7 @@ encoder is :mod:`fastquant.png`).
 """
 
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -48,8 +49,18 @@ _AS_RGBA = {"LA", "La", "PA", "RGBA", "RGBa"}
 _WIDE = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
+def pil_image(source):
+    """``source`` if it is a ``PIL.Image.Image``, else None (Pillow is not imported for this:
+    an image of it can only exist once it was).
+    """
+    pil = sys.modules.get("PIL.Image")
+    return source if pil is not None and isinstance(source, pil.Image) else None
+
+
 def source_name(source):
     """Short printable name of a source, for messages."""
+    if pil_image(source) is not None:
+        return getattr(source, "filename", None) or "<PIL image>"
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -132,10 +143,11 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, allow_truncated=False, 
 
     Parameters
     ----------
-    source : str, os.PathLike, bytes, binary file object or ndarray
+    source : str, os.PathLike, bytes, binary file object, ndarray or PIL.Image.Image
         A file in one of the :data:`READ_FORMATS` (first frame of an
-        animation; EXIF orientation applied), its bytes, or an array (see
-        :func:`to_uint8`).  A path may name a pipe; devices are refused.
+        animation; EXIF orientation applied), its bytes, an array (see
+        :func:`to_uint8`), or a Pillow image in any mode (see
+        :func:`open_image`).  A path may name a pipe; devices are refused.
     max_pixels : int or None
         Refuse images with more pixels than this, from the header, before
         decoding them; it also bounds the bytes read (:func:`read_limit`).
@@ -200,6 +212,13 @@ def open_image(
     time), once its headers have been checked: at most ``max_frames`` frames
     (None: no limit), and ``max_pixels`` counts the pixels of every frame.
 
+    A Pillow image is taken as it is, by the same rules as a file of its
+    mode: P and PA through their palette (and ``info["transparency"]``), 16-
+    and 32-bit grey (``I;16``, ``I``) scaled by 255/65535, CMYK, YCbCr and
+    the rest converted by Pillow to RGB; its EXIF orientation is not applied
+    (as Pillow's own methods do not; ``PIL.ImageOps.exif_transpose`` does
+    it), and it is never closed or changed here.
+
     Returns
     -------
     Decoded or fastquant.frames.Frames
@@ -209,6 +228,8 @@ def open_image(
     formats.check_max_frames(max_frames)
     if isinstance(source, np.ndarray):
         return Decoded("<array>", None, array=to_uint8(source))
+    if pil_image(source) is not None:
+        return _from_pil(source, max_pixels, info)
     name = source_name(source)
     fp, nbytes = formats.encoded(source, name, read_limit(max_pixels))
     if animation:
@@ -234,6 +255,27 @@ def open_image(
     return Decoded(name, nbytes, image=im, header=header)
 
 
+def _from_pil(im, max_pixels, info):
+    """:class:`Decoded` of a caller's Pillow image (see :func:`open_image`)."""
+    name = source_name(im)
+    w, h = im.size
+    if w == 0 or h == 0:
+        raise OptionError(f"{name}: image is empty ({w}x{h})")
+    if max_pixels is not None and w * h > max_pixels:
+        raise InputError(f"{name}: {w}x{h} = {w * h} pixels is more than the limit of {max_pixels} (max_pixels)")
+    try:
+        im.load()  # a lazily opened file decodes now: its errors are the input's
+    except (FastquantError, MemoryError):
+        raise
+    except Exception as e:
+        raise InputError(f"{name}: cannot decode image: {formats.first_line(e)}") from e
+    icc = im.info.get("icc_profile")
+    if info is not None and icc:
+        info["icc_profile"] = bytes(icc)
+    header = formats.Header(im.mode, None, im.info.get("transparency"), icc, 1)
+    return Decoded(name, None, image=im, header=header, owned=False)
+
+
 class Decoded:
     """A decoded image, handed out in strips of rows; :func:`open_image` makes them.
 
@@ -249,9 +291,10 @@ class Decoded:
         Rows in a strip of about ``config.STRIP_BYTES`` bytes: the default of :meth:`strips`.
     """
 
-    def __init__(self, name, nbytes, *, array=None, image=None, header=None):
+    def __init__(self, name, nbytes, *, array=None, image=None, header=None, owned=True):
         self.name, self.nbytes = name, nbytes
         self._array, self._im = array, image
+        self._owned = owned  # a caller's Pillow image is left open
         self._channels = None
         if array is not None:
             self.height, self.width, self._channels = array.shape
@@ -386,7 +429,7 @@ class Decoded:
 
     def close(self):
         """Free the decoded image."""
-        if self._im is not None:
+        if self._im is not None and self._owned:
             self._im.close()
         self._im = self._array = None
 

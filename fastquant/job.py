@@ -1,10 +1,14 @@
 """One file's job in a batch: compress it, then write its output (and preview) together."""
 
 import os
+import sys
 
 from . import write
 from .animation import Animation
 from .errors import BudgetError, FastquantError, JobTimeoutError, OptionError, OutputExistsError, SkippedLargerError
+
+#: The name of stdin as an input and of stdout as an output (``python -m fastquant - > out.png``).
+STDIO = "-"
 
 
 def _db(x):
@@ -71,6 +75,7 @@ def run_job(
     root=None,
     on_write=None,
     timeout=None,
+    stdout_format=".png",
     **options,
 ):
     """Compress one file and write it (and its preview); the unit of work of a batch.
@@ -83,6 +88,8 @@ def run_job(
     Parameters
     ----------
     source, output : str
+        ``"-"`` (:data:`STDIO`): read the image from stdin, write it to stdout
+        (in ``stdout_format``).
     n_colors : int
     force : bool
         Replace an existing output (never the input itself).  Without it the
@@ -104,6 +111,8 @@ def run_job(
         Seconds after which the job writes nothing and raises
         :class:`JobTimeoutError` (``--timeout``; the worker pool also kills
         a worker whose job runs on past it).
+    stdout_format : str
+        The extension whose format goes to stdout (``output="-"``).
     **options
         Passed to :func:`fastquant.compress`.
 
@@ -134,23 +143,27 @@ def run_job(
     from .api import compress
     from .write import encode, encode_array, write_atomic
 
-    for target in filter(None, (output, preview)):
-        write.check_output(target, source, folder_made=root is not None and target == output)
+    to_stdout = output == STDIO
+    for target in filter(None, (None if to_stdout else output, preview)):
+        write.check_output(
+            target, None if source == STDIO else source, folder_made=root is not None and target == output
+        )
         if os.path.lexists(target) and not force:
             raise OutputExistsError(f"{target}: exists, kept (use --force to overwrite)")
     max_bytes = options.get("max_bytes")
-    if max_bytes is not None and os.path.splitext(output)[1].lower() != ".png":
+    if max_bytes is not None and not to_stdout and os.path.splitext(output)[1].lower() != ".png":
         raise OptionError(f"{output}: --max-bytes budgets PNG outputs; this one is {os.path.splitext(output)[1]!r}")
     t = time.perf_counter()
-    q = compress(source, n_colors, **options)
+    q = compress(sys.stdin.buffer if source == STDIO else source, n_colors, **options)
     tw = time.perf_counter()
+    fmt = "stdout" + stdout_format if to_stdout else output  # the name whose extension picks the format
     if isinstance(q, Animation):  # frames mapped and encoded one at a time, then written whole
         with q:
             if preview:
                 raise OptionError(f"{source}: --preview is for still images, not animations ({q.n_frames} frames)")
-            data = q.encode(output)
+            data = q.encode(fmt)
     else:
-        data = encode(output, q.indices, q.palette, q.icc_profile)
+        data = encode(fmt, q.indices, q.palette, q.icc_profile)
     if q.stats.max_bytes is not None and len(data) > q.stats.max_bytes:  # the search encodes the same bytes
         raise BudgetError(f"{source}: {len(data)} bytes, more than the budget of {q.stats.max_bytes}; nothing written")
     if skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:
@@ -161,11 +174,18 @@ def run_job(
     side = encode_array(preview, q.preview(preview_diff, nbytes=len(data))) if preview else None
     if timeout and time.perf_counter() - t > timeout:  # finished late: as if the pool had stopped it
         raise JobTimeoutError(f"{source}: took longer than {timeout:g} s (--timeout); nothing written")
-    replaced = force and os.path.lexists(output)
-    nbytes = write_atomic(output, data, replace=force, root=root)
-    if on_write is not None:
-        on_write(output, not replaced)
-    if preview:
+    if to_stdout:  # the preview first: what went to stdout cannot be taken back
+        if preview:
+            write_atomic(preview, side, replace=force)
+            if on_write is not None:
+                on_write(preview, True)
+        nbytes = write.write_stream(data, sys.stdout.buffer, "<stdout>")
+    else:
+        replaced = force and os.path.lexists(output)
+        nbytes = write_atomic(output, data, replace=force, root=root)
+        if on_write is not None:
+            on_write(output, not replaced)
+    if preview and not to_stdout:
         try:
             write_atomic(preview, side, replace=force)
         except FastquantError as e:
@@ -180,13 +200,13 @@ def run_job(
     s = q.stats
     fig = {k: getattr(s, k) for k in ("mse", "psnr", "ssim", "alpha_max_error", "psnr_black", "psnr_white")}
     # What the file holds, not what was quantized (an animation's figures are of its frames as mapped).
-    if not isinstance(q, Animation) and not write.keeps_pixels(output, q.palette.shape[1]):
+    if not isinstance(q, Animation) and not write.keeps_pixels(fmt, q.palette.shape[1]):
         tm = time.perf_counter()
         fig = written_figures(data, q.original, ssim=s.ssim is not None)
         s.seconds["metrics"] = s.seconds.get("metrics", 0.0) + time.perf_counter() - tm
     rec = {
-        "input": os.fspath(source),
-        "output": os.fspath(output),
+        "input": "<stdin>" if source == STDIO else os.fspath(source),
+        "output": "<stdout>" if to_stdout else os.fspath(output),
         "status": "ok",
         "input_bytes": s.input_bytes,
         "output_bytes": nbytes,

@@ -171,6 +171,21 @@ class Quantized:
                 data = _write.encode(path, self.indices, self.palette, self.icc_profile)
         return _write.write_atomic(path, data)
 
+    def to_pil(self):
+        """The result as a Pillow image, ready for ``im.save("x.png")``.
+
+        Returns
+        -------
+        PIL.Image.Image
+            Mode ``"P"`` with the palette (k <= 256); with transparency,
+            ``info["transparency"]`` holds the entries' alpha as bytes (the
+            tRNS values), up to the last translucent entry.  Above 256
+            colours, an ``"RGB"`` or ``"RGBA"`` image.
+        """
+        from .pillow import to_pil
+
+        return to_pil(self.indices, self.palette)
+
     def preview(self, diff=False, *, nbytes=None):
         """Original and result side by side, as an image.
 

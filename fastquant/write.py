@@ -305,6 +305,31 @@ def write_atomic(path, data, *, replace=True, root=None):
     return len(data)
 
 
+def write_stream(data, stream, name):
+    """Write ``data`` whole to a binary ``stream`` (stdout) and flush it.
+
+    Returns
+    -------
+    int
+        Bytes written.
+
+    Raises
+    ------
+    OutputError
+        The stream is closed or its reader went away.
+    """
+    try:
+        stream.write(data)
+        stream.flush()
+    except (OSError, ValueError) as e:  # BrokenPipeError; ValueError: a closed stream
+        try:  # what is left in the buffer must not fail again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+        raise OutputError(f"{name}: cannot write: {getattr(e, 'strerror', None) or e}") from e
+    return len(data)
+
+
 def remove_temporary(folder, pid):
     """Remove the temporary files process ``pid`` left in ``folder`` (a killed worker's).
 

@@ -49,6 +49,18 @@ def shared_images():
 
 
 @pytest.fixture
+def noisy_jpeg(tmp_path):
+    """A small, heavily compressed JPEG of noise: no PNG of it can be smaller."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "noise.jpg"
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)).save(path, quality=10)
+    return path
+
+
+@pytest.fixture
 def image_tree(tmp_path, kodak):
     """tmp/in with a.png, sub/ünï cødé.png, sub/deeper/c d.png (Kodak copies),
     bad.png (text) and notes.txt."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastquant import cli, metrics
+from fastquant import arguments, cli, metrics
 
 JSON_KEYS = {"input", "output", "status", "input_bytes", "output_bytes", "ratio", "n_colors", "psnr", "ssim", "seconds"}
 
@@ -503,12 +503,12 @@ def test_timeout_out_of_range_is_a_usage_error(capsys, img, tmp_path, value):
 )
 def test_max_memory_sizes(value, ok):
     if ok:
-        assert cli.build_parser().parse_args(["x.png", "--max-memory", value]).max_memory >= 1 << 20
+        assert arguments.build_parser().parse_args(["x.png", "--max-memory", value]).max_memory >= 1 << 20
     else:
         with pytest.raises(SystemExit) as info:
-            cli.build_parser().parse_args(["x.png", "--max-memory", value])
+            arguments.build_parser().parse_args(["x.png", "--max-memory", value])
         assert info.value.code == 2
-    assert cli._memory("2G") == 2 << 30 and cli._memory("512m") == 512 << 20
+    assert arguments._memory("2G") == 2 << 30 and arguments._memory("512m") == 512 << 20
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "abc"])

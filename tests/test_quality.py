@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import fastquant
-from fastquant import cli, colorspace, compress, config, metrics, png, preview
+from fastquant import arguments, cli, colorspace, compress, config, metrics, png, preview
 from fastquant import dither as dithering
 from fastquant.errors import OptionError, SkippedLargerError
 
@@ -468,7 +468,7 @@ def test_quality_with_dither_is_judged_before_dithering(photo):
     "text,expected", [("60-80", (60, 80)), ("80", (0, 80)), ("-80", (0, 80)), ("65-", (65, 100)), ("0-100", (0, 100))]
 )
 def test_cli_quality_parsing(text, expected):
-    assert cli._quality(text) == expected
+    assert arguments._quality(text) == expected
 
 
 @pytest.mark.parametrize("text", ["80-60", "abc", "101", "-5-10", "60-80-90", "", "-"])
@@ -497,15 +497,6 @@ def test_cli_quality_below_min_writes_nothing(capsys, img, tmp_path):
 
 
 # ============================================================================ skip-if-larger, metadata, EXIF
-
-
-@pytest.fixture
-def noisy_jpeg(tmp_path):
-    """A small, heavily compressed JPEG of noise: no PNG of it can be smaller."""
-    rng = np.random.default_rng(0)
-    path = tmp_path / "noise.jpg"
-    Image.fromarray(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)).save(path, quality=10)
-    return path
 
 
 def test_cli_skip_if_larger(capsys, noisy_jpeg, tmp_path):
