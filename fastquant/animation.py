@@ -59,6 +59,23 @@ def _prepared_frames(frames, size):
         yield a, f.duration, f.disposal
 
 
+def merged_histogram(frames, resize=None):
+    """The histogram of every frame of ``frames`` together, as :func:`fastquant.compress` counts an
+    animation for its shared palette (pass 1; see the module docstring).
+
+    Returns
+    -------
+    colors : (M, 3|4) uint8 ndarray
+    counts : (M,) int64 ndarray
+    pixels : int
+        Pixels of all the (resized) frames.
+    sampled : bool
+    """
+    size = _resize.target_size(frames.width, frames.height, resize)
+    hist = _merged_histogram(frames, size)[0]
+    return hist.colors, hist.counts, frames.n_frames * size[0] * size[1], hist.sampled
+
+
 def _merged_histogram(frames, size):
     """Pass 1: the histogram of every frame together, the durations, the disposals and
     whether some pixel is not opaque.

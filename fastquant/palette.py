@@ -16,11 +16,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import api, config, histogram, io
+from . import animation, api, config, histogram, io
 from . import colorspace as _cs
 from . import fit as fitting
 from . import write as _write
 from .errors import InputError, OptionError
+from .frames import Frames
 
 #: Pixels per side of a colour's square in a saved swatch strip (one pixel above 256 colours).
 SWATCH = 8
@@ -252,12 +253,16 @@ class Counted(NamedTuple):
 
 
 def count(source, *, resize=None, max_pixels=io.DEFAULT_MAX_PIXELS, allow_truncated=False) -> Counted:
-    """Histogram of one source, read as :func:`fastquant.compress` reads it.
+    """Histogram of one source, read as :func:`fastquant.compress` reads it (every frame
+    of an animation).
 
     Parameters are those of :func:`fastquant.compress` (``source`` may also
     be a PIL image).
     """
-    p = api._prepare(_as_source(source), resize, max_pixels, False, lambda stage: None, allow_truncated)
+    p = api._prepare(_as_source(source), resize, max_pixels, False, lambda stage: None, allow_truncated, frames=True)
+    if isinstance(p, Frames):
+        with p:
+            return Counted(*animation.merged_histogram(p, resize))
     decoded = getattr(p, "decoded", None)
     if decoded is not None:
         decoded.close()
