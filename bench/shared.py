@@ -86,12 +86,17 @@ def shared(images: list[Path], k: int = 64, repeat: int = 3) -> str:
             rows.append(
                 [f"{version} --nofs {k} on the montage", f"{_psnr(_sq_error(montage, _rgb(out)), n):.2f}", "yes"]
             )
-        # time: interleaved whole-process runs
-        times = {"shared": [], "own": []}
+        sizes = {
+            name: sum((tmp / name / f"{p.stem}-fq{k}.png").stat().st_size for p in images) for name in ("shared", "own")
+        }
+        # time: interleaved whole-process runs, and the quantization alone in this process (no encoding)
+        times = {"shared": [], "own": [], "api-shared": [], "api-own": []}
         for _ in range(repeat):
             for name, extra in (("shared", ["--shared"]), ("own", [])):
                 folder = tmp / f"t-{name}"
                 times[name].append(run_cmd([*fq, *images, "-k", k, "--out-dir", folder, "-q", "-f", *extra], env=env))
+            times["api-shared"].append(_api_time(images, k, shared=True))
+            times["api-own"].append(_api_time(images, k, shared=False))
     fq_shared = float(rows[0][1])
     best_pq = max((float(r[1]) for r in rows[2:] if r[1] not in ("not installed",)), default=None)
     lines = [
@@ -105,11 +110,36 @@ def shared(images: list[Path], k: int = 64, repeat: int = 3) -> str:
     if best_pq is not None:
         lines.append(f"`--shared` minus the best pngquant: {fq_shared - best_pq:+.2f} dB (target: >= +0.2 dB).")
     ts, to = median(times["shared"]), median(times["own"])
+    qs, qo = median(times["api-shared"]), median(times["api-own"])
     lines += [
         "",
-        f"Time, whole `python -m fastquant` processes on the {len(images)} files (default -j), interleaved, median of"
-        f" {repeat}: `--shared` {ts:.2f} s, each file on its own {to:.2f} s; ratio {ts / to:.2f}"
-        " (target: <= 1.00, no slower).",
+        f"Time (interleaved, median of {repeat}; target: `--shared` no slower than each file on its own):",
+        "",
+        "| what | `--shared` | each file on its own | ratio |",
+        "|---|---|---|---|",
+        f"| whole `python -m fastquant` processes, default -j (read, quantize, SSIM, encode, write) | {ts:.2f} s"
+        f" | {to:.2f} s | {ts / to:.2f} |",
+        f"| quantization alone, in one process: `palette()` + `compress(palette=)` vs `compress()` (read, count,"
+        f" fit, map; no encoding) | {qs:.2f} s | {qo:.2f} s | {qs / qo:.2f} |",
+        f"| bytes written (indexed PNG, zlib level 9) | {sizes['shared']} | {sizes['own']} |"
+        f" {sizes['shared'] / sizes['own']:.2f} |",
         "",
     ]
     return "\n".join(lines)
+
+
+def _api_time(images: list[Path], k: int, shared: bool) -> float:
+    """Seconds to quantize every image in this process (warm), without encoding."""
+    import time
+
+    from fastquant import compress, palette
+
+    t = time.perf_counter()
+    if shared:
+        p = palette(images, k)
+        for path in images:
+            compress(path, palette=p)
+    else:
+        for path in images:
+            compress(path, k)
+    return time.perf_counter() - t

@@ -341,3 +341,23 @@ def test_palette_of_a_palette_image_is_its_colours(kodak, tmp_path):
     q = compress(kodak[0], 12)
     q.save(tmp_path / "q.gif")
     assert set(map(tuple, Palette.load(tmp_path / "q.gif").colors)) == set(map(tuple, q.palette))
+
+
+def test_importance_weights_on_a_large_graphic(monkeypatch):
+    # few colours, every pixel counted on the strip path: the weights are summed per colour over every pixel
+    monkeypatch.setattr(config, "SAMPLE_PIXELS", 2000)
+    rng = np.random.default_rng(4)
+    image = np.empty((120, 120, 3), np.uint8)
+    tiles = rng.integers(0, 256, (2, 20, 3)).astype(np.uint8)  # 20 colours in the corner, 20 elsewhere
+    which = rng.integers(0, 20, (12, 12)).repeat(10, 0).repeat(10, 1)
+    image[:] = tiles[1][which]
+    image[:40, :40] = tiles[0][which[:40, :40]]
+    w = np.ones((120, 120))
+    w[:40, :40] = 100.0
+
+    def corner(q):
+        d = q.image[:40, :40].astype(np.float64) - image[:40, :40]
+        return float((d * d).mean())
+
+    plain, weighted = compress(image, 8), compress(image, 8, weights=w)
+    assert corner(weighted) < 0.8 * corner(plain)
