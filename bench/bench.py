@@ -13,7 +13,7 @@ What is measured (per image and k, every installed tool; missing ones are skippe
 
 - fastquant: in-process and warm. One untimed warm-up run first (Numba compilation excluded), then the median
   of --repeat runs of the full job: compress(path, k, seed=0) (read + quantize) + q.save() of an indexed PNG
-  into a temp dir. Per-stage seconds come from q.stats.seconds (medians) plus our own timing of save().
+  into a temp dir. Per-stage seconds come from q.stats.stage_seconds (medians) plus our own timing of save().
 - prototype: the scikit-learn original, KMeans(n_clusters=k, random_state=42).fit() on ALL pixels as float64,
   then cluster_centers_[labels_] rounded to nearest and clipped to uint8 for scoring. Timed like the other
   in-process tools: one untimed run, then the median of --repeat runs of read + fit + reconstruct (~5 s each on

@@ -45,8 +45,8 @@ def _run_fastquant(name, options, case: Case, k: int, repeat: int, tmp: Path) ->
 
     seconds, runs = time_runs(job, repeat, warmup=1)
     q, written, _, _ = runs[-1]
-    stage_names = list(dict.fromkeys(n for q_, *_ in runs for n in q_.stats.seconds))
-    stages = {n: median(q_.stats.seconds.get(n) for q_, *_ in runs) for n in stage_names}
+    stage_names = list(dict.fromkeys(n for q_, *_ in runs for n in q_.stats.stage_seconds))
+    stages = {n: median(q_.stats.stage_seconds.get(n) for q_, *_ in runs) for n in stage_names}
     stages["write"] = median(w for _, _, w, _ in runs)
     stages["compress"] = median(c for *_, c in runs)  # compress() alone: read + quantize, no write
     res = Result(

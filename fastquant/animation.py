@@ -12,11 +12,16 @@ the result is saved (or when its frames are first asked for).  With
 on that frame alone in pass 2.  At most two frames are held at a time.
 """
 
+from __future__ import annotations
+
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import config, histogram
 from . import resize as _resize
@@ -35,7 +40,7 @@ class AnimationStats(Stats):
     """
 
     frames: int = 0
-    frame_psnr: list = field(default_factory=list)
+    frame_psnr: list[float] = field(default_factory=list)
     mean_frame_psnr: float = 0.0
 
 
@@ -156,7 +161,18 @@ class Animation:
     icc_profile : bytes or None
     """
 
-    def __init__(self, source, palette, durations, disposal, loop, size, options, icc_profile, stats):
+    def __init__(
+        self,
+        source: Any,
+        palette: npt.NDArray[np.uint8] | None,
+        durations: list[float],
+        disposal: list[Any],
+        loop: int | None,
+        size: tuple[int, int],
+        options: dict[str, Any],
+        icc_profile: bytes | None,
+        stats: Any,
+    ) -> None:
         self._source, self.palette = source, palette
         self.durations, self.disposal, self.loop = durations, disposal, loop
         self.width, self.height = size
@@ -211,30 +227,30 @@ class Animation:
         return self
 
     @property
-    def frames(self):
+    def frames(self) -> list[npt.NDArray[np.uint8]]:
         """Each frame's palette indices, (H, W) uint8 (mapped on first use)."""
         return self._load()._frames
 
     @property
-    def palettes(self):
+    def palettes(self) -> list[npt.NDArray[np.uint8]]:
         """The palette of each frame, (k, 3|4) uint8: the shared one, or its own."""
         return self._load()._palettes
 
     @property
-    def stats(self):
+    def stats(self) -> AnimationStats:
         """:class:`AnimationStats` (complete once the frames have been mapped: asking maps them)."""
         if not getattr(self, "_done", False):
             self._load()
         return self._stats.stats
 
-    def images(self):
+    def images(self) -> Iterator[npt.NDArray[np.uint8]]:
         """Yield each frame as an (H, W, 3|4) uint8 array (``palette[indices]``)."""
         for idx, palette in zip(self.frames, self.palettes):
             yield palette[idx]
 
     # ------------------------------------------------------------------ output
 
-    def encode(self, format=".gif", *, deltas=True):
+    def encode(self, format: str | os.PathLike = ".gif", *, deltas: bool = True) -> bytes:
         """The encoded animation as bytes.
 
         ``format`` is ``".gif"``, ``".png"`` (APNG; also ``".apng"``) or
@@ -257,7 +273,7 @@ class Animation:
             deltas=deltas,
         )
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> int:
         """Write the animation; the format follows the extension (``.gif``, ``.png``/``.apng``, ``.webp``).
 
         Written to a temporary name and renamed over ``path``.
@@ -269,19 +285,19 @@ class Animation:
         """
         return _write.write_atomic(path, self.encode(path))
 
-    def close(self):
+    def close(self) -> None:
         """Close the input (frames not mapped yet can no longer be)."""
         if self._source is not None:
             self._source.close()
             self._source = None
 
-    def __enter__(self):
+    def __enter__(self) -> Animation:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         k = f"{len(self.palette)} colours" if self.palette is not None else "a palette per frame"
         return f"<Animation {self.width}x{self.height}, {self.n_frames} frames, {k}>"
 
@@ -343,7 +359,7 @@ def quantize(
         psnr=math.nan,
         iterations=iterations,
         input_bytes=frames.nbytes,
-        seconds=seconds,
+        stage_seconds=seconds,
         frames=frames.n_frames,
     )
     # What compress() is given for each frame: the shared palette, or what to fit one with.

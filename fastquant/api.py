@@ -1,10 +1,14 @@
 """``compress()``: read, resize, histogram, palette, remap; and its result type."""
 
+from __future__ import annotations
+
 import math
 import os
 import time
+from typing import IO, TYPE_CHECKING, Any, Literal, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import animation, budget, config, histogram, io, large, metrics, rdmap, remap
 from . import colorspace as _cs
@@ -12,9 +16,17 @@ from . import dither as _dither
 from . import fit as fitting
 from . import resize as _resize
 from .errors import OptionError, QualityError
-from .fit import MAX_COLORS
+from .fit import MAX_COLORS, Colors
 from .frames import Frames
 from .result import Quantized, Stats
+
+if TYPE_CHECKING:
+    import PIL.Image
+
+#: What :func:`compress` reads: a path, a file's bytes, a binary file object, an array or a PIL image.
+ImageSource = Union[
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], npt.NDArray[Any], "PIL.Image.Image"
+]
 
 
 def _check_colors(n_colors):
@@ -41,7 +53,7 @@ def _check_dither(dither, strength):
     return dither, float(strength)
 
 
-def auto_dither_strength(n_colors):
+def auto_dither_strength(n_colors: int) -> float:
     """Default Floyd-Steinberg strength for a palette of ``n_colors`` entries.
 
     0.2 from 128 colours up, rising to 1.0 at 8 colours and fewer.  With many
@@ -284,33 +296,33 @@ def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
 
 
 def compress(
-    image,
-    n_colors=256,
+    image: ImageSource,
+    n_colors: int = 256,
     *,
-    resize=None,
-    seed=0,
-    speed=4,
-    max_iter=None,
-    tol=None,
-    init="wu",
-    swap_rounds=None,
-    posterize=0,
-    ssim=False,
-    max_pixels=io.DEFAULT_MAX_PIXELS,
-    dither=None,
-    dither_strength=None,
-    colorspace="rgb",
-    quality=None,
-    keep_metadata=False,
-    allow_truncated=False,
-    max_bytes=None,
-    rd_lambda=None,
-    palette=None,
-    fixed_colors=None,
-    weights=None,
-    max_frames=io.DEFAULT_MAX_FRAMES,
-    frame_palettes=False,
-):
+    resize: None | int | tuple[int, int] = None,
+    seed: int = 0,
+    speed: int = 4,
+    max_iter: int | None = None,
+    tol: float | None = None,
+    init: Literal["wu", "mediancut", "k-means++"] = "wu",
+    swap_rounds: int | None = None,
+    posterize: int = 0,
+    ssim: bool = False,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    dither: Literal["fs", "ordered", "none"] | None = None,
+    dither_strength: float | None = None,
+    colorspace: Literal["rgb", "oklab"] = "rgb",
+    quality: None | float | tuple[float, float] = None,
+    keep_metadata: bool = False,
+    allow_truncated: bool = False,
+    max_bytes: None | int | str = None,
+    rd_lambda: float | None = None,
+    palette: Colors | None = None,
+    fixed_colors: Colors | None = None,
+    weights: npt.ArrayLike | None = None,
+    max_frames: int | None = io.DEFAULT_MAX_FRAMES,
+    frame_palettes: bool = False,
+) -> Quantized | animation.Animation:
     """Quantize an image, or every frame of an animation, to at most ``n_colors`` colours with weighted k-means.
 
     Parameters
@@ -471,7 +483,7 @@ def compress(
     target = _check_quality(quality)
     speed_iter, speed_tol, speed_swaps, fit_colors = fitting.SPEEDS[_check_speed(speed)]
     posterize = _check_posterize(posterize)
-    seconds = {}
+    seconds: dict[str, float] = {}
     t = time.perf_counter()
 
     def lap(stage):
@@ -572,7 +584,7 @@ def _quantize(
     lap : callable
         ``lap(stage)`` adds the time since the last call to ``seconds[stage]``.
     seconds : dict
-        Becomes ``Stats.seconds``.
+        Becomes ``Stats.stage_seconds``.
     name : str
         The source's name, for messages.
     max_bytes : int or None
@@ -641,7 +653,7 @@ def _quantize(
         iterations=best.n_iter,
         input_bytes=p.nbytes,
         quality=score,
-        seconds=seconds,
+        stage_seconds=seconds,
     )
     stats.max_bytes = max_bytes
     big = isinstance(p, large.Prepared)

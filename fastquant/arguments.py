@@ -143,11 +143,6 @@ def _one_line(text):
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _one_line(text):
-    """``text`` with unprintable characters (a newline in a file name...) escaped, as repr() does."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 #: The examples at the end of ``--help``.
 EXAMPLES = """\
 examples:

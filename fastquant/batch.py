@@ -16,12 +16,15 @@ all, and :func:`start` runs the jobs on an executor from
   time limit there (``timeout`` is refused).  The core never imports dask.
 """
 
+from __future__ import annotations
+
 import concurrent.futures as cf
 import inspect
 import os
 import traceback
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Callable
 
 from . import write
 from .errors import (
@@ -68,7 +71,7 @@ class Result:
         "skipped": ``skip_if_larger`` kept the input (``exit_code`` 98; a
         skip is not a failure).
     record : dict
-        For "ok": bytes, colours, PSNR, SSIM, seconds... (see ``run_job``).
+        For "ok": bytes, colours, PSNR, SSIM, total_seconds... (see ``run_job``).
     error : str or None
         One-line reason for "error".
     exit_code : int
@@ -78,12 +81,12 @@ class Result:
     """
 
     source: str
-    output: Optional[str]
+    output: str | None
     status: str
-    record: dict = field(default_factory=dict)
-    error: Optional[str] = None
+    record: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
     exit_code: int = 0
-    trace: Optional[str] = None
+    trace: str | None = None
 
 
 def failed(source, error, output=None):
@@ -496,18 +499,19 @@ class Jobs:
 
 
 def compress_many(
-    sources,
-    out_dir=None,
+    sources: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | None = None,
     *,
-    executor=None,
-    root=None,
-    n_colors=256,
-    ext=None,
-    force=False,
-    jobs=None,
-    max_memory=None,
-    **options,
-):
+    executor: cf.Executor | None = None,
+    root: str | None = None,
+    n_colors: int = 256,
+    ext: str | None = None,
+    force: bool = False,
+    jobs: int | None = None,
+    max_memory: int | None = None,
+    progress: Callable[[Result], object] | None = None,
+    **options: Any,
+) -> Iterator[Result]:
     """Compress many files, yielding one :class:`Result` per source as each finishes.
 
     The options are checked before anything starts: an unknown keyword raises
@@ -533,6 +537,11 @@ def compress_many(
     n_colors, ext, force
         Palette size, output suffix, and whether existing outputs are replaced
         (the sources themselves never are).
+    progress : callable, optional
+        Called with each :class:`Result` just before it is yielded (failures
+        found while planning first, then in completion order), e.g. to drive
+        a progress bar: ``progress=lambda r: bar.update()``.  Whatever it
+        returns is ignored; an exception it raises stops the run.
     **options
         Passed to :func:`fastquant.compress`; also ``preview``,
         ``skip_if_larger`` and ``timeout`` (seconds per file: a worker that
@@ -541,8 +550,11 @@ def compress_many(
     Yields
     ------
     Result
-        In completion order; a failed file gives ``status == "error"``, one that
-        ``skip_if_larger`` kept gives ``"skipped"``.
+        In completion order, not the order of ``sources`` (``r.source`` says
+        which file it is): the failures found while planning (unreadable
+        folders, clashing outputs) first, then each file as it finishes; a
+        failed file gives ``status == "error"``, one that ``skip_if_larger``
+        kept gives ``"skipped"``.
     """
     check_options(options)
     if isinstance(sources, (str, bytes, os.PathLike)):
@@ -555,7 +567,18 @@ def compress_many(
     if out_dir is not None:
         kwargs["root"] = os.path.realpath(out_dir)
     running = start(pairs, kwargs, executor) if executor is not None else None  # checks timeout now
-    return _run_many(failures, running, pairs, kwargs, jobs, max_memory)
+    results = _run_many(failures, running, pairs, kwargs, jobs, max_memory)
+    return results if progress is None else _reporting(results, progress)
+
+
+def _reporting(results, progress):
+    """``results``, each passed to ``progress`` before it is yielded."""
+    try:
+        for r in results:
+            progress(r)
+            yield r
+    finally:
+        results.close()  # now, not when collected: stops the jobs not started
 
 
 def _run_many(failures, running, pairs, kwargs, jobs, max_memory):

@@ -73,12 +73,12 @@ def _line(rec, verbose):
         ssim += f", {rec['frames']} frames (mean PSNR {'inf' if mean is None else f'{mean:.2f}'} dB)"
     text = (
         f"{rec['input']} -> {rec['output']}: {rec['input_bytes']} -> {rec['output_bytes']} bytes"
-        f"{ratio}, {rec['n_colors']} colours, PSNR {psnr}{ssim}, {rec['seconds']:.2f} s"
+        f"{ratio}, {rec['n_colors']} colours, PSNR {psnr}{ssim}, {rec['total_seconds']:.2f} s"
     )
     if rec.get("preview"):
         text += f"; preview {rec['preview']}"
     if verbose:
-        text += " [" + ", ".join(f"{k} {v:.3f}" for k, v in rec["stages"].items()) + "]"
+        text += " [" + ", ".join(f"{k} {v:.3f}" for k, v in rec["stage_seconds"].items()) + "]"
     return text
 
 
@@ -153,7 +153,7 @@ class _Progress:
             "input_bytes": self.bytes_in,
             "output_bytes": self.bytes_out,
             "ratio": round(ratio, 4) if ratio is not None else None,
-            "seconds": round(time.perf_counter() - self.start, 3),
+            "total_seconds": round(time.perf_counter() - self.start, 3),
         }
 
 
@@ -454,7 +454,7 @@ def _main(argv):
         print(
             f"fastquant: {summary['ok']} of {summary['files']} files compressed, {summary['skipped']} "
             f"skipped, {summary['failed']} failed; {summary['input_bytes']} -> {summary['output_bytes']} "
-            f"bytes{ratio}; {summary['seconds']:.2f} s" + (" (interrupted)" if interrupted else ""),
+            f"bytes{ratio}; {summary['total_seconds']:.2f} s" + (" (interrupted)" if interrupted else ""),
             file=err,
         )
     if interrupted:  # the process ends now: a Ctrl-C more must not kill it with its code unsaid

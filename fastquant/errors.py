@@ -4,7 +4,7 @@
 class FastquantError(Exception):
     """Base class of every error fastquant raises on purpose."""
 
-    exit_code = 1
+    exit_code: int = 1
 
 
 class OptionError(FastquantError, ValueError):

@@ -6,13 +6,20 @@ merged histogram of many.  :func:`given` judges a palette given as is.  The
 helpers put fixed or given colours into the channels of the image.
 """
 
-from typing import NamedTuple
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import colorspace as _cs
 from . import config, histogram, large, lloyd, remap
 from .errors import OptionError
+
+if TYPE_CHECKING:
+    from .palette import Palette
 
 #: Largest palette: indices are stored as uint16.
 MAX_COLORS = 65536
@@ -69,6 +76,10 @@ def replicate(top, keep):
         v = (v << keep) | top
         n += keep
     return v >> (n - 8)
+
+
+#: Colours given as a :class:`fastquant.Palette`, a (k, 3|4) uint8 array, or hex strings ("#ff8800").
+Colors = Union["Palette", npt.ArrayLike, Sequence[str]]
 
 
 def check_palette(colors, name):

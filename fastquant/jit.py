@@ -66,7 +66,7 @@ class CompileWarning(UserWarning):
 announce = None
 
 _NOTICE_LOCK = threading.Lock()
-_announced = []
+_announced: list = []
 
 
 def _compile_notice(dispatcher):

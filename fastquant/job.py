@@ -123,8 +123,10 @@ def run_job(
         height, psnr (None for lossless), mse, ssim, quality, max_bytes (the budget, or None;
         n_colors is then the palette size kept), iterations,
         alpha_max_error, psnr_black, psnr_white (None without alpha; the
-        PSNRs also None when equal, like psnr), psnr_quantized, seconds,
-        stages (seconds per stage), and preview when written.  The figures
+        PSNRs also None when equal, like psnr), psnr_quantized,
+        total_seconds (the job's wall time: compressing, encoding and
+        writing), stage_seconds (``Stats.stage_seconds`` and "write"), and
+        preview when written.  The figures
         are of the file as written (decoded again when its format changes
         the pixels: JPEG, alpha flattened over white, a GIF's 1-bit
         transparency; see :func:`written_figures`); psnr_quantized is
@@ -196,14 +198,14 @@ def run_job(
             ) from e
         if on_write is not None:
             on_write(preview, True)
-    q.stats.seconds["write"] = time.perf_counter() - tw
+    q.stats.stage_seconds["write"] = time.perf_counter() - tw
     s = q.stats
     fig = {k: getattr(s, k) for k in ("mse", "psnr", "ssim", "alpha_max_error", "psnr_black", "psnr_white")}
     # What the file holds, not what was quantized (an animation's figures are of its frames as mapped).
     if not isinstance(q, Animation) and not write.keeps_pixels(fmt, q.palette.shape[1]):
         tm = time.perf_counter()
         fig = written_figures(data, q.original, ssim=s.ssim is not None)
-        s.seconds["metrics"] = s.seconds.get("metrics", 0.0) + time.perf_counter() - tm
+        s.stage_seconds["metrics"] = s.stage_seconds.get("metrics", 0.0) + time.perf_counter() - tm
     rec = {
         "input": "<stdin>" if source == STDIO else os.fspath(source),
         "output": "<stdout>" if to_stdout else os.fspath(output),
@@ -224,8 +226,8 @@ def run_job(
         "psnr_black": _db(fig["psnr_black"]),
         "psnr_white": _db(fig["psnr_white"]),
         "psnr_quantized": _db(s.psnr),
-        "seconds": round(time.perf_counter() - t, 4),
-        "stages": {k: round(v, 4) for k, v in s.seconds.items()},
+        "total_seconds": round(time.perf_counter() - t, 4),
+        "stage_seconds": {k: round(v, 4) for k, v in s.stage_seconds.items()},
     }
     if isinstance(q, Animation):
         rec["frames"] = s.frames

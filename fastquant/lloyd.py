@@ -18,9 +18,12 @@ the thread count (large work runs the chunks on Numba's threads,
 ``_sums_par``); ``_new_centers``, ``_nearest_other``, ``_kmeanspp``.
 """
 
-from typing import NamedTuple
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from . import boxes, config
 from .errors import OptionError
@@ -310,8 +313,18 @@ def _check_int(name, value, low=None):
 
 
 def kmeans(
-    points, k, *, weights=None, seed=0, max_iter=100, tol=1e-4, init="wu", swap_rounds=2, overrelax=None, fixed=None
-):
+    points: npt.ArrayLike,
+    k: int,
+    *,
+    weights: npt.ArrayLike | None = None,
+    seed: int = 0,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    init: Literal["wu", "mediancut", "k-means++"] = "wu",
+    swap_rounds: int = 2,
+    overrelax: float | None = None,
+    fixed: npt.ArrayLike | None = None,
+) -> KMeansResult:
     """Weighted k-means clustering (Lloyd's algorithm).
 
     Parameters

@@ -11,8 +11,11 @@ that fits one image's palette.  :func:`count` of each source can run in a
 separate process (it returns a small picklable :class:`Counted`).
 """
 
+from __future__ import annotations
+
 import os
-from typing import NamedTuple, Optional
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Union, cast
 
 import numpy as np
 
@@ -21,7 +24,16 @@ from . import colorspace as _cs
 from . import fit as fitting
 from . import write as _write
 from .errors import InputError, OptionError
+from .fit import Colors
 from .frames import Frames
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .api import ImageSource
+
+    #: A source :func:`palette` reads: as :func:`fastquant.compress` does, or a PIL image.
+    Source = Union[ImageSource, Image.Image]
 
 #: Pixels per side of a colour's square in a saved swatch strip (one pixel above 256 colours).
 SWATCH = 8
@@ -49,25 +61,25 @@ class Palette:
         Pixels the palette was fitted on (sum over the sources).
     """
 
-    def __init__(self, colors, *, mse: Optional[float] = None, n_pixels: Optional[int] = None):
+    def __init__(self, colors: Colors, *, mse: float | None = None, n_pixels: int | None = None) -> None:
         self.colors = fitting.check_palette(colors, "colors")
         self.mse, self.n_pixels = mse, n_pixels
         self.psnr = None if mse is None else _psnr(mse)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.colors)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         psnr = "" if self.psnr is None else f", union PSNR {self.psnr:.2f} dB"
         return f"<Palette {len(self.colors)} colours{psnr}>"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Palette) and np.array_equal(self.colors, other.colors)
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # mutable colours: not hashable
 
     @classmethod
-    def from_colors(cls, colors) -> "Palette":
+    def from_colors(cls, colors: Colors) -> Palette:
         """A palette of given colours.
 
         Parameters
@@ -79,7 +91,7 @@ class Palette:
         return cls(colors)
 
     @classmethod
-    def from_image(cls, source, *, max_pixels=io.DEFAULT_MAX_PIXELS) -> "Palette":
+    def from_image(cls, source: Source, *, max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> Palette:
         """The colours of an image with at most 65536 of them, exactly.
 
         Parameters
@@ -108,7 +120,7 @@ class Palette:
         return cls(colors)
 
     @classmethod
-    def load(cls, path) -> "Palette":
+    def load(cls, path: str | os.PathLike) -> Palette:
         """A palette from a file: ``.txt`` or ``.hex`` (hex colours), ``.gpl`` (GIMP), or an image.
 
         A text list holds one hex colour per line (``rrggbb`` or
@@ -142,7 +154,7 @@ class Palette:
             raise OptionError(f"{name}: no colours")
         return cls(_rows_array(rows))
 
-    def save(self, path) -> int:
+    def save(self, path: str | os.PathLike) -> int:
         """Write the palette: ``.gpl`` (GIMP, opaque colours only), ``.txt``/``.hex`` (hex, one a
         line) or a PNG swatch strip.
 
@@ -252,7 +264,13 @@ class Counted(NamedTuple):
     sampled: bool
 
 
-def count(source, *, resize=None, max_pixels=io.DEFAULT_MAX_PIXELS, allow_truncated=False) -> Counted:
+def count(
+    source: Source,
+    *,
+    resize: None | int | tuple[int, int] = None,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    allow_truncated: bool = False,
+) -> Counted:
     """Histogram of one source, read as :func:`fastquant.compress` reads it (every frame
     of an animation).
 
@@ -290,7 +308,7 @@ class Merged:
         self.sampled, self.pixels = sampled, pixels
 
 
-def merge(parts) -> Merged:
+def merge(parts: Iterable[Counted]) -> Merged:
     """One histogram of the pixels of all the sources together.
 
     RGB sources become opaque RGBA when any source has alpha.  A sampled
@@ -311,7 +329,9 @@ def merge(parts) -> Merged:
     if not parts:
         raise OptionError("no sources to fit a palette on")
     c = max(p.colors.shape[1] for p in parts)
-    merged, batch, held = None, [], 0
+    merged: tuple[Any, Any] | None = None
+    batch: list[tuple[Any, Any]] = []
+    held = 0
     for i, p in enumerate(parts):
         colors, counts = p.colors, p.counts
         if colors.shape[1] < c:
@@ -325,20 +345,21 @@ def merge(parts) -> Merged:
         if held >= config.MERGE_COLORS or i == len(parts) - 1:
             merged = histogram.merge(([merged] if merged is not None else []) + batch)[:2]
             batch, held = [], len(merged[0])
+    assert merged is not None  # parts is not empty
     return Merged(merged[0], merged[1], any(p.sampled for p in parts), sum(p.pixels for p in parts))
 
 
 def fit(
     merged: Merged,
-    n_colors=256,
+    n_colors: int = 256,
     *,
-    fixed_colors=None,
-    colorspace="rgb",
-    seed=0,
-    max_iter=100,
-    tol=1e-2,
-    init="wu",
-    swap_rounds=3,
+    fixed_colors: Colors | None = None,
+    colorspace: str = "rgb",
+    seed: int = 0,
+    max_iter: int = 100,
+    tol: float = 1e-2,
+    init: str = "wu",
+    swap_rounds: int = 3,
 ) -> Palette:
     """The palette of a merged histogram (options as for :func:`palette`)."""
     n_colors = api._check_colors(n_colors)
@@ -357,19 +378,19 @@ def fit(
 
 
 def palette(
-    sources,
-    n_colors=256,
+    sources: Source | Sequence[Source],
+    n_colors: int = 256,
     *,
-    fixed_colors=None,
-    colorspace="rgb",
-    resize=None,
-    seed=0,
-    max_iter=100,
-    tol=1e-2,
-    init="wu",
-    swap_rounds=3,
-    max_pixels=io.DEFAULT_MAX_PIXELS,
-    allow_truncated=False,
+    fixed_colors: Colors | None = None,
+    colorspace: str = "rgb",
+    resize: None | int | tuple[int, int] = None,
+    seed: int = 0,
+    max_iter: int = 100,
+    tol: float = 1e-2,
+    init: str = "wu",
+    swap_rounds: int = 3,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    allow_truncated: bool = False,
 ) -> Palette:
     """One palette for many images: the k-means of all their pixels together.
 
@@ -401,11 +422,10 @@ def palette(
     InputError, OptionError
         As :func:`fastquant.compress`; OptionError for no sources.
     """
-    if isinstance(sources, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or _is_pil(sources):
-        sources = [sources]
-    elif hasattr(sources, "read"):
-        sources = [sources]
-    counted = [count(s, resize=resize, max_pixels=max_pixels, allow_truncated=allow_truncated) for s in sources]
+    one = isinstance(sources, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray))
+    whole = one or _is_pil(sources) or hasattr(sources, "read")
+    items: list[Any] = [sources] if whole else list(cast(Iterable[Any], sources))
+    counted = [count(s, resize=resize, max_pixels=max_pixels, allow_truncated=allow_truncated) for s in items]
     return fit(
         merge(counted),
         n_colors,

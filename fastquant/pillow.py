@@ -4,9 +4,18 @@ Pillow images in are normalised where every other source is, in
 :mod:`fastquant.io`.  Pillow is imported only when these functions run.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .errors import OptionError
+
+if TYPE_CHECKING:
+    import PIL.Image
+
+    from .api import ImageSource
 
 # Pillow's Image.Dither values (NONE, ORDERED, RASTERIZE, FLOYDSTEINBERG) -> fastquant's dither.
 _PIL_DITHER = {0: None, 1: "ordered", 3: "fs"}
@@ -56,7 +65,9 @@ def pil_dither(dither):
     )
 
 
-def quantize(image, colors=256, *, dither=None, **options):
+def quantize(
+    image: ImageSource, colors: int = 256, *, dither: str | int | None = None, **options: Any
+) -> PIL.Image.Image:
     """Quantize an image to at most ``colors`` colours and return it as a Pillow palette image.
 
     A drop-in for ``image.quantize(colors)`` of Pillow: the same name for the
@@ -88,10 +99,16 @@ def quantize(image, colors=256, *, dither=None, **options):
     Raises
     ------
     OptionError
-        ``colors`` is not 1 to 256, or an option is wrong.
+        ``colors`` is not 1 to 256, an option is wrong, or the source is an
+        animation (:func:`fastquant.compress` quantizes every frame of one).
     """
     from .api import compress
+    from .result import Quantized
 
     if isinstance(colors, bool) or not isinstance(colors, (int, np.integer)) or not 1 <= colors <= 256:
         raise OptionError(f"colors must be an integer from 1 to 256 (a mode P image), got {colors!r}")
-    return compress(image, int(colors), dither=pil_dither(dither), **options).to_pil()
+    q = compress(image, int(colors), dither=pil_dither(dither), **options)
+    if not isinstance(q, Quantized):
+        q.close()
+        raise OptionError("quantize() makes one image, and this source is an animation: use fastquant.compress()")
+    return q.to_pil()

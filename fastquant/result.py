@@ -2,13 +2,22 @@
 (:class:`Stats`).
 """
 
+from __future__ import annotations
+
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import numpy.typing as npt
 
 from . import metrics
 from . import write as _write
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 
 @dataclass
@@ -53,9 +62,13 @@ class Stats:
     max_bytes : int or None
         The byte budget the indexed PNG was fitted into (``max_bytes``), or None;
         ``n_colors`` is then the palette size the search kept.
-    seconds : dict
+    stage_seconds : dict of str to float
         Wall time of each stage: read, resize, histogram, palette, remap, metrics
-        (summed over the palette sizes tried for a quality target).
+        (summed over the palette sizes tried for a quality target or a byte budget).
+    total_seconds : float
+        The sum of ``stage_seconds`` (read-only).
+    seconds : dict of str to float
+        Deprecated alias of ``stage_seconds`` (read-only; warns).
     """
 
     n_colors: int
@@ -65,18 +78,33 @@ class Stats:
     mse: float
     psnr: float
     iterations: int
-    input_bytes: Optional[int] = None
-    ssim: Optional[float] = None
-    quality: Optional[int] = None
-    alpha_max_error: Optional[int] = None
-    psnr_black: Optional[float] = None
-    psnr_white: Optional[float] = None
-    max_bytes: Optional[int] = None
-    seconds: dict = field(default_factory=dict)
+    input_bytes: int | None = None
+    ssim: float | None = None
+    quality: int | None = None
+    alpha_max_error: int | None = None
+    psnr_black: float | None = None
+    psnr_white: float | None = None
+    max_bytes: int | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self):
-        """The stats as a plain dict (JSON-ready)."""
-        return asdict(self)
+    @property
+    def total_seconds(self) -> float:
+        """Seconds of all stages together (the sum of ``stage_seconds``)."""
+        return float(sum(self.stage_seconds.values()))
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Deprecated: ``stage_seconds`` (the name said neither "stages" nor "total")."""
+        warnings.warn(
+            "Stats.seconds is deprecated: use Stats.stage_seconds (or Stats.total_seconds)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.stage_seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stats as a plain dict (JSON-ready), ``total_seconds`` included."""
+        return dict(asdict(self), total_seconds=self.total_seconds)
 
 
 class Quantized:
@@ -98,32 +126,39 @@ class Quantized:
         by :meth:`encode` and :meth:`save`.
     """
 
-    def __init__(self, palette, indices, original, stats, icc_profile=None):
+    def __init__(
+        self,
+        palette: npt.NDArray[np.uint8],
+        indices: npt.NDArray[np.unsignedinteger],
+        original: npt.NDArray[np.uint8] | Callable[[], npt.NDArray[np.uint8]],
+        stats: Stats,
+        icc_profile: bytes | None = None,
+    ) -> None:
         self.palette = palette
         self.indices = indices
         self._original = original  # or a callable that makes it (large images: read again on demand)
         self.stats = stats
         self.icc_profile = icc_profile
-        self._settings = {}  # compress()'s options, for save(max_bytes=...) to quantize again
+        self._settings: dict[str, Any] = {}  # compress()'s options, for save(max_bytes=...) to quantize again
 
     @property
-    def original(self):
+    def original(self) -> npt.NDArray[np.uint8]:
         """(H, W, 3|4) uint8 ndarray: the input after reading and resizing (see the class docstring)."""
         if callable(self._original):
             self._original = self._original()
         return self._original
 
     @property
-    def image(self):
+    def image(self) -> npt.NDArray[np.uint8]:
         """(H, W, 3|4) uint8 ndarray: ``palette[indices]``."""
         return self.palette[self.indices]
 
-    def encode(self, format=".png"):
+    def encode(self, format: str = ".png") -> bytes:
         """The encoded file as bytes; ``format`` is an extension such as ``".png"``."""
         fmt = format if format.startswith(".") else "." + format
         return _write.encode("x" + fmt, self.indices, self.palette, self.icc_profile)
 
-    def save(self, path, *, max_bytes=None):
+    def save(self, path: str | os.PathLike, *, max_bytes: None | int | str = None) -> int:
         """Write the result; the format follows the extension.
 
         ``.png`` is an indexed PNG (1, 2, 4 or 8 bits per pixel) when k <= 256,
@@ -152,26 +187,27 @@ class Quantized:
             from .budget import check_max_bytes
             from .errors import OptionError
 
-            max_bytes = check_max_bytes(max_bytes)
+            limit = check_max_bytes(max_bytes)
             ext = os.path.splitext(os.fspath(path))[1].lower()
             if ext != ".png" or len(self.palette) > 256:
                 raise OptionError(f"{os.fspath(path)}: max_bytes budgets indexed PNGs (.png, at most 256 colours)")
-            if len(data) > max_bytes:
+            if len(data) > limit:
                 from .api import compress
 
                 again = compress(
                     self.original,
                     len(self.palette),
-                    max_bytes=max_bytes,
+                    max_bytes=limit,
                     ssim=self.stats.ssim is not None,
                     max_pixels=None,
                     **self._settings,
                 )
+                assert isinstance(again, Quantized)  # an array is a still, never an Animation
                 self.palette, self.indices, self.stats = again.palette, again.indices, again.stats
                 data = _write.encode(path, self.indices, self.palette, self.icc_profile)
         return _write.write_atomic(path, data)
 
-    def to_pil(self):
+    def to_pil(self) -> PIL.Image.Image:
         """The result as a Pillow image, ready for ``im.save("x.png")``.
 
         Returns
@@ -186,7 +222,7 @@ class Quantized:
 
         return to_pil(self.indices, self.palette)
 
-    def preview(self, diff=False, *, nbytes=None):
+    def preview(self, diff: bool = False, *, nbytes: int | None = None) -> npt.NDArray[np.uint8]:
         """Original and result side by side, as an image.
 
         Parameters
@@ -214,6 +250,6 @@ class Quantized:
         fields = [f"k={s.n_colors}", f"PSNR={psnr}dB", f"SSIM={score:.4f}", f"{size} bytes"]
         return captioned(side_by_side(self.original, self.image, diff=True), fields)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         s = self.stats
         return f"<Quantized {s.width}x{s.height}, {s.n_colors} colours, PSNR {s.psnr:.2f} dB>"

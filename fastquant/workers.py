@@ -149,7 +149,7 @@ def start_method():
     return "spawn"
 
 
-_WARM = []
+_WARM: list = []
 
 
 def _warm_kernels():

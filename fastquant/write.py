@@ -151,7 +151,7 @@ def check_output(path, source=None, *, folder_made=False):
 
 # ----------------------------------------------------------------------------- atomic writes
 
-_UMASK = []
+_UMASK: list = []
 
 #: Name prefix of temporary files; the writing process's id follows, so that
 #: a parent can remove what a killed worker left (:func:`remove_temporary`).

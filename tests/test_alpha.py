@@ -236,7 +236,7 @@ def test_stats_alpha_fields(images_dir, opts):
     assert s.psnr_white == pytest.approx(_over_ref(a, b, 255.0), rel=1e-10)
     # mse / psnr stay on the straight RGBA values
     assert s.mse == pytest.approx(np.mean((a.astype(np.float64) - b) ** 2), rel=1e-9)
-    assert "metrics" in s.seconds
+    assert "metrics" in s.stage_seconds
     d = s.as_dict()
     assert {"alpha_max_error", "psnr_black", "psnr_white"} <= set(d)
 

@@ -55,8 +55,8 @@ def test_stats_consistent(kodim, q256):
     assert s.input_bytes == Path(kodim).stat().st_size
     assert isinstance(s.iterations, int) and s.iterations >= 0
     assert s.ssim is None
-    assert {"read", "resize", "histogram", "palette", "remap"} <= set(s.seconds)
-    assert all(v >= 0 for v in s.seconds.values())
+    assert {"read", "resize", "histogram", "palette", "remap"} <= set(s.stage_seconds)
+    assert all(v >= 0 for v in s.stage_seconds.values())
     d = s.as_dict()
     assert d["n_colors"] == s.n_colors and d["mse"] == s.mse
     assert str(s.n_colors) in repr(q)
@@ -84,7 +84,7 @@ def test_ssim_option(kodim):
     q = compress(kodim, 64, ssim=True, resize=256)
     assert 0.8 < q.stats.ssim <= 1.0
     assert q.stats.ssim == pytest.approx(metrics.ssim(q.original, q.image), rel=1e-12)
-    assert "metrics" in q.stats.seconds
+    assert "metrics" in q.stats.stage_seconds
 
 
 def test_save_png_smaller_and_exact(tmp_path, kodim, q256):

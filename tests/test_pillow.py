@@ -141,3 +141,8 @@ def test_lazily_opened_damaged_pil_image_is_an_input_error():
 
     with pytest.raises(InputError, match="cannot decode"):
         compress(im, 16)
+
+
+def test_quantize_refuses_an_animation_in_one_line():
+    with pytest.raises(OptionError, match="animation"):
+        quantize(DATA / "odd" / "traffic_light.gif", 16)
