@@ -46,6 +46,26 @@ def _srgb_to_linear_table():
 LINEAR = _srgb_to_linear_table()
 
 
+def gamma_to_srgb(gamma):
+    """The sRGB level of every uint8 sample of a PNG with file gamma ``gamma`` (its gAMA chunk).
+
+    A sample ``v`` stands for the light ``(v / 255) ** (1 / gamma)``, which is
+    encoded with the sRGB curve, as a viewer that honours gAMA shows it.
+
+    Parameters
+    ----------
+    gamma : float
+        > 0; 1 / 2.2 (0.45455) is about sRGB, 1.0 linear light.
+
+    Returns
+    -------
+    (256,) uint8 ndarray
+    """
+    light = (np.arange(256) / 255.0) ** (1.0 / gamma)
+    srgb = np.where(light <= 0.0031308, 12.92 * light, 1.055 * light ** (1 / 2.4) - 0.055)
+    return np.clip(np.round(srgb * 255.0), 0, 255).astype(np.uint8)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def srgb_to_oklab_at(colors, i, lin, scale, out, j):
     """Write OKLab of colour ``colors[i]``, times ``scale``, into ``out[j]``.

@@ -25,7 +25,8 @@ Hostile inputs are bounded before they cost anything:
 
 Every mode is normalised to (H, W, 3) RGB or (H, W, 4) RGBA uint8, by
 :func:`read_image` for the whole image, or strip by strip by
-:func:`open_image`.  Writing is :mod:`fastquant.write` (the indexed PNG
+:func:`open_image`.  Colour values become sRGB values where a PNG says
+they are not: see :func:`gamma_table`.  Writing is :mod:`fastquant.write` (the indexed PNG
 encoder is :mod:`fastquant.png`).
 """
 
@@ -255,6 +256,28 @@ def open_image(
     return Decoded(name, nbytes, image=im, header=header)
 
 
+def gamma_table(im):
+    """The sRGB level of each colour sample of a Pillow image, or None to keep them.
+
+    A PNG with a gAMA chunk and neither sRGB nor iCCP (which viewers follow
+    instead) is shown by gamma-aware viewers (browsers) as
+    :func:`fastquant.colorspace.gamma_to_srgb` says, and written out without
+    gAMA: so its samples are converted to sRGB values first, as pngquant does,
+    and the palette is fitted on what is seen.  A gamma within 5% of sRGB's
+    1/2.2 counts as sRGB, as libpng counts it (no change).  Alpha is not
+    gamma-encoded and stays.  Other formats and chunks are left as they are.
+    """
+    info = im.info
+    gamma = info.get("gamma")
+    if im.format != "PNG" or not gamma or "srgb" in info or info.get("icc_profile"):
+        return None
+    if abs(gamma * 2.2 - 1.0) < 0.05:
+        return None
+    from .colorspace import gamma_to_srgb
+
+    return gamma_to_srgb(float(gamma))
+
+
 def _from_pil(im, max_pixels, info):
     """:class:`Decoded` of a caller's Pillow image (see :func:`open_image`)."""
     name = source_name(im)
@@ -295,7 +318,7 @@ class Decoded:
         self.name, self.nbytes = name, nbytes
         self._array, self._im = array, image
         self._owned = owned  # a caller's Pillow image is left open
-        self._channels = None
+        self._channels = self._gamma = None
         if array is not None:
             self.height, self.width, self._channels = array.shape
             self._alpha = self._channels == 4
@@ -319,6 +342,7 @@ class Decoded:
             self._target = "RGBA" if self._alpha else "RGB"
         if not self._alpha:
             self._channels = 3
+        self._gamma = gamma_table(im)
         self._orient = header.orientation
         w, h = im.size
         self.width, self.height = (h, w) if self._orient >= 5 else (w, h)
@@ -425,7 +449,10 @@ class Decoded:
             a = formats.ORIENT[o](a)
         if self._grey:
             a = _grey_with_key(a, self._mode in _WIDE, self._key)
-        return _grey_to_rgb(a)
+        a = _grey_to_rgb(a)
+        if self._gamma is not None:  # new array: ``a`` may be a read-only view
+            a = np.concatenate([self._gamma[a[:, :, :3]], a[:, :, 3:]], axis=2)
+        return a
 
     def close(self):
         """Free the decoded image."""

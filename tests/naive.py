@@ -458,3 +458,24 @@ def removal_costs(points, weights, centers, n_fixed):
         if j >= n_fixed:
             costs[j - n_fixed] += w * (np.sort(d)[1] - d[j])
     return costs
+
+
+def shown_srgb(path, pixels):
+    """``pixels`` (H, W, 3|4) uint8 as read from PNG ``path`` without colour management, made the
+    sRGB values a gAMA-honouring viewer shows: light ``(v / 255) ** (1 / gamma)`` encoded with the
+    sRGB curve, when the file has gAMA (outside 5% of 1/2.2) and neither sRGB nor iCCP; alpha stays.
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        gamma, info, fmt = im.info.get("gamma"), im.info, im.format
+    if fmt != "PNG" or not gamma or "srgb" in info or info.get("icc_profile") or abs(gamma * 2.2 - 1) < 0.05:
+        return pixels
+    table = np.zeros(256, np.uint8)
+    for v in range(256):  # one level at a time, with the sRGB curve written out
+        light = (v / 255.0) ** (1.0 / gamma)
+        srgb = 12.92 * light if light <= 0.0031308 else 1.055 * light ** (1 / 2.4) - 0.055
+        table[v] = min(255, max(0, int(np.floor(srgb * 255.0 + 0.5))))
+    out = pixels.copy()
+    out[..., :3] = table[pixels[..., :3]]
+    return out
