@@ -104,6 +104,9 @@ SSIM_BAND_ROWS = 64
 #: Pixels per step of :func:`fastquant.metrics.over_sq_error`: bounded memory.
 #: Results (the order of the float sums).
 PSNR_OVER_CHUNK = 1 << 18
+#: Preview panels (``--preview``, ``Quantized.preview()``) of more pixels than this are
+#: scaled down to it: a large photo's preview then costs a second or two.
+PREVIEW_PIXELS = 1 << 20
 #: Output rows resampled at a time by :func:`fastquant.resize.resize`, to bound
 #: the float64 temporaries.
 RESIZE_BLOCK_ROWS = 512

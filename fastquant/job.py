@@ -125,8 +125,9 @@ def run_job(
         alpha_max_error, psnr_black, psnr_white (None without alpha; the
         PSNRs also None when equal, like psnr), psnr_quantized,
         total_seconds (the job's wall time: compressing, encoding and
-        writing), stage_seconds (``Stats.stage_seconds`` and "write"), and
-        preview when written.  The figures
+        writing; not the preview's), stage_seconds (``Stats.stage_seconds``
+        and "write"), and preview and preview_seconds when a preview was
+        written.  The figures
         are of the file as written (decoded again when its format changes
         the pixels: JPEG, alpha flattened over white, a GIF's 1-bit
         transparency; see :func:`written_figures`); psnr_quantized is
@@ -173,12 +174,16 @@ def run_job(
             f"{source}: skipped: the result, {len(data)} bytes, is not smaller than "
             f"the input, {q.stats.input_bytes} bytes; nothing written"
         )
-    side = encode_array(preview, q.preview(preview_diff, nbytes=len(data))) if preview else None
+    tp = time.perf_counter()  # the preview's time is its own, not the file's
+    side = encode_array(preview, q.preview(preview_diff, nbytes=len(data)), fast=True) if preview else None
+    preview_seconds = time.perf_counter() - tp
     if timeout and time.perf_counter() - t > timeout:  # finished late: as if the pool had stopped it
         raise JobTimeoutError(f"{source}: took longer than {timeout:g} s (--timeout); nothing written")
     if to_stdout:  # the preview first: what went to stdout cannot be taken back
         if preview:
+            tp = time.perf_counter()
             write_atomic(preview, side, replace=force)
+            preview_seconds += time.perf_counter() - tp
             if on_write is not None:
                 on_write(preview, True)
         nbytes = write.write_stream(data, sys.stdout.buffer, "<stdout>")
@@ -188,6 +193,7 @@ def run_job(
         if on_write is not None:
             on_write(output, not replaced)
     if preview and not to_stdout:
+        tp = time.perf_counter()
         try:
             write_atomic(preview, side, replace=force)
         except FastquantError as e:
@@ -198,7 +204,8 @@ def run_job(
             ) from e
         if on_write is not None:
             on_write(preview, True)
-    q.stats.stage_seconds["write"] = time.perf_counter() - tw
+        preview_seconds += time.perf_counter() - tp
+    q.stats.stage_seconds["write"] = time.perf_counter() - tw - preview_seconds
     s = q.stats
     fig = {k: getattr(s, k) for k in ("mse", "psnr", "ssim", "alpha_max_error", "psnr_black", "psnr_white")}
     # What the file holds, not what was quantized (an animation's figures are of its frames as mapped).
@@ -226,7 +233,7 @@ def run_job(
         "psnr_black": _db(fig["psnr_black"]),
         "psnr_white": _db(fig["psnr_white"]),
         "psnr_quantized": _db(s.psnr),
-        "total_seconds": round(time.perf_counter() - t, 4),
+        "total_seconds": round(time.perf_counter() - t - preview_seconds, 4),
         "stage_seconds": {k: round(v, 4) for k, v in s.stage_seconds.items()},
     }
     if isinstance(q, Animation):
@@ -234,6 +241,7 @@ def run_job(
         rec["mean_frame_psnr"] = _db(s.mean_frame_psnr)
     if preview:
         rec["preview"] = os.fspath(preview)
+        rec["preview_seconds"] = round(preview_seconds, 4)
     return rec
 
 

@@ -222,8 +222,10 @@ class Quantized:
 
         return to_pil(self.indices, self.palette)
 
-    def preview(self, diff: bool = False, *, nbytes: int | None = None) -> npt.NDArray[np.uint8]:
-        """Original and result side by side, as an image.
+    def preview(
+        self, diff: bool = False, *, nbytes: int | None = None, max_pixels: int | None = None
+    ) -> npt.NDArray[np.uint8]:
+        """Original and result side by side, labelled, as an image.
 
         Parameters
         ----------
@@ -233,22 +235,33 @@ class Quantized:
         nbytes : int, optional
             The size shown in the caption; default: the size of
             ``encode(".png")``.
+        max_pixels : int, optional
+            Panels of more pixels are scaled down to it (box filter, aspect
+            kept; the label says so); default ``config.PREVIEW_PIXELS``
+            (about 1 MP), so that the preview of a large photo stays cheap.
 
         Returns
         -------
-        (H, 2W + 8, 3) uint8 ndarray; with ``diff``, (H + caption, 3W + 16, 3)
-        (wider when one caption field is wider than that)
+        (L + H', 2W' + 8, 3) uint8 ndarray, with W' x H' the panel size and
+        L the label strip (:func:`fastquant.preview.label_height`); with
+        ``diff``, (L + H' + caption, 3W' + 16, 3) (wider when one caption
+        field is wider than that)
         """
-        from .preview import captioned, side_by_side
+        from . import config
+        from .preview import preview
 
-        if not diff:
-            return side_by_side(self.original, self.image)
-        s = self.stats
-        score = s.ssim if s.ssim is not None else metrics.ssim(self.original, self.image)
-        size = len(self.encode(".png")) if nbytes is None else nbytes
-        psnr = "inf" if math.isinf(s.psnr) else f"{s.psnr:.2f}"
-        fields = [f"k={s.n_colors}", f"PSNR={psnr}dB", f"SSIM={score:.4f}", f"{size} bytes"]
-        return captioned(side_by_side(self.original, self.image, diff=True), fields)
+        caption = None
+        if diff:
+            s = self.stats
+            score = s.ssim
+            if score is None:
+                score = metrics.ssim(self.original, self.image, max_pixels=config.SSIM_MAX_PIXELS)
+            size = len(self.encode(".png")) if nbytes is None else nbytes
+            psnr = "inf" if math.isinf(s.psnr) else f"{s.psnr:.2f}"
+            caption = [f"k={s.n_colors}", f"PSNR={psnr}dB", f"SSIM={score:.4f}", f"{size} bytes"]
+        return preview(
+            self.original, self.image, n_colors=len(self.palette), diff=diff, caption=caption, max_pixels=max_pixels
+        )
 
     def __repr__(self) -> str:
         s = self.stats

@@ -70,9 +70,11 @@ def encode(path, indices, palette, icc_profile=None):
     return encode_array(path, palette[indices], icc_profile)
 
 
-def encode_array(path, image, icc_profile=None):
+def encode_array(path, image, icc_profile=None, *, fast=False):
     """Encode an (H, W, 3|4) uint8 array by the extension of ``path`` with imageio
     (embedding ``icc_profile`` where Pillow's writer for the format takes one).
+    ``fast``: a PNG at zlib level 1 instead of 9 (previews: about 10 times faster
+    for 10% more bytes).
     """
     import imageio.v3 as iio
 
@@ -82,7 +84,7 @@ def encode_array(path, image, icc_profile=None):
     if image.shape[2] == 4 and ext in _NO_ALPHA:
         image = over_white(image)
     try:
-        kw = {".png": {"compress_level": 9}, ".webp": {"lossless": True}}.get(ext, {})
+        kw = {".png": {"compress_level": 1 if fast else 9}, ".webp": {"lossless": True}}.get(ext, {})
         if icc_profile:
             kw = dict(kw, icc_profile=bytes(icc_profile))
         return iio.imwrite("<bytes>", image, extension=ext, plugin="pillow", **kw)

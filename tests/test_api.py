@@ -97,12 +97,16 @@ def test_save_png_smaller_and_exact(tmp_path, kodim, q256):
 
 
 def test_preview(q256):
+    from fastquant.preview import label_height
+
     p = q256.preview()
     h, w = q256.indices.shape
-    assert p.shape == (h, 2 * w + 8, 3) and p.dtype == np.uint8
-    np.testing.assert_array_equal(p[:, :w], q256.original)
-    np.testing.assert_array_equal(p[:, w + 8 :], q256.image)
+    top = label_height()
+    assert p.shape == (top + h, 2 * w + 8, 3) and p.dtype == np.uint8
+    np.testing.assert_array_equal(p[top:, :w], q256.original)
+    np.testing.assert_array_equal(p[top:, w + 8 :], q256.image)
     assert (p[:, w : w + 8] == 255).all()
+    assert (p[:top, :w] < 128).any() and (p[:top, w + 8 :] < 128).any()  # a label over each panel
 
 
 # ----------------------------------------------------------------------------- sources
@@ -453,8 +457,10 @@ def test_rgba_keeps_alpha(images_dir, name):
     im = Image.open(_io.BytesIO(q.encode(".png")))
     assert im.mode == "P"
     np.testing.assert_array_equal(np.asarray(im.convert("RGBA")), q.image)
+    from fastquant.preview import label_height
+
     p = q.preview()
-    assert p.shape == (src.shape[0], 2 * src.shape[1] + 8, 3)
+    assert p.shape == (label_height() + src.shape[0], 2 * src.shape[1] + 8, 3)
 
 
 def test_rgba_translucent_entries_first(images_dir):

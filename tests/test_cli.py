@@ -311,11 +311,14 @@ def test_preview(capsys, img, tmp_path):
     pv = tmp_path / "side.png"
     code, out, err = run(capsys, img, "--preview", pv)
     assert code == 0 and err == []
+    from fastquant.preview import label_height
+
+    top = label_height()
     with Image.open(pv) as im:
-        assert im.size == (2 * 768 + 8, 512)
+        assert im.size == (2 * 768 + 8, top + 512)
         prev = np.asarray(im.convert("RGB"))
-    np.testing.assert_array_equal(prev[:, :768], rgb(img.path))
-    np.testing.assert_array_equal(prev[:, 776:], rgb(img.default_output()))
+    np.testing.assert_array_equal(prev[top:, :768], rgb(img.path))
+    np.testing.assert_array_equal(prev[top:, 776:], rgb(img.default_output()))
     assert img.unchanged()
 
 
@@ -443,9 +446,11 @@ def test_subprocess_demo(tmp_path):
         w, h = im.size
     with Image.open(tmp_path / "fastquant-demo-fq256.png") as im:
         assert im.mode == "P" and im.size == (w, h)
+    from fastquant.preview import label_height
+
     with Image.open(tmp_path / "fastquant-demo-preview.png") as im:
-        assert im.size == (2 * w + 8, h)
-    assert "fastquant-demo.png ->" in r.stdout
+        assert im.size == (2 * w + 8, label_height() + h)
+    assert "fastquant-demo.png ->" in r.stdout and "; preview fastquant-demo-preview.png" in r.stdout
     assert os.path.getsize(tmp_path / "fastquant-demo-fq256.png") < os.path.getsize(tmp_path / "fastquant-demo.png")
 
 

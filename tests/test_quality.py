@@ -4,6 +4,7 @@ Every new kernel is checked against its slow reference in tests/naive.py.
 """
 
 import io as _io
+import json
 import shutil
 import subprocess
 import sys
@@ -588,71 +589,98 @@ def test_compress_applies_exif_orientation(images_dir):
 # ============================================================================ preview
 
 
-def _read_caption(strip, pad=6, scale=2):
-    """Read the caption back, line by line, by matching each character cell with the font."""
-    lines = []
-    cell = 6 * scale
-    y = pad + scale
-    while y + 7 * scale <= strip.shape[0]:
-        row = strip[y : y + 7 * scale : scale, :, :].min(axis=2) < 128  # one sample per font pixel
-        text = ""
-        for x in range(pad, strip.shape[1] - cell + 1, cell):
-            glyph = row[:, x : x + 5 * scale : scale]
-            match = [ch for ch, g in preview.FONT.items() if np.array_equal(g, glyph)]
-            text += match[0] if match else "?"
-        lines.append(text.rstrip())
-        y += 9 * scale
-    return [line for line in lines if line]
+def _caption(width, fields):
+    """The caption strip ``fields`` give under a panel row ``width`` pixels wide."""
+    return preview.captioned(np.zeros((0, width, 3), np.uint8), fields)
 
 
-def test_font():
-    for ch, g in preview.FONT.items():
-        assert g.shape == (7, 5), ch
-    shapes = {g.tobytes() for g in preview.FONT.values()}
-    assert len(shapes) == len(preview.FONT)  # no two characters look the same
-    m = preview.render_text("k=42", scale=2)
-    assert m.shape == (14, 48) and m.dtype == bool
-    np.testing.assert_array_equal(m[::2, 12:22:2], preview.FONT["="])
+def _label(text, width):
+    """A label as Pillow draws it in its built-in font, on a white strip ``width`` pixels wide."""
+    from PIL import ImageDraw, ImageFont
+
+    strip = Image.new("RGB", (width, preview.label_height()), (255, 255, 255))
+    ImageDraw.Draw(strip).text((1, preview.PAD), text, fill=(0, 0, 0), font=ImageFont.load_default())
+    return np.asarray(strip)
 
 
 def test_preview_diff(crop):
     q = compress(crop, 16)
     p = q.preview(diff=True)
     h, w, _ = crop.shape
-    assert p.shape[1] == 3 * w + 16 and p.shape[0] > h
-    np.testing.assert_array_equal(p[:h, :w], crop)
-    np.testing.assert_array_equal(p[:h, w + 8 : 2 * w + 8], q.image)
+    top = preview.label_height()
+    assert p.shape[1] == 3 * w + 16 and p.shape[0] > top + h
+    np.testing.assert_array_equal(p[top : top + h, :w], crop)
+    np.testing.assert_array_equal(p[top : top + h, w + 8 : 2 * w + 8], q.image)
     expected = np.minimum(np.abs(crop.astype(int) - q.image) * 4, 255)
-    np.testing.assert_array_equal(p[:h, 2 * w + 16 :], expected)
-    assert (p[:h, w : w + 8] == 255).all()
-    text = " ".join(_read_caption(p[h:]))
+    np.testing.assert_array_equal(p[top : top + h, 2 * w + 16 :], expected)
+    assert (p[: top + h, w : w + 8] == 255).all()
+    # labels drawn with Pillow's built-in font, one over each panel
+    for i, text in enumerate(["original", "16 colours", "difference x4"]):
+        np.testing.assert_array_equal(p[:top, i * (w + 8) : i * (w + 8) + w], _label(text, w))
     size = len(q.encode(".png"))
     ssim = metrics.ssim(crop, q.image)
-    assert text.split() == ["k=16", f"PSNR={q.stats.psnr:.2f}dB", f"SSIM={ssim:.4f}", str(size), "bytes"]
-    assert q.preview().shape == (h, 2 * w + 8, 3)  # the plain preview is unchanged
+    fields = ["k=16", f"PSNR={q.stats.psnr:.2f}dB", f"SSIM={ssim:.4f}", f"{size} bytes"]
+    np.testing.assert_array_equal(p[top + h :], _caption(3 * w + 16, fields))
+    plain = q.preview()
+    assert plain.shape == (top + h, 2 * w + 8, 3)
+    np.testing.assert_array_equal(plain[top:, w + 8 :], q.image)
 
 
-def test_preview_diff_small_image_wraps_caption(images_dir):
+def test_preview_caption_wraps_on_a_small_image(images_dir):
     q = compress(images_dir / "alpha" / "tango32_face-smile.png", 8)
     p = q.preview(diff=True, nbytes=1234)
-    lines = _read_caption(p[32:])
-    assert len(lines) > 1 and lines[0].startswith("k=") and lines[-1].endswith("bytes")
-    assert "1234" in " ".join(lines)
+    top = preview.label_height()
+    strip = p[top + 32 :]
+    one_line = _caption(10_000, ["k=8"])
+    assert strip.shape[0] > one_line.shape[0]  # wrapped onto several lines
+    assert (strip < 128).any()
+
+
+def test_preview_of_a_large_image_is_scaled_down(monkeypatch, kodak):
+    """Panels over config.PREVIEW_PIXELS are box-filtered down, and the label says so."""
+    monkeypatch.setattr(config, "PREVIEW_PIXELS", 400 * 260)
+    q = compress(kodak[0], 16)
+    h, w = q.indices.shape
+    pw, ph = preview.fit_size(w, h, 400 * 260)
+    assert pw * ph <= 400 * 260 and pw < w and abs(pw / ph - w / h) < 0.01
+    p = q.preview()
+    top = preview.label_height()
+    assert p.shape == (top + ph, 2 * pw + 8, 3)
+    with Image.fromarray(q.original) as im:
+        box = np.asarray(im.resize((pw, ph), Image.Resampling.BOX))
+    np.testing.assert_array_equal(p[top:, :pw], box)
+    np.testing.assert_array_equal(p[:top, :pw], _label(f"original (shown at {100 * pw / w:.0f}%)", pw))
+
+
+def test_preview_scales_alpha_weighted():
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[:, :20] = (255, 0, 0, 255)  # opaque red beside transparent "green" that must not bleed in
+    rgba[:, 20:] = (0, 255, 0, 0)
+    small = preview.scaled(rgba, (2, 2))
+    assert small[0, 0].tolist() == [255, 0, 0, 255] and small[0, 1, 3] == 0
 
 
 def test_cli_preview_diff(capsys, img, tmp_path):
     pv = tmp_path / "pv.png"
     out = tmp_path / "o.png"
-    code, _, err = run(capsys, img, "-o", out, "-k", "32", "--preview", pv, "--preview-diff")
+    code, stdout, err = run(capsys, img, "-o", out, "-k", "32", "--preview", pv, "--preview-diff")
     assert code == 0 and err == []
+    assert f"; preview {pv}" in stdout  # the line says where the preview went
     with Image.open(pv) as im:
         arr = np.asarray(im.convert("RGB"))
-    assert arr.shape[1] == 3 * 768 + 16 and arr.shape[0] > 512
-    text = " ".join(_read_caption(arr[512:]))
-    assert text.startswith("k=32 ") and text.endswith(f"{out.stat().st_size} bytes")
-    np.testing.assert_array_equal(arr[:512, 776:1544], rgb(out))
+    top = preview.label_height()
+    assert arr.shape[1] == 3 * 768 + 16 and arr.shape[0] > top + 512
+    np.testing.assert_array_equal(arr[top : top + 512, 776:1544], rgb(out))
+    assert (arr[top + 512 :] < 128).any()  # the caption
     code, _, err = run(capsys, img, "-o", tmp_path / "p.png", "--preview-diff")
     assert code == 2 and len(err) == 1 and not (tmp_path / "p.png").exists()
+
+
+def test_cli_preview_time_is_its_own(capsys, img, tmp_path):
+    code, stdout, _ = run(capsys, img, "-o", tmp_path / "o.png", "--preview", tmp_path / "pv.png", "--json")
+    rec = json.loads(stdout.splitlines()[0])
+    assert code == 0 and rec["preview_seconds"] > 0
+    assert "preview" not in rec["stage_seconds"]
 
 
 # ============================================================================ determinism, import
