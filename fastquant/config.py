@@ -133,6 +133,9 @@ STRIP_BYTES = 4 << 20
 #: Uncompressed bytes per independently compressed piece of a PNG's zlib
 #: stream (:func:`fastquant.png.deflate`).  Results (the compressed bytes).
 DEFLATE_PIECE = 1 << 16
+#: The same for the near-optimal deflate of indexed PNGs (:mod:`fastquant.deflate`):
+#: larger, since its pieces cost more to start (codes learnt afresh).  Results.
+STRONG_DEFLATE_PIECE = 1 << 17
 
 # ----------------------------------------------------------------------------- batch workers
 

@@ -479,3 +479,36 @@ def shown_srgb(path, pixels):
     out = pixels.copy()
     out[..., :3] = table[pixels[..., :3]]
     return out
+
+
+def huffman_cost(freq):
+    """Bits of the symbols counted in ``freq`` under an optimal (unlimited) prefix code (heapq Huffman)."""
+    import heapq
+
+    weights = [int(f) for f in freq if f > 0]
+    if len(weights) < 2:
+        return sum(weights)
+    heapq.heapify(weights)
+    total = 0
+    while len(weights) > 1:
+        a, b = heapq.heappop(weights), heapq.heappop(weights)
+        total += a + b  # every symbol below this node gets one bit longer
+        heapq.heappush(weights, a + b)
+    return total
+
+
+def cheapest_parse_cost(data, matches, lit_cost, len_cost, dist_cost):
+    """Least total cost of a parse of ``data`` into literals and matches (shortest paths by DP).
+
+    ``matches[i]`` lists (length, distance) pairs found at position i, nearest first; a match of
+    any length m from 3 up is taken at the nearest distance whose match reaches m."""
+    n = len(data)
+    best = [float("inf")] * (n + 1)
+    best[0] = 0.0
+    for i in range(n):
+        best[i + 1] = min(best[i + 1], best[i] + lit_cost[data[i]])
+        longest = max((length for length, _ in matches[i]), default=0)
+        for m in range(3, min(longest, n - i) + 1):
+            dist = next(d for length, d in matches[i] if length >= m)
+            best[i + m] = min(best[i + m], best[i] + len_cost[m] + dist_cost[dist])
+    return best[n]

@@ -1,0 +1,593 @@
+"""A deflate encoder that spends time for bytes: near-optimal parsing and block splitting, in Numba.
+
+zlib's level 9 parses lazily: at each position it takes the longest match (or
+a literal) unless the next position has a longer one.  On the index stream of
+a palette image, whose long runs and repeated rows offer many matches of many
+lengths, a choice made by a cost model does markedly better (as zopfli and
+libdeflate's strongest levels do).  :func:`deflate_raw` encodes one piece:
+
+1. every match worth knowing at every position is found once through hash
+   chains (up to ``chain`` candidates, lengths increasing, distances nearest
+   first), looking back into the 32 KiB before the piece;
+2. the cheapest parse is found by dynamic programming over the positions,
+   a literal or any match length costing its bits in the current Huffman
+   codes; the parse's own symbol counts give the next codes, ``passes`` times;
+3. the symbols are cut into blocks where a new set of codes pays for its
+   header (chunks of symbols merged greedily while one block is cheaper);
+4. each block is written with its dynamic Huffman codes (RFC 1951).
+
+A piece that is not the last ends on an empty stored block (as zlib's sync
+flush does), byte-aligned, so that pieces encoded on several threads join into
+one stream; their bytes do not depend on the thread count.
+"""
+
+import numpy as np
+
+from .jit import njit
+
+_LEN_BASE = np.array(
+    [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258],
+    np.int64,
+)
+_LEN_EXTRA = np.array([0] * 8 + [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4 + [5] * 4 + [0], np.int64)
+_DIST_BASE = np.array(
+    [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073]
+    + [4097, 6145, 8193, 12289, 16385, 24577],
+    np.int64,
+)
+_DIST_EXTRA = np.array([0, 0, 0, 0] + [i // 2 for i in range(2, 28)], np.int64)
+#: Order in which the code-length code's lengths are sent.
+_CL_ORDER = np.array([16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15], np.int64)
+
+
+def _code_of(base, top):
+    """For every value 0..top, the code whose range holds it (base: first value of each code)."""
+    out = np.zeros(top + 1, np.int64)
+    for code, b in enumerate(base):
+        out[b:] = code
+    return out
+
+
+_LEN_CODE = _code_of(_LEN_BASE, 258)
+_LEN_CODE[258] = 28  # 258 has a code of its own (227 + 31 would be code 27's range)
+_DIST_CODE = _code_of(_DIST_BASE, 32768)
+
+_WINDOW = 32768
+_HASH_BITS = 16
+_MAX_CANDIDATES = 8
+
+
+# ----------------------------------------------------------------------------- Huffman codes
+
+
+@njit(cache=True, nogil=True)
+def _huffman_lengths(freq, max_bits, lens):
+    """Code lengths (at most ``max_bits``) of a prefix code for ``freq``, written into ``lens``.
+
+    Huffman's tree by the two-queue method over the symbols sorted by count;
+    lengths past ``max_bits`` are brought back as in JPEG (ITU T.81 K.3); the
+    most frequent symbols get the shortest lengths.  Unused symbols get 0; a
+    single used symbol gets length 1.
+    """
+    lens[:] = 0
+    used = np.flatnonzero(freq > 0)
+    n = len(used)
+    if n == 0:
+        return
+    if n == 1:
+        lens[used[0]] = 1
+        return
+    order = used[np.argsort(freq[used], kind="mergesort")]  # ascending count, ties by symbol
+    weight = np.empty(2 * n, np.int64)
+    parent = np.full(2 * n, -1, np.int64)
+    for k in range(n):
+        weight[k] = freq[order[k]]
+    leaf, node, nxt = 0, n, n
+    for _ in range(n - 1):
+        pair = np.empty(2, np.int64)
+        for t in range(2):
+            if leaf < n and (node >= nxt or weight[leaf] <= weight[node]):
+                pair[t] = leaf
+                leaf += 1
+            else:
+                pair[t] = node
+                node += 1
+        weight[nxt] = weight[pair[0]] + weight[pair[1]]
+        parent[pair[0]] = nxt
+        parent[pair[1]] = nxt
+        nxt += 1
+    depth = np.zeros(2 * n, np.int64)
+    for k in range(nxt - 2, -1, -1):
+        depth[k] = depth[parent[k]] + 1
+    longest = 0
+    for k in range(n):
+        longest = max(longest, depth[k])
+    count = np.zeros(max(longest, max_bits) + 1, np.int64)
+    for k in range(n):
+        count[depth[k]] += 1
+    for i in range(longest, max_bits, -1):
+        while count[i] > 0:
+            j = i - 2
+            while count[j] == 0:
+                j -= 1
+            count[i] -= 2
+            count[i - 1] += 1
+            count[j + 1] += 2
+            count[j] -= 1
+    k = n - 1  # the most frequent first, shortest lengths first
+    for length in range(1, max_bits + 1):
+        for _ in range(count[length]):
+            lens[order[k]] = length
+            k -= 1
+
+
+@njit(cache=True, nogil=True)
+def _canonical(lens, codes):
+    """Canonical codes of ``lens``, bit-reversed for deflate's LSB-first stream, into ``codes``."""
+    count = np.zeros(16, np.int64)
+    for s in range(len(lens)):
+        count[lens[s]] += 1
+    count[0] = 0
+    nxt = np.zeros(16, np.int64)
+    code = 0
+    for b in range(1, 16):
+        code = (code + count[b - 1]) << 1
+        nxt[b] = code
+    for s in range(len(lens)):
+        b = lens[s]
+        if b:
+            c = nxt[b]
+            nxt[b] += 1
+            r = 0
+            for _ in range(b):
+                r = (r << 1) | (c & 1)
+                c >>= 1
+            codes[s] = r
+        else:
+            codes[s] = 0
+
+
+# ----------------------------------------------------------------------------- matches and parse
+
+
+@njit(cache=True, nogil=True)
+def _hash(data, i):
+    x = (np.int64(data[i]) << 16) | (np.int64(data[i + 1]) << 8) | np.int64(data[i + 2])
+    return ((x * 2654435761) & 0xFFFFFFFF) >> (32 - _HASH_BITS)
+
+
+@njit(cache=True, nogil=True)
+def _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand):
+    """Matches at every position of [start, end): lengths increasing, each the nearest reaching it.
+    A match of ``nice`` bytes or more is taken as found: the positions it covers get no matches
+    of their own (a long match is rarely worth cutting, and a run would cost 258 tries a byte).
+    """
+    head = np.full(1 << _HASH_BITS, -1, np.int64)
+    prev = np.full(_WINDOW, -1, np.int64)
+    for i in range(max(0, start - _WINDOW), start):
+        if i + 2 < end:
+            h = _hash(data, i)
+            prev[i & (_WINDOW - 1)] = head[h]
+            head[h] = i
+    n_cand[:] = 0
+    skip_to = start
+    for i in range(start, end):
+        k = i - start
+        top = min(258, end - i)
+        if top < 3:
+            continue
+        h = _hash(data, i)
+        if i >= skip_to:
+            c = head[h]
+            best = 2
+            steps = 0
+            while c >= 0 and i - c <= _WINDOW and steps < chain:
+                if data[c + best] == data[i + best]:
+                    m = 0
+                    while m < top and data[c + m] == data[i + m]:
+                        m += 1
+                    if m > best:
+                        best = m
+                        slot = min(n_cand[k], _MAX_CANDIDATES - 1)
+                        cand_len[k, slot] = m
+                        cand_dist[k, slot] = i - c
+                        n_cand[k] = slot + 1
+                        if m == top:
+                            break
+                nc = prev[c & (_WINDOW - 1)]
+                if nc >= c:
+                    break
+                c = nc
+                steps += 1
+            if best >= nice:
+                skip_to = i + best
+        prev[i & (_WINDOW - 1)] = head[h]
+        head[h] = i
+
+
+@njit(cache=True, nogil=True)
+def _parse(data, start, lo, hi, cand_len, cand_dist, n_cand, lit_cost, len_cost, dist_cost, sym_len, sym_dist):
+    """Cheapest parse of piece offsets [lo, hi) (data[start + lo:start + hi]) for the costs given,
+    into ``sym_len``, ``sym_dist``; returns the number of symbols (a literal has length 1).
+    """
+    n = hi - lo
+    cost = np.full(n + 1, np.iinfo(np.int32).max, np.int32)  # bits: whole numbers
+    via_len = np.zeros(n + 1, np.int64)
+    via_dist = np.zeros(n + 1, np.int64)
+    cost[0] = 0.0
+    for j in range(n):
+        k = lo + j
+        base = cost[j]
+        c = base + lit_cost[data[start + k]]
+        if c < cost[j + 1]:
+            cost[j + 1] = c
+            via_len[j + 1] = 1
+        shortest = 3
+        room = n - j
+        for t in range(n_cand[k]):
+            d = cand_dist[k, t]
+            dc = base + dist_cost[d]
+            for m in range(shortest, min(cand_len[k, t], room) + 1):
+                c = dc + len_cost[m]
+                if c < cost[j + m]:
+                    cost[j + m] = c
+                    via_len[j + m] = m
+                    via_dist[j + m] = d
+            shortest = cand_len[k, t] + 1
+    count = 0
+    j = n
+    while j > 0:
+        count += 1
+        j -= via_len[j]
+    j = n
+    for s in range(count - 1, -1, -1):
+        sym_len[s] = via_len[j]
+        sym_dist[s] = via_dist[j]
+        j -= via_len[j]
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _counts(data, pos, sym_len, sym_dist, lo, hi, ll, dd, len_code, dist_code):
+    """Add the litlen and distance symbol counts of symbols lo..hi-1 (``pos``: the first's data position)."""
+    for s in range(lo, hi):
+        m = sym_len[s]
+        if m == 1:
+            ll[data[pos]] += 1
+        else:
+            ll[257 + len_code[m]] += 1
+            dd[dist_code[sym_dist[s]]] += 1
+        pos += m
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code, dist_extra):
+    """Bits of every literal, length and distance under the Huffman codes of counts ``ll``, ``dd``
+    (a symbol not seen costs as much as the longest code).
+    """
+    ll_lens = np.zeros(286, np.int64)
+    d_lens = np.zeros(30, np.int64)
+    _huffman_lengths(ll, 15, ll_lens)
+    _huffman_lengths(dd, 15, d_lens)
+    for s in range(256):
+        lit_cost[s] = ll_lens[s] if ll_lens[s] else 16
+    for m in range(3, 259):
+        b = ll_lens[257 + len_code[m]]
+        len_cost[m] = (b if b else 16) + len_extra[len_code[m]]
+    for d in range(1, 32769):
+        b = d_lens[dist_code[d]]
+        dist_cost[d] = (b if b else 16) + dist_extra[dist_code[d]]
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+@njit(cache=True, nogil=True)
+def _rle(ll_lens, hlit, d_lens, hdist, rle_sym, rle_extra):
+    """The code lengths as code-length symbols (16: repeat the previous 3-6 times, 17: 3-10
+    zeros, 18: 11-138 zeros); returns their number.
+    """
+    total = hlit + hdist
+    seq = np.empty(total, np.int64)
+    seq[:hlit] = ll_lens[:hlit]
+    seq[hlit:] = d_lens[:hdist]
+    out = 0
+    i = 0
+    while i < total:
+        v = seq[i]
+        run = 1
+        while i + run < total and seq[i + run] == v:
+            run += 1
+        i += run
+        if v == 0:
+            while run >= 11:
+                r = min(run, 138)
+                rle_sym[out], rle_extra[out] = 18, r - 11
+                out += 1
+                run -= r
+            if run >= 3:
+                rle_sym[out], rle_extra[out] = 17, run - 3
+                out += 1
+                run = 0
+        else:
+            rle_sym[out], rle_extra[out] = v, 0
+            out += 1
+            run -= 1
+            while run >= 3:
+                r = min(run, 6)
+                rle_sym[out], rle_extra[out] = 16, r - 3
+                out += 1
+                run -= r
+        for _ in range(run):
+            rle_sym[out], rle_extra[out] = v, 0
+            out += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _block_codes(ll, dd, ll_lens, d_lens):
+    """Code lengths of a block's counts (made complete: at least two litlen and two distance codes)."""
+    ll2 = ll.copy()
+    ll2[256] = max(ll2[256], 1)
+    if np.count_nonzero(ll2) < 2:
+        ll2[0] += 1
+    dd2 = dd.copy()
+    while np.count_nonzero(dd2) < 2:
+        dd2[0 if dd2[0] == 0 else 1] += 1
+    _huffman_lengths(ll2, 15, ll_lens)
+    _huffman_lengths(dd2, 15, d_lens)
+    hlit = 286
+    while hlit > 257 and ll_lens[hlit - 1] == 0:
+        hlit -= 1
+    hdist = 30
+    while hdist > 1 and d_lens[hdist - 1] == 0:
+        hdist -= 1
+    return hlit, hdist
+
+
+@njit(cache=True, nogil=True)
+def _block_plan(ll, dd):
+    """A block's codes for counts ``ll``, ``dd``: litlen and distance code lengths, HLIT, HDIST,
+    the code lengths as code-length symbols (and their extra bits, their number) and the
+    code-length code's lengths.
+    """
+    ll_lens = np.zeros(286, np.int64)
+    d_lens = np.zeros(30, np.int64)
+    hlit, hdist = _block_codes(ll, dd, ll_lens, d_lens)
+    rle_sym = np.empty(hlit + hdist, np.int64)
+    rle_extra = np.empty(hlit + hdist, np.int64)
+    n = _rle(ll_lens, hlit, d_lens, hdist, rle_sym, rle_extra)
+    cl = np.zeros(19, np.int64)
+    for t in range(n):
+        cl[rle_sym[t]] += 1
+    cl_lens = np.zeros(19, np.int64)
+    _huffman_lengths(cl, 7, cl_lens)
+    return ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens
+
+
+@njit(cache=True, nogil=True)
+def _block_bits(ll, dd, len_extra, dist_extra):
+    """Bits of a dynamic block holding the symbols counted in ``ll``, ``dd`` (header included)."""
+    ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens = _block_plan(ll, dd)
+    bits = 3 + 14 + 4 * 3
+    for t in range(n):
+        s = rle_sym[t]
+        bits += cl_lens[s] + (2 if s == 16 else 3 if s == 17 else 7 if s == 18 else 0)
+    for s in range(19):
+        if cl_lens[s]:
+            bits += 3
+    for s in range(286):
+        if ll[s]:
+            bits += ll[s] * (ll_lens[s] + (len_extra[s - 257] if s > 256 else 0))
+    for s in range(30):
+        if dd[s]:
+            bits += dd[s] * (d_lens[s] + dist_extra[s])
+    return bits + ll_lens[256]
+
+
+@njit(cache=True, nogil=True)
+def _put(out, st, value, n):
+    """Append the n low bits of value to the stream (st: byte position, bit buffer, bits in it)."""
+    st[1] |= value << st[2]
+    st[2] += n
+    while st[2] >= 8:
+        out[st[0]] = st[1] & 255
+        st[0] += 1
+        st[1] >>= 8
+        st[2] -= 8
+
+
+@njit(cache=True, nogil=True)
+def _write_block(data, pos, sym_len, sym_dist, lo, hi, last, out, st, tables):
+    """Write symbols lo..hi-1 (the first at data position ``pos``) as one dynamic block."""
+    len_code, len_extra, dist_code, dist_extra, len_base, dist_base, cl_order = tables
+    ll = np.zeros(286, np.int64)
+    dd = np.zeros(30, np.int64)
+    end_pos = _counts(data, pos, sym_len, sym_dist, lo, hi, ll, dd, len_code, dist_code)
+    ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens = _block_plan(ll, dd)
+    hclen = 19
+    while hclen > 4 and cl_lens[cl_order[hclen - 1]] == 0:
+        hclen -= 1
+    _put(out, st, 1 if last else 0, 1)
+    _put(out, st, 2, 2)
+    _put(out, st, hlit - 257, 5)
+    _put(out, st, hdist - 1, 5)
+    _put(out, st, hclen - 4, 4)
+    for t in range(hclen):
+        _put(out, st, cl_lens[cl_order[t]], 3)
+    cl_codes = np.zeros(19, np.int64)
+    _canonical(cl_lens, cl_codes)
+    for t in range(n):
+        s = rle_sym[t]
+        _put(out, st, cl_codes[s], cl_lens[s])
+        if s >= 16:
+            _put(out, st, rle_extra[t], 2 if s == 16 else 3 if s == 17 else 7)
+    ll_codes = np.zeros(286, np.int64)
+    d_codes = np.zeros(30, np.int64)
+    _canonical(ll_lens, ll_codes)
+    _canonical(d_lens, d_codes)
+    for s in range(lo, hi):
+        m = sym_len[s]
+        if m == 1:
+            b = data[pos]
+            _put(out, st, ll_codes[b], ll_lens[b])
+        else:
+            lc = len_code[m]
+            _put(out, st, ll_codes[257 + lc], ll_lens[257 + lc])
+            if len_extra[lc]:
+                _put(out, st, m - len_base[lc], len_extra[lc])
+            d = sym_dist[s]
+            dc = dist_code[d]
+            _put(out, st, d_codes[dc], d_lens[dc])
+            if dist_extra[dc]:
+                _put(out, st, d - dist_base[dc], dist_extra[dc])
+        pos += m
+    _put(out, st, ll_codes[256], ll_lens[256])
+    return end_pos
+
+
+@njit(cache=True, nogil=True)
+def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, chunk, out, tables):
+    """Raw deflate of data[start:end] into ``out``; returns the bytes written."""
+    len_code, len_extra, dist_code, dist_extra = tables[0], tables[1], tables[2], tables[3]
+    n = end - start
+    st = np.zeros(3, np.int64)
+    if n > 0:
+        cand_len = np.empty((n, _MAX_CANDIDATES), np.int16)
+        cand_dist = np.empty((n, _MAX_CANDIDATES), np.int32)
+        n_cand = np.empty(n, np.int8)
+        _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand)
+        lit_cost = np.full(256, 8, np.int32)
+        len_cost = np.zeros(259, np.int32)
+        dist_cost = np.zeros(32769, np.int32)
+        for m in range(3, 259):  # first pass: roughly the fixed codes
+            len_cost[m] = 7 + len_extra[len_code[m]]
+        for d in range(1, 32769):
+            dist_cost[d] = 5 + dist_extra[dist_code[d]]
+        sym_len = np.empty(n, np.int64)
+        sym_dist = np.empty(n, np.int64)
+        ll = np.zeros(286, np.int64)
+        dd = np.zeros(30, np.int64)
+        count = 0
+        for p in range(passes):
+            count = _parse(
+                data, start, 0, n, cand_len, cand_dist, n_cand, lit_cost, len_cost, dist_cost, sym_len, sym_dist
+            )
+            if p + 1 < passes:
+                ll[:] = 0
+                dd[:] = 0
+                _counts(data, start, sym_len, sym_dist, 0, count, ll, dd, len_code, dist_code)
+                ll[256] = 1
+                _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code, dist_extra)
+        # blocks: chunks of symbols merged while one block costs less than two
+        cuts = np.empty(count // max(chunk, 1) + 2, np.int64)  # symbol index where each block ends
+        n_blocks = 0
+        ll[:] = 0
+        dd[:] = 0
+        hi = min(count, chunk)
+        pos_hi = _counts(data, start, sym_len, sym_dist, 0, hi, ll, dd, len_code, dist_code)
+        while hi < count:
+            nxt = min(count, hi + chunk)
+            ll2 = np.zeros(286, np.int64)
+            dd2 = np.zeros(30, np.int64)
+            pos_nxt = _counts(data, pos_hi, sym_len, sym_dist, hi, nxt, ll2, dd2, len_code, dist_code)
+            merged = _block_bits(ll + ll2, dd + dd2, len_extra, dist_extra)
+            if merged > _block_bits(ll, dd, len_extra, dist_extra) + _block_bits(ll2, dd2, len_extra, dist_extra):
+                cuts[n_blocks] = hi
+                n_blocks += 1
+                ll[:] = 0
+                dd[:] = 0
+            ll += ll2
+            dd += dd2
+            hi, pos_hi = nxt, pos_nxt
+        cuts[n_blocks] = count
+        n_blocks += 1
+        # each block parsed again with the codes of its own symbols, then written with its own codes
+        blk_len = np.empty(n, np.int64)
+        blk_dist = np.empty(n, np.int64)
+        s_lo = 0
+        lo = 0  # piece offset of the block's first byte
+        for b in range(n_blocks):
+            s_hi = cuts[b]
+            hi = _counts(data, start + lo, sym_len, sym_dist, s_lo, s_hi, ll, dd, len_code, dist_code) - start
+            final = last and b == n_blocks - 1
+            if block_passes == 0:
+                _write_block(data, start + lo, sym_len, sym_dist, s_lo, s_hi, final, out, st, tables)
+            else:
+                bl_lit = lit_cost.copy()
+                bl_len = len_cost.copy()
+                bl_dist = dist_cost.copy()
+                c_lo, c_hi, own_len, own_dist = s_lo, s_hi, sym_len, sym_dist
+                for _ in range(block_passes):
+                    ll[:] = 0
+                    dd[:] = 0
+                    _counts(data, start + lo, own_len, own_dist, c_lo, c_hi, ll, dd, len_code, dist_code)
+                    ll[256] = 1
+                    _costs(ll, dd, bl_lit, bl_len, bl_dist, len_code, len_extra, dist_code, dist_extra)
+                    c_lo = 0
+                    c_hi = _parse(
+                        data, start, lo, hi, cand_len, cand_dist, n_cand, bl_lit, bl_len, bl_dist, blk_len, blk_dist
+                    )
+                    own_len, own_dist = blk_len, blk_dist
+                _write_block(data, start + lo, blk_len, blk_dist, 0, c_hi, final, out, st, tables)
+            s_lo, lo = s_hi, hi
+    elif last:
+        _put(out, st, 3, 3)  # an empty final fixed block: the end-of-block code, 7 zero bits
+        _put(out, st, 0, 7)
+    if not last:  # an empty stored block: byte-aligned end, as zlib's sync flush
+        _put(out, st, 0, 3)
+        if st[2]:
+            _put(out, st, 0, 8 - st[2])
+        _put(out, st, 0, 16)
+        _put(out, st, 0xFFFF, 16)
+    elif st[2]:
+        _put(out, st, 0, 8 - st[2])
+    return st[0]
+
+
+_TABLES = (_LEN_CODE, _LEN_EXTRA, _DIST_CODE, _DIST_EXTRA, _LEN_BASE, _DIST_BASE, _CL_ORDER)
+
+
+def deflate_raw(data, start, end, last, *, chain=32, nice=64, passes=2, block_passes=1, chunk=2048):
+    """Raw deflate (RFC 1951) of ``data[start:end]``, matches reaching back into ``data[:start]``.
+
+    Parameters
+    ----------
+    data : (N,) uint8 ndarray
+    start, end : int
+        The piece; the 32 KiB before ``start`` is its dictionary.
+    last : bool
+        The piece ends the stream (its last block is final); otherwise it ends
+        on an empty stored block, byte-aligned.
+    chain : int
+        Hash-chain candidates looked at per position (more: slower, smaller).
+    nice : int
+        A match this long is taken: the positions it covers are not searched.
+    passes : int
+        Parses, each with the codes of the one before (the first with fixed costs).
+    block_passes : int
+        Parses of each block with the codes of its own symbols (0: the piece's parse is kept).
+    chunk : int
+        Symbols per chunk of the block splitting.
+
+    Returns
+    -------
+    bytes
+    """
+    data = np.ascontiguousarray(data, np.uint8)
+    out = np.empty(2 * (end - start) + 1024, np.uint8)
+    n = _deflate_piece(
+        data,
+        int(start),
+        int(end),
+        bool(last),
+        int(chain),
+        int(nice),
+        int(passes),
+        int(block_passes),
+        int(chunk),
+        out,
+        _TABLES,
+    )
+    return out[:n].tobytes()
