@@ -52,6 +52,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import equal_quality
 import extras
 import huge
 import report
@@ -86,6 +87,11 @@ def parse_args(argv=None):
         "--shared",
         action="store_true",
         help="12 photos at k=64: --shared's union PSNR vs pngquant on a montage, and its time vs per-file fits",
+    )
+    p.add_argument(
+        "--equal-quality",
+        action="store_true",
+        help="fastquant --max-bytes at 0.85x/0.80x of pngquant --nofs 256's bytes: PSNR, SSIM; RD curve",
     )
     p.add_argument("--quick", action="store_true", help="smoke test: 2 images, repeat 2, smaller --scale series")
     p.add_argument("--no-compare", action="store_true", help="skip the per-image tool comparison")
@@ -205,6 +211,7 @@ def main(argv=None) -> int:
         ("alpha", "alpha.md", lambda: extras.alpha(SHARED_IMAGES, args.quick)),
         ("huge", "huge.md", lambda: huge.huge(repeat=1, scale=0.25 if args.quick else 1.0)),
         ("shared", "shared.md", lambda: shared_palette.shared(images, 64, 1 if args.quick else 3)),
+        ("equal_quality", "equal-quality.md", lambda: equal_quality.equal_quality(images, args.quick, args.out)),
     ]
     for flag, filename, run in sections:
         if getattr(args, flag):
