@@ -87,7 +87,7 @@ FS_MAX_ERROR = 32
 #: Strength of the rate-distortion-aware mapping (``rd_lambda``) a byte budget
 #: (``max_bytes``) uses unless told otherwise: the squared error one new
 #: symbol of the index stream is worth.  Results.
-BUDGET_RD_LAMBDA = 20.0
+BUDGET_RD_LAMBDA = 5.0
 #: zlib level of the size estimates a byte budget's search runs on (the file
 #: kept is always encoded at the real level and checked).  Results (which
 #: palette size the search finds).
