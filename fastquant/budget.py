@@ -80,12 +80,14 @@ class Trial:
         The ICC profile the file embeds.
     rd : float
         The ``rd_lambda`` of the mapping.
+    level : int, optional
+        The deflate of the real file (see :func:`fastquant.png.png_indexed`).
     """
 
-    def __init__(self, fit, mapped, icc, rd=0.0):
+    def __init__(self, fit, mapped, icc, rd=0.0, level=None):
         from .png import png_indexed
 
-        self.fit, self.mapped, self.icc, self.rd = fit, mapped, icc, rd
+        self.fit, self.mapped, self.icc, self.rd, self.level = fit, mapped, icc, rd, level
         self.estimate = len(png_indexed(mapped[1], mapped[0], icc, level=config.BUDGET_ESTIMATE_LEVEL))
         self._nbytes = None
 
@@ -94,7 +96,7 @@ class Trial:
         from .png import png_indexed
 
         if self._nbytes is None:
-            self._nbytes = len(png_indexed(self.mapped[1], self.mapped[0], self.icc))
+            self._nbytes = len(png_indexed(self.mapped[1], self.mapped[0], self.icc, level=self.level))
         return self._nbytes
 
 
@@ -163,7 +165,7 @@ def search(trial, n_colors, max_bytes, name, *, first=None):
     return bisect(min(2, n_colors), smallest, lo, lambda t: t.nbytes() <= max_bytes)[1]
 
 
-def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, lap):
+def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, lap, *, level=None):
     """The :class:`Trial` of the largest palette up to ``k_max`` whose indexed PNG fits in ``max_bytes``.
 
     ``first_fit`` mapped to its nearest entries is kept when its file fits;
@@ -187,6 +189,8 @@ def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, 
         The source's name, for messages.
     lap : callable
         ``lap(stage)`` times the stages.
+    level : int, optional
+        The deflate the file is written with (see :func:`fastquant.png.png_indexed`).
 
     Raises
     ------
@@ -196,7 +200,7 @@ def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, 
 
     def trial(k, f=None, rd=rd_lambda):
         f = fit(k) if f is None else f
-        t = Trial(f, mapping(f, rd), icc, rd)
+        t = Trial(f, mapping(f, rd), icc, rd, level)
         lap("encode")
         return t
 

@@ -124,7 +124,12 @@ class Quantized:
     icc_profile : bytes or None
         The input's ICC profile, kept with ``keep_metadata=True``; embedded
         by :meth:`encode` and :meth:`save`.
+    png_level : int or None
+        How an indexed PNG's data is deflated (:func:`fastquant.png.png_indexed`):
+        None, fastquant's own encoder (smallest); 9, zlib (``speed`` 10 and 11: faster).
     """
+
+    png_level: int | None = None
 
     def __init__(
         self,
@@ -156,7 +161,7 @@ class Quantized:
     def encode(self, format: str = ".png") -> bytes:
         """The encoded file as bytes; ``format`` is an extension such as ``".png"``."""
         fmt = format if format.startswith(".") else "." + format
-        return _write.encode("x" + fmt, self.indices, self.palette, self.icc_profile)
+        return _write.encode("x" + fmt, self.indices, self.palette, self.icc_profile, level=self.png_level)
 
     def save(self, path: str | os.PathLike, *, max_bytes: None | int | str = None) -> int:
         """Write the result; the format follows the extension.
@@ -182,7 +187,7 @@ class Quantized:
         int
             Bytes written.
         """
-        data = _write.encode(path, self.indices, self.palette, self.icc_profile)
+        data = _write.encode(path, self.indices, self.palette, self.icc_profile, level=self.png_level)
         if max_bytes is not None:
             from .budget import check_max_bytes
             from .errors import OptionError
@@ -204,7 +209,7 @@ class Quantized:
                 )
                 assert isinstance(again, Quantized)  # an array is a still, never an Animation
                 self.palette, self.indices, self.stats = again.palette, again.indices, again.stats
-                data = _write.encode(path, self.indices, self.palette, self.icc_profile)
+                data = _write.encode(path, self.indices, self.palette, self.icc_profile, level=self.png_level)
         return _write.write_atomic(path, data)
 
     def to_pil(self) -> PIL.Image.Image:

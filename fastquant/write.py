@@ -54,17 +54,18 @@ def over_white(image):
     return ((image[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
 
-def encode(path, indices, palette, icc_profile=None):
+def encode(path, indices, palette, icc_profile=None, *, level=None):
     """Encode a quantized image by the extension of ``path``.
 
-    ``.png``: indexed PNG when k <= 256, else RGB(A) PNG; ``.gif``: GIF;
+    ``.png``: indexed PNG when k <= 256 (its image data deflated as ``level``
+    says, see :func:`fastquant.png.png_indexed`), else RGB(A) PNG; ``.gif``: GIF;
     anything else imageio writes: the RGB(A) image, composited over white for
     formats without alpha.  ``icc_profile`` (bytes) is embedded where the
     format can hold one (not in GIFs).
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext == ".png" and len(palette) <= 256:
-        return png_indexed(indices, palette, icc_profile)
+        return png_indexed(indices, palette, icc_profile, level=level)
     if ext == ".gif":
         return gif_indexed(indices, palette)
     return encode_array(path, palette[indices], icc_profile)

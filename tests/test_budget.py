@@ -261,3 +261,28 @@ def test_rd_lambda_checked(photo, bad):
 def test_rd_lambda_excludes_dither(photo):
     with pytest.raises(OptionError, match="dither"):
         compress(photo, 16, rd_lambda=5, dither="fs")
+
+
+def test_fast_speeds_write_with_zlib(photo, tmp_path):
+    """speed 10-11 deflate with zlib (faster, larger); below, fastquant's own encoder; a budget is
+    searched with the encoder the file is written with."""
+    from fastquant import png
+
+    slow, fast = compress(photo, 128, speed=9), compress(photo, 128, speed=10)
+    assert slow.png_level is None and fast.png_level == 9
+    assert fast.encode(".png") == png.png_indexed(fast.indices, fast.palette, level=9)
+    assert slow.encode(".png") == png.png_indexed(slow.indices, slow.palette)
+    assert len(slow.encode(".png")) < len(png.png_indexed(slow.indices, slow.palette, level=9))
+    fast.save(tmp_path / "a.png")
+    assert (tmp_path / "a.png").read_bytes() == fast.encode(".png")
+    n = len(fast.encode(".png")) * 2 // 3
+    q = compress(photo, 128, speed=10, max_bytes=n)
+    assert len(q.encode(".png")) <= n
+
+
+def test_cli_fast_speed_writes_zlib(capsys, kodak, tmp_path):
+    out = tmp_path / "a.png"
+    code, _, err = _run(capsys, kodak[0], "-o", out, "--speed", "10", "--max-side", "200")
+    assert code == 0 and err == []
+    q = compress(str(kodak[0]), 256, speed=10, resize=200)
+    assert out.read_bytes() == q.encode(".png") and q.png_level == 9
