@@ -4,7 +4,7 @@
 Usage (from anywhere; the checkout this file lives in is put on sys.path):
 
     python bench/bench.py [FOLDER_OR_FILES...] [-k 16 32 64 128 256] [--repeat 5] [--tools a,b,...]
-                          [--out bench/results] [--scale] [--startup] [--batch] [--alpha] [--shared] [--quick]
+                          [--out DIR] [--scale] [--startup] [--batch] [--alpha] [--shared] [--speed] [--quick]
                           [--no-compare]
 
 Default images: ../shared/images/kodak next to the project root; default k: 256.
@@ -35,8 +35,10 @@ pngquant, bench/huge.py), --scale (large images, a 24 MP upscale, time vs megapi
 and white, largest alpha error, bytes).
 --shared (12 photos at k=64: one palette for all of them, union PSNR vs pngquant on a montage, and the time
 against fitting each file on its own; bench/shared.py).
+--speed (--speed 1..11: time and PSNR per level, interleaved; bench/speed.py).
 Results: stdout, and <out>/results.md, results.csv, rate_distortion.png (plus scaling.*, startup.md, batch.md,
-alpha.md, shared.md).
+alpha.md, shared.md, speed.md). <out> is a new bench/runs/<date-time> folder unless --out says otherwise
+(--out bench/results replaces the tracked results).
 Temporary outputs live in tempfile directories that are removed afterwards. No network.
 """
 
@@ -57,6 +59,7 @@ import extras
 import huge
 import report
 import shared as shared_palette
+import speed as speed_levels
 from common import BENCH_DIR, ROOT, SHARED_IMAGES, Case, find_images
 from competitors import TOOLS, Skip
 
@@ -69,7 +72,12 @@ def parse_args(argv=None):
     p.add_argument("-k", nargs="+", type=int, default=[256], help="palette sizes (default: 256)")
     p.add_argument("--repeat", type=int, default=None, help="timed runs per measurement (default 5; 2 with --quick)")
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of: {','.join(TOOLS)}")
-    p.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="results folder (default: bench/results)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default: a new bench/runs/<date-time>; --out bench/results replaces the tracked tables)",
+    )
     p.add_argument("--scale", action="store_true", help="large images, 24 MP, time vs size and k, peak memory")
     p.add_argument("--startup", action="store_true", help="import and CLI start-up times")
     p.add_argument("--batch", action="store_true", help="one CLI call on all images vs one pngquant call")
@@ -93,10 +101,15 @@ def parse_args(argv=None):
         action="store_true",
         help="fastquant --max-bytes at 0.85x/0.80x of pngquant --nofs 256's bytes: PSNR, SSIM; RD curve",
     )
+    p.add_argument(
+        "--speed", action="store_true", help="--speed 1..11: time and PSNR of every level on the photos at the first -k"
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 2 images, repeat 2, smaller --scale series")
     p.add_argument("--no-compare", action="store_true", help="skip the per-image tool comparison")
     args = p.parse_args(argv)
     args.repeat = args.repeat or (2 if args.quick else 5)
+    if args.out is None:  # never over the tracked results unless asked
+        args.out = BENCH_DIR / "runs" / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in args.tools if t not in TOOLS]
     if unknown:
@@ -212,6 +225,7 @@ def main(argv=None) -> int:
         ("huge", "huge.md", lambda: huge.huge(repeat=1, scale=0.25 if args.quick else 1.0)),
         ("shared", "shared.md", lambda: shared_palette.shared(images, 64, 1 if args.quick else 3)),
         ("equal_quality", "equal-quality.md", lambda: equal_quality.equal_quality(images, args.quick, args.out)),
+        ("speed", "speed.md", lambda: speed_levels.speed(images, args.k[0], args.repeat)),
     ]
     for flag, filename, run in sections:
         if getattr(args, flag):
