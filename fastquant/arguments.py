@@ -207,7 +207,11 @@ def build_parser():
         metavar="OUT",
         help="output file (one input only); the extension picks the format; - is stdout (PNG)",
     )
-    p.add_argument("--ext", metavar="SUFFIX", help="suffix of outputs written next to inputs (default -fq<N>.png)")
+    p.add_argument(
+        "--ext",
+        metavar="SUFFIX",
+        help="suffix of outputs written next to inputs (default -fq<N>.png, N the -k asked for)",
+    )
     p.add_argument("--out-dir", metavar="DIR", help="write outputs under DIR, mirroring the input folders")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
     p.add_argument(

@@ -13,7 +13,8 @@ Exit codes (also in the README):
     signal, as the out-of-memory killer does); nothing written
 70  internal error (a bug: please report it, with -v output)
 97  --max-bytes N: even 2 colours give a larger file (nothing written)
-98  --skip-if-larger: the result would not be smaller than the input (nothing written)
+98  --skip-if-larger: the result would not be smaller than the input (nothing written;
+    one file: of several, skipped files are not failures, and 0 is returned when none failed)
 99  --quality MIN-MAX: the result is below MIN even with -k colours (nothing written)
 130 interrupted (Ctrl-C)
 143 terminated (SIGTERM), stopped as on Ctrl-C

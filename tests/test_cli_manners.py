@@ -41,6 +41,16 @@ def test_version(capsys):
     assert code == 0 and out.strip() == f"fastquant {fastquant.__version__}" and err == []
 
 
+def test_console_script_and_distribution_name():
+    """`fastquant` is installed as a command; the distribution's name is not PyPI's unrelated `fastquant`."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["metadata"]["name"] == "fastquant-kmeans"
+    assert "fastquant = fastquant.cli:main" in cfg["options.entry_points"]["console_scripts"]
+
+
 def test_help_has_examples_and_the_short_name(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0

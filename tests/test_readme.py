@@ -61,6 +61,19 @@ def test_readme_has_python_blocks():
     assert len(BLOCKS) >= 5
 
 
+def test_readme_help_is_the_real_help():
+    """The README's ``--help`` block is what ``python -m fastquant --help`` prints at 100 columns."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```text\nusage: python -m fastquant") + len("```text\n")
+    shown = text[start : text.index("```", start)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
+    r = subprocess.run(
+        [sys.executable, "-m", "fastquant", "--help"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0
+    assert shown == r.stdout, "README's --help block is stale: paste `COLUMNS=100 python -m fastquant --help`"
+
+
 def run_block(block, folder):
     """Run ``block`` as a script in ``folder``, making the example files it misses; returns
     (the last CompletedProcess, the names made).
