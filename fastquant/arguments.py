@@ -165,7 +165,7 @@ _EXIT_CODES = (
     "(SIGTERM). Ctrl-C once lets the running files finish; twice stops at once."
 )
 
-#: What each ``--speed`` level does (see ``fastquant.api.SPEEDS``).
+#: What each ``--speed`` level does (see ``fastquant.fit.SPEEDS``).
 SPEED_HELP = (
     "1 (slowest, lowest error) to 11 (fastest), as pngquant (default 4): fewer k-means "
     "iterations, a looser stop and fewer swap rounds as it grows (1: up to 300 iterations and 8 "
