@@ -253,6 +253,8 @@ def _check_pipe(args):
         args.output = STDIO  # stdin's result goes to stdout unless -o names a file
     if STDIO in args.inputs and len(args.inputs) > 1:
         raise OptionError("- (stdin) must be the only input")
+    if args.inputs == [STDIO] and sys.stdin is not None and sys.stdin.isatty():
+        raise OptionError("stdin is a terminal: pipe an image in (fastquant - < in.png > out.png)")
     if args.output == STDIO:
         if args.json:
             raise OptionError("--json cannot share stdout with the image (-o -); the line on stderr says the same")

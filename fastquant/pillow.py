@@ -88,7 +88,10 @@ def quantize(
         ``Image.Dither.NONE``, ``FLOYDSTEINBERG`` or ``ORDERED``.
     **options
         The other keywords of :func:`fastquant.compress` (``speed``,
-        ``colorspace``, ``dither_strength``...).
+        ``colorspace``, ``dither_strength``...).  ``palette`` may also be a
+        mode "P" Pillow image, as in Pillow: the result is then mapped onto
+        its palette's colours (``colors`` is ignored).  Pillow's ``method``
+        and ``kmeans`` are refused: the palette is always fastquant's k-means.
 
     Returns
     -------
@@ -107,6 +110,14 @@ def quantize(
 
     if isinstance(colors, bool) or not isinstance(colors, (int, np.integer)) or not 1 <= colors <= 256:
         raise OptionError(f"colors must be an integer from 1 to 256 (a mode P image), got {colors!r}")
+    for name in ("method", "kmeans"):
+        if name in options:
+            raise OptionError(f"{name}= is Pillow's choice of quantizer: fastquant.quantize() always fits its k-means")
+    pal = options.get("palette")
+    if pal is not None and getattr(pal, "mode", None) is not None and hasattr(pal, "getpalette"):
+        if pal.mode != "P":
+            raise OptionError(f"palette must be a mode P image, as in Pillow, got mode {pal.mode}")
+        options["palette"] = np.array(pal.getpalette("RGB"), np.uint8).reshape(-1, 3)
     q = compress(image, int(colors), dither=pil_dither(dither), **options)
     if not isinstance(q, Quantized):
         q.close()

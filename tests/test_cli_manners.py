@@ -164,6 +164,16 @@ def test_pipe_refusals(tmp_path):
     assert r.returncode == 2 and r.stdout == b""
 
 
+def test_pipe_refuses_terminals(capsys, monkeypatch):
+    class Tty:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    code, out, err = run(capsys, "-", "-o", "x.png")
+    assert code == 2 and out == "" and "stdin is a terminal" in err[0]
+
+
 def test_pipe_bad_input_and_the_read_limit():
     r = pipe(["-"], stdin=b"not an image")
     assert r.returncode == 3 and r.stdout == b"" and b"error: <stdin>" in r.stderr

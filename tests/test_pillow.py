@@ -77,6 +77,21 @@ def test_quantize_refuses_bad_dither(bad):
         quantize(str(KODAK), 16, dither=bad)
 
 
+def test_quantize_onto_a_pillow_palette_image():
+    pal = Image.new("P", (1, 1))
+    pal.putpalette([0, 0, 0, 255, 255, 255, 200, 30, 30])
+    with Image.open(KODAK) as im:
+        q = quantize(im, palette=pal)
+        assert q.mode == "P"
+        want = compress(KODAK, palette=[[0, 0, 0], [255, 255, 255], [200, 30, 30]]).image
+    np.testing.assert_array_equal(np.asarray(q.convert("RGB")), want)
+    used = {tuple(c) for c in np.asarray(q.convert("RGB")).reshape(-1, 3)}
+    assert used <= {(0, 0, 0), (255, 255, 255), (200, 30, 30)}
+    for bad in ({"method": 2}, {"kmeans": 1}, {"palette": Image.new("RGB", (1, 1))}):
+        with pytest.raises(OptionError):
+            quantize(str(KODAK), 16, **bad)
+
+
 @pytest.mark.parametrize("colors", [0, 257, 2.5])
 def test_quantize_refuses_bad_colors(colors):
     with pytest.raises(OptionError, match="colors"):
