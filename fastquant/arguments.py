@@ -362,7 +362,7 @@ def build_parser():
     )
     p.add_argument("--save-palette", metavar="FILE", help="also write the palette: .png swatch strip, .gpl or .txt")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    p.add_argument("--json", action="store_true", help="one JSON object per file on stdout (not with -o -)")
     p.add_argument(
         "--preview", metavar="FILE", help="also write original and result side by side to FILE (one input only)"
     )
