@@ -90,7 +90,8 @@ def _merged_histogram(frames, size):
     step = 1 if total <= 2 * config.SAMPLE_PIXELS else -(-total // config.SAMPLE_PIXELS)
     while step > 1 and math.gcd(step, w) != 1:  # as for one large image: columns sampled evenly
         step += 1
-    parts, durations, disposal = [], [], []
+    durations, disposal = [], []
+    sample = np.empty((-(-total // step), 4), np.uint8)  # pixels 0, step, 2 step... of the stacked frames
     exact = _Exact() if step > 1 else None
     alpha = False
     offset = 0  # pixels of the frames before, in the flattened stack of frames
@@ -100,11 +101,13 @@ def _merged_histogram(frames, size):
         flat = a.reshape(-1, 4)
         alpha = alpha or bool((a[:, :, 3] < 255).any())
         first = -(-offset // step) * step - offset
-        parts.append(flat[first::step].copy())
+        part = flat[first::step]
+        at = -(-offset // step)
+        sample[at : at + len(part)] = part
         offset += len(flat)
         if exact is not None:
             exact.add(flat)
-    colors, counts, _ = histogram.unique_colors(np.concatenate(parts))
+    colors, counts, _ = histogram.unique_colors(sample)
     sampled = step > 1
     if sampled and len(colors) <= config.FEW_COLORS and exact.colors is not None:
         colors, counts, sampled = exact.colors, exact.counts, False

@@ -315,3 +315,13 @@ def test_palette_of_an_animation_counts_every_frame():
     p = fastquant.palette(data, 16)
     np.testing.assert_array_equal(p.colors, fastquant.compress(data, 16).palette)
     assert p.n_pixels == 6 * 64 * 48
+
+
+def test_apng_default_image_outside_the_animation_is_not_a_frame():
+    # An APNG may carry a still for viewers without APNG support that is not one of its frames.
+    ims = [Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)) for i in range(4)]
+    buf = _io.BytesIO()
+    ims[0].save(buf, format="PNG", save_all=True, append_images=ims[1:], default_image=True, duration=[10, 20, 30])
+    a = fastquant.compress(buf.getvalue(), 8)
+    assert a.n_frames == 3 and a.durations == [10, 20, 30]
+    assert [int(img[0, 0, 0]) for img in a.images()] == [40, 80, 120]
