@@ -184,6 +184,7 @@ class Animation:
         self._options, self._stats = options, stats
         self._frames = self._palettes = None
         self._done = False
+        self._exact_palette = False  # a palette given by the caller: an APNG's PLTE is it exactly
 
     # ------------------------------------------------------------------ pass 2
 
@@ -274,6 +275,7 @@ class Animation:
             palette=self.palette,
             icc_profile=self.icc_profile,
             deltas=deltas,
+            exact_palette=self._exact_palette,
         )
 
     def save(self, path: str | os.PathLike) -> int:
@@ -373,7 +375,9 @@ def quantize(
         # (fit_colors is fit.fit's, set by compress()'s speed: not a keyword of compress())
         options.update({k: v for k, v in km.items() if k != "fit_colors"}, n_colors=n_colors, fixed_colors=fixed)
     icc = frames.icc_profile if keep_metadata else None
-    return Animation(frames, palette, durations, disposal, frames.loop, size, options, icc, _StatsBox(stats, hist.c))
+    a = Animation(frames, palette, durations, disposal, frames.loop, size, options, icc, _StatsBox(stats, hist.c))
+    a._exact_palette = given is not None
+    return a
 
 
 def check_frame_palettes(frame_palettes):

@@ -33,7 +33,9 @@ ANIMATED_EXTENSIONS = (".gif", ".png", ".apng", ".webp")
 _FULL = np.uint32(0xFF000000)
 
 
-def encode_frames(path, frames, *, width, height, n_frames, loop, palette=None, icc_profile=None, deltas=True):
+def encode_frames(
+    path, frames, *, width, height, n_frames, loop, palette=None, icc_profile=None, deltas=True, exact_palette=False
+):
     """Encode an animation by the extension of ``path`` (``.gif``, ``.png``/``.apng``, ``.webp``).
 
     Parameters
@@ -53,6 +55,9 @@ def encode_frames(path, frames, *, width, height, n_frames, loop, palette=None, 
         Embedded in APNG and WebP.
     deltas : bool
         Write frame deltas (GIF, APNG); False writes every frame whole.
+    exact_palette : bool
+        An APNG's PLTE is ``palette`` exactly: no transparent entry is added
+        for the deltas (a palette given by the caller).
 
     Returns
     -------
@@ -82,7 +87,9 @@ def encode_frames(path, frames, *, width, height, n_frames, loop, palette=None, 
         raise OptionError(f"{name}: an animated {ext[1:].upper()} holds at most 256 colours, got {len(palette)}")
     if ext == ".gif":
         return gif_frames(frames, width, height, loop, palette=palette, deltas=deltas)
-    return apng_frames(frames, width, height, n_frames, loop, palette, icc_profile, deltas=deltas)
+    return apng_frames(
+        frames, width, height, n_frames, loop, palette, icc_profile, deltas=deltas, add_clear=not exact_palette
+    )
 
 
 def _bbox(mask):
@@ -208,12 +215,14 @@ def gif_frames(frames, width, height, loop, *, palette=None, deltas=True):
 # ----------------------------------------------------------------------------- APNG
 
 
-def apng_frames(frames, width, height, n_frames, loop, palette, icc_profile=None, *, deltas=True):
-    """Encode an APNG whose frames share ``palette`` (see :func:`encode_frames`)."""
+def apng_frames(frames, width, height, n_frames, loop, palette, icc_profile=None, *, deltas=True, add_clear=True):
+    """Encode an APNG whose frames share ``palette`` (see :func:`encode_frames`); ``add_clear``: a
+    fully transparent entry may be put first for the deltas when the palette has none and room.
+    """
     t, shift = None, 0
     if palette.shape[1] == 4 and (palette[:, 3] == 0).any():
         t = int(np.flatnonzero(palette[:, 3] == 0)[0])
-    elif len(palette) < 256 and deltas:
+    elif len(palette) < 256 and deltas and add_clear:
         # The clear entry goes first, so that the tRNS chunk is one byte; indices move up by one.
         t, shift = 0, 1
         rgba = palette if palette.shape[1] == 4 else np.hstack([palette, np.full((len(palette), 1), 255, np.uint8)])

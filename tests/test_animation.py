@@ -299,6 +299,7 @@ def test_given_palette_and_fixed_colors_hold_for_every_frame():
     given = np.array([[0, 0, 0], [255, 255, 255], [250, 250, 30], [200, 40, 90]], np.uint8)
     a = fastquant.compress(data, palette=given)
     np.testing.assert_array_equal(a.palette, given)
+    assert Image.open(_io.BytesIO(a.encode(".png"))).getpalette() == given.reshape(-1).tolist()  # PLTE exactly
     for idx, src in zip(a.frames, _decoded(data)[0]):  # each pixel's nearest entry, by brute force
         d = ((src[:, :, None, :3].astype(int) - given[None, None].astype(int)) ** 2).sum(axis=3)
         np.testing.assert_array_equal(idx, d.argmin(axis=2))
