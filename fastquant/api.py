@@ -328,8 +328,9 @@ def compress(
     Parameters
     ----------
     image : str, os.PathLike, bytes, binary file object, ndarray or PIL.Image.Image
-        A file in one of :data:`fastquant.io.READ_FORMATS` (first frame; grey, palette, 16-bit and CMYK
-        become RGB, transparency becomes RGBA, EXIF orientation is applied),
+        A file in one of :data:`fastquant.io.READ_FORMATS` (every frame of an animated GIF, APNG or
+        WebP, see Returns; grey, palette, 16-bit and CMYK become RGB, transparency becomes RGBA,
+        EXIF orientation is applied),
         its bytes, an (H, W), (H, W, 3) or (H, W, 4) array: uint8 as is,
         bool as 0/255, uint16 scaled by 255/65535, floats in [0, 1] scaled
         by 255, other integers in [0, 255]; or a Pillow image in any mode,
