@@ -132,6 +132,13 @@ def _prepare(
     With ``frames``, an animation comes back as :class:`fastquant.frames.Frames`, not decoded yet
     (at most ``max_frames`` frames); without, as its first frame.
     """
+    if weights is None and isinstance(image, (str, os.PathLike)):
+        from .palette import take_kept
+
+        kept = take_kept(image, resize, max_pixels, allow_truncated, keep_metadata)
+        if kept is not None:  # read and counted by fastquant.palette.count(keep=True)
+            lap("histogram")
+            return kept
     info = {} if keep_metadata else None
     decoded = io.open_image(
         image,

@@ -30,6 +30,11 @@ FIT_COLORS = 1 << 17
 #: Colours merged at a time by :func:`fastquant.palette.merge` (sources are added to the
 #: running histogram in batches of about this many): bounds its temporaries.
 MERGE_COLORS = 1 << 22
+#: Bytes of prepared images (pixels, colour index of every pixel, histogram) a process
+#: keeps between the two stages of a ``--shared`` run (:func:`fastquant.palette.count`
+#: with ``keep``), so that mapping a file does not read and count it again; files past
+#: it are read twice.  Only time depends on it.
+KEEP_BYTES = 1 << 28
 #: Pixels per strip of a large image (whole rows; at least one row).  Only the
 #: order of the summed errors in ``stats`` depends on it.
 STRIP_PIXELS = 1 << 20

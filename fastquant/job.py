@@ -251,13 +251,20 @@ def count_job(source, *, resize=None, max_pixels=None, allow_truncated=False, **
     The first stage of a run with one palette for every file
     (:mod:`fastquant.shared`); the other keywords of a job are ignored.
 
+    The image stays in this process for the job that maps it (see
+    :func:`fastquant.palette.count`'s ``keep``): a worker pool gives that job to
+    the worker that kept it when it can (:class:`fastquant.workers.Pool`).
+
     Returns
     -------
     dict
-        ``{"counted": fastquant.palette.Counted}`` (picklable: it comes back from a worker).
+        ``{"counted": fastquant.palette.Counted, "kept": bool}`` (picklable: it comes back from a
+        worker); ``kept``: whether this process keeps the image.
     """
     from . import io
-    from .palette import count
+    from .palette import count, kept_sources
 
     limit = io.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-    return {"counted": count(source, resize=resize, max_pixels=limit, allow_truncated=allow_truncated)}
+    counted = count(source, resize=resize, max_pixels=limit, allow_truncated=allow_truncated, keep=True)
+    kept = isinstance(source, (str, os.PathLike)) and os.path.abspath(source) in kept_sources()
+    return {"counted": counted, "kept": kept}

@@ -270,21 +270,80 @@ def count(
     resize: None | int | tuple[int, int] = None,
     max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
     allow_truncated: bool = False,
+    keep: bool = False,
 ) -> Counted:
     """Histogram of one source, read as :func:`fastquant.compress` reads it (every frame
     of an animation).
 
     Parameters are those of :func:`fastquant.compress` (``source`` may also
-    be a PIL image).
+    be a PIL image).  With ``keep``, a file's image as read and counted
+    (a still that is not read strip by strip) stays in this process, up to
+    ``config.KEEP_BYTES`` in all, for the next :func:`fastquant.compress`
+    of the same path with the same ``resize``, ``max_pixels`` and
+    ``allow_truncated`` (no importance map), which takes it instead of
+    reading and counting the file again (the same result); see :func:`forget_kept`.
     """
-    p = api._prepare(_as_source(source), resize, max_pixels, False, lambda stage: None, allow_truncated, frames=True)
+    key = _keep_key(source, resize, max_pixels, allow_truncated) if keep else None
+    # The ICC profile is kept too, for a compress() that keeps metadata (see take_kept).
+    p = api._prepare(
+        _as_source(source), resize, max_pixels, key is not None, lambda stage: None, allow_truncated, frames=True
+    )
     if isinstance(p, Frames):
         with p:
             return Counted(*animation.merged_histogram(p, resize))
     decoded = getattr(p, "decoded", None)
     if decoded is not None:
         decoded.close()
+    elif key is not None:
+        size = sum(a.nbytes for a in (p.arr, p.inverse, p.colors, p.counts))
+        if _kept_bytes() + size <= config.KEEP_BYTES:
+            _KEPT[key] = (p, size)
     return Counted(p.colors, p.counts, p.h * p.w, bool(p.sampled))
+
+
+#: Images kept by :func:`count` with ``keep``: key -> (prepared image, bytes).
+_KEPT: dict[tuple, tuple[Any, int]] = {}
+
+
+def _kept_bytes():
+    return sum(size for _, size in _KEPT.values())
+
+
+def _keep_key(source, resize, max_pixels, allow_truncated):
+    """What a kept image is found by: the file (path, size, modification time) and the
+    options that change how it is read; None for sources that are not paths.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        st = os.stat(source)
+    except OSError:
+        return None
+    size = tuple(resize) if isinstance(resize, (tuple, list)) else resize
+    return (os.path.abspath(source), st.st_size, st.st_mtime_ns, size, max_pixels, bool(allow_truncated))
+
+
+def take_kept(source, resize, max_pixels, allow_truncated, keep_metadata):
+    """The image :func:`count` kept for this source and these options (taken out: it is
+    used once), or None.
+    """
+    if not _KEPT:
+        return None
+    key = _keep_key(source, resize, max_pixels, allow_truncated)
+    p = _KEPT.pop(key, (None, 0))[0] if key is not None else None
+    if p is not None and not keep_metadata:
+        p.icc = None
+    return p
+
+
+def kept_sources():
+    """Paths (as given to :func:`os.path.abspath`) of the images :func:`count` keeps in this process."""
+    return {key[0] for key in _KEPT}
+
+
+def forget_kept():
+    """Drop every image :func:`count` kept in this process."""
+    _KEPT.clear()
 
 
 class Merged:

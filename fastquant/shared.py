@@ -18,7 +18,7 @@ import os
 
 from . import batch, write
 from .errors import FastquantError, OptionError, OutputError, OutputExistsError
-from .palette import Palette, fit, merge
+from .palette import Palette, fit, forget_kept, merge
 
 #: Keywords of :func:`fastquant.palette.fit` taken from a run's options.
 FIT_OPTIONS = ("n_colors", "fixed_colors", "colorspace", "seed", "max_iter", "tol", "init", "swap_rounds")
@@ -97,6 +97,12 @@ class PaletteRun:
         self.stopped = False
 
     def __iter__(self):
+        try:
+            yield from self._stages()
+        finally:  # images counted in this process and not mapped (failed, stopped)
+            forget_kept()
+
+    def _stages(self):
         pairs = self.pairs
         if self.palette is None:
             counted = {}

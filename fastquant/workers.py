@@ -229,6 +229,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.task = None
+        self.kept = set()  # sources whose image it keeps (fastquant.job.count_job): their next job goes to it
 
     def stop(self):
         """SIGTERM, and SIGKILL if the worker is still there ``config.KILL_GRACE`` seconds later."""
@@ -371,12 +372,15 @@ class Pool:
             if not idle and len(self.workers) >= self.size:
                 return
             used = sum(w.task.memory for w in busy)
-            task = next(
-                (t for t in self.pending if not busy or self.budget is None or used + t.memory <= self.budget), None
-            )
-            if task is None:
+            fits = [t for t in self.pending if not busy or self.budget is None or used + t.memory <= self.budget]
+            if not fits:
                 return
-            worker = idle[0] if idle else self._start()
+            # A worker that keeps a source's image (the first stage of a --shared run) takes its job
+            # first: no reading and counting it again.  Only the time depends on who runs a job.
+            worker, task = next(((w, t) for w in idle for t in fits if t.source in w.kept), (None, fits[0]))
+            if worker is None:
+                worker = idle[0] if idle else self._start()
+            worker.kept.discard(task.source)
             try:
                 worker.conn.send((task.source, task.output, dict(self.kwargs, timeout=self.timeout)))
             except OSError:  # it died idle: forget it and try again
@@ -412,6 +416,9 @@ class Pool:
                 elif kind == "wrote":
                     worker.task.written.append(tuple(rest))
                 else:
+                    record = getattr(rest[0], "record", None)
+                    if isinstance(record, dict) and record.get("kept"):
+                        worker.kept.add(worker.task.source)
                     self.done.append(rest[0])
                     worker.task = None
         except (EOFError, OSError, pickle.UnpicklingError, Exception):  # a message cut short by its death

@@ -66,6 +66,36 @@ def test_merge_in_batches_is_the_same(kodak, monkeypatch):
     np.testing.assert_array_equal(folded.counts, whole.counts)
 
 
+def test_an_image_kept_by_count_is_mapped_as_one_read_again(kodak, tmp_path, monkeypatch):
+    from fastquant import io
+    from fastquant.palette import count, forget_kept, kept_sources
+
+    src, crops = tmp_path / "a.png", _crops(kodak)
+    iio.imwrite(src, crops[0])
+    p16, pixels = palette(src, 16), read_image(src)[0]
+    fresh = compress(src, palette=p16, ssim=True)
+    reads, open_image = [], io.open_image
+    monkeypatch.setattr(io, "open_image", lambda *a, **k: reads.append(a) or open_image(*a, **k))
+    counted = count(src, keep=True)
+    assert len(reads) == 1 and kept_sources() == {str(src)}
+    np.testing.assert_array_equal(counted.colors, histogram.unique_colors(pixels.reshape(-1, 3))[0])
+    kept = compress(src, palette=p16, ssim=True)
+    assert len(reads) == 1  # compress() took the kept image
+    assert not kept_sources()
+    for a, b in ((kept.indices, fresh.indices), (kept.palette, fresh.palette), (kept.image, fresh.image)):
+        np.testing.assert_array_equal(a, b)
+    assert (kept.stats.mse, kept.stats.ssim) == (fresh.stats.mse, fresh.stats.ssim)
+    # other options, or a file changed since, read it again; and the kept images can be dropped
+    count(src, keep=True)
+    compress(src, 16, resize=40)
+    assert len(reads) == 3 and kept_sources()
+    iio.imwrite(src, crops[1])
+    compress(src, 16)
+    assert len(reads) == 4
+    forget_kept()
+    assert not kept_sources()
+
+
 def test_palette_of_one_image_is_compress_palette(kodak):
     assert np.array_equal(palette(kodak[0], 48).colors, compress(kodak[0], 48).palette)
     assert np.array_equal(
