@@ -359,8 +359,9 @@ def compress(
         up, merges near colours into fewer cells before the k-means), see
         :data:`fastquant.fit.SPEEDS`.  4, the default, was chosen on photos
         for a lower error than scikit-learn's ``KMeans`` on all pixels, in few
-        iterations.  From 10 up, PNGs are deflated by zlib (faster, ~5% larger;
-        ``result.png_level``), as pngquant writes faster at 10 and 11.
+        iterations.  At 1-3 (and with ``max_bytes`` below 10) PNGs are
+        deflated by fastquant's own encoder (~5% smaller, 3-4x the write time;
+        ``result.png_level`` None), else by zlib at level 9.
     max_iter, tol, init, swap_rounds
         K-means options, see :func:`fastquant.kmeans` (which also
         over-relaxes Lloyd's update by default); those given override what
@@ -540,7 +541,9 @@ def compress(
             raise
     try:
         args = (p, n_colors, km, colorspace, target, dither, dither_strength, ssim, lap, seconds)
-        level = 9 if speed >= config.FAST_WRITE_SPEED else None  # zlib: fast; None: fastquant.deflate
+        # None: fastquant.deflate (smallest, slow to write); 9: zlib.
+        strong = speed <= config.STRONG_WRITE_SPEED or (max_bytes is not None and speed < config.FAST_WRITE_SPEED)
+        level = None if strong else 9
         result = _quantize(
             *args,
             io.source_name(image),

@@ -141,9 +141,14 @@ DEFLATE_PIECE = 1 << 16
 #: The same for the near-optimal deflate of indexed PNGs (:mod:`fastquant.deflate`):
 #: larger, since its pieces cost more to start (codes learnt afresh).  Results.
 STRONG_DEFLATE_PIECE = 1 << 17
-#: From this ``speed`` up (``--speed``), indexed PNGs are deflated by zlib at
-#: level 9, as before fastquant had its own encoder: some 3x faster to write,
-#: about 5% larger.  Results.
+#: Up to this ``speed`` (``--speed``), indexed PNGs are deflated by fastquant's
+#: own near-optimal encoder (:mod:`fastquant.deflate`): about 5% fewer bytes
+#: than zlib at level 9 for 3-4x its write time, which would double a default
+#: run's time; faster speeds write with zlib.  Results.
+STRONG_WRITE_SPEED = 3
+#: A byte budget (``max_bytes``) is searched and written with the own encoder
+#: below this speed (bytes are what the user asked for); from it up, with zlib.
+#: Results.
 FAST_WRITE_SPEED = 10
 
 # ----------------------------------------------------------------------------- batch workers
