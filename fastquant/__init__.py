@@ -5,7 +5,7 @@
 >>> q.save("photo-fq64.png")             # indexed PNG  # doctest: +SKIP
 
 Importing compiles nothing: the Numba kernels compile on first use and are
-cached on disk (``cache=True``).
+cached on disk (``cache=True``); :func:`precompile` compiles them all at once.
 """
 
 from .animation import Animation, AnimationStats
@@ -28,6 +28,7 @@ from .lloyd import KMeansResult, kmeans
 from .palette import Palette, palette
 from .pillow import quantize
 from .result import Quantized, Stats
+from .warmup import precompile
 
 __version__ = "0.1.0"
 
@@ -54,5 +55,6 @@ __all__ = [
     "ResourceError",
     "SkippedLargerError",
     "CompileWarning",
+    "precompile",
     "__version__",
 ]

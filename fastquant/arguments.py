@@ -369,6 +369,12 @@ def build_parser():
     )
     p.add_argument("--preview-diff", action="store_true", help="add a difference panel (x4) and a caption to --preview")
     p.add_argument("--demo", action="store_true", help="compress a built-in generated image into the current folder")
+    p.add_argument(
+        "--precompile",
+        action="store_true",
+        help="compile the kernels of every feature into Numba's cache, then exit (once per install: "
+        "Docker images, read-only deployments); -j sets the processes, -v lists each kernel",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("-v", "--verbose", action="store_true", help="stage timings; tracebacks on errors")
     return p

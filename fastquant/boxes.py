@@ -59,7 +59,8 @@ def _boxes(means, order, start, end, nb):
     centers = np.empty((nb, means.shape[1]), np.float32)
     labels = np.empty(len(order), np.int32)
     for b in range(nb):
-        centers[b] = means[b]
+        for t in range(means.shape[1]):  # element by element: a row assignment compiles Numba's string code
+            centers[b, t] = means[b, t]
         for p in range(start[b], end[b]):
             labels[order[p]] = b
     return centers, labels
@@ -75,7 +76,8 @@ def _mediancut(points, weights, k):
     axis = np.zeros(k, np.int64)
     means = np.zeros((k, d))
     end[0] = n
-    sse[0], axis[0] = _box_stats(points, weights, order, 0, n, means[0])
+    # start[0] (0), not a literal 0: a literal would compile a kernel of its own
+    sse[0], axis[0] = _box_stats(points, weights, order, start[0], n, means[0])
     nb = 1
     while nb < k:
         b = np.argmax(sse[:nb])
@@ -183,15 +185,20 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
     """
     d = points.shape[1]
     first = np.zeros(d, np.int64)  # occupied bins of axis a: first[a]..last[a]
-    last = np.full(d, _NBINS - 1, np.int64)
+    last = np.empty(d, np.int64)
+    for a in range(d):  # loops, not np.full: that would compile Numba's string code
+        last[a] = _NBINS - 1
     if integral:  # bin = value: minimum 0, scale 1
         _bin_box(points, wx, order, lo, hi, h, first, last)
         best_gain, best_axis, best_bin = _hist_cut(h, first, last, mean)
         _clear_bins(h, first, last)  # leave the scratch histogram zero for the next box
         return best_gain, best_axis, 0.0, 1.0 if best_axis >= 0 else 0.0, best_bin
     tot = np.zeros(d)
-    mins = np.full(d, np.inf)
-    maxs = np.full(d, -np.inf)
+    mins = np.empty(d)
+    maxs = np.empty(d)
+    for a in range(d):
+        mins[a] = np.inf
+        maxs[a] = -np.inf
     wtot = 0.0
     scales = np.zeros(d)
     for p in range(lo, hi):  # pass 1: totals and the range of every axis
@@ -287,11 +294,11 @@ def _wu(points, weights, k, integral):
     last = np.zeros((k, d), np.int64)
     end[0] = n
     if exact:
-        _bin_box(points, wx, order, 0, n, h, first[0], last[0])
+        _bin_box(points, wx, order, start[0], n, h, first[0], last[0])
         _move_bins(h, hists[0], first[0], last[0])
         gain[0], axis[0], cut[0] = _hist_cut(hists[0], first[0], last[0], means[0])
     else:
-        gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, wx, order, 0, n, means[0], integral, h)
+        gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, wx, order, start[0], n, means[0], integral, h)
     nb = 1
     while nb < k:
         b = np.argmax(gain[:nb])
@@ -315,8 +322,9 @@ def _wu(points, weights, k, integral):
         if exact:
             # bin the smaller part into h; the larger = the box's histogram minus it
             small, large = (b, nb) if i - lo <= end[nb] - i else (nb, b)
-            first[nb] = first[b]
-            last[nb] = last[b]
+            for t in range(d):
+                first[nb, t] = first[b, t]
+                last[nb, t] = last[b, t]
             if large != b:
                 for t in range(d):
                     for bb in range(first[b, t], last[b, t] + 1):
@@ -387,7 +395,9 @@ def _by_cluster(labels, k):
     counts = np.zeros(k + 1, np.int64)
     for i in range(n):
         counts[labels[i] + 1] += 1
-    bounds = np.cumsum(counts)
+    bounds = counts  # their running sums, in place
+    for c in range(1, k + 1):
+        bounds[c] += bounds[c - 1]
     fill = bounds[:-1].copy()
     order = np.empty(n, np.int64)
     for i in range(n):

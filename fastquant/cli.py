@@ -33,7 +33,7 @@ import sys
 import time
 
 from .arguments import _one_line, build_parser
-from .errors import FastquantError, OptionError, SkippedLargerError
+from .errors import FastquantError, OptionError, OutputError, SkippedLargerError
 
 EXIT_OK, EXIT_MIXED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 70, 130, 143
 
@@ -96,6 +96,52 @@ def _demo(args):
     if not args.preview:
         args.preview = "fastquant-demo-preview.png"
     return [src]
+
+
+def _precompile(args):
+    """``--precompile``: fill the kernel cache; 0 when every kernel is cached."""
+    from .warmup import precompile
+
+    if args.inputs or args.output or args.demo:
+        raise OptionError("--precompile takes no input, -o or --demo")
+    live = sys.stderr.isatty() and not args.quiet
+
+    def progress(line):
+        if live:
+            sys.stderr.write(f"\r\033[Kfastquant: precompiling {line}")
+            sys.stderr.flush()
+        elif not args.quiet:
+            print(f"fastquant: precompiling {line}", file=sys.stderr, flush=True)
+
+    report = precompile(jobs=args.jobs, progress=progress)
+    if live:
+        sys.stderr.write("\r\033[K")
+    if args.verbose:
+        for k in report["kernels"]:
+            print(f"{k.seconds:8.2f} s  {k.signatures} version{'s' * (k.signatures > 1)}  {k.name}", file=sys.stderr)
+        cpu = ", ".join(f"{s:.1f}" for s in report["cpu"])
+        print(f"CPU seconds of each process (the last: the final pass): {cpu}", file=sys.stderr)
+    if report["missing"]:
+        print(
+            f"fastquant: error: no warm-up reaches {', '.join(report['missing'])}: add one to "
+            "fastquant/warmup.py (a bug: please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    if report["cache"] is None or not report["kept"]:
+        where = report["cache"] or "any folder"
+        print(
+            f"fastquant: error: the kernels could not be cached: {where} cannot be written (set NUMBA_CACHE_DIR)",
+            file=sys.stderr,
+        )
+        return OutputError.exit_code
+    if not args.quiet:
+        print(
+            f"fastquant: {report['reached']} kernels compiled and cached in {report['seconds']:.1f} s "
+            f"({report['cache']})",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _emit(line, stream=None):
@@ -358,6 +404,8 @@ def _main(argv):
     try:
         if jit.ENV_ERROR:
             raise OptionError(jit.ENV_ERROR)
+        if args.precompile:
+            return _precompile(args)
         _check(args)
         stdio = "-" in (args.inputs[0], args.output)
         if stdio:  # stdin or stdout: nothing to plan

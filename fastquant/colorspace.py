@@ -23,14 +23,14 @@ Names, one pattern for each kind of thing:
   sRGB values the rest of the package uses, plus alpha unchanged; the
   k-means tolerances and float32 precision were tuned for that range).
 
-Kernels work per colour, so the parallel drivers give the same values for
-any thread count.
+Kernels work per colour, so the blocks run on threads (:mod:`fastquant.threads`)
+give the same values for any thread count.
 """
 
 import numpy as np
 
-from . import config
-from .jit import njit, prange
+from . import config, threads
+from .jit import njit
 
 #: OKLab coordinates are multiplied by this in the quantizer's points, so
 #: that L (0..1) spans 0..255 like sRGB values and alpha.
@@ -120,20 +120,6 @@ def _oklab_to_srgb_range(points, scale, out, lo, hi):
             out[i, t] = min(max(points[i, t] * (255.0 / scale), 0.0), 255.0)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _srgb_to_oklab_par(colors, lin, scale, out, chunk):
-    n = colors.shape[0]
-    for c in prange((n + chunk - 1) // chunk):
-        _srgb_to_oklab_range(colors, lin, scale, out, c * chunk, min(n, (c + 1) * chunk))
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _oklab_to_srgb_par(points, scale, out, chunk):
-    n = points.shape[0]
-    for c in prange((n + chunk - 1) // chunk):
-        _oklab_to_srgb_range(points, scale, out, c * chunk, min(n, (c + 1) * chunk))
-
-
 def _flat(a, dtype, name):
     a = np.asarray(a)
     if a.ndim < 1 or a.shape[-1] not in (3, 4):
@@ -161,10 +147,12 @@ def srgb_to_oklab(colors, scale=1.0):
         raise ValueError(f"expected uint8 sRGB values, got dtype {colors.dtype}")
     flat = _flat(colors, np.uint8, "colors")
     out = np.empty(flat.shape, np.float32)
-    if len(flat) >= config.PARALLEL_MIN_COLORS:
-        _srgb_to_oklab_par(flat, LINEAR, float(scale), out, config.CHUNK)
-    else:
-        _srgb_to_oklab_range(flat, LINEAR, float(scale), out, 0, len(flat))
+    scale = float(scale)
+    threads.run_blocks(
+        lambda lo, hi: _srgb_to_oklab_range(flat, LINEAR, scale, out, lo, hi),
+        len(flat),
+        None if len(flat) >= config.PARALLEL_MIN_COLORS else 1,
+    )
     return out.reshape(colors.shape)
 
 
@@ -185,10 +173,12 @@ def oklab_to_srgb(lab, scale=1.0):
     lab = np.asarray(lab)
     flat = _flat(lab, np.float32, "lab")
     out = np.empty(flat.shape, np.float64)
-    if len(flat) >= config.PARALLEL_MIN_COLORS:
-        _oklab_to_srgb_par(flat, float(scale), out, config.CHUNK)
-    else:
-        _oklab_to_srgb_range(flat, float(scale), out, 0, len(flat))
+    scale = float(scale)
+    threads.run_blocks(
+        lambda lo, hi: _oklab_to_srgb_range(flat, scale, out, lo, hi),
+        len(flat),
+        None if len(flat) >= config.PARALLEL_MIN_COLORS else 1,
+    )
     return out.reshape(lab.shape)
 
 

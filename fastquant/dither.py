@@ -9,8 +9,8 @@ reproducible.
 
 import numpy as np
 
-from . import config
-from .jit import njit, prange
+from . import config, threads
+from .jit import njit
 from .nearest import search, search_lists, sqdist
 
 #: Errors are kept as integers in 1/16 of a level, and the strength in steps
@@ -40,7 +40,8 @@ def _fs(pixels, width, palette, neighbors, sorted_d, strength, limit, out):
     top = 255 * _FS_UNIT
     half = _FS_UNIT // 2
     den = _FS_UNIT * _STRENGTH_STEPS
-    prev = 0
+    zero = np.int64(0)  # not a literal 0: that would compile search() once more
+    prev = zero
     sq = 0
     for y in range(h):
         fwd = 1 if y % 2 == 0 else -1
@@ -54,7 +55,7 @@ def _fs(pixels, width, palette, neighbors, sorted_d, strength, limit, out):
                     v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
                 tgt[t] = v
                 pt[0, t] = (v + half) // _FS_UNIT
-            best, _ = search(pt, 0, palette, neighbors, sorted_d, prev, sqdist(pt, 0, palette, prev))
+            best, _ = search(pt, zero, palette, neighbors, sorted_d, prev, sqdist(pt, zero, palette, prev))
             out[i] = best
             prev = best
             for t in range(c):
@@ -168,8 +169,9 @@ def _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, err
     """
     c = pixels.shape[1]
     pt = np.empty((1, c), np.float32)
+    zero = np.int64(0)  # not a literal 0: that would compile search() once more
     for y in range(lo, hi):
-        prev = 0  # each row starts afresh: rows are independent of how they are shared out
+        prev = zero  # each row starts afresh: rows are independent of how they are shared out
         sq = 0
         for x in range(width):
             i = y * width + x
@@ -179,20 +181,13 @@ def _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, err
                 if t < 3:
                     v = min(max(v + o, 0), 255)
                 pt[0, t] = v
-            best, _ = search(pt, 0, palette, neighbors, sorted_d, prev, sqdist(pt, 0, palette, prev))
+            best, _ = search(pt, zero, palette, neighbors, sorted_d, prev, sqdist(pt, zero, palette, prev))
             out[i] = best
             prev = best
             for t in range(c):
                 d = np.int64(pixels[i, t]) - np.int64(palette[best, t])
                 sq += d * d
         errs[y] = sq
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _ordered_par(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, rows):
-    h = pixels.shape[0] // width
-    for c in prange((h + rows - 1) // rows):
-        _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, c * rows, min(h, (c + 1) * rows))
 
 
 def dither_ordered(pixels, width, palette, strength=1.0):
@@ -222,8 +217,7 @@ def dither_ordered(pixels, width, palette, strength=1.0):
     h = len(pixels) // width
     errs = np.zeros(h, np.int64)
     args = (pixels, int(width), pal, neighbors, sorted_d, offsets, out, errs)
-    if len(pixels) >= config.PARALLEL_MIN_PIXELS:
-        _ordered_par(*args, 8)
-    else:
-        _ordered_rows(*args, 0, h)
+    threads.run_blocks(
+        lambda lo, hi: _ordered_rows(*args, lo, hi), h, None if len(pixels) >= config.PARALLEL_MIN_PIXELS else 1
+    )
     return _index_array(out, len(pal)), int(errs.sum())

@@ -46,6 +46,15 @@ def _probe(table, key, bits):
         h = (h + 1) & mask
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _empty_table(bits):
+    """A table of 2**bits empty slots (a loop: ``np.full`` would compile Numba's string code)."""
+    table = np.empty(1 << bits, np.uint64)
+    for t in range(table.shape[0]):
+        table[t] = _EMPTY
+    return table
+
+
 @njit(cache=True, nogil=True)
 def _unique(pixels):
     """Colours in order of first appearance, each pixel's colour index, and the counts.
@@ -58,7 +67,7 @@ def _unique(pixels):
     bits = 12
     while (1 << bits) < 2 * min(n, 1 << 16):
         bits += 1
-    table = np.full(1 << bits, _EMPTY, np.uint64)
+    table = _empty_table(bits)
     cap = max(min(n, 1 << 16), 1)
     first = np.empty(cap, np.int64)
     inverse = np.empty(n, np.int32)
@@ -79,7 +88,8 @@ def _unique(pixels):
         if m == cap:  # grow the first-appearance array
             cap *= 2
             first2 = np.empty(cap, np.int64)
-            first2[:m] = first[:m]
+            for s in range(m):  # element by element: an array assignment compiles Numba's string code
+                first2[s] = first[s]
             first = first2
         first[m] = i
         inverse[i] = m
@@ -90,7 +100,7 @@ def _unique(pixels):
             bits += 1
             mask = (1 << bits) - 1
             old = table
-            table = np.full(1 << bits, _EMPTY, np.uint64)
+            table = _empty_table(bits)
             for t in range(old.size):
                 e = old[t]
                 if e == _EMPTY:
@@ -101,7 +111,8 @@ def _unique(pixels):
                 table[h] = e
     colors = np.empty((m, c), np.uint8)
     for s in range(m):
-        colors[s] = pixels[first[s]]
+        for t in range(c):
+            colors[s, t] = pixels[first[s], t]
     counts = np.zeros(m, np.int64)
     cur = inverse[0] if n else 0
     run = 0
@@ -127,7 +138,7 @@ def _count(pixels, limit):
     bits = 12
     while (1 << bits) < 2 * min(n, limit + 1):
         bits += 1
-    table = np.full(1 << bits, _EMPTY, np.uint64)
+    table = _empty_table(bits)
     cap = max(min(n, limit + 1), 1)
     first = np.empty(cap, np.int64)
     counts = np.zeros(cap, np.int64)
@@ -161,7 +172,8 @@ def _count(pixels, limit):
     k = min(m, cap)
     colors = np.empty((k, c), np.uint8)
     for s in range(k):
-        colors[s] = pixels[first[s]]
+        for t in range(c):
+            colors[s, t] = pixels[first[s], t]
     return colors, counts[:k], m > cap
 
 

@@ -11,6 +11,14 @@ are not touched.  With a Numba that lacks the internals used here, or when
 the light load fails in any way, kernels load the usual way; setting
 ``FASTQUANT_PLAIN_NUMBA=1`` always does (``tests/test_jit.py`` fails loudly
 when the internals move).
+
+Where the cache lives: ``NUMBA_CACHE_DIR`` when it is set; else the
+package's own ``__pycache__`` when it can be written (Numba's default), or,
+on a read-only install, when it holds the kernel already (prepared by
+``python -m fastquant --precompile``; what it lacks is compiled but not
+kept); else the user's cache folder (``~/.cache``).  When no folder can be
+written, kernels are not cached at all (they compile in every process),
+and the compile notice says so: never an exception at import.
 """
 
 import os
@@ -80,9 +88,14 @@ def _compile_notice(dispatcher):
             return
         _announced.append(module)
     what = f"{module.rsplit('.', 1)[-1]}.{fn.__name__}"
+    kept = "later runs load them from the cache (or run python -m fastquant --precompile once)"
+    locator = getattr(getattr(getattr(dispatcher, "_cache", None), "_impl", None), "locator", None)
+    if UNCACHED:
+        kept = UNCACHED
+    elif type(locator).__name__ == "PackageCacheLocator":
+        kept = "the package's precompiled cache is read-only, so this compile is not kept (set NUMBA_CACHE_DIR)"
     message = (
-        f"fastquant: compiling Numba kernels (first: {what}), once for each feature used: a few seconds "
-        "each, up to ~30 s in all; later runs load them from the cache"
+        f"fastquant: compiling Numba kernels (first: {what}), once for each feature used: a few seconds each; {kept}"
     )
     mode = os.environ.get("FASTQUANT_COMPILE_NOTICE", "")
     if announce is not None:
@@ -106,17 +119,93 @@ class _CompileListener(numba.core.event.Listener):
 numba.core.event.register("numba:compile", _CompileListener())
 
 
+#: Every kernel made by :func:`njit`, in the order their modules defined them
+#: (:mod:`fastquant.warmup` checks that each one is compiled).
+KERNELS = []
+
+
 def njit(**options):
-    """``numba.njit(**options)`` whose dispatcher loads cached kernels lightly (see module docstring)."""
+    """``numba.njit(**options)`` whose dispatcher loads cached kernels lightly (see module docstring);
+    the kernel is added to :data:`KERNELS`.  With ``cache=True`` and no folder the cache can be
+    written to, the kernel is not cached (:data:`UNCACHED` says why).
+    """
 
     def decorate(fn):
-        return _light_loading(numba.njit(**options)(fn))
+        global UNCACHED
+        try:
+            dispatcher = numba.njit(**options)(fn)
+        except RuntimeError as e:  # "cannot cache function ...: no locator available"
+            if not options.get("cache") or "locator" not in str(e):
+                raise
+            UNCACHED = "no writable cache folder: kernels compile in every run (set NUMBA_CACHE_DIR)"
+            dispatcher = numba.njit(**dict(options, cache=False))(fn)
+        dispatcher = _light_loading(dispatcher)
+        KERNELS.append(dispatcher)
+        return dispatcher
 
     return decorate
 
 
+#: Why this process's kernels are not cached on disk (a short phrase), or None.
+UNCACHED = None
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_writable = {}
+
+
+def _can_write(folder):
+    """Whether a file can be made in ``folder`` (as Numba itself checks it), remembered per folder."""
+    if folder not in _writable:
+        import tempfile
+
+        try:
+            os.makedirs(folder, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+            _writable[folder] = True
+        except OSError:
+            _writable[folder] = False
+    return _writable[folder]
+
+
+def _add_package_locator():
+    """Let kernels load from the package's read-only ``__pycache__`` when it holds them."""
+    try:
+        from numba.core import caching
+
+        base = caching._CacheImpl
+        in_tree = caching.InTreeCacheLocator
+    except (ImportError, AttributeError):
+        return
+
+    class PackageCacheLocator(in_tree):
+        """fastquant's own ``__pycache__``, read-only, that holds the kernel's precompiled index."""
+
+        def ensure_cache_path(self):
+            pass  # nothing can be saved here: a new compile is not kept (see _light_loading)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.dirname(os.path.abspath(py_file)) != _HERE:
+                return None
+            self = cls(py_func, py_file)
+            folder = self.get_cache_path()
+            if _can_write(folder):
+                return None  # Numba's own in-tree locator, next in the list, serves
+            stem = os.path.splitext(os.path.basename(py_file))[0]
+            version = f"py{sys.version_info[0]}{sys.version_info[1]}{getattr(sys, 'abiflags', '')}"
+            index = f"{stem}.{py_func.__qualname__}-{self.get_disambiguator()}.{version}.nbi"
+            return self if os.path.exists(os.path.join(folder, index)) else None
+
+    classes = base._locator_classes
+    if not any(c.__name__ == "PackageCacheLocator" for c in classes):
+        at = next((i + 1 for i, c in enumerate(classes) if c.__name__ == "UserProvidedCacheLocator"), 0)
+        classes.insert(at, PackageCacheLocator)
+
+
 #: ``FASTQUANT_PLAIN_NUMBA=1`` in the environment: kernels load Numba's own way (no private internals).
 PLAIN = os.environ.get("FASTQUANT_PLAIN_NUMBA", "").strip() not in ("", "0")
+if not PLAIN:
+    _add_package_locator()
 
 
 def _light_loading(dispatcher):
@@ -137,5 +226,14 @@ def _light_loading(dispatcher):
         except Exception:  # Numba's internals moved under us: load its own way (refresh, then load)
             return plain(sig, target_context)
 
+    save = cache.save_overload
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except OSError:  # a read-only cache (see PackageCacheLocator): the kernel serves this process only
+            pass
+
     cache.load_overload = load_overload
+    cache.save_overload = save_overload
     return dispatcher

@@ -14,8 +14,8 @@ neighbour, cut another in two with :func:`fastquant.boxes.cluster_cuts`).
 Kernels (private, fixed types: float32 points and centres, float64 weights,
 int32 labels): ``_sums_range`` sums weights and coordinates per centre over
 fixed chunks of points, added up in chunk order, so results do not depend on
-the thread count (large work runs the chunks on Numba's threads,
-``_sums_par``); ``_new_centers``, ``_nearest_other``, ``_kmeanspp``.
+the thread count (large work runs blocks of chunks on threads,
+:mod:`fastquant.threads`); ``_new_centers``, ``_nearest_other``, ``_kmeanspp``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from . import boxes, config
+from . import boxes, config, threads
 from .errors import OptionError
-from .jit import njit, prange
+from .jit import njit
 from .nearest import Search, assign, sqdist
 
 
@@ -52,6 +52,28 @@ class KMeansResult(NamedTuple):
     n_iter: int
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _draw(cum, weights, dist, u):
+    """Index drawn by ``u`` in [0, 1) from the weights (times ``dist`` when it is given):
+    what ``np.searchsorted(np.cumsum(...), u * total, side="right")`` gives, clipped to
+    the last index, written out (those two would compile Numba's string and cumsum code).
+    """
+    n = cum.shape[0]
+    s = 0.0
+    for p in range(n):
+        s += weights[p] * dist[p] if dist.shape[0] else weights[p]
+        cum[p] = s
+    x = u * cum[n - 1]
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cum[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return min(lo, n - 1)
+
+
 @njit(cache=True, nogil=True)
 def _kmeanspp(points, weights, uniforms):
     """Weighted k-means++: len(uniforms) centres, centre c picked with the
@@ -62,18 +84,19 @@ def _kmeanspp(points, weights, uniforms):
     n, d = points.shape
     k = uniforms.shape[0]
     centers = np.empty((k, d), np.float32)
-    cum = np.cumsum(weights)
-    i = min(np.searchsorted(cum, uniforms[0] * cum[-1], side="right"), n - 1)
-    centers[0] = points[i]
+    cum = np.empty(n)
+    i = _draw(cum, weights, np.empty(0), uniforms[0])
+    for t in range(d):  # element by element: an array assignment compiles Numba's string code
+        centers[0, t] = points[i, t]
     dist = np.empty(n)
     for p in range(n):
         dist[p] = sqdist(points, p, centers, 0)
     for c in range(1, k):
-        cum = np.cumsum(weights * dist)
-        if cum[-1] <= 0.0:
+        i = _draw(cum, weights, dist, uniforms[c])
+        if cum[n - 1] <= 0.0:
             return centers[:c].copy()  # every point already is a centre
-        i = min(np.searchsorted(cum, uniforms[c] * cum[-1], side="right"), n - 1)
-        centers[c] = points[i]
+        for t in range(d):
+            centers[c, t] = points[i, t]
         for p in range(n):
             dp = sqdist(points, p, centers, c)
             if dp < dist[p]:
@@ -114,29 +137,24 @@ def kmeanspp(points, weights, k, seed):
 
 
 @njit(cache=True, nogil=True)
-def _sums_range(points, weights, labels, dist, sums, wsums, errs, c, lo, hi):
-    """Weighted coordinate sums, weights and error per centre of points lo..hi-1 into chunk c."""
-    d = points.shape[1]
-    for i in range(lo, hi):
-        lab = labels[i]
-        w = weights[i]
-        wsums[c, lab] += w
-        errs[c] += w * dist[i]
-        for t in range(d):
-            sums[c, lab, t] += w * points[i, t]
+def _sums_range(points, weights, labels, dist, sums, wsums, errs, chunk, c0, c1):
+    """Weighted coordinate sums, weights and error per centre of the points of chunks
+    c0..c1-1 (``chunk`` points each), each chunk into its own row.
+    """
+    n, d = points.shape
+    for c in range(c0, c1):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            lab = labels[i]
+            w = weights[i]
+            wsums[c, lab] += w
+            errs[c] += w * dist[i]
+            for t in range(d):
+                sums[c, lab, t] += w * points[i, t]
 
 
-# The parallel driver splits the sums into fixed chunks and runs the serial
-# range kernel on them; _partial_sums calls the range kernel directly when the
-# work is too small to pay for waking the threads.  Either way the chunks are
-# the same, so results do not depend on the thread count.
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk):
-    n = points.shape[0]
-    for c in prange((n + chunk - 1) // chunk):
-        _sums_range(points, weights, labels, dist, sums, wsums, errs, c, c * chunk, min(n, (c + 1) * chunk))
+# The sums are split into fixed chunks, shared out to threads in blocks of
+# chunks (serially when the work is too small to pay for handing it over);
+# either way the chunks are the same, so results do not depend on the thread count.
 
 
 def _partial_sums(points, weights, labels, dist, k, chunk):
@@ -146,12 +164,12 @@ def _partial_sums(points, weights, labels, dist, k, chunk):
     sums = np.zeros((nch, k, d))
     wsums = np.zeros((nch, k))
     errs = np.zeros(nch)
-    if n >= config.PARALLEL_MIN_POINTS:
-        _sums_par(points, weights, labels, dist, sums, wsums, errs, chunk)
-    else:
-        # Serial: summing a photo's histogram costs less than handing work to a thread.
-        for c in range(nch):
-            _sums_range(points, weights, labels, dist, sums, wsums, errs, c, c * chunk, min(n, (c + 1) * chunk))
+    # Serial below the threshold: summing a photo's histogram costs less than handing work to a thread.
+    threads.run_blocks(
+        lambda c0, c1: _sums_range(points, weights, labels, dist, sums, wsums, errs, chunk, c0, c1),
+        nch,
+        None if n >= config.PARALLEL_MIN_POINTS else 1,
+    )
     # Chunk results are added in chunk order: the same sums for any thread count.
     total, wtotal, inertia = sums[0].copy(), wsums[0].copy(), float(errs[0])
     for c in range(1, nch):

@@ -18,7 +18,7 @@ Fixed types: float32 points and centres, int32 labels.
 import numpy as np
 
 from . import config, threads
-from .jit import njit, prange
+from .jit import njit
 
 #: Slack on the pruning radius so float32 rounding can never prune the true nearest.
 _SLACK = np.float32(4.004)
@@ -90,7 +90,8 @@ def _neighbor_rows(centers, neighbors, sorted_d, hint, lo, hi):
         lim = hint[a]
         for attempt in range(2):
             if attempt or not lim < np.inf:  # no guess, or too tight: the L-th smallest itself
-                cd[:] = dist
+                for b in range(k):  # not cd[:] = dist: that compiles Numba's string code
+                    cd[b] = dist[b]
                 lim = _kth_smallest(cd, L - 1)
             m = 0
             for b in range(k):
@@ -236,26 +237,10 @@ def _assign_range(points, centers, neighbors, sorted_d, labels, dist, lower, mov
             lower[i] = bound * 0.99999
 
 
-# The parallel drivers split the work into fixed chunks and run the serial
-# range kernels on them; the wrappers below call the range kernels directly
-# when the work is too small to pay for waking the threads.  Either way each
-# item is computed the same way, so results do not depend on the thread count.
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _neighbors_par(centers, neighbors, sorted_d, hint, chunk):
-    k = centers.shape[0]
-    for c in prange((k + chunk - 1) // chunk):
-        _neighbor_rows(centers, neighbors, sorted_d, hint, c * chunk, min(k, (c + 1) * chunk))
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _assign_par(points, centers, neighbors, sorted_d, labels, dist, lower, moves, chunk):
-    n = points.shape[0]
-    for c in prange((n + chunk - 1) // chunk):
-        _assign_range(
-            points, centers, neighbors, sorted_d, labels, dist, lower, moves, c * chunk, min(n, (c + 1) * chunk)
-        )
+# The wrappers below share the range kernels' work out to threads in blocks
+# (:mod:`fastquant.threads`), or run it in one call when it is too small to pay
+# for handing it over.  Either way each item is computed the same way, so
+# results do not depend on the thread count.
 
 
 def neighbor_lists(centers, hint=None):
@@ -284,10 +269,11 @@ def neighbor_lists(centers, hint=None):
         lim = np.full(k, np.inf, np.float32)
     else:
         lim = hint[:, -1] * _HINT_MARGIN + np.float32(1e-6)
-    if k >= config.PARALLEL_MIN_CENTERS:
-        _neighbors_par(centers, neighbors, sorted_d, lim, 64)
-    else:
-        _neighbor_rows(centers, neighbors, sorted_d, lim, 0, k)
+    threads.run_blocks(
+        lambda lo, hi: _neighbor_rows(centers, neighbors, sorted_d, lim, lo, hi),
+        k,
+        None if k >= config.PARALLEL_MIN_CENTERS else 1,
+    )
     return neighbors, sorted_d
 
 
@@ -371,11 +357,6 @@ def assign(points, centers, labels=None, search=None):
     neighbors, sorted_d = search_lists(centers, search.sorted_d)
     search.sorted_d = sorted_d
     args = (points, centers, neighbors, sorted_d, labels, dist, search.lower, search.moves)
-    min_points = config.PARALLEL_MIN_POINTS
-    if n >= min_points or (len(neighbors) == 0 and n * k >= min_points * 64):
-        _assign_par(*args, config.CHUNK)
-    elif n >= config.THREAD_MIN_POINTS:
-        threads.run_blocks(lambda lo, hi: _assign_range(*args, lo, hi), n)
-    else:
-        _assign_range(*args, 0, n)
+    many = n >= config.THREAD_MIN_POINTS or (len(neighbors) == 0 and n * k >= config.PARALLEL_MIN_POINTS * 64)
+    threads.run_blocks(lambda lo, hi: _assign_range(*args, lo, hi), n, None if many else 1)
     return labels, dist

@@ -23,7 +23,7 @@ import numpy as np
 from . import colorspace as _cs
 from . import config, threads
 from .colorspace import srgb_to_oklab_at
-from .jit import njit, prange
+from .jit import njit
 from .nearest import assign, neighbor_lists, search, sqdist
 
 
@@ -101,77 +101,58 @@ def apply_in_place(lut, codes):
 
 
 @njit(cache=True, nogil=True)
-def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, c, lo, hi):
-    prev = 0  # neighbouring pixels mostly share an entry: start the search there
-    err = 0.0
-    last_key = -1
-    last_err = 0.0
-    for i in range(lo, hi):
-        key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
-        if key == last_key:  # a run of one colour: the same entry and error
-            out[i] = prev
-            err += last_err
-            continue
-        v = table[key]
-        if v < 0:
-            v, _ = search(pixels, i, palette, neighbors, sorted_d, prev, sqdist(pixels, i, palette, prev))
-            table[key] = v
-        out[i] = v
-        prev = v
-        last_key = key
-        last_err = sqdist(pixels, i, palette, v)
-        err += last_err
-    errs[c] = err
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _lut_par(pixels, palette, neighbors, sorted_d, table, out, errs, chunk):
+def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, chunk, c0, c1):
+    """Pixels of chunks c0..c1-1 (``chunk`` pixels each) through the colour table;
+    each chunk starts afresh and sums its error into ``errs[c]``.
+    """
     n = pixels.shape[0]
-    for c in prange((n + chunk - 1) // chunk):
-        _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, c, c * chunk, min(n, (c + 1) * chunk))
+    zero = np.int64(0)  # not a literal 0: that would compile search() once more
+    for c in range(c0, c1):
+        prev = zero  # neighbouring pixels mostly share an entry: start the search there
+        err = 0.0
+        last_key = -1
+        last_err = 0.0
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
+            if key == last_key:  # a run of one colour: the same entry and error
+                out[i] = prev
+                err += last_err
+                continue
+            v = table[key]
+            if v < 0:
+                v, _ = search(pixels, i, palette, neighbors, sorted_d, prev, sqdist(pixels, i, palette, prev))
+                table[key] = v
+            out[i] = v
+            prev = v
+            last_key = key
+            last_err = sqdist(pixels, i, palette, v)
+            err += last_err
+        errs[c] = err
 
 
 @njit(cache=True, nogil=True)
-def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, c, lo, hi):
+def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, chunk, c0, c1):
     """``_lut_range`` searching in OKLab: a colour met for the first time is
     converted to its point, and its nearest entry found among ``points``
     (keep in sync with _lut_range).
     """
-    pt = np.empty((1, 3), np.float32)
-    prev = 0
-    err = 0.0
-    for i in range(lo, hi):
-        key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
-        v = table[key]
-        if v < 0:
-            srgb_to_oklab_at(pixels, i, lin, scale, pt, 0)
-            v, _ = search(pt, 0, points, neighbors, sorted_d, prev, sqdist(pt, 0, points, prev))
-            table[key] = v
-        out[i] = v
-        prev = v
-        err += sqdist(pixels, i, palette, v)
-    errs[c] = err
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _lut_lab_par(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, chunk):
     n = pixels.shape[0]
-    for c in prange((n + chunk - 1) // chunk):
-        _lut_lab_range(
-            pixels,
-            palette,
-            points,
-            lin,
-            scale,
-            neighbors,
-            sorted_d,
-            table,
-            out,
-            errs,
-            c,
-            c * chunk,
-            min(n, (c + 1) * chunk),
-        )
+    pt = np.empty((1, 3), np.float32)
+    zero = np.int64(0)  # not a literal 0: that would compile search() once more
+    for c in range(c0, c1):
+        prev = zero
+        err = 0.0
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
+            v = table[key]
+            if v < 0:
+                srgb_to_oklab_at(pixels, i, lin, scale, pt, 0)
+                v, _ = search(pt, zero, points, neighbors, sorted_d, prev, sqdist(pt, zero, points, prev))
+                table[key] = v
+            out[i] = v
+            prev = v
+            err += sqdist(pixels, i, palette, v)
+        errs[c] = err
 
 
 def lut_table():
@@ -205,15 +186,18 @@ def remap_lut(pixels, palette, colorspace="rgb", *, table=None, out=None):
         table = lut_table()
     out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16) if out is None else out
     chunk = 16 * config.CHUNK
-    errs = np.zeros((len(pixels) + chunk - 1) // chunk)
+    n_chunks = (len(pixels) + chunk - 1) // chunk
+    errs = np.zeros(n_chunks)
     pixels = np.ascontiguousarray(pixels)
     if colorspace == "rgb":
         neighbors, sorted_d = neighbor_lists(pal)
-        _lut_par(pixels, pal, neighbors, sorted_d, table, out, errs, chunk)
+        args = (pixels, pal, neighbors, sorted_d, table, out, errs, chunk)
+        threads.run_blocks(lambda c0, c1: _lut_range(*args, c0, c1), n_chunks)
     else:
         points = _cs.to_points(np.ascontiguousarray(palette), "oklab")
         neighbors, sorted_d = neighbor_lists(points)
-        _lut_lab_par(pixels, pal, points, _cs.LINEAR, _cs.SCALE, neighbors, sorted_d, table, out, errs, chunk)
+        args = (pixels, pal, points, _cs.LINEAR, _cs.SCALE, neighbors, sorted_d, table, out, errs, chunk)
+        threads.run_blocks(lambda c0, c1: _lut_lab_range(*args, c0, c1), n_chunks)
     return out, float(errs.sum())
 
 
@@ -271,7 +255,8 @@ def _cell_lists(points, grid):
             if dmin[j] <= bound:
                 if at == lists.shape[0]:
                     grown = np.empty(2 * lists.shape[0], np.int32)
-                    grown[:at] = lists[:at]
+                    for t in range(at):  # not grown[:at] = lists[:at]: that compiles Numba's string code
+                        grown[t] = lists[t]
                     lists = grown
                 lists[at] = j
                 at += 1
