@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -150,11 +151,17 @@ def _cli(argv_for):
     return run
 
 
-def _pngquant_argv(extra):
+#: pngquant 3 (libimagequant 4) from the ``pngquant-cli`` wheel of the bench extra, beside this Python;
+#: pngquant 2.17 is the system's (Debian's) ``/usr/bin/pngquant``.
+PNGQUANT3 = str(Path(sys.executable).with_name("pngquant"))
+PNGQUANT2 = "/usr/bin/pngquant" if Path("/usr/bin/pngquant").exists() else "pngquant"
+
+
+def _pngquant_argv(extra, exe=PNGQUANT2):
     def argv(src: Path, k: int, out: Path):
         if src.suffix.lower() != ".png":
             raise Skip(f"pngquant {PNG_ONLY}")
-        return ["pngquant", *extra, "--force", "--output", out, str(k), src]
+        return [exe, *extra, "--force", "--output", out, str(k), src]
 
     return argv
 
@@ -243,6 +250,18 @@ TOOLS = {
             _cli(_pngquant_argv([])),
             _program("pngquant"),
             "`pngquant K` (defaults: Floyd-Steinberg dithering, speed 4), whole process",
+        ),
+        Tool(
+            "pngquant3",
+            _cli(_pngquant_argv(["--nofs", "--speed", "4"], PNGQUANT3)),
+            lambda: None if Path(PNGQUANT3).exists() else "pngquant 3 not installed (pip install pngquant-cli)",
+            "pngquant 3 (libimagequant 4, the `pngquant-cli` wheel): `pngquant --nofs --speed 4 K`, whole process",
+        ),
+        Tool(
+            "pngquant3-dither",
+            _cli(_pngquant_argv([], PNGQUANT3)),
+            lambda: None if Path(PNGQUANT3).exists() else "pngquant 3 not installed (pip install pngquant-cli)",
+            "pngquant 3: `pngquant K` (defaults: Floyd-Steinberg dithering, speed 4), whole process",
         ),
         Tool(
             "pillow-mediancut",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -249,16 +250,21 @@ def batch(images: list[Path], repeat: int) -> str:
                     {**env, **env_extra},
                 )
             )
-        folder, files = links("pngquant")
-        jobs.append(
-            (
-                "pngquant --nofs 256 FILES",
-                ["pngquant", "--nofs", "--force", "--ext", ".pq.png", "256", *files],
-                folder,
-                "*.pq.png",
-                env,
+        from competitors import PNGQUANT2, PNGQUANT3
+
+        for version, exe in (("2.17", PNGQUANT2), ("3", PNGQUANT3)):
+            if not shutil.which(exe):
+                continue
+            folder, files = links(f"pngquant{version}")
+            jobs.append(
+                (
+                    f"pngquant {version} --nofs 256 FILES",
+                    [exe, "--nofs", "--force", "--ext", ".pq.png", "256", *files],
+                    folder,
+                    "*.pq.png",
+                    env,
+                )
             )
-        )
         for label, argv, folder, pattern, job_env in jobs:
             try:
                 secs, _ = time_runs(lambda argv=argv, job_env=job_env: run_cmd(argv, env=job_env), repeat, warmup=1)

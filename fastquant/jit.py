@@ -17,7 +17,7 @@ package's own ``__pycache__`` when it can be written (Numba's default), or,
 on a read-only install, when it holds the kernel already (prepared by
 ``python -m fastquant --precompile``; what it lacks is compiled but not
 kept); else the user's cache folder (``~/.cache``).  When no folder can be
-written, kernels are not cached at all (they compile in every process),
+written, a kernel is not cached at all (it compiles in every process),
 and the compile notice says so: never an exception at import.
 """
 
@@ -90,8 +90,8 @@ def _compile_notice(dispatcher):
     what = f"{module.rsplit('.', 1)[-1]}.{fn.__name__}"
     kept = "later runs load them from the cache (or run python -m fastquant --precompile once)"
     locator = getattr(getattr(getattr(dispatcher, "_cache", None), "_impl", None), "locator", None)
-    if UNCACHED:
-        kept = UNCACHED
+    if id(dispatcher) in UNCACHED:
+        kept = "no writable cache folder: kernels compile in every run (set NUMBA_CACHE_DIR)"
     elif type(locator).__name__ == "PackageCacheLocator":
         kept = "the package's precompiled cache is read-only, so this compile is not kept (set NUMBA_CACHE_DIR)"
     message = (
@@ -127,18 +127,17 @@ KERNELS = []
 def njit(**options):
     """``numba.njit(**options)`` whose dispatcher loads cached kernels lightly (see module docstring);
     the kernel is added to :data:`KERNELS`.  With ``cache=True`` and no folder the cache can be
-    written to, the kernel is not cached (:data:`UNCACHED` says why).
+    written to, the kernel is not cached (it is in :data:`UNCACHED`).
     """
 
     def decorate(fn):
-        global UNCACHED
         try:
             dispatcher = numba.njit(**options)(fn)
         except RuntimeError as e:  # "cannot cache function ...: no locator available"
             if not options.get("cache") or "locator" not in str(e):
                 raise
-            UNCACHED = "no writable cache folder: kernels compile in every run (set NUMBA_CACHE_DIR)"
             dispatcher = numba.njit(**dict(options, cache=False))(fn)
+            UNCACHED.add(id(dispatcher))
         dispatcher = _light_loading(dispatcher)
         KERNELS.append(dispatcher)
         return dispatcher
@@ -146,8 +145,8 @@ def njit(**options):
     return decorate
 
 
-#: Why this process's kernels are not cached on disk (a short phrase), or None.
-UNCACHED = None
+#: ``id()`` of the kernels that could not be cached: no folder for their cache could be written.
+UNCACHED = set()
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _writable = {}
@@ -172,8 +171,8 @@ def _add_package_locator():
     try:
         from numba.core import caching
 
-        base = caching._CacheImpl
-        in_tree = caching.InTreeCacheLocator
+        base = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # named so from numba 0.60
+        in_tree = getattr(caching, "InTreeCacheLocator", None) or caching._InTreeCacheLocator
     except (ImportError, AttributeError):
         return
 

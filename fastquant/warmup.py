@@ -308,8 +308,7 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
     dict
         ``seconds`` (wall time), ``kernels`` (list of :class:`KernelTime`, slowest first),
         ``missing`` (kernels no warm-up reached), ``cache`` (the folder, or None when
-        nothing can be cached: see :data:`fastquant.jit.UNCACHED`) and ``kept`` (whether
-        the compiled kernels were saved there).
+        nothing can be cached) and ``kept`` (whether every kernel compiled was saved there).
     """
     import multiprocessing
 
@@ -367,7 +366,7 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
         "kernels": table,
         "reached": len(reached),
         "missing": sorted(set(kernels) - reached),
-        **_where(kernels),
+        **_where(kernels, [k for k in compiled if k in kernels]),
     }
 
 
@@ -388,12 +387,15 @@ def _reached(kernels, used):
     return reached
 
 
-def _where(kernels):
-    """``cache``: the folder the kernels are cached in (None: not cached); ``kept``: whether it can be written."""
-    from . import jit
-
-    for d in kernels.values():
+def _where(kernels, compiled):
+    """``cache``: the folder the kernels are cached in (None: not cached); ``kept``: whether
+    every kernel ``compiled`` now could be saved there.
+    """
+    folder, kept = None, True
+    for name, d in kernels.items():
         locator = getattr(getattr(getattr(d, "_cache", None), "_impl", None), "locator", None)
         if locator is not None:
-            return {"cache": locator.get_cache_path(), "kept": type(locator).__name__ != "PackageCacheLocator"}
-    return {"cache": None, "kept": jit.UNCACHED is None}
+            folder = folder or locator.get_cache_path()
+        if name in compiled and (locator is None or type(locator).__name__ == "PackageCacheLocator"):
+            kept = False  # no cache, or a read-only one
+    return {"cache": folder, "kept": kept}

@@ -192,6 +192,8 @@ def test_ctrl_c_stops_cleanly(tmp_path, kodak, jobs, how):
     assert proc.returncode == (130 if how == "SIGINT" else 143), stderr
     assert "Traceback" not in stderr
     assert "(interrupted)" in stderr.splitlines()[-1]
+    assert ", 0 failed;" in stderr.splitlines()[-1]  # running files finished or were dropped, not failed
+    assert not [line for line in stderr.splitlines() if line.startswith("fastquant: error")], stderr
     done = sorted(out.iterdir())
     assert 2 <= len(done) < 40
     assert not [p for p in done if p.name.startswith(".fastquant-")]  # no temporary files left
