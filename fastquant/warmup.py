@@ -41,6 +41,7 @@ _SMALL = {
     "NEIGHBOR_LIST_MAX_K": 1 << 7,
     "SSIM_MAX_PIXELS": 1 << 12,
     "DEFLATE_PIECE": 1 << 10,
+    "STRONG_DEFLATE_PIECE": 1 << 11,
 }
 
 
@@ -49,10 +50,10 @@ def small_thresholds():
     """Within ``with``: :data:`_SMALL`'s values in :mod:`fastquant.config` (restored after)."""
     from . import config
 
-    old = {name: getattr(config, name) for name in _SMALL}
+    old = {name: getattr(config, name) for name in _SMALL if hasattr(config, name)}
     try:
-        for name, value in _SMALL.items():
-            setattr(config, name, value)
+        for name in old:
+            setattr(config, name, _SMALL[name])
         yield
     finally:
         for name, value in old.items():
@@ -158,9 +159,11 @@ def _direct_features():
     mappers and counters), reached through their modules' entry points with a made-up palette:
     this needs none of the core's kernels, so it compiles beside :func:`_warm_core`.
     """
-    from . import boxes, colorspace, dither, histogram, lloyd, metrics, remap
+    from . import boxes, colorspace, dither, histogram, lloyd, metrics, png, remap
 
-    # first what the core reaches late (SSIM) or not at all by default (other starts)
+    # first what the core reaches late (the PNG encoder, SSIM) or not at all by default (other starts)
+    rng = np.random.default_rng(3)
+    png.png_indexed(rng.integers(0, 7, (90, 100)).astype(np.uint8) * 30, _photo(1, 256)[0])
     a = _photo(30, 40)
     metrics.ssim(a, a[::-1].copy())
     pts = a.reshape(-1, 3).astype(np.float32)
@@ -182,6 +185,43 @@ def _direct_features():
     remap.apply_in_place(np.arange(4, dtype=np.uint8), np.zeros((3, 5), np.uint8))
 
 
+def _warm_options():
+    """The options that change how a palette is fitted or a PNG written: speeds, posterize,
+    a byte budget and rate-distortion mapping, given and fixed colours, an importance map.
+    """
+    photo = _photo(40, 45)  # below 2 * SAMPLE_PIXELS (lowered): rate-distortion mapping runs on arrays only
+    png = _png(photo)
+    for speed in (1, 10, 11):
+        _run(png, speed=speed)
+    _run(png, posterize=2, rd_lambda=5.0)
+    _run(png, n_colors=64, max_bytes=4000)
+    _run(png, palette=np.ascontiguousarray(photo[::7, ::9].reshape(-1, 3)[:30]))
+    _run(png, fixed_colors=["ff0000", "#00ff00"])
+    _run(png, weights=np.linspace(1.0, 3.0, photo.shape[0] * photo.shape[1]).reshape(photo.shape[:2]))
+    rgba = _png(_photo(40, 45, 4))
+    _run(rgba, rd_lambda=5.0)
+    _run(rgba, n_colors=64, max_bytes=4000)
+
+
+def _warm_animation():
+    """Animated inputs: one palette for all frames or one each, written as GIF and APNG."""
+    import io
+
+    from PIL import Image
+
+    from .api import compress
+
+    for mode in ("RGB", "RGBA"):
+        frames = [Image.fromarray(_photo(40, 50, len(mode), seed=s)).convert(mode) for s in range(3)]
+        buf = io.BytesIO()
+        frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=100, loop=0)
+        for frame_palettes in (False, True):
+            a = compress(buf.getvalue(), 32, frame_palettes=frame_palettes, ssim=True)
+            a.encode(".gif")
+            if not frame_palettes:  # an APNG holds one palette
+                a.encode(".png")
+
+
 #: The warm-ups: (name, function).  Each runs under :func:`small_thresholds`;
 #: together they must reach every kernel.  Add an entry (or extend one) for a
 #: feature whose kernels none of these reach.
@@ -191,6 +231,8 @@ WARMUPS = [
     ("oklab", _warm_oklab),
     ("dither", _warm_dither),
     ("large", _warm_large),
+    ("options", _warm_options),
+    ("animation", _warm_animation),
 ]
 
 #: Warm-ups that only speed the work up: run beside "core" in a second process, they
