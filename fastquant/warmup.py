@@ -332,7 +332,7 @@ def _child(conn, names):
 
 
 #: Warm-ups of each worker process, by the number of processes.
-_SHARES = {1: [["core"]], 2: [["core"], ["features"]]}
+_SHARES = {1: [["core"]], 2: [["core", "options"], ["features", "animation"]]}
 
 
 def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], None]] = None) -> dict:
@@ -389,7 +389,15 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
         raise RuntimeError("; ".join(errors))
     # The final pass, here: every feature, loading what the workers compiled and compiling the rest.
     before = time.process_time()
-    res = run_warmups([name for name, _ in WARMUPS])
+    notice = os.environ.get("FASTQUANT_COMPILE_NOTICE")
+    os.environ["FASTQUANT_COMPILE_NOTICE"] = "off"  # the progress line says it all
+    try:
+        res = run_warmups([name for name, _ in WARMUPS])
+    finally:
+        if notice is None:
+            os.environ.pop("FASTQUANT_COMPILE_NOTICE", None)
+        else:
+            os.environ["FASTQUANT_COMPILE_NOTICE"] = notice
     cpu.append(time.process_time() - before)
     say(f"[{len(procs) + 1}/{len(procs) + 1}] every feature checked ({time.perf_counter() - t0:.1f} s)")
     for k, v in res["compiled"].items():

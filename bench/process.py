@@ -1,0 +1,310 @@
+"""Whole-process benchmarks of issue #13: start-up, batch throughput, large files.
+
+    python bench/process.py [--startup] [--batch] [--wholefile] [--repeat N] [--out bench/results]
+
+Every figure is a median of interleaved runs (each round runs every command once, in turn), so
+that the load of a shared machine falls on all of them alike; the load average is printed with
+the tables.  Peak memory is the child's ``ru_maxrss`` (``os.wait4``).
+
+- ``--startup``: ``python -c "import numpy, numba"``, a cached ``python -m fastquant photo.png``,
+  and the same job in-process (compress, encode, write: the second call in a warm process);
+  the start-up overhead is CLI - import - job.  Appends to startup.md.
+- ``--batch``: 48 files (12 Kodak photos in 4 folders): the default run, the one-core run
+  (``NUMBA_NUM_THREADS=1 -j 1``), and pngquant 3 and 2.17 through ``xargs -P 2``.  batch.md.
+- ``--wholefile``: a 12 MP JPEG and a 24 MP PNG made from ../shared/images/large (upscaled),
+  fastquant's CLI against pngquant 2.17 and 3 (given the PNG of the same pixels: pngquant reads
+  PNG only), with time and peak memory; the memory target is ``import fastquant``'s own plus 2x
+  the decoded RGBA image.  wholefile.md.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SHARED = ROOT.parent / "shared" / "images"
+if not SHARED.exists():
+    SHARED = Path("/work/shared/images")
+PY = sys.executable
+PNGQUANT3 = shutil.which("pngquant", path=str(Path(PY).parent)) or "pngquant"
+PNGQUANT2 = "/usr/bin/pngquant" if Path("/usr/bin/pngquant").exists() else None
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTQUANT_COMPILE_NOTICE="off")
+    env.update(extra)
+    return env
+
+
+def run(cmd, env=None, shell=False):
+    """(wall seconds, peak RSS in MB) of one child process."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    if p.returncode:
+        raise RuntimeError(f"{cmd}: exit {p.returncode}: {err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def interleaved(commands, repeat):
+    """{name: [(seconds, MB), ...]} over ``repeat`` rounds (after one untimed round)."""
+    for _, cmd, kw in commands:
+        run(cmd, **kw)
+    out = {name: [] for name, _, _ in commands}
+    for _ in range(repeat):
+        for name, cmd, kw in commands:
+            out[name].append(run(cmd, **kw))
+    return out
+
+
+def med(samples, i=0):
+    return statistics.median(s[i] for s in samples)
+
+
+def header():
+    load = os.getloadavg()
+    return (
+        f"- date: {time.strftime('%Y-%m-%dT%H:%M:%S')}; {os.cpu_count()} CPUs; load average during the run "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min: the machine was shared)\n"
+        f"- pngquant 3: {PNGQUANT3}; pngquant 2.17: {PNGQUANT2}\n"
+    )
+
+
+_JOB = r"""
+import sys, time
+from fastquant.job import run_job
+src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+times = []
+for i in range(n + 1):
+    t = time.perf_counter()
+    run_job(src, out, force=True, ssim=True)
+    times.append(time.perf_counter() - t)
+times = sorted(times[1:])
+print(times[len(times) // 2])
+"""
+
+#: libimagequant in-process through the ``imagequant`` bindings (GPL: bench extra only): decode,
+#: quantize (no dithering, 256 colours), save an optimised PNG; median of warm runs.
+_IMAGEQUANT = r"""
+import sys, time
+import imagequant
+from PIL import Image
+src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+times = []
+for i in range(n + 1):
+    t = time.perf_counter()
+    with Image.open(src) as im:
+        q = imagequant.quantize_pil_image(im.convert("RGBA"), dithering_level=0.0, max_colors=256)
+    q.save(out, optimize=True)
+    times.append(time.perf_counter() - t)
+times = sorted(times[1:])
+print(times[len(times) // 2])
+"""
+
+
+def startup(repeat, out):
+    photo = str(SHARED / "kodak" / "kodim01.png")
+    tmp = Path(tempfile.mkdtemp())
+    env = _env()
+    subprocess.run([PY, "-m", "fastquant", photo, "-o", str(tmp / "o.png"), "-f"], env=env, check=True)
+    res = interleaved(
+        [
+            ("python -c 'import numpy, numba'", [PY, "-c", "import numpy, numba"], {"env": env}),
+            ("python -c 'import fastquant'", [PY, "-c", "import fastquant"], {"env": env}),
+            (
+                "python -m fastquant kodim01.png -o OUT -f (cached)",
+                [PY, "-m", "fastquant", photo, "-o", str(tmp / "o.png"), "-f"],
+                {"env": env},
+            ),
+        ],
+        repeat,
+    )
+    job = float(
+        subprocess.run(
+            [PY, "-c", _JOB, photo, str(tmp / "j.png"), str(repeat)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    try:
+        argv = [PY, "-c", _IMAGEQUANT, photo, str(tmp / "l.png"), str(repeat)]
+        liq = float(subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout)
+    except subprocess.CalledProcessError:
+        liq = None
+    names = list(res)
+    lines = [
+        "",
+        "## Whole-process start-up, cached kernels (bench/process.py --startup)",
+        "",
+        header(),
+        "| command | median s | peak MB |",
+        "|---|---:|---:|",
+    ]
+    for name in names:
+        lines.append(f"| {name} | {med(res[name]):.3f} | {med(res[name], 1):.0f} |")
+    lines.append(f"| the same job in-process (run_job, warm process) | {job:.3f} | |")
+    if liq is not None:
+        lines.append(f"| libimagequant in-process (imagequant bindings: decode, quantize, save PNG) | {liq:.3f} | |")
+    over = med(res[names[2]]) - med(res[names[0]]) - job
+    lines += [
+        "",
+        f"Start-up overhead: CLI - import numpy, numba - in-process job = {over:.3f} s (target <= 0.15 s).",
+        "",
+    ]
+    _write(out / "startup.md", lines)
+
+
+def _pngquant_xargs(binary, files, out):
+    listing = out / "list.txt"
+    listing.write_text("\n".join(str(f) for f in files) + "\n")
+    return f"xargs -P 2 -n 1 -a {listing} {binary} --nofs --force --ext -pq.png 256"
+
+
+def batch(repeat, out):
+    tmp = Path(tempfile.mkdtemp())
+    photos = sorted((SHARED / "kodak").glob("kodim*.png"))[:12]
+    files = []
+    for d in range(4):
+        (tmp / "in" / f"d{d}").mkdir(parents=True)
+        for p in photos:
+            files.append(tmp / "in" / f"d{d}" / p.name)
+            shutil.copy(p, files[-1])
+    fq = [PY, "-m", "fastquant", str(tmp / "in"), "-r", "--out-dir", str(tmp / "out"), "-f", "-q"]
+    commands = [
+        ("python -m fastquant DIR (default)", fq, {"env": _env()}),
+        (
+            "NUMBA_NUM_THREADS=1 python -m fastquant DIR -j 1 (one core)",
+            fq + ["-j", "1"],
+            {"env": _env(NUMBA_NUM_THREADS="1")},
+        ),
+        ("xargs -P 2 pngquant --nofs 256 (pngquant 3)", _pngquant_xargs(PNGQUANT3, files, tmp), {"shell": True}),
+    ]
+    if PNGQUANT2:
+        commands.append(
+            ("xargs -P 2 pngquant --nofs 256 (pngquant 2.17)", _pngquant_xargs(PNGQUANT2, files, tmp), {"shell": True})
+        )
+    res = interleaved(commands, repeat)
+    names = list(res)
+    lines = [
+        "",
+        f"## Batch of {len(files)} files (12 Kodak photos in 4 folders; bench/process.py --batch)",
+        "",
+        header(),
+        "| command | median s | files/s | peak MB (parent) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in names:
+        s = med(res[name])
+        lines.append(f"| {name} | {s:.3f} | {len(files) / s:.2f} | {med(res[name], 1):.0f} |")
+    d, one, pq3 = (med(res[n]) for n in names[:3])
+    lines += [
+        "",
+        f"Default / one core: {one / d:.2f}x the files per second (target >= 1.6x); "
+        f"default / pngquant 3 (xargs -P 2): {pq3 / d:.2f}x (target >= 1.0x).",
+        "",
+    ]
+    _write(out / "batch.md", lines)
+
+
+def _large_images(tmp):
+    from PIL import Image
+
+    jpg = tmp / "photo-12mp.jpg"
+    png = tmp / "render-24mp.png"
+    with Image.open(SHARED / "large" / "LadyBird.jpg") as im:
+        big = im.convert("RGB").resize((4384, 2740), Image.LANCZOS)  # 12.0 MP
+        big.save(jpg, quality=92)
+        big.save(tmp / "photo-12mp.png", compress_level=6)
+    with Image.open(SHARED / "large" / "artificial.png") as im:
+        im.convert("RGB").resize((6000, 4000), Image.LANCZOS).save(png, compress_level=6)  # 24 MP
+    return [(jpg, tmp / "photo-12mp.png", 4384 * 2740), (png, png, 6000 * 4000)]
+
+
+def wholefile(repeat, out):
+    tmp = Path(tempfile.mkdtemp())
+    images = _large_images(tmp)
+    base = interleaved([("import", [PY, "-c", "import fastquant"], {"env": _env()})], repeat)
+    import_mb = med(base["import"], 1)
+    lines = [
+        "",
+        "## Whole-file time and memory (bench/process.py --wholefile)",
+        "",
+        header(),
+        f"`python -c 'import fastquant'` peaks at {import_mb:.0f} MB.",
+        "",
+        "| image | command | median s | peak MB | MB target (import + 2 x RGBA) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for src, as_png, pixels in images:
+        commands = [
+            (
+                f"fastquant {src.name}",
+                [PY, "-m", "fastquant", str(src), "-o", str(tmp / "fq.png"), "-f"],
+                {"env": _env()},
+            )
+        ]
+        commands.append(
+            (
+                f"pngquant 3 {as_png.name}",
+                [PNGQUANT3, "--nofs", "--force", "--output", str(tmp / "p3.png"), "256", str(as_png)],
+                {},
+            )
+        )
+        if PNGQUANT2:
+            commands.append(
+                (
+                    f"pngquant 2.17 {as_png.name}",
+                    [PNGQUANT2, "--nofs", "--force", "--output", str(tmp / "p2.png"), "256", str(as_png)],
+                    {},
+                )
+            )
+        res = interleaved(commands, repeat)
+        target = import_mb + 2 * 4 * pixels / 2**20
+        for name in res:
+            lines.append(
+                f"| {src.stem} ({pixels / 1e6:.1f} MP) | {name} | {med(res[name]):.2f} | "
+                f"{med(res[name], 1):.0f} | {target:.0f} |"
+            )
+    lines.append("")
+    _write(out / "wholefile.md", lines)
+
+
+def _write(path, lines):
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--startup", action="store_true")
+    p.add_argument("--batch", action="store_true")
+    p.add_argument("--wholefile", action="store_true")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--out", type=Path, default=HERE / "results")
+    args = p.parse_args(argv)
+    if args.startup:
+        startup(args.repeat, args.out)
+    if args.batch:
+        batch(args.repeat, args.out)
+    if args.wholefile:
+        wholefile(args.repeat, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
