@@ -1,4 +1,6 @@
-"""``compress()``: read, resize, histogram, palette, remap; and its result type."""
+"""``compress()``: options checked (:mod:`fastquant.options`), the image read and counted
+(:mod:`fastquant.prepare`), the palette fitted or given, the pixels mapped; and its result type.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Union
 import numpy as np
 import numpy.typing as npt
 
-from . import animation, budget, config, histogram, io, large, metrics, rdmap, remap
+from . import animation, budget, config, io, large, metrics, options, rdmap, remap
 from . import colorspace as _cs
 from . import dither as _dither
 from . import fit as fitting
-from . import resize as _resize
 from .errors import OptionError, QualityError
-from .fit import MAX_COLORS, Colors
+from .fit import MAX_COLORS, Colors  # noqa: F401  (MAX_COLORS: imported from here too)
 from .frames import Frames
+from .prepare import prepare
 from .result import Quantized, Stats
 
 if TYPE_CHECKING:
@@ -27,30 +29,6 @@ if TYPE_CHECKING:
 ImageSource = Union[
     str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], npt.NDArray[Any], "PIL.Image.Image"
 ]
-
-
-def _check_colors(n_colors):
-    if isinstance(n_colors, bool) or not isinstance(n_colors, (int, np.integer)):
-        raise OptionError(f"n_colors must be an integer, got {n_colors!r}")
-    if not 1 <= n_colors <= MAX_COLORS:
-        raise OptionError(f"n_colors must be between 1 and {MAX_COLORS}, got {n_colors}")
-    return int(n_colors)
-
-
-def _is_number(v):
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def _check_dither(dither, strength):
-    if dither in (None, "none"):
-        dither = None
-    elif dither not in ("fs", "ordered"):
-        raise OptionError(f"dither must be None, 'fs' or 'ordered', got {dither!r}")
-    if strength is None:
-        return dither, None
-    if not (_is_number(strength) and 0.0 <= strength <= 1.0):
-        raise OptionError(f"dither_strength must be a number in [0, 1] or None, got {strength!r}")
-    return dither, float(strength)
 
 
 def auto_dither_strength(n_colors: int) -> float:
@@ -63,182 +41,6 @@ def auto_dither_strength(n_colors: int) -> float:
     strength grows as the palette shrinks.
     """
     return float(np.clip(0.2 + 0.2 * (7 - np.log2(max(n_colors, 1))), 0.2, 1.0))
-
-
-def _check_speed(speed):
-    if isinstance(speed, bool) or not isinstance(speed, (int, np.integer)) or speed not in fitting.SPEEDS:
-        raise OptionError(f"speed must be an integer from 1 (slowest, best) to 11 (fastest), got {speed!r}")
-    return int(speed)
-
-
-def _check_posterize(bits):
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 0 <= bits <= 4:
-        raise OptionError(f"posterize must be an integer from 0 to 4 (low bits dropped), got {bits!r}")
-    return int(bits)
-
-
-def _check_quality(quality):
-    """(min, max) from ``quality``: None, a number (the maximum) or a pair."""
-    if quality is None:
-        return None
-    pair = (0, quality) if _is_number(quality) else quality
-    try:
-        lo, hi = pair
-    except (TypeError, ValueError):
-        raise OptionError(f"quality must be a number or a (min, max) pair, got {quality!r}") from None
-    if not (_is_number(lo) and _is_number(hi) and 0 <= lo <= hi <= 100):
-        raise OptionError(f"quality must be numbers with 0 <= min <= max <= 100, got {quality!r}")
-    return lo, hi
-
-
-class _Prepared:
-    """An image read, resized and counted once; palettes of any size are fitted from it.
-
-    Every pixel is counted (``inverse`` maps pixels to their colour); images
-    with more than ``2 * config.SAMPLE_PIXELS`` pixels take :class:`fastquant.large.Prepared`
-    instead.
-    """
-
-    sampled = False
-
-    def __init__(self, arr, nbytes, icc, pixel_weights=None):
-        self.arr, self.nbytes, self.icc = arr, nbytes, icc
-        self.h, self.w, self.c = arr.shape
-        self.flat = arr.reshape(-1, self.c)
-        self.colors, self.counts, self.inverse = histogram.unique_colors(self.flat)
-        # What the k-means weighs colours by: their pixel counts, or an importance map's sums.
-        self.weights = self.counts
-        if pixel_weights is not None:
-            self.weights = histogram.weighted_counts(self.inverse, pixel_weights.reshape(-1), len(self.colors))
-
-
-def _prepare(
-    image,
-    resize,
-    max_pixels,
-    keep_metadata,
-    lap,
-    allow_truncated=False,
-    weights=None,
-    n_colors=256,
-    frames=False,
-    max_frames=None,
-):
-    """The image read (and resized) as :class:`_Prepared`, or as :class:`fastquant.large.Prepared`
-    when it has more than ``2 * config.SAMPLE_PIXELS`` pixels (it then holds the open
-    :class:`fastquant.io.Decoded` as ``decoded``: close it when done).  ``weights``: an
-    importance map of the image as read (see :func:`compress`), or None.  Every pixel of a large
-    image is counted when its sample has at most ``config.FEW_COLORS`` or ``n_colors`` colours.
-    With ``frames``, an animation comes back as :class:`fastquant.frames.Frames`, not decoded yet
-    (at most ``max_frames`` frames); without, as its first frame.
-    """
-    if weights is None and isinstance(image, (str, os.PathLike)):
-        from .palette import take_kept
-
-        kept = take_kept(image, resize, max_pixels, allow_truncated, keep_metadata)
-        if kept is not None:  # read and counted by fastquant.palette.count(keep=True)
-            lap("histogram")
-            return kept
-    info = {} if keep_metadata else None
-    decoded = io.open_image(
-        image,
-        max_pixels=max_pixels,
-        allow_truncated=allow_truncated,
-        info=info,
-        animation=frames,
-        max_frames=max_frames,
-    )
-    if not isinstance(decoded, io.Decoded):
-        return decoded
-    try:
-        h, w = decoded.height, decoded.width
-        size = _resize.target_size(w, h, resize)
-        if size != (w, h) and max_pixels is not None and size[0] * size[1] > max_pixels:
-            raise OptionError(
-                f"resizing to {size[0]}x{size[1]} = {size[0] * size[1]} pixels is more than "
-                f"the limit of {max_pixels} (max_pixels)"
-            )
-        icc = (info or {}).get("icc_profile")
-        if weights is not None:
-            weights = _resize.resize_map(_check_weights(weights, h, w), size)
-        if size == (w, h) and h * w > 2 * config.SAMPLE_PIXELS:
-            # Strip by strip from the decoded image: nothing more that grows with it.
-            rows = large.Rows(decoded.strip, h, w, decoded.channels)
-            lap("read")
-            p = large.Prepared(
-                rows,
-                decoded.nbytes,
-                icc,
-                sample_pixels=config.SAMPLE_PIXELS,
-                few_colors=max(config.FEW_COLORS, n_colors),
-                pixel_weights=weights,
-            )
-            p.decoded, decoded = decoded, None
-            lap("histogram")
-            return p
-        arr, nbytes = decoded.read(), decoded.nbytes
-    finally:
-        if decoded is not None:
-            decoded.close()
-    if isinstance(image, np.ndarray) and arr.shape[2] == 4 and np.may_share_memory(arr, image):
-        arr = arr.copy()  # the transparent-pixel fix below must not touch the caller's array
-    lap("read")
-    h, w, c = arr.shape
-    if size != (w, h):
-        arr = _resize.resize(arr, size)
-        h, w = arr.shape[:2]
-    if h * w > 2 * config.SAMPLE_PIXELS:  # a large result of resizing
-        p = large.Prepared(
-            large.Rows(lambda lo, hi: arr[lo:hi], h, w, c),  # rows of the resized array, ours to change
-            nbytes,
-            icc,
-            sample_pixels=config.SAMPLE_PIXELS,
-            few_colors=max(config.FEW_COLORS, n_colors),
-            pixel_weights=weights,
-        )
-        lap("resize")
-        return p
-    if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
-        arr[arr[:, :, 3] == 0] = 0
-    lap("resize")
-    p = _Prepared(arr, nbytes, icc, weights)
-    lap("histogram")
-    return p
-
-
-def _check_weights(weights, h, w):
-    """An importance map as (h, w) float64, checked: finite, >= 0, not all zero."""
-    try:
-        a = np.asarray(weights, np.float64)
-    except (TypeError, ValueError):
-        raise OptionError(f"weights must be an (H, W) array of numbers, got {type(weights).__name__}") from None
-    if a.shape != (h, w):
-        raise OptionError(f"weights must have the image's shape (H, W) = ({h}, {w}), got {a.shape}")
-    if not np.isfinite(a).all() or (a < 0).any() or not (a > 0).any():
-        raise OptionError("weights must be finite, >= 0 and not all zero")
-    return a
-
-
-def _original(image, p, max_pixels, allow_truncated):
-    """What ``Quantized.original`` gives for a large image, made when asked: the
-    source read again (a path, bytes or an array), so that the decoded image
-    need not be kept; the still open decoded image for other sources.
-    """
-    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)):
-        p.decoded.close()
-
-        def again():
-            arr = io.read_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated)[0]
-            if arr.shape[2] == 4:
-                arr = arr.copy() if isinstance(image, np.ndarray) else arr
-                arr[arr[:, :, 3] == 0] = 0
-            elif channels == 4:  # made opaque RGBA for a translucent palette (see fastquant.fit.opaque_rgba)
-                arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], axis=2)
-            return arr
-
-        channels = p.c
-        return again
-    return p.image
 
 
 def _space(colorspace, channels):
@@ -468,7 +270,7 @@ def compress(
     BudgetError
         ``max_bytes`` and even 2 colours give a larger file.
     """
-    n_colors = _check_colors(n_colors)
+    n_colors = options.check_colors(n_colors)
     given = None if palette is None else fitting.check_palette(palette, "palette")
     fixed = None if fixed_colors is None else fitting.unique_rows(fitting.check_palette(fixed_colors, "fixed_colors"))
     if given is not None and (fixed is not None or quality is not None or max_bytes is not None):
@@ -477,11 +279,11 @@ def compress(
         )
     if fixed is not None and len(fixed) > n_colors:
         raise OptionError(f"{len(fixed)} fixed colours are more than n_colors = {n_colors}")
-    dither, dither_strength = _check_dither(dither, dither_strength)
+    dither, dither_strength = options.check_dither(dither, dither_strength)
     max_bytes = budget.check_max_bytes(max_bytes)
     if max_bytes is not None and n_colors > 256:
         raise OptionError(f"max_bytes budgets an indexed PNG, at most 256 colours; got n_colors={n_colors}")
-    if rd_lambda is not None and not (_is_number(rd_lambda) and 0 <= rd_lambda < math.inf):
+    if rd_lambda is not None and not (options.is_number(rd_lambda) and 0 <= rd_lambda < math.inf):
         raise OptionError(f"rd_lambda must be a number >= 0 or None, got {rd_lambda!r}")
     if rd_lambda and dither:
         raise OptionError("rd_lambda and dither exclude each other: dithering chooses every pixel's entry itself")
@@ -490,9 +292,9 @@ def compress(
         rd = config.BUDGET_RD_LAMBDA if max_bytes is not None and not dither else 0.0
     if colorspace not in ("rgb", "oklab"):
         raise OptionError(f"colorspace must be 'rgb' or 'oklab', got {colorspace!r}")
-    target = _check_quality(quality)
-    speed_iter, speed_tol, speed_swaps, fit_colors = fitting.SPEEDS[_check_speed(speed)]
-    posterize = _check_posterize(posterize)
+    target = options.check_quality(quality)
+    speed_iter, speed_tol, speed_swaps, fit_colors = fitting.SPEEDS[options.check_speed(speed)]
+    posterize = options.check_posterize(posterize)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -503,7 +305,7 @@ def compress(
         t = now
 
     frame_palettes = animation.check_frame_palettes(frame_palettes)
-    p = _prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights, n_colors, True, max_frames)
+    p = prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights, n_colors, True, max_frames)
     km = dict(
         seed=seed,
         max_iter=speed_iter if max_iter is None else max_iter,
@@ -562,7 +364,7 @@ def compress(
             rd_lambda=rd_lambda,
         )
         if getattr(p, "decoded", None) is not None:
-            result._original = _original(image, p, max_pixels, allow_truncated)
+            result._original = large.original(image, p, max_pixels, allow_truncated)
             p = None
         return result
     finally:
@@ -653,8 +455,13 @@ def _quantize(
         strength = auto_dither_strength(len(best.palette)) if dither_strength is None else dither_strength
         palette, indices, sq_error, per_color, alpha = _map(p, best, space, dither, strength, lap, rd_lambda)
     else:
-        kept = _budget(
-            p, best, k_best, km, space, dither, dither_strength, rd_lambda, max_bytes, name, lap, fixed, png_level
+
+        def mapping(f, rd):
+            strength = auto_dither_strength(len(f.palette)) if dither_strength is None else dither_strength
+            return _map(p, f, space, dither, strength, lap, rd)
+
+        kept = budget.fit_prepared(
+            p, best, k_best, km, space, mapping, rd_lambda, max_bytes, name, lap, fixed, png_level
         )
         best, (palette, indices, sq_error, per_color, alpha) = kept.fit, kept.mapped
         if target is not None:  # of the mapping made when it is not the nearest one (conservative with alpha)
@@ -702,32 +509,3 @@ def _quantize(
         )
         lap("metrics")
     return result
-
-
-def _budget(
-    p, fit, k_max, km, space, dither, dither_strength, rd_lambda, max_bytes, name, lap, fixed=None, png_level=None
-):
-    """:func:`fastquant.budget.fit_within` on a prepared image (``fit``: the fit of ``k_max`` colours;
-    ``fixed``: fixed colours, in every palette tried).
-    """
-    codes = getattr(p, "codes", None)
-    codes = None if codes is None else codes.copy()  # mapping a large graphic consumes its codes
-
-    def mapping(f, rd):
-        if codes is not None:
-            p.codes = codes.copy()
-        strength = auto_dither_strength(len(f.palette)) if dither_strength is None else dither_strength
-        return _map(p, f, space, dither, strength, lap, rd)
-
-    return budget.fit_within(
-        lambda k: fitting.fit(p, max(k, 0 if fixed is None else len(fixed)), km, space, lap, fixed),
-        mapping,
-        fit,
-        k_max,
-        max_bytes,
-        rd_lambda,
-        p.icc,
-        name,
-        lap,
-        level=png_level,
-    )

@@ -16,6 +16,7 @@ import math
 import re
 
 from . import config
+from . import fit as fitting
 from .errors import BudgetError, OptionError
 
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
@@ -211,3 +212,32 @@ def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, 
     kept = search(trial, k_max, max_bytes, name, first=trial(k_max, first_fit))
     lap("encode")
     return kept
+
+
+def fit_prepared(p, fit, k_max, km, space, map_fit, rd_lambda, max_bytes, name, lap, fixed=None, png_level=None):
+    """:func:`fit_within` on an image prepared by :func:`fastquant.prepare.prepare` (or a large one).
+
+    ``fit``: the fit of ``k_max`` colours; ``map_fit(f, rd)``: the pixels mapped
+    with fit ``f`` (``fastquant.api._map`` with the run's dithering);
+    ``fixed``: fixed colours, in every palette tried.
+    """
+    codes = getattr(p, "codes", None)
+    codes = None if codes is None else codes.copy()  # mapping a large graphic consumes its codes
+
+    def mapping(f, rd):
+        if codes is not None:
+            p.codes = codes.copy()
+        return map_fit(f, rd)
+
+    return fit_within(
+        lambda k: fitting.fit(p, max(k, 0 if fixed is None else len(fixed)), km, space, lap, fixed),
+        mapping,
+        fit,
+        k_max,
+        max_bytes,
+        rd_lambda,
+        p.icc,
+        name,
+        lap,
+        level=png_level,
+    )

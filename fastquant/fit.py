@@ -170,7 +170,7 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     ``p`` is a histogram: ``colors`` (M, C) uint8, ``counts`` (M,) pixel counts,
     ``weights`` (M,) what the k-means weighs colours by (``counts``, or an
     importance map's sums), ``c`` and ``sampled``.  One image's
-    (:class:`fastquant.api._Prepared`, :class:`fastquant.large.Prepared`) and the merged
+    (:class:`fastquant.prepare.Prepared`, :class:`fastquant.large.Prepared`) and the merged
     histogram of many (:func:`fastquant.palette.palette`) are fitted here alike.
     ``fixed`` (f, C) uint8, f <= n_colors: entries that are in the palette
     exactly, the others fitted around them.  ``km``: the keywords of

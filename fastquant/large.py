@@ -17,10 +17,11 @@ image or with its number of colours works a strip at a time:
 """
 
 import math
+import os
 
 import numpy as np
 
-from . import config, histogram, metrics, remap
+from . import config, histogram, io, metrics, remap
 
 
 class Rows:
@@ -266,3 +267,25 @@ def ssim(p, palette, indices, max_pixels):
     :func:`fastquant.metrics.ssim_bands`).
     """
     return metrics.ssim_bands(p.rows, lambda lo, hi: palette[indices[lo:hi]], (p.h, p.w), max_pixels=max_pixels)
+
+
+def original(image, p, max_pixels, allow_truncated):
+    """What ``Quantized.original`` gives for a large image, made when asked: the
+    source read again (a path, bytes or an array), so that the decoded image
+    need not be kept; the still open decoded image for other sources.
+    """
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)):
+        p.decoded.close()
+
+        def again():
+            arr = io.read_image(image, max_pixels=max_pixels, allow_truncated=allow_truncated)[0]
+            if arr.shape[2] == 4:
+                arr = arr.copy() if isinstance(image, np.ndarray) else arr
+                arr[arr[:, :, 3] == 0] = 0
+            elif channels == 4:  # made opaque RGBA for a translucent palette (see fastquant.fit.opaque_rgba)
+                arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], axis=2)
+            return arr
+
+        channels = p.c
+        return again
+    return p.image

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Union, cast
 
 import numpy as np
 
-from . import animation, api, config, histogram, io
+from . import animation, api, config, histogram, io, options
 from . import colorspace as _cs
 from . import fit as fitting
 from . import write as _write
 from .errors import InputError, OptionError
 from .fit import Colors
 from .frames import Frames
+from .prepare import prepare
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -285,7 +286,7 @@ def count(
     """
     key = _keep_key(source, resize, max_pixels, allow_truncated) if keep else None
     # The ICC profile is kept too, for a compress() that keeps metadata (see take_kept).
-    p = api._prepare(
+    p = prepare(
         _as_source(source), resize, max_pixels, key is not None, lambda stage: None, allow_truncated, frames=True
     )
     if isinstance(p, Frames):
@@ -421,7 +422,7 @@ def fit(
     swap_rounds: int = 3,
 ) -> Palette:
     """The palette of a merged histogram (options as for :func:`palette`)."""
-    n_colors = api._check_colors(n_colors)
+    n_colors = options.check_colors(n_colors)
     if colorspace not in ("rgb", "oklab"):
         raise OptionError(f"colorspace must be 'rgb' or 'oklab', got {colorspace!r}")
     fixed = None

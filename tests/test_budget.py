@@ -11,6 +11,7 @@ import fastquant
 from fastquant import budget, colorspace, compress, png, rdmap
 from fastquant import fit as fitting
 from fastquant.errors import BudgetError, OptionError
+from fastquant.prepare import Prepared
 
 from . import naive
 from .test_cli import run as _run
@@ -212,7 +213,7 @@ def test_cli_max_bytes_refusals(capsys, kodak, tmp_path):
 
 
 def _mapping_inputs(image, k, space="rgb", seed=0):
-    p = api._Prepared(image.copy(), None, None)
+    p = Prepared(image.copy(), None, None)
     km = dict(seed=seed, max_iter=10, tol=1e-2, init="wu", swap_rounds=0)
     f = fitting.fit(p, k, km, space, lambda s: None)
     lut = np.empty(f.n_entries, np.uint8 if len(f.palette) <= 256 else np.uint16)
