@@ -235,7 +235,8 @@ def coarsen(colors, counts, max_colors):
     Parameters
     ----------
     colors : (M, C) uint8 ndarray
-    counts : (M,) int64 ndarray
+    counts : (M,) int64 or float64 ndarray
+        Pixel counts, or importance-weighted counts (``compress(weights=)``).
     max_colors : int
 
     Returns
@@ -243,7 +244,7 @@ def coarsen(colors, counts, max_colors):
     means : (M', C) float32 ndarray
         Weighted mean colour of each occupied cell, M' <= max(max_colors, 1).
     weights : (M',) float64 ndarray
-        Pixel count of each cell.
+        Pixel count (or summed weight) of each cell.
     cell : (M,) int32 ndarray
         The cell of every colour.
     """
@@ -257,7 +258,14 @@ def coarsen(colors, counts, max_colors):
         cells, inv, _ = _unique(np.ascontiguousarray(colors >> shift))
         if len(cells) <= max_colors:
             break
-    weights, sums = _cell_sums(colors, np.ascontiguousarray(counts, np.int64), inv, len(cells))
+    if np.issubdtype(counts.dtype, np.integer):  # exact integer sums, in a kernel
+        weights, sums = _cell_sums(colors, np.ascontiguousarray(counts, np.int64), inv, len(cells))
+    else:  # fractional weights must not be truncated to whole pixels
+        weights = np.bincount(inv, weights=counts, minlength=len(cells))
+        sums = np.stack(
+            [np.bincount(inv, weights=counts * colors[:, t], minlength=len(cells)) for t in range(colors.shape[1])],
+            axis=1,
+        )
     return (sums / weights[:, None]).astype(np.float32), weights, inv
 
 

@@ -104,6 +104,20 @@ def test_coarsen_merges_to_weighted_cell_means():
     np.testing.assert_array_equal(cell, np.arange(len(colors)))
 
 
+def test_coarsen_keeps_fractional_weights():
+    """Importance-weighted counts below 1 are summed as they are, never truncated to 0 (which
+    made empty cells and NaN means)."""
+    rng = np.random.default_rng(9)
+    colors = np.unique(rng.integers(0, 256, (5000, 3)).astype(np.uint8), axis=0)
+    weights = rng.uniform(0.01, 0.6, len(colors))
+    means, cell_weights, cell = histogram.coarsen(colors, weights, 600)
+    assert np.isfinite(means).all() and (cell_weights > 0).all()
+    np.testing.assert_allclose(cell_weights.sum(), weights.sum())
+    for j in (0, len(means) // 2, len(means) - 1):
+        m = cell == j
+        np.testing.assert_allclose(means[j], (weights[m, None] * colors[m]).sum(0) / weights[m].sum(), rtol=1e-5)
+
+
 def test_sampled_path_maps_every_pixel_exactly(kodak, monkeypatch):
     import imageio.v3 as iio
 
