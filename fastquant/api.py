@@ -45,9 +45,10 @@ def auto_dither_strength(n_colors: int) -> float:
 
 def _space(colorspace, channels):
     """The point space of a ``colorspace`` option: RGBA in sRGB is clustered and
-    mapped premultiplied (colour differences weighted by alpha, as pngquant does).
+    mapped in ``"composites"`` space (:func:`fastquant.colorspace.composites`:
+    colour differences weighted by alpha, as over black and over white alike).
     """
-    return "premultiplied" if colorspace == "rgb" and channels == 4 else colorspace
+    return "composites" if colorspace == "rgb" and channels == 4 else colorspace
 
 
 def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
@@ -88,9 +89,7 @@ def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
         sq_error = f.plain_sq
         if rd_lambda and p.inverse is not None:
             pts, ents = (
-                (_cs.premultiply(p.colors), _cs.premultiply(palette))
-                if space == "premultiplied"
-                else (p.colors, palette)
+                (_cs.composites(p.colors), _cs.composites(palette)) if space == "composites" else (p.colors, palette)
             )
             indices, sq_error = rdmap.rd_map(p.inverse, (h, w), pts, ents, per_color, rd_lambda, p.colors, palette)
             per_color = None  # pixels of one colour may now have different entries
@@ -192,11 +191,15 @@ def compress(
     colorspace : {"rgb", "oklab"}
         Where the palette is fitted and colours are mapped to their nearest
         entry: sRGB values, or OKLab (perceptual; alpha a 4th coordinate).
-        Images with alpha in ``"rgb"`` are clustered and mapped with
-        premultiplied colour ``(r a/255, g a/255, b a/255, a)``, as pngquant
-        does: a colour difference costs in proportion to its visibility;
-        palette entries are straight RGBA.  Dithering diffuses and searches
-        in (straight) sRGB either way.
+        In ``"rgb"``, RGB palettes are fitted with luma differences weighted
+        above chroma differences (:func:`fastquant.fit.luma_stretch`, more so for small
+        palettes) and mapped to the nearest entry in sRGB.  Images with
+        alpha in ``"rgb"`` are clustered and mapped with points whose
+        distances are the mean of the distances over black and over white
+        (:func:`fastquant.colorspace.composites`): a colour difference costs
+        in proportion to its visibility on either background; palette
+        entries are straight RGBA.  Dithering diffuses and searches in
+        (straight) sRGB either way.
     quality : None, number or (min, max)
         A pngquant-style target on the 0-100 scale of
         :func:`fastquant.metrics.quality_from_mse` (pngquant's curve on our

@@ -14,12 +14,17 @@ Names, one pattern for each kind of thing:
   along as a coordinate); ``srgb_to_oklab_at`` is the per-colour kernel, for
   other modules' kernels to call;
 - ``premultiply`` / ``unpremultiply``: straight RGBA <-> premultiplied;
+- ``stretch_luma``: sRGB points with their BT.601 luma direction lengthened,
+  so that a luma difference costs more than a chroma difference of the
+  same size (what compress fits RGB palettes on);
 - ``to_points`` / ``from_points``: uint8 colours <-> the float32 *points* of
   a point space (:data:`SPACES`), what the k-means clusters and the nearest
-  search measures: ``"rgb"`` (the values), ``"premultiplied"`` (RGBA
-  clustered in sRGB: (r a/255, g a/255, b a/255, a), as pngquant does, so a
-  colour difference costs in proportion to how visible it is) or
-  ``"oklab"`` (OKLab times :data:`SCALE`, so that L spans 0..255 like the
+  search measures: ``"rgb"`` (the values), ``"premultiplied"`` (RGBA as
+  (r a/255, g a/255, b a/255, a), as pngquant does, so a colour difference
+  costs in proportion to how visible it is), ``"composites"`` (RGBA as
+  premultiplied colour P and alpha a in (P - a/2, sqrt(3)/2 a): distances
+  are the mean of those over black and over white; what RGBA in sRGB is
+  clustered in, :func:`composites`) or ``"oklab"`` (OKLab times :data:`SCALE`, so that L spans 0..255 like the
   sRGB values the rest of the package uses, plus alpha unchanged; the
   k-means tolerances and float32 precision were tuned for that range).
 
@@ -182,10 +187,42 @@ def oklab_to_srgb(lab, scale=1.0):
     return out.reshape(lab.shape)
 
 
+# ----------------------------------------------------------------------------- luma emphasis
+
+#: BT.601 luma weights (as :func:`fastquant.metrics.luma`), as a unit vector.
+_LUMA_DIR = np.array([0.299, 0.587, 0.114]) / np.linalg.norm([0.299, 0.587, 0.114])
+
+
+def stretch_luma(points, factor):
+    """Points of sRGB colours with their component along the luma direction times ``factor``.
+
+    The map is ``x + (factor - 1) (u . x) u`` with ``u`` the unit vector of the
+    BT.601 luma weights: squared distances become ``|d|^2 + (factor^2 - 1) (u . d)^2``,
+    so luma differences (what structure, and SSIM, is made of) cost more than
+    chroma differences.  Linear, so weighted means commute with it:
+    ``stretch_luma(points, 1 / factor)`` is its inverse.
+
+    Parameters
+    ----------
+    points : (M, 3) float ndarray
+    factor : float > 0
+
+    Returns
+    -------
+    (M, 3) float32 ndarray
+    """
+    x = np.asarray(points, np.float64)
+    along = x @ _LUMA_DIR
+    return (x + (float(factor) - 1.0) * along[:, None] * _LUMA_DIR).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- premultiplied alpha
 
 #: The point spaces of :func:`to_points` and :func:`from_points`.
-SPACES = ("rgb", "premultiplied", "oklab")
+SPACES = ("rgb", "premultiplied", "composites", "oklab")
+
+#: sqrt(3) / 2: alpha times this is the 4th coordinate of the ``"composites"`` points.
+COMPOSITE_ALPHA = float(np.sqrt(3.0) / 2.0)
 
 
 def _rgba(colors, name):
@@ -246,15 +283,69 @@ def unpremultiply(points):
     return out
 
 
+def composites(colors):
+    """``"composites"`` points of straight RGBA colours: premultiplied colour
+    ``P = (r a/255, g a/255, b a/255)`` and alpha as ``(P - a/2, sqrt(3)/2 a)``.
+
+    Squared distances between these points are the mean of the squared
+    distances between the colours composited over black (``P``) and over
+    white (``P + 255 - a``): a palette fitted and searched here is as good
+    over a light background as over a dark one, where premultiplied points
+    (the composite over black, plus alpha) favour the dark one.
+
+    Parameters
+    ----------
+    colors : (..., 4) uint8 ndarray
+        Straight RGBA.
+
+    Returns
+    -------
+    (..., 4) float32 ndarray
+        Computed in float64 and rounded once; fully transparent colours all
+        become ``(0, 0, 0, 0)``.
+    """
+    colors = _rgba(colors, "colors")
+    if colors.dtype != np.uint8:
+        raise ValueError(f"expected uint8 RGBA values, got dtype {colors.dtype}")
+    x = colors.astype(np.float64)
+    a = x[..., 3:]
+    out = np.empty(colors.shape, np.float32)
+    out[..., :3] = x[..., :3] * a / 255.0 - a / 2.0
+    out[..., 3] = COMPOSITE_ALPHA * x[..., 3]
+    return out
+
+
+def from_composites(points):
+    """Straight RGBA uint8 colours of ``"composites"`` points (inverse of :func:`composites`).
+
+    Parameters
+    ----------
+    points : (..., 4) float ndarray
+
+    Returns
+    -------
+    (..., 4) uint8 ndarray
+        Alpha ``rint(y_a / (sqrt(3)/2))``, then as :func:`unpremultiply` of
+        ``(y_rgb + alpha/2, alpha)``, with the rounded alpha.
+    """
+    p = np.asarray(_rgba(points, "points"), np.float64)
+    a = np.clip(np.rint(p[..., 3:] / COMPOSITE_ALPHA), 0.0, 255.0)
+    pre = np.empty(p.shape)
+    pre[..., :3] = p[..., :3] + a / 2.0
+    pre[..., 3:] = a
+    return unpremultiply(pre)
+
+
 def to_points(colors, space):
     """The points that stand for uint8 colours in a point space (what the k-means clusters).
 
     Parameters
     ----------
     colors : (M, C) uint8 ndarray
-    space : {"rgb", "premultiplied", "oklab"}
+    space : {"rgb", "premultiplied", "composites", "oklab"}
         ``"rgb"``: the values as float32; ``"premultiplied"``: :func:`premultiply`
-        (RGBA only); ``"oklab"``: :func:`srgb_to_oklab` times :data:`SCALE`.
+        (RGBA only); ``"composites"``: :func:`composites` (RGBA only);
+        ``"oklab"``: :func:`srgb_to_oklab` times :data:`SCALE`.
 
     Returns
     -------
@@ -264,6 +355,8 @@ def to_points(colors, space):
         return np.ascontiguousarray(colors, np.float32)
     if space == "premultiplied":
         return premultiply(colors)
+    if space == "composites":
+        return composites(colors)
     if space == "oklab":
         return srgb_to_oklab(colors, SCALE)
     raise ValueError(f"space must be one of {SPACES}, got {space!r}")
@@ -275,18 +368,20 @@ def from_points(points, space):
     Parameters
     ----------
     points : (M, C) float ndarray
-    space : {"rgb", "premultiplied", "oklab"}
+    space : {"rgb", "premultiplied", "composites", "oklab"}
 
     Returns
     -------
     (M, C) uint8 ndarray
-        Rounded to nearest and clipped to [0, 255] (see :func:`unpremultiply`
-        and :func:`oklab_to_srgb`).
+        Rounded to nearest and clipped to [0, 255] (see :func:`unpremultiply`,
+        :func:`from_composites` and :func:`oklab_to_srgb`).
     """
     if space == "rgb":
         return np.clip(np.rint(points), 0, 255).astype(np.uint8)
     if space == "premultiplied":
         return unpremultiply(points)
+    if space == "composites":
+        return from_composites(points)
     if space == "oklab":
         return np.rint(oklab_to_srgb(points, SCALE)).astype(np.uint8)
     raise ValueError(f"space must be one of {SPACES}, got {space!r}")

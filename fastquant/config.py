@@ -50,6 +50,15 @@ OVERRELAX = 0.8
 #: does not end better than the previous solution is discarded.  Results.
 SWAP_FACTOR = 0.5
 
+#: compress() fits the palettes of RGB images in sRGB with the luma direction
+#: lengthened by this factor (:func:`fastquant.colorspace.stretch_luma`): at
+#: 16 colours and fewer, and at 256 and more; log-linear in between.  Few
+#: colours spread over chroma leave flat bands in the luma, which the eye
+#: (and SSIM) notices more than the small rise in RGB error that spending a
+#: few more entries on luma levels costs.  Mapping stays nearest in sRGB.
+#: (1.0, 1.0) fits plain sRGB.  Results.
+LUMA_STRETCH = (1.4, 1.15)
+
 # ----------------------------------------------------------------------------- nearest-centre search
 
 #: Items (points, colours, pixels / 16) per chunk of the parallel drivers and

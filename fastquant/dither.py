@@ -1,15 +1,20 @@
 """Dithered mapping: each pixel's nearest palette entry after an error or threshold offset.
 
 Floyd-Steinberg error diffusion (``dither_fs``) and ordered 8x8 Bayer
-dithering (``dither_ordered``).  Dithering always works on (straight) sRGB
-values: the error it diffuses must be measured in the space the nearest
-entry is searched in, and integer sRGB arithmetic keeps it exact and
-reproducible.
+dithering (``dither_ordered``).  RGB images are dithered in sRGB values.
+RGBA images are dithered in premultiplied values -- what is seen, whatever
+the background -- and their nearest entries are searched in the
+``"composites"`` space of :func:`fastquant.colorspace.composites` (a linear
+map of premultiplied RGBA, so the error diffused is measured where the entry
+is searched), as they are mapped without dithering.  Integer arithmetic
+keeps the diffused error exact and reproducible.
 """
 
 import numpy as np
 
+from . import colorspace as _cs
 from . import config, threads
+from .colorspace import COMPOSITE_ALPHA
 from .jit import njit
 from .nearest import search, search_lists, sqdist
 
@@ -21,15 +26,15 @@ _STRENGTH_STEPS = 64
 
 @njit(cache=True, nogil=True)
 def _fs(pixels, width, palette, neighbors, sorted_d, strength, limit, out):
-    """Serpentine Floyd-Steinberg over (N, C) pixels in rows of ``width``.
+    """Serpentine Floyd-Steinberg over (N, 3) RGB pixels in rows of ``width``.
 
     Error (target - entry, in 1/16 levels) times ``strength``/64 is passed on
     7/16 ahead, 3/16 behind below, 5/16 below, 1/16 ahead below (ahead = the
     scan direction, which flips every row), each part rounded half up.  The
     error a pixel receives is clamped to +-``limit`` (1/16 levels) and the
     target to [0, 255]; the entry is the nearest to the target rounded to
-    whole levels (exact integer distances).  Fully transparent pixels neither
-    take nor pass on error.  Returns the squared error against the pixels.
+    whole levels (exact integer distances).  Returns the squared error
+    against the pixels.
     """
     n, c = pixels.shape
     h = n // width
@@ -48,11 +53,9 @@ def _fs(pixels, width, palette, neighbors, sorted_d, strength, limit, out):
         for step in range(width):
             x = step if fwd == 1 else width - 1 - step
             i = y * width + x
-            visible = c < 4 or pixels[i, 3] > 0
             for t in range(c):
                 v = np.int64(pixels[i, t]) * _FS_UNIT
-                if visible:
-                    v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
+                v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
                 tgt[t] = v
                 pt[0, t] = (v + half) // _FS_UNIT
             best, _ = search(pt, zero, palette, neighbors, sorted_d, prev, sqdist(pt, zero, palette, prev))
@@ -61,8 +64,84 @@ def _fs(pixels, width, palette, neighbors, sorted_d, strength, limit, out):
             for t in range(c):
                 d = np.int64(pixels[i, t]) - np.int64(palette[best, t])
                 sq += d * d
+                e = (tgt[t] - np.int64(palette[best, t]) * _FS_UNIT) * strength
+                cur[x + 1 + fwd, t] += (7 * e + den // 2) // den
+                nxt[x + 1 - fwd, t] += (3 * e + den // 2) // den
+                nxt[x + 1, t] += (5 * e + den // 2) // den
+                nxt[x + 1 + fwd, t] += (e + den // 2) // den
+        cur, nxt = nxt, cur
+        nxt[:] = 0
+    return sq
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _composites_point(r, g, b, a255, pt):
+    """``pt[0]`` = the composites point of premultiplied values times 255 (``r`` = red * alpha,
+    ..., ``a255`` = 255 * alpha); keep in sync with colorspace.composites: the same float64
+    operations, rounded once.
+    """
+    half = a255 / 510.0
+    pt[0, 0] = np.float32(r / 255.0 - half)
+    pt[0, 1] = np.float32(g / 255.0 - half)
+    pt[0, 2] = np.float32(b / 255.0 - half)
+    pt[0, 3] = np.float32(COMPOSITE_ALPHA * (a255 / 255.0))
+
+
+@njit(cache=True, nogil=True)
+def _fs_rgba(pixels, width, palette, points, neighbors, sorted_d, strength, limit, out):
+    """Serpentine Floyd-Steinberg over (N, 4) straight RGBA pixels, in premultiplied values.
+
+    As :func:`_fs`, but the values carried are premultiplied, in integer units
+    of 1/255 level: (r a, g a, b a, 255 a).  The error a pixel receives is
+    clamped to +-``limit`` (in those units); the target's alpha to [0, 255 * 255]
+    and its colour to [0, target alpha] (a colour brighter than its alpha
+    allows does not exist).  The entry is the nearest to the target among the
+    composites ``points`` of the palette.  Fully transparent pixels neither
+    take nor pass on error.  Returns the squared straight RGBA error against
+    the pixels.
+    """
+    n = pixels.shape[0]
+    h = n // width
+    k = palette.shape[0]
+    pre = np.empty((k, 4), np.int64)  # the entries' premultiplied values in the same units
+    for j in range(k):
+        a = np.int64(palette[j, 3])
+        for t in range(3):
+            pre[j, t] = np.int64(palette[j, t]) * a
+        pre[j, 3] = 255 * a
+    cur = np.zeros((width + 2, 4), np.int64)
+    nxt = np.zeros((width + 2, 4), np.int64)
+    pt = np.empty((1, 4), np.float32)
+    tgt = np.empty(4, np.int64)
+    den = _FS_UNIT * _STRENGTH_STEPS
+    zero = np.int64(0)  # not a literal 0: that would compile search() once more
+    prev = 0
+    sq = 0
+    for y in range(h):
+        fwd = 1 if y % 2 == 0 else -1
+        for step in range(width):
+            x = step if fwd == 1 else width - 1 - step
+            i = y * width + x
+            a = np.int64(pixels[i, 3])
+            visible = a > 0
+            top = 255 * a
+            if visible:
+                top = min(max(top + min(max(cur[x + 1, 3], -limit), limit), 0), 255 * 255)
+            tgt[3] = top
+            for t in range(3):
+                v = np.int64(pixels[i, t]) * a
                 if visible:
-                    e = (tgt[t] - np.int64(palette[best, t]) * _FS_UNIT) * strength
+                    v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
+                tgt[t] = v
+            _composites_point(tgt[0], tgt[1], tgt[2], tgt[3], pt)
+            best, _ = search(pt, zero, points, neighbors, sorted_d, prev, sqdist(pt, zero, points, prev))
+            out[i] = best
+            prev = best
+            for t in range(4):
+                d = np.int64(pixels[i, t]) - np.int64(palette[best, t])
+                sq += d * d
+                if visible:
+                    e = (tgt[t] - pre[best, t]) * strength
                     cur[x + 1 + fwd, t] += (7 * e + den // 2) // den
                     nxt[x + 1 - fwd, t] += (3 * e + den // 2) // den
                     nxt[x + 1, t] += (5 * e + den // 2) // den
@@ -86,8 +165,18 @@ def _index_array(out, k):
     return out.astype(np.uint8 if k <= 256 else np.uint16)
 
 
+def _search_points(pixels, palette, pal):
+    """The points the nearest entry is searched among: the float32 palette for RGB, its
+    composites points for RGBA; and their neighbour lists.
+    """
+    points = pal if pixels.shape[1] == 3 else _cs.composites(np.ascontiguousarray(palette, np.uint8))
+    neighbors, sorted_d = search_lists(points)
+    return points, neighbors, sorted_d
+
+
 def dither_fs(pixels, width, palette, strength=1.0):
-    """Floyd-Steinberg error diffusion, serpentine (serial: deterministic).
+    """Floyd-Steinberg error diffusion, serpentine (serial: deterministic); RGBA in
+    premultiplied values, searched in composites space (see the module docstring).
 
     Parameters
     ----------
@@ -108,10 +197,14 @@ def dither_fs(pixels, width, palette, strength=1.0):
         chosen entries (exact).
     """
     pixels, pal = _check_pixels(pixels, width, palette)
-    neighbors, sorted_d = search_lists(pal)
+    points, neighbors, sorted_d = _search_points(pixels, palette, pal)
     out = np.empty(len(pixels), np.int32)
     s = int(round(strength * _STRENGTH_STEPS))
-    sq = _fs(pixels, int(width), pal, neighbors, sorted_d, s, config.FS_MAX_ERROR * _FS_UNIT, out)
+    if pixels.shape[1] == 3:
+        sq = _fs(pixels, int(width), pal, neighbors, sorted_d, s, config.FS_MAX_ERROR * _FS_UNIT, out)
+    else:
+        limit = config.FS_MAX_ERROR * 255
+        sq = _fs_rgba(pixels, int(width), pal, points, neighbors, sorted_d, s, limit, out)
     return _index_array(out, len(pal)), int(sq)
 
 
@@ -162,14 +255,17 @@ def ordered_offsets(palette, strength=1.0):
 
 
 @njit(cache=True, nogil=True)
-def _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, errs, lo, hi):
+def _ordered_rows(pixels, width, palette, points, neighbors, sorted_d, offsets, out, errs, lo, hi):
     """Rows lo..hi-1: nearest entry to each pixel plus its Bayer offset (colour
     channels, clamped to [0, 255]; none for fully transparent pixels); each
-    row's squared error into ``errs``.
+    row's squared error into ``errs``.  RGBA: the offset pixel's composites
+    point, searched among the composites ``points`` of the palette (so the
+    offset counts in proportion to alpha, as premultiplied).
     """
     c = pixels.shape[1]
     pt = np.empty((1, c), np.float32)
     zero = np.int64(0)  # not a literal 0: that would compile search() once more
+    px = np.empty(c, np.int64)
     for y in range(lo, hi):
         prev = zero  # each row starts afresh: rows are independent of how they are shared out
         sq = 0
@@ -180,8 +276,11 @@ def _ordered_rows(pixels, width, palette, neighbors, sorted_d, offsets, out, err
                 v = np.int64(pixels[i, t])
                 if t < 3:
                     v = min(max(v + o, 0), 255)
+                px[t] = v
                 pt[0, t] = v
-            best, _ = search(pt, zero, palette, neighbors, sorted_d, prev, sqdist(pt, zero, palette, prev))
+            if c == 4:
+                _composites_point(px[0] * px[3], px[1] * px[3], px[2] * px[3], 255 * px[3], pt)
+            best, _ = search(pt, zero, points, neighbors, sorted_d, prev, sqdist(pt, zero, points, prev))
             out[i] = best
             prev = best
             for t in range(c):
@@ -211,12 +310,12 @@ def dither_ordered(pixels, width, palette, strength=1.0):
         chosen entries (exact).
     """
     pixels, pal = _check_pixels(pixels, width, palette)
-    neighbors, sorted_d = search_lists(pal)
+    points, neighbors, sorted_d = _search_points(pixels, palette, pal)
     offsets = ordered_offsets(palette, strength)
     out = np.empty(len(pixels), np.int32)
     h = len(pixels) // width
     errs = np.zeros(h, np.int64)
-    args = (pixels, int(width), pal, neighbors, sorted_d, offsets, out, errs)
+    args = (pixels, int(width), pal, points, neighbors, sorted_d, offsets, out, errs)
     threads.run_blocks(
         lambda lo, hi: _ordered_rows(*args, lo, hi), h, None if len(pixels) >= config.PARALLEL_MIN_PIXELS else 1
     )

@@ -132,6 +132,18 @@ def opaque_rgba(p):
         p.flat = p.arr.reshape(-1, 4)
 
 
+def luma_stretch(n_colors):
+    """The luma stretch an RGB palette of ``n_colors`` entries is fitted with.
+
+    ``config.LUMA_STRETCH`` = (at 16 colours and fewer, at 256 and more),
+    log-linear in the palette size in between (see
+    :func:`fastquant.colorspace.stretch_luma`).
+    """
+    few, many = config.LUMA_STRETCH
+    t = float(np.clip((np.log2(max(n_colors, 1)) - 4.0) / 4.0, 0.0, 1.0))
+    return few + t * (many - few)
+
+
 def fit_points(colors, counts, space, fit_colors=None):
     """The points the k-means clusters: colours (merged to at most ``fit_colors``, default
     ``config.FIT_COLORS``, cells) as points of ``space`` (:func:`fastquant.colorspace.to_points`);
@@ -204,9 +216,15 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     if fit_weights.sum() <= 0:  # an importance map that weighs only the reserved colour
         fit_weights = np.ones_like(fit_weights)
     fixed_points = None if not nf else _cs.to_points(fixed, space)
+    # RGB: fitted with luma differences weighing more than chroma ones (mapped in sRGB).
+    stretch = luma_stretch(n_colors) if space == "rgb" and c == 3 else 1.0
+    if stretch != 1.0:
+        fit = _cs.stretch_luma(fit, stretch)
+        fixed_points = None if not nf else _cs.stretch_luma(fixed_points, stretch)
     res = lloyd.kmeans(fit, n_colors - reserve, weights=fit_weights, fixed=fixed_points, **km)
     # Posterized entries may coincide: the duplicates go unused and are dropped when judged.
-    palette = posterize(_cs.from_points(res.centers, space), bits)
+    centers = res.centers if stretch == 1.0 else _cs.stretch_luma(res.centers, 1.0 / stretch)
+    palette = posterize(_cs.from_points(centers, space), bits)
     if nf:  # exactly, whatever the round trip through the point space did
         palette[:nf] = fixed
     start = np.zeros(len(colors), np.int32)
@@ -258,7 +276,7 @@ def judge(p, palette, start, keep, space, n_iter, lap, *, reorder, exact=False):
     # Sums of products, not np.dot: OpenBLAS would start threads that spin on after
     # the call and take the CPU from the other batch workers.
     plain_sq = float((counts * dist.astype(np.float64)).sum())
-    if space == "premultiplied":  # invisible colour differences, which the fit ignores, must not count
+    if space in ("premultiplied", "composites"):  # invisible colour differences must not count
         pal = _cs.premultiply(palette).astype(np.float64)
         per = np.empty(len(colors))
         for lo in range(0, len(colors), 1 << 18):  # in pieces: a large image's sample is millions of colours

@@ -161,13 +161,13 @@ class Mapper:
     Parameters
     ----------
     palette : (k, C) uint8 ndarray
-    space : {"rgb", "premultiplied", "oklab"}
+    space : {"rgb", "premultiplied", "composites", "oklab"}
         Where "nearest" is measured (see :func:`fastquant.remap.nearest`).
 
     Attributes
     ----------
     alpha : (3,) float64 ndarray or None
-        With ``space="premultiplied"``: the summed squared errors of the
+        With ``space="composites"``: the summed squared errors of the
         composites over black and over white and the largest alpha change
         of the pixels mapped so far.
     """
@@ -177,7 +177,7 @@ class Mapper:
         self.table = self.search = self.alpha = None
         if palette.shape[1] == 3 and space in ("rgb", "oklab"):
             self.table = remap.lut_table()  # one colour table for all strips: each colour searched once
-        elif space == "premultiplied":
+        elif space == "composites":
             self.search = remap.RGBASearch(palette)
             self.alpha = np.zeros(3)
 
@@ -218,7 +218,7 @@ def map_rows(p, palette, space, indices=None):
     indices : (H, W) uint8 or uint16 ndarray
     sq_error : float
     alpha : (int, float, float) or None
-        For RGBA mapped in premultiplied space: the largest alpha change
+        For RGBA mapped in composites space: the largest alpha change
         and the PSNRs of the composites over black and over white, as
         :func:`alpha_stats` gives them.
     """

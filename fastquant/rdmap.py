@@ -16,7 +16,8 @@ one above it (the match with the previous row goes on), one unit for any
 other entry.  Only three entries are candidates: the nearest one, the left
 neighbour's and the one above, so the scan costs a few distances per pixel.
 ``lambda = 0`` is plain nearest mapping.  The squared error is measured where
-the nearest entry is (sRGB values, or premultiplied RGBA for images with alpha).
+the nearest entry is (sRGB values, or the composites points of RGBA for images
+with alpha, :func:`fastquant.colorspace.composites`).
 """
 
 import numpy as np
@@ -78,7 +79,7 @@ def rd_map(inverse, shape, points, entries, per_color, lam, colors, palette, out
         (H, W).
     points : (M, C) float32 ndarray
         The histogram colours where distances are measured (sRGB values or
-        premultiplied RGBA).
+        composites points of RGBA).
     entries : (k, C) float32 ndarray
         The palette in the same space.
     per_color : (M,) uint8 or uint16 ndarray

@@ -8,21 +8,22 @@ Three ways to give every pixel its palette index:
   palette was fitted on a sample: a 2**24-entry table filled lazily with the
   exact nearest entry of each colour met, shared by the threads (they can
   only ever write the same value into an entry);
-- for large RGBA images (``remap_rgba``), through a grid over premultiplied
-  RGBA whose cells list the entries that can be nearest.
+- for large RGBA images (``remap_rgba``), through a grid over the
+  ``"composites"`` points of RGBA whose cells list the entries that can be
+  nearest.
 
 Dithered mapping, pixel by pixel, is :mod:`fastquant.dither`.
 
-"Nearest" is in sRGB values, in premultiplied RGBA (``"premultiplied"``, what
-RGBA images use in sRGB mode) or in OKLab with ``colorspace="oklab"`` (see
-:mod:`fastquant.colorspace`).
+"Nearest" is in sRGB values, in a point space of RGBA (``"composites"``, what
+RGBA images use in sRGB mode, or ``"premultiplied"``) or in OKLab with
+``colorspace="oklab"`` (see :mod:`fastquant.colorspace`).
 """
 
 import numpy as np
 
 from . import colorspace as _cs
 from . import config, threads
-from .colorspace import srgb_to_oklab_at
+from .colorspace import COMPOSITE_ALPHA, srgb_to_oklab_at
 from .jit import njit
 from .nearest import assign, neighbor_lists, search, sqdist
 
@@ -36,10 +37,12 @@ def nearest(colors, palette, start=None, colorspace="rgb"):
     palette : (k, C) uint8 ndarray
     start : (M,) int32 ndarray, optional
         Guesses that speed up the search (e.g. the k-means labels); overwritten.
-    colorspace : {"rgb", "premultiplied", "oklab"}
+    colorspace : {"rgb", "premultiplied", "composites", "oklab"}
         Where distances are measured: sRGB values; premultiplied RGBA
         (:func:`fastquant.colorspace.premultiply`, 4 channels only: colour
-        differences weighted by alpha); or OKLab points
+        differences weighted by alpha); the mean of the composites over
+        black and over white (:func:`fastquant.colorspace.composites`,
+        4 channels only); or OKLab points
         (:func:`fastquant.colorspace.to_points`; alpha a 4th coordinate).
         Colours and palette are converted to float32 points and searched
         exactly, as in sRGB.
@@ -209,13 +212,17 @@ def rgba_cache():
     return np.full(config.RGBA_CACHE_SLOTS, _NO_SLOT, np.uint64)
 
 
-#: Cells per axis of the grid of :func:`remap_rgba` over premultiplied RGBA.
+#: Cells per axis of the grid of :func:`remap_rgba` over the composites points.
 _GRID = 16
+#: The grid's lowest corner and cell sides: composites points of uint8 RGBA
+#: lie in [-127.5, 255]**3 x [0, 220.9] (see :func:`fastquant.colorspace.composites`).
+_ORIGIN = np.array([-128.0, -128.0, -128.0, 0.0])
+_SIDE = np.array([384.0, 384.0, 384.0, 224.0]) / _GRID
 
 
 @njit(cache=True, nogil=True)
-def _cell_lists(points, grid):
-    """For every cell of a ``grid**4`` grid over [0, 256)**4, the entries that can be
+def _cell_lists(points, grid, origin, sides):
+    """For every cell of a ``grid**4`` grid of cells ``sides`` wide from ``origin``, the entries that can be
     the nearest of a point in it: those whose distance to the cell is at most the
     smallest, over all entries, of the distance to the cell's farthest corner.
     (The nearest entry of a point p of the cell is no farther from p than that
@@ -224,7 +231,6 @@ def _cell_lists(points, grid):
     Returns (starts, entries): cell i's entries are entries[starts[i]:starts[i + 1]].
     """
     k = points.shape[0]
-    side = 256.0 / grid
     n_cells = grid**4
     starts = np.zeros(n_cells + 1, np.int64)
     lists = np.empty(n_cells * 8, np.int32)
@@ -233,7 +239,7 @@ def _cell_lists(points, grid):
     for cell in range(n_cells):
         rest = cell
         for ch in range(3, -1, -1):
-            lo[ch] = (rest % grid) * side
+            lo[ch] = origin[ch] + (rest % grid) * sides[ch]
             rest //= grid
         bound = np.inf
         for j in range(k):
@@ -242,7 +248,7 @@ def _cell_lists(points, grid):
             for ch in range(4):
                 x = np.float64(points[j, ch])
                 a = lo[ch] - x
-                b = x - (lo[ch] + side)
+                b = x - (lo[ch] + sides[ch])
                 gap = max(a, b, 0.0)
                 near += gap * gap
                 reach = max(abs(a), abs(b))
@@ -265,8 +271,8 @@ def _cell_lists(points, grid):
 
 
 @njit(cache=True, nogil=True)
-def _rgba_range(pixels, straight, points, starts, lists, cache, out, errs, c, lo, hi):
-    """Nearest entry in premultiplied space of pixels lo .. hi - 1 (a chunk), through
+def _rgba_range(pixels, straight, points, origin, sides, starts, lists, cache, out, errs, c, lo, hi):
+    """Nearest entry in composites space of pixels lo .. hi - 1 (a chunk), through
     a direct-mapped cache of (colour, entry) words, and the chunk's error sums:
     straight RGBA, the composites over black and over white, the largest alpha change.
 
@@ -295,12 +301,12 @@ def _rgba_range(pixels, straight, points, starts, lists, cache, out, errs, c, lo
                 v = np.int64(word & np.uint64(0xFFFF))
             else:
                 a = np.float64(pixels[i, 3])
-                for ch in range(3):  # keep in sync with colorspace.premultiply: float64, rounded once
-                    pt[0, ch] = np.float32(np.float64(pixels[i, ch]) * a / 255.0)
-                pt[0, 3] = np.float32(a)
+                for ch in range(3):  # keep in sync with colorspace.composites: float64, rounded once
+                    pt[0, ch] = np.float32(np.float64(pixels[i, ch]) * a / 255.0 - a / 2.0)
+                pt[0, 3] = np.float32(COMPOSITE_ALPHA * a)
                 cell = 0
                 for ch in range(4):
-                    cell = cell * _GRID + min(_GRID - 1, int(pt[0, ch]) * _GRID // 256)
+                    cell = cell * _GRID + min(_GRID - 1, max(0, int((np.float64(pt[0, ch]) - origin[ch]) / sides[ch])))
                 v = -1
                 dv = np.float32(np.inf)
                 for t in range(starts[cell], starts[cell + 1]):  # increasing index: ties go to the lowest
@@ -337,7 +343,7 @@ def _rgba_range(pixels, straight, points, starts, lists, cache, out, errs, c, lo
 
 
 class RGBASearch:
-    """What :func:`remap_rgba` builds once per palette: the premultiplied entries,
+    """What :func:`remap_rgba` builds once per palette: the entries' composites points,
     the grid's candidate lists and the colour cache; strips of one image share it.
 
     Parameters
@@ -349,13 +355,13 @@ class RGBASearch:
     def __init__(self, palette):
         self.palette = np.ascontiguousarray(palette, np.uint8)
         self.straight = self.palette.astype(np.float32)
-        self.points = _cs.premultiply(self.palette)
-        self.starts, self.lists = _cell_lists(self.points, _GRID)
+        self.points = _cs.composites(self.palette)
+        self.starts, self.lists = _cell_lists(self.points, _GRID, _ORIGIN, _SIDE)
         self.cache = rgba_cache()
 
 
 def remap_rgba(pixels, palette, *, search=None, out=None):
-    """Nearest palette entry of every RGBA pixel, in premultiplied space.
+    """Nearest palette entry of every RGBA pixel, in composites space (:func:`fastquant.colorspace.composites`).
 
     Parameters
     ----------
@@ -371,7 +377,7 @@ def remap_rgba(pixels, palette, *, search=None, out=None):
     Returns
     -------
     indices : (N,) uint8 ndarray (uint16 when k > 256)
-        Nearest entry of each pixel by premultiplied distance (ties: lowest index).
+        Nearest entry of each pixel by composites distance (ties: lowest index).
     sums : (4,) float64 ndarray
         Summed squared error of the straight RGBA values; of the RGB
         composites over black and over white (see
@@ -379,13 +385,8 @@ def remap_rgba(pixels, palette, *, search=None, out=None):
     """
     pixels = np.ascontiguousarray(pixels, np.uint8)
     s = RGBASearch(palette) if search is None else search
-    out = (
-        np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
-        if out is None
-        else out
-        if out is None
-        else out
-    )
+    if out is None:
+        out = np.empty(len(pixels), np.uint8 if len(palette) <= 256 else np.uint16)
     chunk = 16 * config.CHUNK
     n_chunks = (len(pixels) + chunk - 1) // chunk
     errs = np.zeros((n_chunks, 4))
@@ -394,6 +395,8 @@ def remap_rgba(pixels, palette, *, search=None, out=None):
             pixels,
             s.straight,
             s.points,
+            _ORIGIN,
+            _SIDE,
             s.starts,
             s.lists,
             s.cache,

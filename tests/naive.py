@@ -1,5 +1,7 @@
 """Slow, obviously-correct references for every kernel (pure Python / plain numpy, float64)."""
 
+import math
+
 import numpy as np
 
 
@@ -280,6 +282,8 @@ def floyd_steinberg(image, palette, strength=1.0, limit=32):
     whole levels; fully transparent pixels neither take nor pass on error.
     """
     h, w, c = image.shape
+    if c == 4:
+        return _floyd_steinberg_rgba(image, palette, strength, limit)
     s = int(round(strength * 64))
     pal = np.asarray(palette, np.int64)
     err = np.zeros((h + 1, w + 2, c), np.int64)  # column x at x + 1
@@ -299,6 +303,59 @@ def floyd_steinberg(image, palette, strength=1.0, limit=32):
                 e = (target - 16 * pal[j]) * s
                 for dy, dx, wt in ((0, fwd, 7), (1, -fwd, 3), (1, 0, 5), (1, fwd, 1)):
                     err[y + dy, x + 1 + dx] += (e * wt + 512) // 1024
+    return idx
+
+
+def composites_point(pre):
+    """float32 "composites" point of premultiplied values times 255, (r a, g a, b a, 255 a)
+    (Python ints), as the dithering kernels compute it."""
+    r, g, b, a255 = (float(v) for v in pre)
+    h = math.sqrt(3.0) / 2.0
+    return np.array([r / 255 - a255 / 510, g / 255 - a255 / 510, b / 255 - a255 / 510, h * (a255 / 255)], np.float32)
+
+
+def nearest_f32(point, points):
+    """Index of the entry of float32 ``points`` nearest to float32 ``point`` (lowest on ties),
+    the squared distances summed channel by channel in float32, as the kernels do."""
+    pts = np.asarray(points, np.float32)
+    d = np.zeros(len(pts), np.float32)
+    for t in range(pts.shape[1]):
+        diff = np.float32(point[t]) - pts[:, t]
+        d = d + diff * diff
+    return int(np.argmin(d))
+
+
+def _floyd_steinberg_rgba(image, palette, strength, limit):
+    """Floyd-Steinberg of RGBA in premultiplied values: each pixel's (r a, g a, b a, 255 a)
+    plus the error it receives (clamped to +-limit levels, i.e. limit * 255 units), alpha
+    clamped to [0, 255 * 255], colour to [0, that alpha]; the nearest entry by
+    composites point (:func:`composites_point`); the error (target - entry's
+    premultiplied values) times strength/64 diffused as for RGB; fully transparent
+    pixels neither take nor pass on error."""
+    h, w, _ = image.shape
+    s = int(round(strength * 64))
+    lim = 255 * limit
+    pre = [[int(r) * int(a), int(g) * int(a), int(b) * int(a), 255 * int(a)] for r, g, b, a in palette.tolist()]
+    points = np.array([composites_point(p) for p in pre], np.float32)
+    err = np.zeros((h + 1, w + 2, 4), np.int64)
+    idx = np.empty((h, w), np.int64)
+    for y in range(h):
+        fwd = 1 if y % 2 == 0 else -1
+        for x in range(w) if fwd == 1 else range(w - 1, -1, -1):
+            r, g, b, a = (int(v) for v in image[y, x])
+            target = [r * a, g * a, b * a, 255 * a]
+            visible = a > 0
+            if visible:
+                e = [min(max(int(v), -lim), lim) for v in err[y, x + 1]]
+                target[3] = min(max(target[3] + e[3], 0), 255 * 255)
+                target[:3] = [min(max(target[t] + e[t], 0), target[3]) for t in range(3)]
+            j = nearest_f32(composites_point(target), points)
+            idx[y, x] = j
+            if visible:
+                for t in range(4):
+                    e = (target[t] - pre[j][t]) * s
+                    for dy, dx, wt in ((0, fwd, 7), (1, -fwd, 3), (1, 0, 5), (1, fwd, 1)):
+                        err[y + dy, x + 1 + dx, t] += (e * wt + 512) // 1024
     return idx
 
 
@@ -330,7 +387,12 @@ def ordered_dither(image, palette, strength=1.0):
             px = image[y, x].astype(np.int64)
             if c < 4 or px[3] > 0:
                 px[:3] = np.clip(px[:3] + off[y % 8, x % 8], 0, 255)
-            idx[y, x] = int(np.argmin(((pal - px) ** 2).sum(axis=1)))
+            if c == 4:  # searched by composites point, as premultiplied
+                a = int(px[3])
+                points = [composites_point([int(v) * int(e[3]) for v in e[:3]] + [255 * int(e[3])]) for e in pal]
+                idx[y, x] = nearest_f32(composites_point([int(v) * a for v in px[:3]] + [255 * a]), points)
+            else:
+                idx[y, x] = int(np.argmin(((pal - px) ** 2).sum(axis=1)))
     return idx
 
 
@@ -373,6 +435,29 @@ def premultiply(colors):
     out = np.empty((len(colors), 4), np.float32)
     for i, (r, g, b, a) in enumerate(np.asarray(colors).tolist()):
         out[i] = [r * a / 255, g * a / 255, b * a / 255, a]
+    return out
+
+
+def composites(colors):
+    """ "composites" points of straight RGBA, one colour at a time: premultiplied colour P
+    and alpha a as (P - a/2, sqrt(3)/2 a), in Python floats, rounded once to float32."""
+    out = np.empty((len(colors), 4), np.float32)
+    h = math.sqrt(3.0) / 2.0
+    for i, (r, g, b, a) in enumerate(np.asarray(colors).tolist()):
+        out[i] = [r * a / 255 - a / 2, g * a / 255 - a / 2, b * a / 255 - a / 2, h * a]
+    return out
+
+
+def stretch_luma(points, factor):
+    """sRGB points with the component along the (unit) BT.601 luma direction times
+    ``factor``, point by point in Python floats, rounded once to float32."""
+    w = [0.299, 0.587, 0.114]
+    n = math.sqrt(sum(v * v for v in w))
+    u = [v / n for v in w]
+    out = np.empty((len(points), 3), np.float32)
+    for i, x in enumerate(np.asarray(points, np.float64).tolist()):
+        along = sum(x[t] * u[t] for t in range(3))
+        out[i] = [x[t] + (factor - 1.0) * along * u[t] for t in range(3)]
     return out
 
 

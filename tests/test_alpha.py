@@ -1,7 +1,9 @@
-"""Alpha: premultiplied clustering and mapping, alpha-aware metrics, tRNS output.
+"""Alpha: clustering and mapping in composites space, alpha-aware metrics, tRNS output.
 
-RGBA images in ``colorspace="rgb"`` are clustered and mapped with premultiplied
-points (r a/255, g a/255, b a/255, a); the palette comes back as straight RGBA.
+RGBA images in ``colorspace="rgb"`` are clustered and mapped with "composites"
+points (P - a/2, sqrt(3)/2 a), P the premultiplied colour (r a/255, g a/255,
+b a/255), whose distances are the mean of the composites' over black and over
+white; the palette comes back as straight RGBA.
 """
 
 import io as _io
@@ -105,26 +107,49 @@ def test_fit_points_are_premultiplied(monkeypatch):
     np.testing.assert_allclose(pts, ref, rtol=1e-6, atol=1e-4)
 
 
+def test_composites_matches_naive():
+    c = _random_rgba(5000, 7)
+    pts = colorspace.composites(c)
+    assert pts.dtype == np.float32 and pts.shape == c.shape
+    np.testing.assert_array_equal(pts, naive.composites(c))
+    np.testing.assert_array_equal(colorspace.to_points(c, "composites"), pts)
+    np.testing.assert_array_equal(pts[c[:, 3] == 0], 0)
+    # back to the same straight colours (alpha > 0), through the space's inverse
+    visible = c[c[:, 3] > 0]
+    back = colorspace.from_points(colorspace.to_points(visible, "composites"), "composites")
+    np.testing.assert_array_equal(back, visible)
+    np.testing.assert_array_equal(colorspace.from_composites(pts[c[:, 3] == 0]), 0)
+
+
+def test_composites_distance_is_the_mean_of_both_backgrounds():
+    """|x - y|^2 in composites space = mean of the squared differences of the composites
+    over black and over white (in the same units), for any two colours."""
+    a, b = _random_rgba(3000, 8), _random_rgba(3000, 9)
+    d = colorspace.composites(a).astype(np.float64) - colorspace.composites(b)
+    black = naive.composite(a, 0) - naive.composite(b, 0)
+    white = naive.composite(a, 255) - naive.composite(b, 255)
+    mean = ((black**2).sum(axis=1) + (white**2).sum(axis=1)) / 2
+    np.testing.assert_allclose((d * d).sum(axis=1), mean, rtol=1e-5, atol=1e-2)
+
+
 def test_space_of_options():
-    assert api._space("rgb", 4) == "premultiplied"
+    assert api._space("rgb", 4) == "composites"
     assert api._space("rgb", 3) == "rgb"
     assert api._space("oklab", 4) == "oklab"
 
 
-def test_nearest_premultiplied_is_exact():
+@pytest.mark.parametrize("space", ["premultiplied", "composites"])
+def test_nearest_rgba_spaces_are_exact(space):
+    points = naive.premultiply if space == "premultiplied" else naive.composites
     colors = _random_rgba(4000, 4)
     palette = _random_rgba(64, 5)
-    labels, dist = remap.nearest(colors, palette, None, "premultiplied")
-    d = (
-        (
-            naive.premultiply(colors).astype(np.float64)[:, None, :]
-            - naive.premultiply(palette).astype(np.float64)[None, :, :]
-        )
-        ** 2
-    ).sum(axis=2)
+    labels, dist = remap.nearest(colors, palette, None, space)
+    d = ((points(colors).astype(np.float64)[:, None, :] - points(palette).astype(np.float64)[None, :, :]) ** 2).sum(
+        axis=2
+    )
     chosen = d[np.arange(len(colors)), labels]
     assert (chosen <= d.min(axis=1) + 1e-3).all()  # float32 kernel vs float64 reference: ties only
-    ref, _ = naive.nearest(naive.premultiply(colors), naive.premultiply(palette))
+    ref, _ = naive.nearest(points(colors), points(palette))
     assert (labels == ref).mean() > 0.99
     # dist stays the straight sRGB distance (what stats.mse is made of)
     diff = colors.astype(np.int64) - palette[labels]
@@ -188,20 +213,49 @@ def test_oklab_rgba_still_works(images_dir):
     assert q.stats.psnr_black > 25 and q.stats.psnr_white > 25
 
 
-def test_premultiplied_helps_composites(images_dir):
+def test_alpha_weighting_helps_composites(images_dir):
     """Against straight 4-D clustering (the same code with straight points), the
-    composite over black is better on the soft-alpha icons at k=16."""
+    composites over black and over white together are better on the soft-alpha icons at k=16."""
     wins = 0
     for name in ICONS:
-        path = images_dir / "alpha" / name
-        premult = compress(path, 16).stats
-        api._space, saved = (lambda colorspace, channels: colorspace), api._space
-        try:
-            straight = compress(path, 16).stats
-        finally:
-            api._space = saved
-        wins += premult.psnr_black > straight.psnr_black
+        src, _ = io.read_image(images_dir / "alpha" / name)
+        err = []
+        for space in ("composites", "rgb"):
+            api._space, saved = (lambda colorspace, channels, space=space: space), api._space
+            try:
+                q = compress(src, 16)
+            finally:
+                api._space = saved
+            err.append(metrics.over_sq_error(src, q.image, 0) + metrics.over_sq_error(src, q.image, 255))
+        wins += err[0] < err[1]
     assert wins == len(ICONS)
+
+
+SOFT = [f"alpha/{n}" for n in ICONS + ["flower_small.rgba.png"]] + [
+    f"pngsuite/{n}.png" for n in ("basn4a08", "basn6a08", "basn6a16", "pp0n6a08")
+]
+
+
+@pytest.mark.parametrize("k", [64, 256])
+def test_composites_space_serves_both_backgrounds(images_dir, k):
+    """Against premultiplied points (the composite over black, and alpha), the composites
+    points give less error over black and over white together on every soft-alpha image,
+    and lift the worse of the two composites where premultiplied left white far behind."""
+    lifted = {}
+    for name in SOFT:
+        src, _ = io.read_image(images_dir / name)
+        both = {}
+        for space in ("premultiplied", "composites"):
+            api._space, saved = (lambda colorspace, channels, space=space: space), api._space
+            try:
+                q = compress(src, k)
+            finally:
+                api._space = saved
+            both[space] = metrics.over_sq_error(src, q.image, 0) + metrics.over_sq_error(src, q.image, 255)
+            lifted.setdefault(name, []).append(min(q.stats.psnr_black, q.stats.psnr_white))
+        assert both["composites"] < 0.97 * both["premultiplied"], name
+    assert lifted["pngsuite/basn4a08.png"][1] > lifted["pngsuite/basn4a08.png"][0] + 3.0
+    assert sum(c > p for p, c in lifted.values()) >= len(SOFT) - 2
 
 
 @pytest.mark.parametrize("name", ICONS)

@@ -29,14 +29,14 @@ def _rgba(kodak):
     return np.dstack([rgb, alpha])
 
 
-def test_rgba_large_maps_each_pixel_to_its_nearest_premultiplied_entry(kodak, small_large):
+def test_rgba_large_maps_each_pixel_to_its_nearest_composites_entry(kodak, small_large):
     image = _rgba(kodak)
     q = fastquant.compress(image, 32)
     assert q.palette.shape == (len(q.palette), 4)
     fixed = image.copy()
     fixed[fixed[:, :, 3] == 0] = 0
-    pts = colorspace.premultiply(fixed.reshape(-1, 4))
-    ref, _ = naive.nearest(pts, colorspace.premultiply(q.palette))
+    pts = colorspace.composites(fixed.reshape(-1, 4))
+    ref, _ = naive.nearest(pts, colorspace.composites(q.palette))
     np.testing.assert_array_equal(q.indices.reshape(-1), ref)
     np.testing.assert_array_equal(q.original, fixed)  # the caller's array is not touched
     assert (image[:, :, 3] == 0).any() and not np.array_equal(image, fixed)
@@ -151,7 +151,7 @@ def test_remap_rgba_matches_naive_and_metrics(kodak, monkeypatch, threads):
     search = remap.RGBASearch(palette)
     search.cache = np.full(64, remap._NO_SLOT)  # a tiny cache: collisions
     idx, sums = remap.remap_rgba(pixels, palette, search=search)
-    ref, _ = naive.nearest(colorspace.premultiply(pixels), colorspace.premultiply(palette))
+    ref, _ = naive.nearest(colorspace.composites(pixels), colorspace.composites(palette))
     np.testing.assert_array_equal(idx, ref)
     out = palette[idx]
     d = pixels.astype(np.int64) - out

@@ -16,6 +16,7 @@ from PIL import Image
 import fastquant
 from fastquant import arguments, cli, colorspace, compress, config, metrics, png, preview
 from fastquant import dither as dithering
+from fastquant import fit as fitting
 from fastquant.errors import OptionError, SkippedLargerError
 
 from . import naive
@@ -114,6 +115,20 @@ def test_fs_keeps_the_mean_colour(crop):
         return np.abs(blocks(img) - blocks(crop.astype(float))).mean()
 
     assert block_err(fs) < 0.6 * block_err(plain)
+
+
+def test_rgba_fs_diffuses_what_is_seen():
+    """RGBA is dithered in premultiplied values: the large straight error of a nearly
+    invisible area (alpha 2, a red the palette only has in blue) is tiny once weighted
+    by its alpha, so none leaks into the opaque area next to it, whose colours are in
+    the palette; diffusing straight values would pass the red on."""
+    image = np.zeros((16, 40, 4), np.uint8)
+    image[:, :20] = (255, 0, 0, 2)
+    image[:, 20:] = (128, 128, 128, 255)
+    pal = np.array([[0, 0, 255, 2], [128, 128, 128, 255], [148, 128, 128, 255], [108, 128, 128, 255]], np.uint8)
+    idx, _ = dithering.dither_fs(image.reshape(-1, 4), 40, pal, 1.0)
+    np.testing.assert_array_equal(idx.reshape(16, 40), naive.floyd_steinberg(image, pal))
+    assert (idx.reshape(16, 40)[:, :20] == 0).all() and (idx.reshape(16, 40)[:, 20:] == 1).all()
 
 
 def test_bayer_matrix():
@@ -395,6 +410,60 @@ def test_cli_colorspace(capsys, img, tmp_path):
     code, _, err = run(capsys, img, "-o", out, "-k", "24", "--colorspace", "oklab")
     assert code == 0 and err == []
     assert out.read_bytes() == compress(img, 24, colorspace="oklab").encode()
+
+
+# ============================================================================ luma emphasis
+
+
+def test_stretch_luma_matches_naive():
+    rng = np.random.default_rng(11)
+    pts = rng.uniform(0, 255, (3000, 3))
+    for factor in (1.0, 1.4, 0.7):
+        np.testing.assert_allclose(colorspace.stretch_luma(pts, factor), naive.stretch_luma(pts, factor), rtol=1e-6)
+    # its inverse, and what it does to distances: luma differences grow, chroma ones do not
+    back = colorspace.stretch_luma(colorspace.stretch_luma(pts, 1.3), 1 / 1.3)
+    np.testing.assert_allclose(back, pts, atol=1e-3)
+    grey = colorspace.stretch_luma(np.array([[10.0, 10, 10], [20, 20, 20]]), 2.0).astype(np.float64)
+    chroma = colorspace.stretch_luma(np.array([[0.0, 0, 0], [0.587, -0.299, 0]]), 2.0)  # luma 0
+    u = np.array([0.299, 0.587, 0.114])
+    along = (10 * u.sum() / np.linalg.norm(u)) ** 2
+    assert np.sum((grey[1] - grey[0]) ** 2) == pytest.approx(300 + 3 * along, rel=1e-5)
+    np.testing.assert_allclose(chroma[1], [0.587, -0.299, 0], atol=1e-6)
+
+
+def test_luma_stretch_schedule(monkeypatch):
+    monkeypatch.setattr(config, "LUMA_STRETCH", (1.4, 1.15))
+    assert [fitting.luma_stretch(k) for k in (2, 16, 64, 256, 4096)] == pytest.approx([1.4, 1.4, 1.275, 1.15, 1.15])
+
+
+def test_luma_stretch_is_how_rgb_palettes_are_fitted(crop, monkeypatch):
+    """compress's RGB palette is the kmeans of the stretched histogram, stretched back."""
+    from fastquant import histogram, kmeans
+
+    colors, counts, _ = histogram.unique_colors(crop.reshape(-1, 3))
+    s = fitting.luma_stretch(32)
+    res = kmeans(colorspace.stretch_luma(colors, s), 32, weights=counts, tol=1e-2, swap_rounds=3)
+    want = colorspace.from_points(colorspace.stretch_luma(res.centers, 1 / s), "rgb")
+    got = compress(crop, 32).palette
+    assert set(map(tuple, got)) == set(map(tuple, want))
+    monkeypatch.setattr(config, "LUMA_STRETCH", (1.0, 1.0))
+    plain = kmeans(colors.astype(np.float32), 32, weights=counts, tol=1e-2, swap_rounds=3)
+    assert set(map(tuple, compress(crop, 32).palette)) == set(map(tuple, colorspace.from_points(plain.centers, "rgb")))
+
+
+@pytest.mark.parametrize("k", [16, 64, 256])
+def test_luma_stretch_raises_ssim_for_little_psnr(kodak, k, monkeypatch):
+    """On every test photo: SSIM is higher with the luma stretch than with plain sRGB
+    clustering, and PSNR lower by less than 0.2 dB."""
+    for path in kodak:
+        with Image.open(path) as im:
+            a = np.asarray(im.convert("RGB"))
+        monkeypatch.setattr(config, "LUMA_STRETCH", (1.0, 1.0))
+        plain = compress(a, k)
+        monkeypatch.undo()
+        q = compress(a, k)
+        assert metrics.ssim(a, q.image) > metrics.ssim(a, plain.image), path.name
+        assert q.stats.psnr > plain.stats.psnr - 0.2, path.name
 
 
 # ============================================================================ quality target
