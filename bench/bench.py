@@ -35,10 +35,12 @@ pngquant, bench/huge.py), --scale (large images, a 24 MP upscale, time vs megapi
 and white, largest alpha error, bytes).
 --shared (12 photos at k=64: one palette for all of them, union PSNR vs pngquant on a montage, and the time
 against fitting each file on its own; bench/shared.py).
---speed (--speed 1..11: time and PSNR per level, interleaved; bench/speed.py).
+--speed (--speed 1..11: time and PSNR per level, interleaved; bench/speed.py), --quality (bench/quality.py: MSE
+against the prototype per photo at k=256; PSNR and SSIM against libimagequant without dithering at k=16, 64,
+256; the alpha composites at k=256 and 64 against pngquant).
 Results: stdout, and <out>/results.md, results.csv, rate_distortion.png (plus scaling.*, startup.md, batch.md,
-alpha.md, shared.md, speed.md). <out> is a new bench/runs/<date-time> folder unless --out says otherwise
-(--out bench/results replaces the tracked results).
+alpha.md, shared.md, speed.md, prototype-mse.md, perceptual.md, alpha-composites.md). <out> is a new
+bench/runs/<date-time> folder unless --out says otherwise (--out bench/results replaces the tracked results).
 Temporary outputs live in tempfile directories that are removed afterwards. No network.
 """
 
@@ -57,6 +59,7 @@ from pathlib import Path
 import equal_quality
 import extras
 import huge
+import quality
 import report
 import shared as shared_palette
 import speed as speed_levels
@@ -103,6 +106,11 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--speed", action="store_true", help="--speed 1..11: time and PSNR of every level on the photos at the first -k"
+    )
+    p.add_argument(
+        "--quality",
+        action="store_true",
+        help="MSE vs the prototype at k=256, PSNR/SSIM vs libimagequant at k=16/64/256, alpha composites at k=256/64",
     )
     p.add_argument("--quick", action="store_true", help="smoke test: 2 images, repeat 2, smaller --scale series")
     p.add_argument("--no-compare", action="store_true", help="skip the per-image tool comparison")
@@ -226,6 +234,9 @@ def main(argv=None) -> int:
         ("shared", "shared.md", lambda: shared_palette.shared(images, 64, 1 if args.quick else 3)),
         ("equal_quality", "equal-quality.md", lambda: equal_quality.equal_quality(images, args.quick, args.out)),
         ("speed", "speed.md", lambda: speed_levels.speed(images, args.k[0], args.repeat)),
+        ("quality", "prototype-mse.md", lambda: quality.prototype_mse(images)),
+        ("quality", "perceptual.md", lambda: quality.perceptual(images)),
+        ("quality", "alpha-composites.md", lambda: quality.alpha_composites(SHARED_IMAGES)),
     ]
     for flag, filename, run in sections:
         if getattr(args, flag):

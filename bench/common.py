@@ -15,7 +15,8 @@ from PIL import Image
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-SHARED_IMAGES = ROOT.parent / "shared" / "images"
+# The shared corpus next to the project root, or where FASTQUANT_IMAGES says (as for the tests).
+SHARED_IMAGES = Path(os.environ.get("FASTQUANT_IMAGES") or ROOT.parent / "shared" / "images")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 # Benchmark the checkout this script lives in, even when fastquant is not pip-installed.

@@ -127,7 +127,7 @@ def compress(
     rd_lambda: float | None = None,
     palette: Colors | None = None,
     fixed_colors: Colors | None = None,
-    weights: npt.ArrayLike | None = None,
+    weights: npt.ArrayLike | Literal["contrast"] | None = None,
     max_frames: int | None = io.DEFAULT_MAX_FRAMES,
     frame_palettes: bool = False,
 ) -> Quantized | animation.Animation:
@@ -238,7 +238,7 @@ def compress(
         ``n_colors - f`` entries are fitted around them by the k-means; they
         are kept even when no pixel uses them.  Duplicates count once; more
         than ``n_colors`` is an OptionError.
-    weights : (H, W) array_like of float, optional
+    weights : (H, W) array_like of float or "contrast", optional
         Importance map (libimagequant's): every pixel counts this many times
         in the histogram the palette is fitted on, so that heavier areas (a
         face, a logo) get more and closer entries; 0 makes a pixel not pull
@@ -246,6 +246,11 @@ def compress(
         ``resize``, which resizes the map alike); only the relative values
         matter.  ``stats`` and quality targets still count every pixel
         once.  Very large images weigh their even sample of pixels.
+        ``"contrast"``: an adaptive map from local contrast,
+        :func:`fastquant.importance.contrast_map` of the (resized) image:
+        smooth areas, where banding shows, pull harder than busy ones, where
+        the error hides; SSIM rises for a little PSNR (see README).  Images
+        up to ``2 * config.SAMPLE_PIXELS`` pixels (else OptionError).
     max_frames : int or None
         Refuse animations of more frames, from their headers, before decoding
         them; ``max_pixels`` then counts the pixels of every frame.

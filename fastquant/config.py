@@ -57,7 +57,13 @@ SWAP_FACTOR = 0.5
 #: (and SSIM) notices more than the small rise in RGB error that spending a
 #: few more entries on luma levels costs.  Mapping stays nearest in sRGB.
 #: (1.0, 1.0) fits plain sRGB.  Results.
-LUMA_STRETCH = (1.4, 1.15)
+LUMA_STRETCH = (1.4, 1.1)
+
+#: ``compress(weights="contrast")``: the importance map's window is (2r+1)
+#: pixels square, and a pixel of luma variance v weighs
+#: (1 + 2 v / C2) ** -IMPORTANCE_POWER (:mod:`fastquant.importance`).  Results.
+IMPORTANCE_RADIUS = 2
+IMPORTANCE_POWER = 0.25
 
 # ----------------------------------------------------------------------------- nearest-centre search
 

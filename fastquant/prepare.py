@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from . import config, histogram, io, large, options
+from . import config, histogram, importance, io, large, options
 from . import resize as _resize
 from .errors import OptionError
 
@@ -77,7 +77,15 @@ def prepare(
                 f"the limit of {max_pixels} (max_pixels)"
             )
         icc = (info or {}).get("icc_profile")
-        if weights is not None:
+        adaptive = isinstance(weights, str)
+        if adaptive and weights != "contrast":
+            raise OptionError(f"weights must be an (H, W) array of numbers or 'contrast', got {weights!r}")
+        if adaptive and size[0] * size[1] > 2 * config.SAMPLE_PIXELS:
+            raise OptionError(
+                f"weights={weights!r} needs the whole image in memory: at most {2 * config.SAMPLE_PIXELS} "
+                f"pixels, got {size[0]}x{size[1]} (resize it, or give a map)"
+            )
+        if weights is not None and not adaptive:
             weights = _resize.resize_map(options.check_weights(weights, h, w), size)
         if size == (w, h) and h * w > 2 * config.SAMPLE_PIXELS:
             # Strip by strip from the decoded image: nothing more that grows with it.
@@ -119,6 +127,8 @@ def prepare(
     if c == 4:  # invisible colours cost nothing: all fully transparent pixels become one
         arr[arr[:, :, 3] == 0] = 0
     lap("resize")
+    if adaptive:  # made from the pixels the palette is fitted on
+        weights = importance.contrast_map(arr)
     p = Prepared(arr, nbytes, icc, weights)
     lap("histogram")
     return p

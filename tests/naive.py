@@ -597,3 +597,26 @@ def cheapest_parse_cost(data, matches, lit_cost, len_cost, dist_cost):
             dist = next(d for length, d in matches[i] if length >= m)
             best[i + m] = min(best[i + m], best[i] + len_cost[m] + dist_cost[dist])
     return best[n]
+
+
+def contrast_map(image, radius, power):
+    """Importance of every pixel, the plain way: BT.601 luma; over the (2r+1)^2 window around
+    it (indices clamped to the image) the mean and the mean square, their variance
+    max(mean square - mean^2, 0); weight (1 + 2 var / C2) ** -power, C2 = (0.03 * 255)^2."""
+    img = np.asarray(image, np.float64)
+    h, w = img.shape[:2]
+    y = [[0.299 * img[i, j, 0] + 0.587 * img[i, j, 1] + 0.114 * img[i, j, 2] for j in range(w)] for i in range(h)]
+    c2 = (0.03 * 255.0) ** 2
+    n = (2 * radius + 1) ** 2
+    out = np.empty((h, w))
+    for i in range(h):
+        for j in range(w):
+            vals = [
+                y[min(max(i + di, 0), h - 1)][min(max(j + dj, 0), w - 1)]
+                for di in range(-radius, radius + 1)
+                for dj in range(-radius, radius + 1)
+            ]
+            mean = sum(vals) / n
+            var = max(sum(v * v for v in vals) / n - mean * mean, 0.0)
+            out[i, j] = (1.0 + 2.0 * var / c2) ** -power
+    return out
