@@ -218,10 +218,12 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     fixed_points = None if not nf else _cs.to_points(fixed, space)
     # RGB: fitted with luma differences weighing more than chroma ones (mapped in sRGB).
     stretch = luma_stretch(n_colors) if space == "rgb" and c == 3 else 1.0
+    plain = None
     if stretch != 1.0:
+        plain = fit  # the starting boxes are cut on these: integer colours cut faster
         fit = _cs.stretch_luma(fit, stretch)
         fixed_points = None if not nf else _cs.stretch_luma(fixed_points, stretch)
-    res = lloyd.kmeans(fit, n_colors - reserve, weights=fit_weights, fixed=fixed_points, **km)
+    res = lloyd.kmeans(fit, n_colors - reserve, weights=fit_weights, fixed=fixed_points, boxes_on=plain, **km)
     # Posterized entries may coincide: the duplicates go unused and are dropped when judged.
     centers = res.centers if stretch == 1.0 else _cs.stretch_luma(res.centers, 1.0 / stretch)
     palette = posterize(_cs.from_points(centers, space), bits)

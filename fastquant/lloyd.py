@@ -330,6 +330,21 @@ def _check_int(name, value, low=None):
     return int(value)
 
 
+def _box_means(points, weights, labels, m):
+    """(m, d) float32: the weighted mean of the points of each label (plain mean where they weigh nothing)."""
+    d = points.shape[1]
+    wsum = np.bincount(labels, weights=weights, minlength=m)
+    size = np.bincount(labels, minlength=m).astype(np.float64)
+    heavy = wsum > 0
+    means = np.empty((m, d))
+    for t in range(d):
+        x = points[:, t].astype(np.float64)
+        s = np.bincount(labels, weights=weights * x, minlength=m)
+        plain = np.bincount(labels, weights=x, minlength=m)
+        means[:, t] = np.where(heavy, s / np.where(heavy, wsum, 1.0), plain / np.maximum(size, 1.0))
+    return means.astype(np.float32)
+
+
 def kmeans(
     points: npt.ArrayLike,
     k: int,
@@ -342,6 +357,7 @@ def kmeans(
     swap_rounds: int = 2,
     overrelax: float | None = None,
     fixed: npt.ArrayLike | None = None,
+    boxes_on: npt.ArrayLike | None = None,
 ) -> KMeansResult:
     """Weighted k-means clustering (Lloyd's algorithm).
 
@@ -380,6 +396,11 @@ def kmeans(
         ends worse than the plain update would is taken back, so the error
         never increases.  0 gives plain Lloyd iterations.  Default:
         ``fastquant.config.OVERRELAX`` (0.8).
+    boxes_on : (n, d') array_like of float, optional
+        With ``init="wu"`` or ``"mediancut"``: the points the starting boxes
+        are cut on instead (e.g. the integer colours of which ``points`` are
+        a linear map: integer coordinates cut faster); the starting centres
+        are the weighted means of ``points`` in those boxes.
     fixed : (f, d) array_like of float, optional
         Centres that never move, f <= k: they are ``centers[:f]`` of the
         result, exactly (as float32); the other k - f are fitted around them.
@@ -429,7 +450,12 @@ def kmeans(
     swap_rounds = _check_int("swap_rounds", swap_rounds, 0)
     if isinstance(init, str) and init not in ("wu", "mediancut", "k-means++"):
         raise OptionError(f"init must be 'wu', 'mediancut', 'k-means++' or an array, got {init!r}")
-    args = (seed, max_iter, float(tol), swap_rounds, float(overrelax))
+    cuts = None
+    if boxes_on is not None:
+        cuts = np.ascontiguousarray(boxes_on, np.float32)
+        if cuts.ndim != 2 or len(cuts) != n or not np.isfinite(cuts).all():
+            raise OptionError(f"boxes_on must have shape ({n}, d') and finite values, got {cuts.shape}")
+    args = (seed, max_iter, float(tol), swap_rounds, float(overrelax), cuts)
     if not nf or nf == k or not isinstance(init, str):
         return _kmeans(pts, w, k, fx, init, *args)
     res = _kmeans(pts, w, k, fx, init, *args)
@@ -440,22 +466,29 @@ def kmeans(
     return res
 
 
-def _kmeans(pts, w, k, fx, init, seed, max_iter, tol, swap_rounds, overrelax):
-    """:func:`kmeans` on checked arguments (``fx`` (f, d) float32, possibly f = 0)."""
+def _kmeans(pts, w, k, fx, init, seed, max_iter, tol, swap_rounds, overrelax, cuts):
+    """:func:`kmeans` on checked arguments (``fx`` (f, d) float32, possibly f = 0; ``cuts``:
+    ``boxes_on`` as float32, or None).
+    """
     n = len(pts)
     nf = len(fx)
     if nf == k:  # nothing to fit
         labels, dist = assign(pts, fx)
         return KMeansResult(fx, labels, float((w * dist).sum()), 0)
     integral = boxes.is_integral(pts)
+    cut_pts, cut_integral = pts, integral
+    if cuts is not None:
+        cut_pts, cut_integral = cuts, boxes.is_integral(cuts)
     if isinstance(init, str):
         if init == "mediancut":
-            centers, labels = boxes.mediancut(pts, w, k)
+            centers, labels = boxes.mediancut(cut_pts, w, k)
         elif init == "wu":
-            centers, labels = boxes.wu(pts, w, k, integral)
+            centers, labels = boxes.wu(cut_pts, w, k, cut_integral)
         elif init == "k-means++":
             centers = kmeanspp(pts, w, k, seed)
             labels = np.zeros(n, np.int32)
+        if cut_pts is not pts:  # the boxes' centres where the clustering is
+            centers = _box_means(pts, w, labels, len(centers))
         if nf:
             centers = np.vstack([fx, boxes.around_fixed(pts, w, centers, fx, k - nf)])
             labels, _ = assign(pts, centers)

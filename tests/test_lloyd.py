@@ -158,6 +158,24 @@ def test_histogram_kmeans_equals_pixel_kmeans(kodak):
     assert on_hist.inertia == pytest.approx(on_pixels.inertia, rel=1e-5)
 
 
+@pytest.mark.parametrize("init", ["wu", "mediancut"])
+def test_boxes_on_cuts_the_starting_boxes_elsewhere(init):
+    """boxes_on: the starting boxes are those of the other points; the starting centres
+    are the weighted means of ``points`` in them (naive), here a linear map of the others."""
+    from fastquant import boxes, colorspace
+
+    rng = np.random.default_rng(4)
+    colors = np.unique(rng.integers(0, 256, (3000, 3)), axis=0).astype(np.float32)
+    w = rng.integers(1, 9, len(colors)).astype(float)
+    pts = colorspace.stretch_luma(colors, 1.3)
+    res = kmeans(pts, 20, weights=w, init=init, max_iter=0, swap_rounds=0, boxes_on=colors)
+    _, labels = boxes.wu(colors, w, 20, True) if init == "wu" else boxes.mediancut(colors, w, 20)
+    want = naive.weighted_means(pts, w, labels, 20)
+    np.testing.assert_allclose(np.sort(res.centers, axis=0), np.sort(want, axis=0), rtol=1e-5, atol=1e-3)
+    with pytest.raises(fastquant.OptionError, match="boxes_on"):
+        kmeans(pts, 20, weights=w, boxes_on=colors[:-1])
+
+
 def test_inertia_never_increases():
     rng = np.random.default_rng(6)
     points = rng.normal(size=(4000, 3)).astype(np.float32)
