@@ -477,7 +477,7 @@ def _kmeans(pts, w, k, fx, init, seed, max_iter, tol, swap_rounds, overrelax, cu
         return KMeansResult(fx, labels, float((w * dist).sum()), 0)
     integral = boxes.is_integral(pts)
     cut_pts, cut_integral = pts, integral
-    if cuts is not None:
+    if cuts is not None and isinstance(init, str) and init != "k-means++":  # boxes only
         cut_pts, cut_integral = cuts, boxes.is_integral(cuts)
     if isinstance(init, str):
         if init == "mediancut":

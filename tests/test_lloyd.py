@@ -174,6 +174,11 @@ def test_boxes_on_cuts_the_starting_boxes_elsewhere(init):
     np.testing.assert_allclose(np.sort(res.centers, axis=0), np.sort(want, axis=0), rtol=1e-5, atol=1e-3)
     with pytest.raises(fastquant.OptionError, match="boxes_on"):
         kmeans(pts, 20, weights=w, boxes_on=colors[:-1])
+    # k-means++ and given centres draw no boxes: boxes_on changes nothing there
+    for start in ("k-means++", res.centers):
+        a = kmeans(pts, 20, weights=w, init=start, boxes_on=colors)
+        b = kmeans(pts, 20, weights=w, init=start)
+        np.testing.assert_array_equal(a.centers, b.centers)
 
 
 def test_inertia_never_increases():
