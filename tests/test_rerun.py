@@ -109,7 +109,10 @@ def test_cli_rerun_on_its_own_output_is_pixel_identical(capsys, tmp_path, source
     assert code == 0
     np.testing.assert_array_equal(pixels(tmp_path / "again.png"), pixels(first))
     assert not np.array_equal(pixels(first), pixels(src))  # the first run did change pixels
-    assert len(err) == 1 and "named like an earlier output" in err[0] and str(first) in err[0]
+    # (a re-encoded palette may come out a byte larger than the input: that warning may come too)
+    notes = [e for e in err if "named like an earlier output" in e]
+    assert len(notes) == 1 and str(first) in notes[0]
+    assert all(e in notes or "larger than the input" in e for e in err)
 
 
 def test_cli_note_once_for_many_and_folder_scans_skip_outputs(capsys, tmp_path):
