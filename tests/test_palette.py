@@ -52,7 +52,7 @@ def test_palette_of_many_images_is_the_kmeans_of_their_pixels_together(kodak):
     colors, counts, _ = naive.unique_colors(together.reshape(-1, 3))
     # (RGB palettes are fitted with the luma direction stretched, see fit.luma_stretch)
     s = fitting.luma_stretch(32)
-    ref = kmeans(colorspace.stretch_luma(colors, s), 32, weights=counts, tol=1e-2, swap_rounds=3)
+    ref = kmeans(colorspace.stretch_luma(colors, s), 32, weights=counts, tol=1e-2, swap_rounds=3, boxes_on=colors)
     want = colorspace.from_points(colorspace.stretch_luma(ref.centers, 1 / s), "rgb")
     assert sorted(map(tuple, p.colors)) == sorted(map(tuple, want))
     assert p.mse == pytest.approx(compress(together, palette=p).stats.mse, rel=1e-12)
