@@ -121,7 +121,7 @@ numba.core.event.register("numba:compile", _CompileListener())
 
 #: Every kernel made by :func:`njit`, in the order their modules defined them
 #: (:mod:`fastquant.warmup` checks that each one is compiled).
-KERNELS = []
+KERNELS: list = []
 
 
 def njit(**options):
@@ -146,10 +146,10 @@ def njit(**options):
 
 
 #: ``id()`` of the kernels that could not be cached: no folder for their cache could be written.
-UNCACHED = set()
+UNCACHED: set[int] = set()
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_writable = {}
+_writable: dict[str, bool] = {}
 
 
 def _can_write(folder):

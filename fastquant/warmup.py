@@ -20,7 +20,7 @@ import contextlib
 import os
 import sys
 import time
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -358,7 +358,7 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
     t0 = time.perf_counter()
     jobs = max(1, min(jobs or os.cpu_count() or 1, max(_SHARES)))
     shares = _SHARES[jobs]
-    ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
+    ctx: Any = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
     procs = []
     for names in shares:
         parent, child = ctx.Pipe(duplex=False)
@@ -366,7 +366,9 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
         p.start()
         child.close()
         procs.append((names, p, parent))
-    compiled, used, cpu = {}, {}, []
+    compiled: dict[str, Any] = {}
+    used: dict[str, Any] = {}
+    cpu: list[float] = []
     errors = []
     done = 0
     for names, p, conn in procs:
