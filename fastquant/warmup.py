@@ -198,6 +198,7 @@ def _warm_options():
     _run(png, palette=np.ascontiguousarray(photo[::7, ::9].reshape(-1, 3)[:30]))
     _run(png, fixed_colors=["ff0000", "#00ff00"])
     _run(png, weights=np.linspace(1.0, 3.0, photo.shape[0] * photo.shape[1]).reshape(photo.shape[:2]))
+    _run(png, weights="contrast")
     rgba = _png(_photo(40, 45, 4))
     _run(rgba, rd_lambda=5.0)
     _run(rgba, n_colors=64, max_bytes=4000)
