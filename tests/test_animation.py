@@ -288,9 +288,11 @@ def test_long_animation_is_streamed_in_bounded_memory(tmp_path, ext):
     assert (frames, w, h) == (n, s, s)
     frame = w * h * 4
     # The output is held (twice while joined); beyond it, a constant of some 25 frames (measured
-    # 22-26 for 60 to 480 frames): decoder state, the frame, its histogram, its delta.
+    # 22-26 for 60 to 480 frames): decoder state, the frame, its histogram, its delta.  On a cold
+    # Numba cache a kernel the warm-up did not reach compiles inside the measured run and adds
+    # a few MB (seen: 41 frames' worth), hence the margin; all 240 frames held would be far above.
     assert frame < growth, growth  # the measure sees at least the frame being decoded
-    assert growth - 2 * nbytes < 40 * frame, (growth, nbytes, frame)
+    assert growth - 2 * nbytes < 64 * frame, (growth, nbytes, frame)
     assert growth < 0.25 * n * frame
 
 
