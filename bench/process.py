@@ -10,7 +10,8 @@ the tables.  Peak memory is the child's ``ru_maxrss`` (``os.wait4``).
   and the same job in-process (compress, encode, write: the second call in a warm process);
   the start-up overhead is CLI - import - job.  Appends to startup.md.
 - ``--batch``: 48 files (12 Kodak photos in 4 folders): the default run, the one-core run
-  (``NUMBA_NUM_THREADS=1 -j 1``), and pngquant 3 and 2.17 through ``xargs -P 2``.  batch.md.
+  (``NUMBA_NUM_THREADS=1 -j 1``), the default run with ``-q``, and pngquant 3 and 2.17 through
+  ``xargs -P 2`` (on their own copies of the files), with wall and CPU seconds.  batch.md.
 - ``--wholefile``: a 12 MP JPEG and a 24 MP PNG made from ../shared/images/large (upscaled),
   fastquant's CLI against pngquant 2.17 and 3 (given the PNG of the same pixels: pngquant reads
   PNG only), with time and peak memory; the memory target is ``import fastquant``'s own plus 2x
@@ -44,7 +45,9 @@ def _env(**extra):
 
 
 def run(cmd, env=None, shell=False):
-    """(wall seconds, peak RSS in MB) of one child process."""
+    """(wall seconds, peak RSS in MB, CPU seconds: user + system) of one child process
+    (with the children it waited for: a worker pool's, xargs's).
+    """
     t = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
@@ -54,7 +57,7 @@ def run(cmd, env=None, shell=False):
     p.stderr.close()
     if p.returncode:
         raise RuntimeError(f"{cmd}: exit {p.returncode}: {err}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def interleaved(commands, repeat):
@@ -168,8 +171,16 @@ def startup(repeat, out):
 
 
 def _pngquant_xargs(binary, files, out):
+    """pngquant over copies of ``files`` under ``out``: its outputs land beside its inputs, and
+    must not land among fastquant's (a folder run would compress them too).
+    """
+    copies = []
+    for f in files:
+        copies.append(out / f.parent.name / f.name)
+        copies[-1].parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, copies[-1])
     listing = out / "list.txt"
-    listing.write_text("\n".join(str(f) for f in files) + "\n")
+    listing.write_text("\n".join(str(f) for f in copies) + "\n")
     return f"xargs -P 2 -n 1 -a {listing} {binary} --nofs --force --ext -pq.png 256"
 
 
@@ -182,7 +193,8 @@ def batch(repeat, out):
         for p in photos:
             files.append(tmp / "in" / f"d{d}" / p.name)
             shutil.copy(p, files[-1])
-    fq = [PY, "-m", "fastquant", str(tmp / "in"), "-r", "--out-dir", str(tmp / "out"), "-f", "-q"]
+    # As a user types it: per-file lines printed (to a pipe here), which show the SSIM.
+    fq = [PY, "-m", "fastquant", str(tmp / "in"), "-r", "--out-dir", str(tmp / "out"), "-f"]
     commands = [
         ("python -m fastquant DIR (default)", fq, {"env": _env()}),
         (
@@ -190,25 +202,43 @@ def batch(repeat, out):
             fq + ["-j", "1"],
             {"env": _env(NUMBA_NUM_THREADS="1")},
         ),
-        ("xargs -P 2 pngquant --nofs 256 (pngquant 3)", _pngquant_xargs(PNGQUANT3, files, tmp), {"shell": True}),
+        (
+            "xargs -P 2 pngquant --nofs 256 (pngquant 3)",
+            _pngquant_xargs(PNGQUANT3, files, tmp / "pq3"),
+            {"shell": True},
+        ),
+        ("python -m fastquant DIR -q (no per-file lines)", fq + ["-q"], {"env": _env()}),
     ]
     if PNGQUANT2:
         commands.append(
-            ("xargs -P 2 pngquant --nofs 256 (pngquant 2.17)", _pngquant_xargs(PNGQUANT2, files, tmp), {"shell": True})
+            (
+                "xargs -P 2 pngquant --nofs 256 (pngquant 2.17)",
+                _pngquant_xargs(PNGQUANT2, files, tmp / "pq2"),
+                {"shell": True},
+            )
         )
     res = interleaved(commands, repeat)
+    written = sorted((tmp / "out").rglob("*.png"))
+    if len(written) != len(files):
+        raise RuntimeError(f"fastquant wrote {len(written)} outputs for {len(files)} inputs")
     names = list(res)
     lines = [
         "",
         f"## Batch of {len(files)} files (12 Kodak photos in 4 folders; bench/process.py --batch)",
         "",
         header(),
-        "| command | median s | files/s | peak MB (parent) |",
-        "|---|---:|---:|---:|",
+        "CPU: user + system seconds of the command and the processes it waited for (its workers), which",
+        "the load of a shared machine changes less than the wall time.",
+        "",
+        "| command | median s | files/s | CPU s | CPU ms per file | peak MB (parent) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name in names:
-        s = med(res[name])
-        lines.append(f"| {name} | {s:.3f} | {len(files) / s:.2f} | {med(res[name], 1):.0f} |")
+        s, cpu = med(res[name]), med(res[name], 2)
+        lines.append(
+            f"| {name} | {s:.3f} | {len(files) / s:.2f} | {cpu:.2f} | {1000 * cpu / len(files):.0f} "
+            f"| {med(res[name], 1):.0f} |"
+        )
     d, one, pq3 = (med(res[n]) for n in names[:3])
     lines += [
         "",
