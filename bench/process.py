@@ -40,6 +40,9 @@ PNGQUANT2 = "/usr/bin/pngquant" if Path("/usr/bin/pngquant").exists() else None
 
 def _env(**extra):
     env = dict(os.environ, PYTHONPATH=str(ROOT), FASTQUANT_COMPILE_NOTICE="off")
+    # An installed package has its .pyc files; without them every run compiles fastquant's sources
+    # again (a tenth of a second or more), which no user pays.  The untimed first round writes them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
 

@@ -5,8 +5,10 @@ Before it loads a cached kernel, Numba refreshes its whole compiler context:
 it imports and registers the implementations of everything it can compile
 (once per process, a noticeable part of a short run's start-up).  A kernel loaded from the cache needs none
 of that, only Numba's runtime (its allocator).  So fastquant's kernels
-initialize the runtime and load; a cache miss still compiles through Numba's
-compiler, which refreshes the context itself.  Other code's Numba functions
+initialize the runtime and load, without importing the modules of Numba's own
+implementations they inlined and without parsing their linking bitcode until
+a compile links them (see :class:`_lean_unpickling`); a cache miss still
+compiles through Numba's compiler, which refreshes the context itself.  Other code's Numba functions
 are not touched.  With a Numba that lacks the internals used here, or when
 the light load fails in any way, kernels load the usual way; setting
 ``FASTQUANT_PLAIN_NUMBA=1`` always does (``tests/test_jit.py`` fails loudly
@@ -220,7 +222,7 @@ def _light_loading(dispatcher):
             from numba.core.runtime import rtsys
 
             rtsys.initialize(target_context)  # what the skipped refresh does first: the allocator
-            with guard():
+            with guard(), _lean_unpickling(target_context.codegen()):
                 return load(sig, target_context)
         except Exception:  # Numba's internals moved under us: load its own way (refresh, then load)
             return plain(sig, target_context)
@@ -236,3 +238,95 @@ def _light_loading(dispatcher):
     cache.load_overload = load_overload
     cache.save_overload = save_overload
     return dispatcher
+
+
+# What a cached kernel's unpickling costs beyond its machine code, and how it is avoided (only while
+# one of fastquant's kernels loads, under Numba's compiler lock; with :func:`_light_loading`'s
+# fallback to Numba's own load if anything here fails):
+# - each function inlined into a kernel (``np.empty``, ``argmax``...) brings back its Environment,
+#   which imports the module that defined it: ``numba.np.arraymath`` and the like, a large part of a
+#   short run's start-up.  A nopython function reads only the Environment's constants (unpickled
+#   as they are); its globals serve object mode alone.  So for a Numba module not imported yet, the
+#   Environment gets a stand-in globals dict naming the module instead of importing it.
+# - the library keeps LLVM bitcode of everything it contains, for linking into later compiles, and
+#   Numba parses it and walks all its symbols on load.  Only a compile that links the kernel in
+#   needs it: it is parsed then (see _CachedLibrary).
+
+
+def _rebuild_env_lean(modname, consts, env_name):
+    from numba.core import environment
+
+    env = environment.lookup_environment(env_name)
+    if env is not None:
+        return env
+    if modname in sys.modules or not str(modname).startswith("numba."):
+        return _REBUILD_ENV[0](modname, consts, env_name)
+    env = environment.Environment({"__name__": modname})
+    env.consts[:] = consts
+    env.env_name = env_name
+    environment.Environment._memo[env_name] = env
+    return env
+
+
+_REBUILD_ENV: list = []
+_LIBRARY_CLASSES: dict = {}
+
+
+def _cached_library_class(base):
+    """``base`` (Numba's JIT code library) that parses its linking bitcode only when linked."""
+    if base not in _LIBRARY_CLASSES:
+
+        class _CachedLibrary(base):
+            _shared_bitcode = None
+
+            def _get_module_for_linking(self):
+                if self._shared_module is None and self._shared_bitcode is not None:
+                    from numba.core.codegen import ll  # llvmlite.binding, as Numba's codegen has it
+
+                    self._shared_module = ll.parse_bitcode(self._shared_bitcode)
+                    self._shared_bitcode = None
+                    self._codegen._engine._load_defined_symbols(self._shared_module)
+                return super()._get_module_for_linking()
+
+            def get_pointer_to_function(self, name):
+                # Numba looks the name up in the symbols it walked; the engine knows them (0 if not).
+                self._ensure_finalized()
+                return self._codegen._engine.get_function_address(name)
+
+        _LIBRARY_CLASSES[base] = _CachedLibrary
+    return _LIBRARY_CLASSES[base]
+
+
+def _unserialize_lean(codegen, state):
+    name, kind, data = state
+    if kind != "object":
+        return type(codegen).unserialize_library(codegen, state)
+    object_code, shared_bitcode = data
+    library = _cached_library_class(codegen._library_class)(codegen, name)
+    library.enable_object_caching()
+    library._set_compiled_object(object_code)
+    library._shared_bitcode = shared_bitcode
+    library._finalize_final_module()
+    return library
+
+
+class _lean_unpickling:
+    """While a kernel loads: :func:`_rebuild_env_lean` and :func:`_unserialize_lean` in Numba's place."""
+
+    def __init__(self, codegen):
+        self.codegen = codegen
+
+    def __enter__(self):
+        from numba.core import environment
+
+        if not _REBUILD_ENV:
+            _REBUILD_ENV.append(environment._rebuild_env)
+        environment._rebuild_env = _rebuild_env_lean
+        self.codegen.unserialize_library = lambda state: _unserialize_lean(self.codegen, state)
+
+    def __exit__(self, *exc):
+        from numba.core import environment
+
+        environment._rebuild_env = _REBUILD_ENV[0]
+        del self.codegen.unserialize_library
+        return False

@@ -1,0 +1,93 @@
+"""What a cached single-file run loads: only the Pillow plugins and Numba modules it needs
+(issue #13, start-up), with the same results."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from fastquant import write
+
+# A fresh process: a cached one-file run through the command line, then what it imported.
+_RUN = r"""
+import sys
+from fastquant.cli import main
+code = main([sys.argv[1], "-o", sys.argv[2], "-f", "-q"])
+print(code, " ".join(sorted(m for m in sys.modules if m.startswith(("PIL.", "numba.np.")))))
+"""
+
+
+def test_a_cached_single_file_run_imports_no_other_plugin_or_numba_implementation(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    argv = [sys.executable, "-c", _RUN, str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    subprocess.run(argv, check=True, capture_output=True, timeout=600)  # fills the cache if needed
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600).stdout.split()
+    assert out[0] == "0" and (tmp_path / "b.png").exists()
+    loaded = set(out[1:])
+    # Pillow's other plugins (Image.init() imports all of them) and the modules
+    # of Numba's own implementations (imported by the compiler, or by a cached kernel's pickled
+    # environments) are not needed to load cached kernels and write one PNG.
+    assert "PIL.PngImagePlugin" in loaded
+    assert not loaded & {"PIL.PdfImagePlugin", "PIL.IcnsImagePlugin", "PIL.EpsImagePlugin", "PIL.AvifImagePlugin"}
+    assert not loaded & {"numba.np.arraymath", "numba.np.arrayobj", "numba.np.linalg"}
+
+
+_CHECK = r"""
+import sys
+from fastquant import write
+from fastquant.errors import OptionError
+ok = []
+for ext in sys.argv[1:]:
+    try:
+        write.check_format("out" + ext)
+        ok.append(ext)
+    except OptionError:
+        pass
+print(" ".join(ok))
+print("PIL.PdfImagePlugin" in sys.modules)
+"""
+
+
+def test_output_formats_are_checked_without_importing_every_plugin():
+    """The extensions accepted are those Pillow, with every plugin registered, gives to the
+    formats outputs are written in."""
+    from PIL import Image
+
+    Image.init()
+    every = sorted(Image.EXTENSION) + [".xyz", ".PNG"]
+    want = [e for e in every if Image.EXTENSION.get(e.lower()) in write.WRITE_FORMATS]
+    out = subprocess.run(
+        [sys.executable, "-c", _CHECK, *every], check=True, capture_output=True, text=True, timeout=120
+    ).stdout.splitlines()
+    assert out[0].split() == want and ".png" in want and ".PNG" in want and ".pdf" not in want
+    assert out[1] == "False"
+
+
+# A cached kernel loaded lightly is linked into a function compiled afterwards (its linking
+# bitcode is parsed only then), which gives the kernel's own result.
+_LINK = r"""
+import numba, numpy as np
+from fastquant import histogram
+rng = np.random.default_rng(4)
+pixels = rng.integers(0, 4, (3500, 3), dtype=np.uint8)
+colors, inverse, counts = histogram._unique(pixels)
+lib = histogram._unique.overloads[histogram._unique.signatures[0]].library
+print(type(lib).__name__, lib._shared_module is None)
+
+@numba.njit
+def calls_it(p):
+    c, i, n = histogram._unique(p)
+    return len(c), i.sum(), n.max()
+
+print(calls_it(pixels) == (len(colors), inverse.sum(), counts.max()), lib._shared_module is None)
+"""
+
+
+def test_a_lightly_loaded_kernel_links_into_a_later_compile():
+    subprocess.run([sys.executable, "-c", _LINK], capture_output=True, timeout=600)  # fills the cache if needed
+    out = subprocess.run([sys.executable, "-c", _LINK], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["_CachedLibrary True", "True False"]
