@@ -7,11 +7,13 @@ neighbours) with `--nofs K`, which gives it one palette for all of them too.  Bo
 the union of all the pixels (summed squared error of every output against its input, decoded with Pillow).
 
 Time: the `--shared` run against `python -m fastquant FILES -k K` (each file fitted on its own), same -j,
-interleaved runs, medians; whole processes.
+interleaved runs, medians; whole processes, wall time and CPU time (user + system of the process and its workers:
+on a machine shared with other work, the CPU seconds move less than the wall seconds).
 """
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 import sys
@@ -90,11 +92,13 @@ def shared(images: list[Path], k: int = 64, repeat: int = 3) -> str:
             name: sum((tmp / name / f"{p.stem}-fq{k}.png").stat().st_size for p in images) for name in ("shared", "own")
         }
         # time: interleaved whole-process runs, and the quantization alone in this process (no encoding)
-        times = {"shared": [], "own": [], "api-shared": [], "api-own": []}
+        times = {"shared": [], "own": [], "cpu-shared": [], "cpu-own": [], "api-shared": [], "api-own": []}
         for _ in range(repeat):
             for name, extra in (("shared", ["--shared"]), ("own", [])):
                 folder = tmp / f"t-{name}"
+                before = _children_cpu()
                 times[name].append(run_cmd([*fq, *images, "-k", k, "--out-dir", folder, "-q", "-f", *extra], env=env))
+                times[f"cpu-{name}"].append(_children_cpu() - before)
             times["api-shared"].append(_api_time(images, k, shared=True))
             times["api-own"].append(_api_time(images, k, shared=False))
     fq_shared = float(rows[0][1])
@@ -110,6 +114,7 @@ def shared(images: list[Path], k: int = 64, repeat: int = 3) -> str:
     if best_pq is not None:
         lines.append(f"`--shared` minus the best pngquant: {fq_shared - best_pq:+.2f} dB (target: >= +0.2 dB).")
     ts, to = median(times["shared"]), median(times["own"])
+    cs, co = median(times["cpu-shared"]), median(times["cpu-own"])
     qs, qo = median(times["api-shared"]), median(times["api-own"])
     lines += [
         "",
@@ -119,6 +124,7 @@ def shared(images: list[Path], k: int = 64, repeat: int = 3) -> str:
         "|---|---|---|---|",
         f"| whole `python -m fastquant` processes, default -j (read, quantize, SSIM, encode, write) | {ts:.2f} s"
         f" | {to:.2f} s | {ts / to:.2f} |",
+        f"| the same processes' CPU time (user + system, workers included) | {cs:.2f} s | {co:.2f} s | {cs / co:.2f} |",
         f"| quantization alone, in one process: `--shared`'s stages (`count(keep=True)`, `merge`, `fit`,"
         f" `compress(palette=)`) vs `compress()` (read, count, fit, map; no encoding) | {qs:.2f} s | {qo:.2f} s"
         f" | {qs / qo:.2f} |",
@@ -127,6 +133,12 @@ def shared(images: list[Path], k: int = 64, repeat: int = 3) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _children_cpu() -> float:
+    """User + system seconds of this process's finished children (and theirs, once waited for)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _api_time(images: list[Path], k: int, shared: bool) -> float:

@@ -250,11 +250,16 @@ def coarsen(colors, counts, max_colors):
     """
     if len(colors) <= max_colors:
         return colors.astype(np.float32), counts.astype(np.float64), np.arange(len(colors), dtype=np.int32)
-    # The fewest dropped bits that fit, found by counting cells alone; the
-    # means are then summed once, in a kernel (no per-channel temporaries).
+    # The fewest dropped bits that fit, found by counting cells alone (a bitmap of the
+    # cells where it is small: a fraction of the cost of the table of first appearances,
+    # which is built once, at that shift); the means are then summed once, in a kernel
+    # (no per-channel temporaries).
     shift = 0
     while shift < 8:
         shift += 1
+        n = _occupied(colors, shift)
+        if n is not None and n > max_colors:
+            continue
         cells, inv, _ = _unique(np.ascontiguousarray(colors >> shift))
         if len(cells) <= max_colors:
             break
@@ -267,6 +272,25 @@ def coarsen(colors, counts, max_colors):
             axis=1,
         )
     return (sums / weights[:, None]).astype(np.float32), weights, inv
+
+
+#: Most cells counted with a bitmap by :func:`_occupied` (one byte each).
+_BITMAP_CELLS = 1 << 24
+
+
+def _occupied(colors, shift):
+    """How many cells ``colors`` (M, C) uint8 occupy once ``shift`` low bits are dropped,
+    or None when there are more than ``_BITMAP_CELLS`` possible cells (RGBA at shift 1).
+    """
+    bits = 8 - shift
+    if 1 << (colors.shape[1] * bits) > _BITMAP_CELLS:
+        return None
+    key = np.zeros(len(colors), np.int64)
+    for t in range(colors.shape[1]):
+        key = (key << bits) | (colors[:, t] >> shift)
+    seen = np.zeros(1 << (colors.shape[1] * bits), bool)
+    seen[key] = True
+    return int(np.count_nonzero(seen))
 
 
 @njit(cache=True, nogil=True)

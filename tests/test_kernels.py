@@ -104,6 +104,22 @@ def test_coarsen_merges_to_weighted_cell_means():
     np.testing.assert_array_equal(cell, np.arange(len(colors)))
 
 
+def test_coarsen_drops_the_fewest_bits_that_fit():
+    """The cells are those of the smallest shift whose cell count fits (counted by brute force), RGB and RGBA,
+    whether the shift was found on a bitmap of the cells or on the table itself (RGBA at shift 1)."""
+    rng = np.random.default_rng(10)
+    for c, n, limits in ((3, 20000, (15000, 4000, 300, 1)), (4, 20000, (19000, 12000, 900))):
+        colors = np.unique(rng.integers(0, 256, (n, c)).astype(np.uint8), axis=0)
+        counts = rng.integers(1, 9, len(colors))
+        for limit in limits:
+            cells_at = [len(np.unique(colors >> s, axis=0)) for s in range(9)]
+            shift = next(s for s in range(1, 9) if cells_at[s] <= limit)
+            means, weights, cell = histogram.coarsen(colors, counts, limit)
+            assert len(means) == cells_at[shift] <= limit
+            key = (colors >> shift).astype(np.int64) @ (1 << (8 * np.arange(c)))
+            assert len(np.unique(np.stack([key, cell], 1), axis=0)) == len(means)  # one cell per key
+
+
 def test_coarsen_keeps_fractional_weights():
     """Importance-weighted counts below 1 are summed as they are, never truncated to 0 (which
     made empty cells and NaN means)."""
