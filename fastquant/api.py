@@ -513,7 +513,7 @@ def _quantize(
         stats.ssim = (
             large.ssim(p, palette, indices, config.SSIM_MAX_PIXELS)
             if big
-            else metrics.ssim(p.arr, result.image, max_pixels=config.SSIM_MAX_PIXELS)
+            else metrics.ssim_indexed(p.arr, palette, indices, max_pixels=config.SSIM_MAX_PIXELS)
         )
         lap("metrics")
     return result

@@ -266,7 +266,7 @@ def ssim(p, palette, indices, max_pixels):
     """SSIM of a large result against its source, read band by band (see
     :func:`fastquant.metrics.ssim_bands`).
     """
-    return metrics.ssim_bands(p.rows, lambda lo, hi: palette[indices[lo:hi]], (p.h, p.w), max_pixels=max_pixels)
+    return metrics.ssim_indexed(p.rows, palette, indices, max_pixels=max_pixels)
 
 
 def original(image, p, max_pixels, allow_truncated):

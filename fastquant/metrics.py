@@ -233,12 +233,15 @@ def luma(image):
 
 @njit(cache=True, nogil=True, inline="always")
 def _mirror(i, n):
-    """Index into [0, n) with 'symmetric' (half-sample) reflection at the edges."""
+    """Index into [0, n) with 'symmetric' (half-sample) reflection at the edges; indices
+    further out than one reflection are clamped (they only meet zero weights, see
+    :func:`_ssim_rows`).
+    """
     if i < 0:
-        return -i - 1
+        i = -i - 1
     if i >= n:
-        return 2 * n - i - 1
-    return i
+        i = 2 * n - i - 1
+    return min(max(i, 0), n - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -255,6 +258,24 @@ def _luma_map(a, lw):
     return out
 
 
+#: Taps of the SSIM window handled in one pass of :func:`_ssim_rows` on each side of the centre.
+_TAPS = 5
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _five_taps(s, pa, pb, j, g, t):
+    """``s`` plus taps t .. t + 4 of the symmetric window ``g``, each on the pair of values
+    at equal distance from the centre: ``pa[j + e]`` and ``pb[j + 4 - e]``.  Fixed offsets
+    from two views, so that the loop over ``j`` around it runs on vectors.
+    """
+    s += g[t] * (pa[j] + pb[j + 4])
+    s += g[t + 1] * (pa[j + 1] + pb[j + 3])
+    s += g[t + 2] * (pa[j + 2] + pb[j + 2])
+    s += g[t + 3] * (pa[j + 3] + pb[j + 1])
+    s += g[t + 4] * (pa[j + 4] + pb[j])
+    return s
+
+
 @njit(cache=True, nogil=True)
 def _ssim_rows(x, y, g, c1, c2, crop, top, h, r0, r1):
     """Sum of the SSIM map of lumas x, y over output rows r0 .. r1 - 1 of an
@@ -264,15 +285,21 @@ def _ssim_rows(x, y, g, c1, c2, crop, top, h, r0, r1):
     at least the rows within the window radius of r0 .. r1 - 1 (mirrored at
     the image's edges).  Separable Gaussian filtering of x, y, x*x, y*y and
     x*y; the window is symmetric, so each pair of taps at equal distance
-    shares one multiply.
+    shares one multiply.  ``g`` has a multiple of :data:`_TAPS` taps on each
+    side, zeros beyond the window's radius (adding them changes no bit: the
+    sums are of values >= 0); rows and columns they reach beyond the data are
+    clamped.  Each output is the centre tap plus the others from the outside
+    in, the same sums whatever the padding.
     """
     w = x.shape[1]
     r = len(g) // 2
     rows = r1 - r0 + 2 * r
+    last = top + x.shape[0] - 1
     hz = np.empty((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
     pad = np.empty((5, w + 2 * r))  # one row of the five maps, mirrored at both ends
+    gc = g[r]
     for q in range(rows):
-        i = _mirror(r0 - r + q, h) - top
+        i = min(max(_mirror(r0 - r + q, h), top), last) - top
         for j in range(w):
             lx = x[i, j]
             ly = y[i, j]
@@ -285,33 +312,48 @@ def _ssim_rows(x, y, g, c1, c2, crop, top, h, r0, r1):
             for m in range(5):
                 pad[m, r - 1 - e] = pad[m, r + min(e, w - 1)]
                 pad[m, r + w + e] = pad[m, r + max(w - 1 - e, 0)]
-        for m in range(5):  # loops ordered so the innermost one runs along a row (SIMD)
-            gc = g[r]
+        for m in range(5):
+            p = pad[m]
+            out = hz[m, q]
+            centre, pa, pb = p[r:], p[0:], p[2 * r - 4 :]
             for j in range(w):
-                hz[m, q, j] = gc * pad[m, j + r]
-            for t in range(r):
-                gt = g[t]
+                out[j] = _five_taps(gc * centre[j], pa, pb, j, g, 0)
+            for t in range(_TAPS, r, _TAPS):
+                pa, pb = p[t:], p[2 * r - t - 4 :]
                 for j in range(w):
-                    hz[m, q, j] += gt * (pad[m, j + t] + pad[m, j + 2 * r - t])
+                    out[j] = _five_taps(out[j], pa, pb, j, g, t)
     acc = 0.0
     mv = np.empty((5, w))
+    sv = np.empty(w)
     for i in range(max(r0, crop), min(r1, h - crop)):
         q0 = i - r0
         for m in range(5):
-            gc = g[r]
-            for j in range(crop, w - crop):
-                mv[m, j] = gc * hz[m, q0 + r, j]
-            for t in range(r):
-                gt = g[t]
+            hm = hz[m]
+            out = mv[m]
+            for t in range(0, r, _TAPS):
+                a0, a1, a2, a3, a4 = hm[q0 + t], hm[q0 + t + 1], hm[q0 + t + 2], hm[q0 + t + 3], hm[q0 + t + 4]
+                d = q0 + 2 * r - t
+                b0, b1, b2, b3, b4 = hm[d], hm[d - 1], hm[d - 2], hm[d - 3], hm[d - 4]
+                c = hm[q0 + r]
+                g0, g1, g2, g3, g4 = g[t], g[t + 1], g[t + 2], g[t + 3], g[t + 4]
                 for j in range(crop, w - crop):
-                    mv[m, j] += gt * (hz[m, q0 + t, j] + hz[m, q0 + 2 * r - t, j])
+                    s = gc * c[j] if t == 0 else out[j]
+                    s += g0 * (a0[j] + b0[j])
+                    s += g1 * (a1[j] + b1[j])
+                    s += g2 * (a2[j] + b2[j])
+                    s += g3 * (a3[j] + b3[j])
+                    s += g4 * (a4[j] + b4[j])
+                    out[j] = s
+        m0a, m1a, m2a, m3a, m4a = mv[0], mv[1], mv[2], mv[3], mv[4]
+        for j in range(crop, w - crop):  # apart from the sum below, so that it runs on vectors
+            m0 = m0a[j]
+            m1 = m1a[j]
+            vx = m2a[j] - m0 * m0
+            vy = m3a[j] - m1 * m1
+            cxy = m4a[j] - m0 * m1
+            sv[j] = ((2 * m0 * m1 + c1) * (2 * cxy + c2)) / ((m0 * m0 + m1 * m1 + c1) * (vx + vy + c2))
         for j in range(crop, w - crop):
-            m0 = mv[0, j]
-            m1 = mv[1, j]
-            vx = mv[2, j] - m0 * m0
-            vy = mv[3, j] - m1 * m1
-            cxy = mv[4, j] - m0 * m1
-            acc += ((2 * m0 * m1 + c1) * (2 * cxy + c2)) / ((m0 * m0 + m1 * m1 + c1) * (vx + vy + c2))
+            acc += sv[j]
     return acc
 
 
@@ -325,7 +367,7 @@ def ssim_bands(rows_a, rows_b, shape, *, sigma=1.5, data_range=255.0, max_pixels
     ----------
     rows_a, rows_b : callable
         ``rows(lo, hi)`` returns rows lo .. hi - 1 of an image as a
-        (hi - lo, W[, C]) uint8 ndarray.
+        (hi - lo, W[, C]) uint8 ndarray (or their luma, (hi - lo, W) float64).
     shape : (int, int)
         (H, W).
     sigma, data_range
@@ -345,6 +387,8 @@ def ssim_bands(rows_a, rows_b, shape, *, sigma=1.5, data_range=255.0, max_pixels
     t = np.arange(-r, r + 1)
     g = np.exp(-0.5 * (t / sigma) ** 2)
     g /= g.sum()
+    zeros = np.zeros(_TAPS * max(1, -(-r // _TAPS)) - r)  # whole passes of _ssim_rows
+    g = np.concatenate([zeros, g, zeros])
     crop = r if r and min(shape) > 2 * r else 0
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
@@ -399,6 +443,28 @@ def ssim(a, b, *, sigma=1.5, data_range=255.0, max_pixels=None):
         data_range=data_range,
         max_pixels=max_pixels,
     )
+
+
+def ssim_indexed(image, palette, indices, *, max_pixels=None):
+    """:func:`ssim` of an image against ``palette[indices]``, which is never made whole: the
+    luma of each palette entry is looked up, band by band (the same floats as :func:`ssim`).
+
+    Parameters
+    ----------
+    image : (H, W, C) uint8 ndarray, or callable
+        The reference, or ``rows(lo, hi)`` giving its rows (see :func:`ssim_bands`).
+    palette : (k, C) uint8 ndarray
+    indices : (H, W) integer ndarray
+    max_pixels : int, optional
+        See :func:`ssim`.
+
+    Returns
+    -------
+    float
+    """
+    lut = luma(np.asarray(palette)[None])[0]  # (k,) float64: as luma() gives each pixel of that colour
+    rows = image if callable(image) else (lambda lo, hi: image[lo:hi])
+    return ssim_bands(rows, lambda lo, hi: lut[indices[lo:hi]], indices.shape, max_pixels=max_pixels)
 
 
 def delta_e_ok(a, b):

@@ -56,6 +56,42 @@ def test_ssim_matches_naive(kodak):
     assert metrics.ssim(a, b) < 0.95
 
 
+@pytest.mark.parametrize("sigma", [0.6, 2.2])  # windows of 2 and 8 taps a side: one and two passes of 5
+def test_ssim_other_windows_match_naive(kodak, sigma):
+    import imageio.v3 as iio
+
+    a = iio.imread(kodak[3])[:70, :90]
+    rng = np.random.default_rng(1)
+    b = np.clip(a + rng.normal(0, 9, a.shape), 0, 255).astype(np.uint8)
+    assert metrics.ssim(a, b, sigma=sigma) == pytest.approx(naive.ssim(a, b, sigma=sigma), abs=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (4, 30), (12, 11)])
+def test_ssim_of_images_smaller_than_the_window(shape):
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 256, shape + (3,)).astype(np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    assert metrics.ssim(a, a) == pytest.approx(1.0)
+    assert -1.0 <= metrics.ssim(a, b) < 1.0
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_ssim_indexed_is_ssim_of_the_mapped_image(kodak, channels):
+    import imageio.v3 as iio
+
+    a = iio.imread(kodak[0])[:150, :200]
+    if channels == 4:
+        a = np.concatenate([a, np.full(a.shape[:2] + (1,), 200, np.uint8)], axis=2)
+    rng = np.random.default_rng(channels)
+    palette = rng.integers(0, 256, (40, channels)).astype(np.uint8)
+    indices = rng.integers(0, 40, a.shape[:2]).astype(np.uint8)
+    assert metrics.ssim_indexed(a, palette, indices) == metrics.ssim(a, palette[indices])
+    rows = lambda lo, hi: a[lo:hi]  # noqa: E731
+    assert metrics.ssim_indexed(rows, palette, indices, max_pixels=9000) == metrics.ssim(
+        a, palette[indices], max_pixels=9000
+    )
+
+
 def test_ssim_matches_skimage_when_installed(kodak):
     skm = pytest.importorskip("skimage.metrics")
     import imageio.v3 as iio
