@@ -61,48 +61,68 @@ _MAX_CANDIDATES = 8
 
 
 @njit(cache=True, nogil=True)
-def _huffman_lengths(freq, max_bits, lens):
-    """Code lengths (at most ``max_bits``) of a prefix code for ``freq``, written into ``lens``.
+def _huffman_lengths(freq, lens):
+    """Code lengths of a prefix code for ``freq``, written into ``lens``: at most 7 bits for the
+    19 symbols of the code-length code, 15 for the others (RFC 1951).
 
     Huffman's tree by the two-queue method over the symbols sorted by count;
-    lengths past ``max_bits`` are brought back as in JPEG (ITU T.81 K.3); the
+    lengths past the limit are brought back as in JPEG (ITU T.81 K.3); the
     most frequent symbols get the shortest lengths.  Unused symbols get 0; a
     single used symbol gets length 1.
     """
+    max_bits = 7 if len(lens) == 19 else 15
     lens[:] = 0
-    used = np.flatnonzero(freq > 0)
-    n = len(used)
+    # the used symbols by ascending count, ties by symbol (an insertion sort of count * 512 + symbol:
+    # at most 286 symbols; np.argsort would compile Numba's sort and string code)
+    key = np.empty(len(freq), np.int64)
+    n = 0
+    for s in range(len(freq)):
+        if freq[s] > 0:
+            k = np.int64(freq[s]) * 512 + s
+            j = n
+            while j > 0 and key[j - 1] > k:
+                key[j] = key[j - 1]
+                j -= 1
+            key[j] = k
+            n += 1
     if n == 0:
         return
     if n == 1:
-        lens[used[0]] = 1
+        lens[key[0] & 511] = 1
         return
-    order = used[np.argsort(freq[used], kind="mergesort")]  # ascending count, ties by symbol
+    order = np.empty(n, np.int64)
     weight = np.empty(2 * n, np.int64)
-    parent = np.full(2 * n, -1, np.int64)
+    parent = np.empty(2 * n, np.int64)
     for k in range(n):
+        order[k] = key[k] & 511
         weight[k] = freq[order[k]]
+        parent[k] = -1
     leaf, node, nxt = 0, n, n
     for _ in range(n - 1):
-        pair = np.empty(2, np.int64)
-        for t in range(2):
-            if leaf < n and (node >= nxt or weight[leaf] <= weight[node]):
-                pair[t] = leaf
-                leaf += 1
-            else:
-                pair[t] = node
-                node += 1
-        weight[nxt] = weight[pair[0]] + weight[pair[1]]
-        parent[pair[0]] = nxt
-        parent[pair[1]] = nxt
+        if leaf < n and (node >= nxt or weight[leaf] <= weight[node]):
+            a = leaf
+            leaf += 1
+        else:
+            a = node
+            node += 1
+        if leaf < n and (node >= nxt or weight[leaf] <= weight[node]):
+            b = leaf
+            leaf += 1
+        else:
+            b = node
+            node += 1
+        weight[nxt] = weight[a] + weight[b]
+        parent[a] = nxt
+        parent[b] = nxt
         nxt += 1
     depth = np.zeros(2 * n, np.int64)
     for k in range(nxt - 2, -1, -1):
         depth[k] = depth[parent[k]] + 1
-    longest = 0
+    longest = max_bits
     for k in range(n):
-        longest = max(longest, depth[k])
-    count = np.zeros(max(longest, max_bits) + 1, np.int64)
+        if depth[k] > longest:
+            longest = depth[k]
+    count = np.zeros(longest + 1, np.int64)
     for k in range(n):
         count[depth[k]] += 1
     for i in range(longest, max_bits, -1):
@@ -162,9 +182,13 @@ def _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand):
     A match of ``nice`` bytes or more is taken as found: the positions it covers get no matches
     of their own (a long match is rarely worth cutting, and a run would cost 258 tries a byte).
     """
-    head = np.full(1 << _HASH_BITS, -1, np.int64)
-    prev = np.full(_WINDOW, -1, np.int64)
-    for i in range(max(0, start - _WINDOW), start):
+    head = np.empty(1 << _HASH_BITS, np.int64)
+    prev = np.empty(_WINDOW, np.int64)
+    for i in range(len(head)):
+        head[i] = -1
+    for i in range(_WINDOW):
+        prev[i] = -1
+    for i in range(start - _WINDOW if start > _WINDOW else 0, start):
         if i + 2 < end:
             h = _hash(data, i)
             prev[i & (_WINDOW - 1)] = head[h]
@@ -173,7 +197,7 @@ def _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand):
     skip_to = start
     for i in range(start, end):
         k = i - start
-        top = min(258, end - i)
+        top = end - i if end - i < 258 else 258
         if top < 3:
             continue
         h = _hash(data, i)
@@ -188,7 +212,7 @@ def _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand):
                         m += 1
                     if m > best:
                         best = m
-                        slot = min(n_cand[k], _MAX_CANDIDATES - 1)
+                        slot = n_cand[k] if n_cand[k] < _MAX_CANDIDATES else _MAX_CANDIDATES - 1
                         cand_len[k, slot] = m
                         cand_dist[k, slot] = i - c
                         n_cand[k] = slot + 1
@@ -211,10 +235,12 @@ def _parse(data, start, lo, hi, cand_len, cand_dist, n_cand, lit_cost, len_cost,
     into ``sym_len``, ``sym_dist``; returns the number of symbols (a literal has length 1).
     """
     n = hi - lo
-    cost = np.full(n + 1, np.iinfo(np.int32).max, np.int32)  # bits: whole numbers
+    cost = np.empty(n + 1, np.int32)  # bits: whole numbers
+    for j in range(1, n + 1):
+        cost[j] = 2147483647
     via_len = np.zeros(n + 1, np.int64)
     via_dist = np.zeros(n + 1, np.int64)
-    cost[0] = 0.0
+    cost[0] = 0
     for j in range(n):
         k = lo + j
         base = cost[j]
@@ -227,7 +253,7 @@ def _parse(data, start, lo, hi, cand_len, cand_dist, n_cand, lit_cost, len_cost,
         for t in range(n_cand[k]):
             d = cand_dist[k, t]
             dc = base + dist_cost[d]
-            for m in range(shortest, min(cand_len[k, t], room) + 1):
+            for m in range(shortest, (cand_len[k, t] if cand_len[k, t] < room else room) + 1):
                 c = dc + len_cost[m]
                 if c < cost[j + m]:
                     cost[j + m] = c
@@ -268,8 +294,8 @@ def _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code
     """
     ll_lens = np.zeros(286, np.int64)
     d_lens = np.zeros(30, np.int64)
-    _huffman_lengths(ll, 15, ll_lens)
-    _huffman_lengths(dd, 15, d_lens)
+    _huffman_lengths(ll, ll_lens)
+    _huffman_lengths(dd, d_lens)
     for s in range(256):
         lit_cost[s] = ll_lens[s] if ll_lens[s] else 16
     for m in range(3, 259):
@@ -290,8 +316,10 @@ def _rle(ll_lens, hlit, d_lens, hdist, rle_sym, rle_extra):
     """
     total = hlit + hdist
     seq = np.empty(total, np.int64)
-    seq[:hlit] = ll_lens[:hlit]
-    seq[hlit:] = d_lens[:hdist]
+    for s in range(hlit):  # loops: an array slice assignment compiles Numba's string code (its error message)
+        seq[s] = ll_lens[s]
+    for s in range(hdist):
+        seq[hlit + s] = d_lens[s]
     out = 0
     i = 0
     while i < total:
@@ -302,7 +330,7 @@ def _rle(ll_lens, hlit, d_lens, hdist, rle_sym, rle_extra):
         i += run
         if v == 0:
             while run >= 11:
-                r = min(run, 138)
+                r = run if run < 138 else 138
                 rle_sym[out], rle_extra[out] = 18, r - 11
                 out += 1
                 run -= r
@@ -315,7 +343,7 @@ def _rle(ll_lens, hlit, d_lens, hdist, rle_sym, rle_extra):
             out += 1
             run -= 1
             while run >= 3:
-                r = min(run, 6)
+                r = run if run < 6 else 6
                 rle_sym[out], rle_extra[out] = 16, r - 3
                 out += 1
                 run -= r
@@ -329,14 +357,23 @@ def _rle(ll_lens, hlit, d_lens, hdist, rle_sym, rle_extra):
 def _block_codes(ll, dd, ll_lens, d_lens):
     """Code lengths of a block's counts (made complete: at least two litlen and two distance codes)."""
     ll2 = ll.copy()
-    ll2[256] = max(ll2[256], 1)
-    if np.count_nonzero(ll2) < 2:
+    if ll2[256] == 0:
+        ll2[256] = 1
+    used = 0
+    for s in range(len(ll2)):
+        used += ll2[s] > 0
+    if used < 2:
         ll2[0] += 1
     dd2 = dd.copy()
-    while np.count_nonzero(dd2) < 2:
+    used = 0
+    for s in range(len(dd2)):
+        used += dd2[s] > 0
+    if used < 2:  # one or two codes added
         dd2[0 if dd2[0] == 0 else 1] += 1
-    _huffman_lengths(ll2, 15, ll_lens)
-    _huffman_lengths(dd2, 15, d_lens)
+        if used == 0:
+            dd2[1] += 1
+    _huffman_lengths(ll2, ll_lens)
+    _huffman_lengths(dd2, d_lens)
     hlit = 286
     while hlit > 257 and ll_lens[hlit - 1] == 0:
         hlit -= 1
@@ -362,7 +399,7 @@ def _block_plan(ll, dd):
     for t in range(n):
         cl[rle_sym[t]] += 1
     cl_lens = np.zeros(19, np.int64)
-    _huffman_lengths(cl, 7, cl_lens)
+    _huffman_lengths(cl, cl_lens)
     return ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens
 
 
@@ -388,7 +425,11 @@ def _block_bits(ll, dd, len_extra, dist_extra):
 
 @njit(cache=True, nogil=True)
 def _put(out, st, value, n):
-    """Append the n low bits of value to the stream (st: byte position, bit buffer, bits in it)."""
+    """Append the n low bits of value to the stream (st: byte position, bit buffer, bits in it).
+
+    Callers pass int64 variables, constants as ``np.int64(c)``: Numba compiles a kernel
+    again for every literal argument it is called with.
+    """
     st[1] |= value << st[2]
     st[2] += n
     while st[2] >= 8:
@@ -409,13 +450,11 @@ def _write_block(data, pos, sym_len, sym_dist, lo, hi, last, out, st, tables):
     hclen = 19
     while hclen > 4 and cl_lens[cl_order[hclen - 1]] == 0:
         hclen -= 1
-    _put(out, st, 1 if last else 0, 1)
-    _put(out, st, 2, 2)
-    _put(out, st, hlit - 257, 5)
-    _put(out, st, hdist - 1, 5)
-    _put(out, st, hclen - 4, 4)
+    # the header's 17 bits: BFINAL, BTYPE 2 (dynamic codes), HLIT, HDIST, HCLEN
+    head = (1 if last else 0) | 4 | (hlit - 257) << 3 | (hdist - 1) << 8 | (hclen - 4) << 13
+    _put(out, st, head, np.int64(17))
     for t in range(hclen):
-        _put(out, st, cl_lens[cl_order[t]], 3)
+        _put(out, st, cl_lens[cl_order[t]], np.int64(3))
     cl_codes = np.zeros(19, np.int64)
     _canonical(cl_lens, cl_codes)
     for t in range(n):
@@ -453,12 +492,14 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
     len_code, len_extra, dist_code, dist_extra = tables[0], tables[1], tables[2], tables[3]
     n = end - start
     st = np.zeros(3, np.int64)
+    zero = np.int64(0)  # not a literal 0: Numba would compile the kernels it is passed to once more for it
     if n > 0:
         cand_len = np.empty((n, _MAX_CANDIDATES), np.int16)
         cand_dist = np.empty((n, _MAX_CANDIDATES), np.int32)
         n_cand = np.empty(n, np.int8)
         _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand)
-        lit_cost = np.full(256, 8, np.int32)
+        lit_cost = np.empty(256, np.int32)
+        lit_cost[:] = 8
         len_cost = np.zeros(259, np.int32)
         dist_cost = np.zeros(32769, np.int32)
         for m in range(3, 259):  # first pass: roughly the fixed codes
@@ -469,45 +510,53 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
         sym_dist = np.empty(n, np.int64)
         ll = np.zeros(286, np.int64)
         dd = np.zeros(30, np.int64)
-        count = 0
+        count = zero
         for p in range(passes):
             count = _parse(
-                data, start, 0, n, cand_len, cand_dist, n_cand, lit_cost, len_cost, dist_cost, sym_len, sym_dist
+                data, start, zero, n, cand_len, cand_dist, n_cand, lit_cost, len_cost, dist_cost, sym_len, sym_dist
             )
             if p + 1 < passes:
                 ll[:] = 0
                 dd[:] = 0
-                _counts(data, start, sym_len, sym_dist, 0, count, ll, dd, len_code, dist_code)
+                _counts(data, start, sym_len, sym_dist, zero, count, ll, dd, len_code, dist_code)
                 ll[256] = 1
                 _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code, dist_extra)
         # blocks: chunks of symbols merged while one block costs less than two
-        cuts = np.empty(count // max(chunk, 1) + 2, np.int64)  # symbol index where each block ends
+        chunk = chunk if chunk > 1 else 1
+        cuts = np.empty(count // chunk + 2, np.int64)  # symbol index where each block ends
         n_blocks = 0
         ll[:] = 0
         dd[:] = 0
-        hi = min(count, chunk)
-        pos_hi = _counts(data, start, sym_len, sym_dist, 0, hi, ll, dd, len_code, dist_code)
+        hi = count if count < chunk else chunk
+        pos_hi = _counts(data, start, sym_len, sym_dist, zero, hi, ll, dd, len_code, dist_code)
+        ll_sum = np.empty(286, np.int64)
+        dd_sum = np.empty(30, np.int64)
         while hi < count:
-            nxt = min(count, hi + chunk)
+            nxt = count if count < hi + chunk else hi + chunk
             ll2 = np.zeros(286, np.int64)
             dd2 = np.zeros(30, np.int64)
             pos_nxt = _counts(data, pos_hi, sym_len, sym_dist, hi, nxt, ll2, dd2, len_code, dist_code)
-            merged = _block_bits(ll + ll2, dd + dd2, len_extra, dist_extra)
-            if merged > _block_bits(ll, dd, len_extra, dist_extra) + _block_bits(ll2, dd2, len_extra, dist_extra):
+            for s in range(286):
+                ll_sum[s] = ll[s] + ll2[s]
+            for s in range(30):
+                dd_sum[s] = dd[s] + dd2[s]
+            merged = _block_bits(ll_sum, dd_sum, len_extra, dist_extra)
+            cut = merged > _block_bits(ll, dd, len_extra, dist_extra) + _block_bits(ll2, dd2, len_extra, dist_extra)
+            if cut:
                 cuts[n_blocks] = hi
                 n_blocks += 1
-                ll[:] = 0
-                dd[:] = 0
-            ll += ll2
-            dd += dd2
+            for s in range(286):  # the open block: the new chunk alone after a cut, else both
+                ll[s] = ll2[s] if cut else ll_sum[s]
+            for s in range(30):
+                dd[s] = dd2[s] if cut else dd_sum[s]
             hi, pos_hi = nxt, pos_nxt
         cuts[n_blocks] = count
         n_blocks += 1
         # each block parsed again with the codes of its own symbols, then written with its own codes
         blk_len = np.empty(n, np.int64)
         blk_dist = np.empty(n, np.int64)
-        s_lo = 0
-        lo = 0  # piece offset of the block's first byte
+        s_lo = zero
+        lo = zero  # piece offset of the block's first byte
         for b in range(n_blocks):
             s_hi = cuts[b]
             hi = _counts(data, start + lo, sym_len, sym_dist, s_lo, s_hi, ll, dd, len_code, dist_code) - start
@@ -525,24 +574,22 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
                     _counts(data, start + lo, own_len, own_dist, c_lo, c_hi, ll, dd, len_code, dist_code)
                     ll[256] = 1
                     _costs(ll, dd, bl_lit, bl_len, bl_dist, len_code, len_extra, dist_code, dist_extra)
-                    c_lo = 0
+                    c_lo = zero
                     c_hi = _parse(
                         data, start, lo, hi, cand_len, cand_dist, n_cand, bl_lit, bl_len, bl_dist, blk_len, blk_dist
                     )
                     own_len, own_dist = blk_len, blk_dist
-                _write_block(data, start + lo, blk_len, blk_dist, 0, c_hi, final, out, st, tables)
+                _write_block(data, start + lo, blk_len, blk_dist, zero, c_hi, final, out, st, tables)
             s_lo, lo = s_hi, hi
     elif last:
-        _put(out, st, 3, 3)  # an empty final fixed block: the end-of-block code, 7 zero bits
-        _put(out, st, 0, 7)
+        _put(out, st, np.int64(3), np.int64(10))  # an empty final fixed block: 3 header bits, end-of-block code 0
     if not last:  # an empty stored block: byte-aligned end, as zlib's sync flush
-        _put(out, st, 0, 3)
+        _put(out, st, zero, np.int64(3))
         if st[2]:
-            _put(out, st, 0, 8 - st[2])
-        _put(out, st, 0, 16)
-        _put(out, st, 0xFFFF, 16)
+            _put(out, st, zero, 8 - st[2])
+        _put(out, st, np.int64(0xFFFF) << 16, np.int64(32))  # LEN 0, NLEN 0xFFFF
     elif st[2]:
-        _put(out, st, 0, 8 - st[2])
+        _put(out, st, zero, 8 - st[2])
     return st[0]
 
 

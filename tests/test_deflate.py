@@ -74,7 +74,7 @@ def test_huffman_lengths_optimal_and_limited(seed):
     rng = np.random.default_rng(seed)
     freq = rng.integers(0, 1000, 286) * (rng.random(286) < 0.7)
     lens = np.zeros(286, np.int64)
-    deflate._huffman_lengths(freq, 15, lens)
+    deflate._huffman_lengths(freq, lens)
     assert ((lens > 0) == (freq > 0)).all()
     assert (lens * freq).sum() == naive.huffman_cost(freq)  # no length needed limiting here
     assert np.sum(2.0 ** -lens[lens > 0]) == 1.0
@@ -82,7 +82,7 @@ def test_huffman_lengths_optimal_and_limited(seed):
     for i in range(2, 30):
         fib[i] = fib[i - 1] + fib[i - 2]
     lens = np.zeros(30, np.int64)
-    deflate._huffman_lengths(fib, 15, lens)
+    deflate._huffman_lengths(fib, lens)
     assert lens.max() == 15 and np.sum(2.0**-lens) == 1.0
     assert (lens * fib).sum() >= naive.huffman_cost(fib)
     assert all(lens[i] >= lens[i + 1] for i in range(29))  # more frequent, never longer
