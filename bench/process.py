@@ -8,14 +8,18 @@ the tables.  Peak memory is the child's ``ru_maxrss`` (``os.wait4``).
 
 - ``--startup``: ``python -c "import numpy, numba"``, a cached ``python -m fastquant photo.png``,
   and the same job in-process (compress, encode, write: the second call in a warm process);
-  the start-up overhead is CLI - import - job.  Appends to startup.md.
+  the start-up overhead is CLI - import - job.  Then like with like on the 12 Kodak photos (the
+  README's headline): fastquant's CLI against pngquant 3 and 2.17 as whole processes, and
+  fastquant in-process against libimagequant in-process (the ``imagequant`` bindings of the bench
+  extra).  Appends to startup.md.
 - ``--batch``: 48 files (12 Kodak photos in 4 folders): the default run, the one-core run
   (``NUMBA_NUM_THREADS=1 -j 1``), the default run with ``-q``, and pngquant 3 and 2.17 through
   ``xargs -P 2`` (on their own copies of the files), with wall and CPU seconds.  batch.md.
 - ``--wholefile``: a 12 MP JPEG and a 24 MP PNG made from ../shared/images/large (upscaled),
   fastquant's CLI against pngquant 2.17 and 3 (given the PNG of the same pixels: pngquant reads
   PNG only), with time and peak memory; the memory target is ``import fastquant``'s own plus 2x
-  the decoded RGBA image.  wholefile.md.
+  the decoded RGBA image.  The images are made with Pillow (Lanczos upscaling of LadyBird.jpg to
+  4384x2740, saved as a quality-92 JPEG and as a PNG; artificial.png to 6000x4000).  wholefile.md.
 """
 
 import argparse
@@ -88,39 +92,59 @@ def header():
 
 
 _JOB = r"""
-import sys, time
+import statistics, sys, time
 from fastquant.job import run_job
-src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-times = []
-for i in range(n + 1):
-    t = time.perf_counter()
-    run_job(src, out, force=True, ssim=True)
-    times.append(time.perf_counter() - t)
-times = sorted(times[1:])
-print(times[len(times) // 2])
+out, n, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+wall, cpu = [], []
+for src in sources:
+    times = []
+    for i in range(n + 1):
+        t, c = time.perf_counter(), time.process_time()
+        run_job(src, out, force=True, ssim=True)
+        times.append((time.perf_counter() - t, time.process_time() - c))
+    wall.append(statistics.median(w for w, _ in times[1:]))
+    cpu.append(statistics.median(c for _, c in times[1:]))
+print(statistics.median(wall), statistics.median(cpu))
 """
 
 #: libimagequant in-process through the ``imagequant`` bindings (GPL: bench extra only): decode,
-#: quantize (no dithering, 256 colours), save an optimised PNG; median of warm runs.
+#: quantize (no dithering, 256 colours), save an optimised PNG; median over the photos of the median
+#: of warm runs.
 _IMAGEQUANT = r"""
-import sys, time
+import statistics, sys, time
 import imagequant
 from PIL import Image
-src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-times = []
-for i in range(n + 1):
-    t = time.perf_counter()
-    with Image.open(src) as im:
-        q = imagequant.quantize_pil_image(im.convert("RGBA"), dithering_level=0.0, max_colors=256)
-    q.save(out, optimize=True)
-    times.append(time.perf_counter() - t)
-times = sorted(times[1:])
-print(times[len(times) // 2])
+out, n, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+wall, cpu = [], []
+for src in sources:
+    times = []
+    for i in range(n + 1):
+        t, c = time.perf_counter(), time.process_time()
+        with Image.open(src) as im:
+            q = imagequant.quantize_pil_image(im.convert("RGBA"), dithering_level=0.0, max_colors=256)
+        q.save(out, optimize=True)
+        times.append((time.perf_counter() - t, time.process_time() - c))
+    wall.append(statistics.median(w for w, _ in times[1:]))
+    cpu.append(statistics.median(c for _, c in times[1:]))
+print(statistics.median(wall), statistics.median(cpu))
 """
 
 
+def _in_process(script, out, repeat, photos):
+    """(wall, CPU) seconds: medians over ``photos`` of the median warm in-process run of ``script``;
+    (None, None) when it cannot run (``imagequant`` not installed).
+    """
+    argv = [PY, "-c", script, str(out), str(repeat), *map(str, photos)]
+    try:
+        wall, cpu = subprocess.run(argv, env=_env(), check=True, capture_output=True, text=True).stdout.split()
+    except subprocess.CalledProcessError:
+        return None, None
+    return float(wall), float(cpu)
+
+
 def startup(repeat, out):
-    photo = str(SHARED / "kodak" / "kodim01.png")
+    photos = sorted((SHARED / "kodak").glob("kodim*.png"))[:12]
+    photo = str(photos[0])
     tmp = Path(tempfile.mkdtemp())
     env = _env()
     subprocess.run([PY, "-m", "fastquant", photo, "-o", str(tmp / "o.png"), "-f"], env=env, check=True)
@@ -136,41 +160,80 @@ def startup(repeat, out):
         ],
         repeat,
     )
-    job = float(
-        subprocess.run(
-            [PY, "-c", _JOB, photo, str(tmp / "j.png"), str(repeat)],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
-    try:
-        argv = [PY, "-c", _IMAGEQUANT, photo, str(tmp / "l.png"), str(repeat)]
-        liq = float(subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout)
-    except subprocess.CalledProcessError:
-        liq = None
+    job, job_cpu = _in_process(_JOB, tmp / "j.png", repeat, [photo])
     names = list(res)
     lines = [
         "",
         "## Whole-process start-up, cached kernels (bench/process.py --startup)",
         "",
         header(),
-        "| command | median s | peak MB |",
-        "|---|---:|---:|",
+        "| command | median s | CPU s | peak MB |",
+        "|---|---:|---:|---:|",
     ]
     for name in names:
-        lines.append(f"| {name} | {med(res[name]):.3f} | {med(res[name], 1):.0f} |")
-    lines.append(f"| the same job in-process (run_job, warm process) | {job:.3f} | |")
-    if liq is not None:
-        lines.append(f"| libimagequant in-process (imagequant bindings: decode, quantize, save PNG) | {liq:.3f} | |")
+        lines.append(f"| {name} | {med(res[name]):.3f} | {med(res[name], 2):.3f} | {med(res[name], 1):.0f} |")
+    lines.append(f"| the same job in-process (run_job, warm process) | {job:.3f} | {job_cpu:.3f} | |")
     over = med(res[names[2]]) - med(res[names[0]]) - job
+    over_cpu = med(res[names[2]], 2) - med(res[names[0]], 2) - job_cpu
     lines += [
         "",
-        f"Start-up overhead: CLI - import numpy, numba - in-process job = {over:.3f} s (target <= 0.15 s).",
+        f"Start-up overhead: CLI - import numpy, numba - in-process job = {over:.3f} s (target <= 0.15 s); "
+        f"in CPU seconds, which the load changes less: {over_cpu:.3f} s.",
         "",
     ]
+    lines += _like_with_like(repeat, photos, tmp)
     _write(out / "startup.md", lines)
+
+
+def _like_with_like(repeat, photos, tmp):
+    """The 12 Kodak photos at 256 colours, no dithering: whole processes against whole processes,
+    in-process against in-process (the README's headline comparison).
+    """
+    env = _env()
+    commands = []
+    for p in photos:
+        commands.append(
+            (f"fastquant {p.name}", [PY, "-m", "fastquant", str(p), "-o", str(tmp / "o.png"), "-f"], {"env": env})
+        )
+        commands.append(
+            (f"pngquant 3 {p.name}", [PNGQUANT3, "--nofs", "-f", "-o", str(tmp / "p3.png"), "256", str(p)], {})
+        )
+        if PNGQUANT2:
+            commands.append(
+                (f"pngquant 2.17 {p.name}", [PNGQUANT2, "--nofs", "-f", "-o", str(tmp / "p2.png"), "256", str(p)], {})
+            )
+    res = interleaved(commands, repeat)
+    tools = ["fastquant", "pngquant 3"] + (["pngquant 2.17"] if PNGQUANT2 else [])
+
+    def per_tool(i):
+        return {t: statistics.median(med(res[f"{t} {p.name}"], i) for p in photos) for t in tools}
+
+    wall, cpu, mb = per_tool(0), per_tool(2), per_tool(1)
+    job, job_cpu = _in_process(_JOB, tmp / "j.png", repeat, photos)
+    liq, liq_cpu = _in_process(_IMAGEQUANT, tmp / "l.png", repeat, photos)
+    lines = [
+        f"### Like with like: {len(photos)} Kodak photos, 256 colours, no dithering",
+        "",
+        "Medians over the photos of each photo's median; whole processes are `python -m fastquant PHOTO -o OUT -f`",
+        "(cached kernels) and `pngquant --nofs 256 PHOTO`; in-process is a warm process reading, quantizing and",
+        "writing the PNG (fastquant's `run_job`, with SSIM as the command line computes it; libimagequant through",
+        "the `imagequant` bindings, saved by Pillow with `optimize=True`).",
+        "",
+        "| comparison | tool | median s | CPU s | peak MB |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for t in tools:
+        lines.append(f"| whole process | {t} | {wall[t]:.3f} | {cpu[t]:.3f} | {mb[t]:.0f} |")
+    lines.append(f"| in-process | fastquant | {job:.3f} | {job_cpu:.3f} | |")
+    if liq is not None:
+        lines.append(f"| in-process | libimagequant (imagequant) | {liq:.3f} | {liq_cpu:.3f} | |")
+    ratio = f"; in-process, libimagequant / fastquant = {liq / job:.2f}x" if liq is not None else ""
+    lines += [
+        "",
+        f"Whole process, fastquant / pngquant 3 = {wall['fastquant'] / wall['pngquant 3']:.2f}x the time{ratio}.",
+        "",
+    ]
+    return lines
 
 
 def _pngquant_xargs(binary, files, out):
@@ -278,8 +341,8 @@ def wholefile(repeat, out):
         header(),
         f"`python -c 'import fastquant'` peaks at {import_mb:.0f} MB.",
         "",
-        "| image | command | median s | peak MB | MB target (import + 2 x RGBA) |",
-        "|---|---|---:|---:|---:|",
+        "| image | command | median s | CPU s | peak MB | MB target (import + 2 x RGBA) |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for src, as_png, pixels in images:
         commands = [
@@ -308,7 +371,7 @@ def wholefile(repeat, out):
         target = import_mb + 2 * 4 * pixels / 2**20
         for name in res:
             lines.append(
-                f"| {src.stem} ({pixels / 1e6:.1f} MP) | {name} | {med(res[name]):.2f} | "
+                f"| {src.stem} ({pixels / 1e6:.1f} MP) | {name} | {med(res[name]):.2f} | {med(res[name], 2):.2f} | "
                 f"{med(res[name], 1):.0f} | {target:.0f} |"
             )
     lines.append("")

@@ -121,10 +121,12 @@ def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, chunk, c0
                 out[i] = prev
                 err += last_err
                 continue
-            v = table[key]
-            if v < 0:
+            v = table[key]  # the entry + 1; 0: not met yet
+            if v == 0:
                 v, _ = search(pixels, i, palette, neighbors, sorted_d, prev, sqdist(pixels, i, palette, prev))
-                table[key] = v
+                table[key] = v + 1
+            else:
+                v -= 1
             out[i] = v
             prev = v
             last_key = key
@@ -147,11 +149,13 @@ def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, tab
         err = 0.0
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
             key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
-            v = table[key]
-            if v < 0:
+            v = table[key]  # the entry + 1; 0: not met yet
+            if v == 0:
                 srgb_to_oklab_at(pixels, i, lin, scale, pt, 0)
                 v, _ = search(pt, zero, points, neighbors, sorted_d, prev, sqdist(pt, zero, points, prev))
-                table[key] = v
+                table[key] = v + 1
+            else:
+                v -= 1
             out[i] = v
             prev = v
             err += sqdist(pixels, i, palette, v)
@@ -159,8 +163,12 @@ def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, tab
 
 
 def lut_table():
-    """An empty colour table for :func:`remap_lut` (2**24 int16 entries, 32 MiB)."""
-    return np.full(1 << 24, -1, np.int16)
+    """An empty colour table for :func:`remap_lut`: 2**24 int16 entries, each colour's entry + 1.
+
+    Zero means "not met yet", so that the table comes from the system as untouched zero pages:
+    only the pages of colours an image has take memory (of 32 MiB, about half for a photo).
+    """
+    return np.zeros(1 << 24, np.int16)
 
 
 def remap_lut(pixels, palette, colorspace="rgb", *, table=None, out=None):
@@ -173,7 +181,7 @@ def remap_lut(pixels, palette, colorspace="rgb", *, table=None, out=None):
     colorspace : {"rgb", "oklab"}
         Where "nearest" is measured (see :func:`nearest`).
     table : (2**24,) int16 ndarray, optional
-        A table from :func:`lut_table`, filled by earlier calls with the same
+        A table from :func:`lut_table` (each colour's entry + 1), filled by earlier calls with the same
         palette and colour space (strips of one image share it).
     out : (N,) ndarray, optional
         Where to write the indices (of the dtype returned).

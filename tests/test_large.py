@@ -1,5 +1,7 @@
 """fastquant.large: images fitted on a sample and mapped strip by strip, in bounded memory."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -113,6 +115,28 @@ def test_colour_table_shared_by_strips_gives_exact_nearest_with_runs(kodak):
     np.testing.assert_array_equal(got, ref)
     _, err = remap.remap_lut(pixels, palette, table=table)
     assert err == float(dist.sum())
+
+
+def test_colour_table_holds_only_the_colours_met_and_takes_memory_only_for_them(kodak):
+    """Each colour met holds its entry + 1, every other entry stays 0: the table is allocated
+    as zero pages, which take memory only once written (32 MiB untouched is not resident)."""
+    pixels = _photo(kodak).reshape(-1, 3)[::7]
+    palette = np.ascontiguousarray(pixels[::331][:50])
+    table = remap.lut_table()
+    got, _ = remap.remap_lut(pixels, palette, table=table)
+    keys = (pixels[:, 0].astype(np.int64) << 16) | (pixels[:, 1].astype(np.int64) << 8) | pixels[:, 2]
+    assert np.count_nonzero(table) == len(np.unique(keys))
+    np.testing.assert_array_equal(table[keys], got.astype(np.int16) + 1)
+    if os.path.exists("/proc/self/statm"):
+        page = os.sysconf("SC_PAGE_SIZE")
+
+        def resident():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * page
+
+        before = resident()
+        fresh = remap.lut_table()
+        assert resident() - before < 4 << 20 and fresh.nbytes == 32 << 20
 
 
 def test_ssim_of_spread_bands_estimates_the_whole(kodak):
