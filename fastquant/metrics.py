@@ -293,48 +293,59 @@ def _ssim_rows(x, y, g, c1, c2, crop, top, h, r0, r1):
     """
     w = x.shape[1]
     r = len(g) // 2
-    rows = r1 - r0 + 2 * r
     last = top + x.shape[0] - 1
-    hz = np.empty((5, rows, w))  # horizontally filtered x, y, x*x, y*y, x*y
+    ring = 2 * r + 1  # the rows of the window: horizontally filtered rows are kept for as long as it reaches them
+    hz = np.empty((5, ring, w))  # horizontally filtered x, y, x*x, y*y, x*y; row q in slot q % ring
     pad = np.empty((5, w + 2 * r))  # one row of the five maps, mirrored at both ends
     gc = g[r]
-    for q in range(rows):
-        i = min(max(_mirror(r0 - r + q, h), top), last) - top
-        for j in range(w):
-            lx = x[i, j]
-            ly = y[i, j]
-            pad[0, r + j] = lx
-            pad[1, r + j] = ly
-            pad[2, r + j] = lx * lx
-            pad[3, r + j] = ly * ly
-            pad[4, r + j] = lx * ly
-        for e in range(r):
-            for m in range(5):
-                pad[m, r - 1 - e] = pad[m, r + min(e, w - 1)]
-                pad[m, r + w + e] = pad[m, r + max(w - 1 - e, 0)]
-        for m in range(5):
-            p = pad[m]
-            out = hz[m, q]
-            centre, pa, pb = p[r:], p[0:], p[2 * r - 4 :]
-            for j in range(w):
-                out[j] = _five_taps(gc * centre[j], pa, pb, j, g, 0)
-            for t in range(_TAPS, r, _TAPS):
-                pa, pb = p[t:], p[2 * r - t - 4 :]
-                for j in range(w):
-                    out[j] = _five_taps(out[j], pa, pb, j, g, t)
+    done = 0  # rows of hz filtered so far (row q: image row r0 - r + q)
     acc = 0.0
     mv = np.empty((5, w))
     sv = np.empty(w)
     for i in range(max(r0, crop), min(r1, h - crop)):
         q0 = i - r0
+        done = max(done, q0)  # rows above the window are never needed
+        while done <= q0 + 2 * r:
+            q = done
+            done += 1
+            i_src = min(max(_mirror(r0 - r + q, h), top), last) - top
+            for j in range(w):
+                lx = x[i_src, j]
+                ly = y[i_src, j]
+                pad[0, r + j] = lx
+                pad[1, r + j] = ly
+                pad[2, r + j] = lx * lx
+                pad[3, r + j] = ly * ly
+                pad[4, r + j] = lx * ly
+            for e in range(r):
+                for m in range(5):
+                    pad[m, r - 1 - e] = pad[m, r + min(e, w - 1)]
+                    pad[m, r + w + e] = pad[m, r + max(w - 1 - e, 0)]
+            for m in range(5):
+                p = pad[m]
+                out = hz[m, q % ring]
+                centre, pa, pb = p[r:], p[0:], p[2 * r - 4 :]
+                for j in range(w):
+                    out[j] = _five_taps(gc * centre[j], pa, pb, j, g, 0)
+                for t in range(_TAPS, r, _TAPS):
+                    pa, pb = p[t:], p[2 * r - t - 4 :]
+                    for j in range(w):
+                        out[j] = _five_taps(out[j], pa, pb, j, g, t)
         for m in range(5):
             hm = hz[m]
             out = mv[m]
             for t in range(0, r, _TAPS):
-                a0, a1, a2, a3, a4 = hm[q0 + t], hm[q0 + t + 1], hm[q0 + t + 2], hm[q0 + t + 3], hm[q0 + t + 4]
+                a0, a1, a2 = hm[(q0 + t) % ring], hm[(q0 + t + 1) % ring], hm[(q0 + t + 2) % ring]
+                a3, a4 = hm[(q0 + t + 3) % ring], hm[(q0 + t + 4) % ring]
                 d = q0 + 2 * r - t
-                b0, b1, b2, b3, b4 = hm[d], hm[d - 1], hm[d - 2], hm[d - 3], hm[d - 4]
-                c = hm[q0 + r]
+                b0, b1, b2, b3, b4 = (
+                    hm[d % ring],
+                    hm[(d - 1) % ring],
+                    hm[(d - 2) % ring],
+                    hm[(d - 3) % ring],
+                    hm[(d - 4) % ring],
+                )
+                c = hm[(q0 + r) % ring]
                 g0, g1, g2, g3, g4 = g[t], g[t + 1], g[t + 2], g[t + 3], g[t + 4]
                 for j in range(crop, w - crop):
                     s = gc * c[j] if t == 0 else out[j]
