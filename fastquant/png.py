@@ -3,9 +3,12 @@
 The image data of a still PNG is deflated by :mod:`fastquant.deflate`
 (near-optimal parsing: a few times zlib's time, some 4-7% fewer bytes on
 photos), or by zlib at a given level (fast: the size estimates of a byte
-budget, and APNG frames).  Rows are not filtered: with palette indices, filter
-None is the smallest (the filters predict arithmetic neighbours, and
-neighbouring indices are not neighbouring colours).
+budget, and APNG frames).  With zlib, rows are not filtered: with palette
+entries in order of use, filter None is the smallest (the filters predict
+arithmetic neighbours, and neighbouring indices are not neighbouring colours).
+With :mod:`fastquant.deflate`, 8-bit files also try the palette reordered so
+that neighbouring colours get nearby indices, with a filter for every row
+(:mod:`fastquant.reindex`), and keep whichever is smaller.
 """
 
 import struct
@@ -145,25 +148,55 @@ def png_indexed(indices, palette, icc_profile=None, *, level=None):
         Palette index of every pixel, all < len(palette).
     palette : (k, 3) or (k, 4) uint8 ndarray, 1 <= k <= 256
         RGB or RGBA entries; alpha becomes a tRNS chunk, cut after the last
-        entry that is not opaque.
+        entry that is not opaque.  The file may hold them in another order
+        (``level=None``): the pixels are the same.
     icc_profile : bytes, optional
         An ICC profile to embed (iCCP chunk, named "ICC profile").
     level : int, optional
-        None: the image data is deflated by :mod:`fastquant.deflate` (smallest);
-        0-9: by zlib at that level (faster, larger; for estimates).
+        None: the image data is deflated by :mod:`fastquant.deflate` (smallest),
+        and 8-bit data with the layout of :mod:`fastquant.reindex` when that
+        is smaller; 0-9: by zlib at that level, unfiltered (faster, larger;
+        for estimates).
 
     Returns
     -------
     bytes
         The PNG file: 1, 2, 4 or 8 bits per index (the smallest that holds
-        k entries), no filter, no other metadata.
+        k entries), no other metadata.
     """
     depth = _depth(len(palette))
     h, w = indices.shape
+    raw = _raw_rows(indices, depth)
+    if level is None and depth == 8 and len(palette) > 2:
+        palette, raw = _smaller_layout(indices, palette, raw, icc_profile)
     out = _header(w, h, depth, palette, icc_profile)
-    out += _data_chunk(b"IDAT", b"", _raw_rows(indices, depth), level)
+    out += _data_chunk(b"IDAT", b"", raw, level)
     out.append(_chunk(b"IEND", b""))
     return b"".join(out)
+
+
+def _smaller_layout(indices, palette, raw, icc_profile):
+    """(palette, raw rows) of the plain layout or of the reordered, filtered one
+    (:mod:`fastquant.reindex`): the latter when, both deflated by zlib at
+    ``config.LAYOUT_LEVEL`` (a cheap stand-in for the real encoder), its file is
+    smaller by the factor ``config.LAYOUT_MARGIN`` (the real encoder parses unfiltered
+    indices better than zlib does, so filtering gains it less).
+    """
+    from . import reindex
+
+    order = reindex.order(indices, len(palette))
+    position = np.empty(len(order), np.uint8)
+    position[order] = np.arange(len(order))
+    moved = palette[order]
+    filtered = reindex.filter_rows(position[indices])
+
+    def size(pal, rows):
+        head = sum(map(len, _header(1, 1, 8, pal, icc_profile)))
+        return head + sum(map(len, _deflate_parts(rows.reshape(-1), config.LAYOUT_LEVEL)))
+
+    if size(moved, filtered) < config.LAYOUT_MARGIN * size(palette, raw):
+        return np.ascontiguousarray(moved), filtered
+    return palette, raw
 
 
 #: APNG blend operations: a frame's pixels replace the canvas's, or are composited over them.

@@ -620,3 +620,43 @@ def contrast_map(image, radius, power):
             var = max(sum(v * v for v in vals) / n - mean * mean, 0.0)
             out[i, j] = (1.0 + 2.0 * var / c2) ** -power
     return out
+
+
+def arrangement_order(c):
+    """Greedy linear arrangement (fastquant.reindex.order): pair of most adjacencies first, then the
+    unplaced entry most adjacent to those placed goes where the total of c * index distance is least.
+    """
+    c = np.asarray(c, np.int64)
+    k = len(c)
+
+    def cost(seq):
+        return sum(int(c[seq[i], seq[j]]) * (j - i) for i in range(len(seq)) for j in range(i + 1, len(seq)))
+
+    pairs = [(int(c[i, j]), -i, -j) for i in range(k) for j in range(i + 1, k)]
+    _, a, b = max(pairs)
+    seq = [-a, -b]
+    while len(seq) < k:
+        rest = [e for e in range(k) if e not in seq]
+        e = max(rest, key=lambda e: (sum(int(c[e, s]) for s in seq), -e))
+        costs = [cost(seq[:p] + [e] + seq[p:]) for p in range(len(seq) + 1)]
+        p = costs.index(min(costs))
+        seq.insert(p, e)
+    return np.array(seq)
+
+
+def png_filters(indices):
+    """The five PNG filter outputs (None, Sub, Up, Average, Paeth) of 8-bit rows, pixel by pixel."""
+    x = np.asarray(indices, np.int64)
+    h, w = x.shape
+    out = np.zeros((5, h, w), np.uint8)
+    for i in range(h):
+        for j in range(w):
+            a = x[i, j - 1] if j else 0
+            b = x[i - 1, j] if i else 0
+            c = x[i - 1, j - 1] if i and j else 0
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+            for t, v in enumerate((0, a, b, (a + b) // 2, pred)):
+                out[t, i, j] = (x[i, j] - v) % 256
+    return out
