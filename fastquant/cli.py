@@ -318,7 +318,7 @@ def _options(args):
         "seed": args.seed,
         "speed": args.speed,
         "posterize": args.posterize,
-        "ssim": True,
+        "ssim": not args.quiet or bool(args.json),  # only the per-file line and --json show it
         "resize": args.resize or args.max_side,
         "dither": args.dither,
         "dither_strength": args.dither_strength,

@@ -373,6 +373,18 @@ def test_quiet(capsys, img):
     assert img.unchanged()
 
 
+def test_quiet_computes_no_ssim(capsys, img, monkeypatch):
+    calls = []
+    real = metrics.ssim_indexed
+    monkeypatch.setattr(metrics, "ssim_indexed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert run(capsys, "-q", "-f", img)[0] == 0  # nothing shows it
+    assert calls == []
+    code, out, _ = run(capsys, "-q", "-f", "--json", img)  # --json does
+    assert code == 0 and calls == [1] and 0.9 < json.loads(out)["ssim"] <= 1
+    code, out, _ = run(capsys, "-f", img)  # and so does the line
+    assert code == 0 and calls == [1, 1] and "SSIM 0.9" in out
+
+
 def test_ext_and_other_formats(capsys, img, tmp_path):
     code, out, err = run(capsys, img, "--ext", ".gif", "-k", "32")
     assert code == 0 and err == []
