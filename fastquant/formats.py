@@ -274,17 +274,32 @@ def _open_checked(fp, name, nbytes, max_pixels, allow_truncated):
         raise
 
 
+#: The plugins of READ_FORMATS that ``Image.preinit()`` does not import.  :func:`identify` imports
+#: one only when the formats before it did not take the file: a PNG or a JPEG never needs them.
+_PLUGINS = {
+    "MPO": "MpoImagePlugin",
+    "TIFF": "TiffImagePlugin",
+    "WEBP": "WebPImagePlugin",
+    "ICO": "IcoImagePlugin",
+    "TGA": "TgaImagePlugin",
+}
+
+
 def identify(fp, name):
     """Open ``fp`` with the first plugin of :data:`READ_FORMATS` that takes it (what
     ``PIL.Image.open(fp, formats=READ_FORMATS)`` does, but without Pillow's own pixel limit).
     """
-    from PIL import IcoImagePlugin, Image, MpoImagePlugin, TgaImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
+    import importlib
 
-    Image.preinit()  # PNG, JPEG, GIF, BMP, PPM; the others are imported above
+    from PIL import Image
+
+    Image.preinit()  # PNG, JPEG, GIF, BMP, PPM; the others when their turn comes (see _PLUGINS)
     fp.seek(0)
     prefix = fp.read(16)
     failed = None
     for fmt in READ_FORMATS:
+        if fmt in _PLUGINS and fmt not in Image.OPEN:
+            importlib.import_module(f"PIL.{_PLUGINS[fmt]}")
         factory, accept = Image.OPEN.get(fmt, (None, None))
         if factory is None:  # MPO has no opener of its own: JPEG's returns MPO files
             continue

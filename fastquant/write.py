@@ -118,14 +118,17 @@ def check_format(path):
     """Raise :class:`OptionError` unless ``path``'s extension names a format outputs are written in
     (:data:`WRITE_FORMATS`).
     """
-    from PIL import Image, TgaImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
+    from PIL import Image
 
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if not ext:
         raise OptionError(f"{os.fspath(path)}: no file extension to choose a format by (such as .png)")
     # The plugins of WRITE_FORMATS register their extensions: Image.init() would import all
-    # forty-odd of Pillow's plugins, a tenth of a short run's start-up.
+    # forty-odd of Pillow's plugins, a tenth of a short run's start-up.  preinit() has PNG,
+    # JPEG, GIF, BMP and PPM; the other three only when the extension is none of theirs.
     Image.preinit()
+    if Image.EXTENSION.get(ext) not in WRITE_FORMATS:
+        from PIL import TgaImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
     if Image.EXTENSION.get(ext) not in WRITE_FORMATS:
         raise OptionError(
             f"{os.fspath(path)}: cannot write {ext} files (use .png, .gif, .jpg, .webp, .bmp, .tif, .ppm or .tga)"

@@ -32,6 +32,7 @@ def test_a_cached_single_file_run_imports_no_other_plugin_or_numba_implementatio
     # environments) are not needed to load cached kernels and write one PNG.
     assert "PIL.PngImagePlugin" in loaded
     assert not loaded & {"PIL.PdfImagePlugin", "PIL.IcnsImagePlugin", "PIL.EpsImagePlugin", "PIL.AvifImagePlugin"}
+    assert not loaded & {"PIL.TiffImagePlugin", "PIL.WebPImagePlugin", "PIL.TgaImagePlugin"}  # not for a PNG
     assert not loaded & {"numba.np.arraymath", "numba.np.arrayobj", "numba.np.linalg"}
 
 
