@@ -19,7 +19,8 @@ safe (:func:`start_method`), spawned otherwise.  Unlike a
   (:func:`job_memory`), and no job starts while the running jobs' estimates
   plus its own exceed the budget (default: half the available memory,
   :func:`memory_budget`): big files run one at a time, small ones side by
-  side.  A job alone always runs;
+  side.  A job alone always runs.  The biggest jobs start first, so that the
+  workers run out of work at about the same time;
 * two-stage stop: during iteration, in the main thread, the first SIGINT
   (Ctrl-C) or SIGTERM starts nothing more and lets the running jobs finish
   (the workers ignore SIGINT and hold SIGTERM until their job is done, so a
@@ -295,7 +296,11 @@ class Pool:
         self.timeout, self.stopping = kwargs.pop("timeout", None), False
         self.kwargs, self.preview, self.root = kwargs, kwargs.get("preview"), kwargs.get("root")
         estimate = self.size > 1 and self.budget is not None
-        self.pending.extend(_Task(src, out, job_memory(src, kwargs) if estimate else 0) for src, out in pairs)
+        tasks = [_Task(src, out, job_memory(src, kwargs) if estimate else 0) for src, out in pairs]
+        # The biggest first (the estimate grows with the pixels, as the time does): a long job
+        # started last would keep one worker busy while the others have nothing left to do.
+        tasks.sort(key=lambda t: -t.memory)
+        self.pending.extend(tasks)
         return self
 
     def __iter__(self):

@@ -253,6 +253,21 @@ def test_memory_budget_runs_big_files_one_at_a_time(tmp_path, kodak, monkeypatch
     assert concurrency(100, 1000) == 2
 
 
+def test_biggest_jobs_start_first(tmp_path):
+    """Largest first: the last job to start is a short one, so no worker is left alone with a
+    long one at the end (equal sizes keep their order)."""
+    sizes = [(16, 16), (300, 200), (40, 30), (120, 90), (40, 30)]
+    pairs = []
+    for i, (w, h) in enumerate(sizes):
+        Image.new("RGB", (w, h), (i * 40, 0, 0)).save(tmp_path / f"{i}.png")
+        pairs.append((str(tmp_path / f"{i}.png"), str(tmp_path / f"{i}-out.png")))
+    with workers.Pool(2, max_memory=1 << 40) as pool:
+        pool.run(pairs, {"n_colors": 4})
+        assert [os.path.basename(t.source) for t in pool.pending] == ["1.png", "3.png", "2.png", "4.png", "0.png"]
+        results = list(pool)
+    assert sorted(r.status for r in results) == ["ok"] * 5
+
+
 def test_memory_budget_default_is_half_of_available():
     budget = workers.memory_budget()
     if not os.path.exists("/proc/meminfo"):
