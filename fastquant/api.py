@@ -91,6 +91,8 @@ def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
             pts, ents = (
                 (_cs.composites(p.colors), _cs.composites(palette)) if space == "composites" else (p.colors, palette)
             )
+            if f.stretch != 1.0:  # measured where the nearest entries were found
+                pts, ents = _cs.stretch_luma(pts, f.stretch), _cs.stretch_luma(ents, f.stretch)
             indices, sq_error = rdmap.rd_map(p.inverse, (h, w), pts, ents, per_color, rd_lambda, p.colors, palette)
             per_color = None  # pixels of one colour may now have different entries
         elif p.inverse is not None:
@@ -125,6 +127,7 @@ def compress(
     allow_truncated: bool = False,
     max_bytes: None | int | str = None,
     rd_lambda: float | None = None,
+    luma_stretch: float | None = None,
     palette: Colors | None = None,
     fixed_colors: Colors | None = None,
     weights: npt.ArrayLike | Literal["contrast"] | None = None,
@@ -226,6 +229,16 @@ def compress(
         ``rd_lambda`` times the price of a new symbol.  None: 0 (nearest), or
         ``config.BUDGET_RD_LAMBDA`` with ``max_bytes``.  Not with dithering; not
         on images mapped strip by strip (over ``2 * config.SAMPLE_PIXELS`` pixels).
+    luma_stretch : None or float > 0
+        RGB images in ``"rgb"``: the palette is fitted *and* pixels are mapped to
+        their nearest entry with the BT.601 luma axis of sRGB lengthened by this
+        factor (:func:`fastquant.colorspace.stretch_luma`; 1 is plain sRGB), so
+        that a luma error costs more than a chroma error of the same size: SSIM
+        (on luma) rises, PSNR (over R, G, B) falls.  None: fitted with
+        :func:`fastquant.fit.luma_stretch` of the palette size and mapped in
+        sRGB, or, with ``max_bytes``, ``config.BUDGET_LUMA_STRETCH`` for both.
+        No effect on other images or colour spaces; images mapped strip by strip
+        (over ``2 * config.SAMPLE_PIXELS`` pixels) and dithering map in sRGB.
     palette : fastquant.Palette, (k, 3|4) array_like or sequence of hex str, optional
         Map onto these colours instead of fitting a palette (``n_colors`` is
         then not used): each pixel gets its nearest entry (or a dithered one);
@@ -295,6 +308,11 @@ def compress(
         raise OptionError(f"rd_lambda must be a number >= 0 or None, got {rd_lambda!r}")
     if rd_lambda and dither:
         raise OptionError("rd_lambda and dither exclude each other: dithering chooses every pixel's entry itself")
+    if luma_stretch is not None and not (options.is_number(luma_stretch) and 0 < luma_stretch < math.inf):
+        raise OptionError(f"luma_stretch must be a number > 0 or None, got {luma_stretch!r}")
+    stretch = luma_stretch
+    if stretch is None and max_bytes is not None:
+        stretch = config.BUDGET_LUMA_STRETCH
     rd = rd_lambda
     if rd is None:
         rd = config.BUDGET_RD_LAMBDA if max_bytes is not None and not dither else 0.0
@@ -320,8 +338,9 @@ def compress(
         tol=speed_tol if tol is None else tol,
         init=init,
         swap_rounds=speed_swaps if swap_rounds is None else swap_rounds,
-        fit_colors=fit_colors,  # (these two are fastquant.fit.fit's own)
+        fit_colors=fit_colors,  # (these three are fastquant.fit.fit's own)
         posterize=posterize,
+        luma_stretch=stretch,
     )
     if isinstance(p, Frames):
         try:
@@ -370,6 +389,7 @@ def compress(
             dither=dither,
             dither_strength=dither_strength,
             rd_lambda=rd_lambda,
+            luma_stretch=luma_stretch,
         )
         if getattr(p, "decoded", None) is not None:
             result._original = large.original(image, p, max_pixels, allow_truncated)

@@ -156,14 +156,36 @@ def search(trial, n_colors, max_bytes, name, *, first=None):
                 lo, best = mid, t
             else:
                 hi, above = mid, t
-        return lo, best, above
+        return lo, best, hi, above
 
-    lo, best, above = bisect(lo, smallest, n_colors, lambda t: t.estimate * scale <= max_bytes)
-    if best.nbytes() <= max_bytes:
-        if above is not None and above.nbytes() <= max_bytes:  # the estimate was pessimistic there
-            return above
-        return best
-    return bisect(min(2, n_colors), smallest, lo, lambda t: t.nbytes() <= max_bytes)[1]
+    lo, best, hi, above = bisect(lo, smallest, n_colors, lambda t: t.estimate * scale <= max_bytes)
+    if best.nbytes() > max_bytes:  # the estimate was optimistic: real sizes from here
+        return bisect(min(2, n_colors), smallest, lo, lambda t: t.nbytes() <= max_bytes)[1]
+    if above is None:
+        hi, above = n_colors, top
+    elif above.nbytes() <= max_bytes:  # the estimate was pessimistic there
+        lo, best, hi, above = hi, above, n_colors, top
+    return refine(trial, lo, best, hi, above, max_bytes)
+
+
+def refine(trial, lo, best, hi, above, max_bytes):
+    """The trial of the largest k between ``lo`` (its trial ``best`` fits) and ``hi`` (``above``
+    does not) whose real size fits, closing in by interpolation on the real sizes, at most
+    ``config.BUDGET_REFINE_STEPS`` more trials (estimates can be off by a few percent, as the
+    layout of the file, :func:`fastquant.png.png_indexed`, changes with k).
+    """
+    for _ in range(config.BUDGET_REFINE_STEPS):
+        if hi - lo <= 1:
+            break
+        low, high = best.nbytes(), above.nbytes()
+        guess = lo + (max_bytes - low) * (hi - lo) / max(high - low, 1)
+        mid = min(max(int(guess), lo + 1), hi - 1)
+        t = trial(mid)
+        if t.nbytes() <= max_bytes:
+            lo, best = mid, t
+        else:
+            hi, above = mid, t
+    return best
 
 
 def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, lap, *, level=None):

@@ -108,6 +108,14 @@ FS_MAX_ERROR = 32
 #: (``max_bytes``) uses unless told otherwise: the squared error one new
 #: symbol of the index stream is worth.  Results.
 BUDGET_RD_LAMBDA = 5.0
+#: The luma stretch (``compress(luma_stretch=)``) a byte budget fits and maps RGB palettes
+#: with unless told otherwise: fewer colours fit a budget, and mapping with luma errors
+#: weighing more keeps SSIM at pngquant 3's (which maps with green weighing most) for a
+#: little PSNR.  Results.
+BUDGET_LUMA_STRETCH = 1.6
+#: Trials a byte budget's search makes at most, on real sizes, to close in on the largest
+#: palette that fits once the estimates have found one.  Results and search time.
+BUDGET_REFINE_STEPS = 3
 #: zlib level of the size estimates a byte budget's search runs on (the file
 #: kept is always encoded at the real level and checked).  Results (which
 #: palette size the search finds).

@@ -173,6 +173,7 @@ class Fit(NamedTuple):
     # mean squared error of the premultiplied values (what is seen)
     n_iter: int
     keep: np.ndarray  # (k,) bool: entries kept even when no pixel uses them (fixed or given colours)
+    stretch: float = 1.0  # labels are nearest with the luma axis stretched by this (1: in the space itself)
 
 
 def fit(p, n_colors, km, space, lap, fixed=None):
@@ -187,11 +188,14 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     ``fixed`` (f, C) uint8, f <= n_colors: entries that are in the palette
     exactly, the others fitted around them.  ``km``: the keywords of
     :func:`fastquant.kmeans`, and optionally ``fit_colors`` (the most colours
-    fitted, see :func:`fit_points`) and ``posterize`` (low bits the fitted
-    entries drop, see :func:`posterize`).
+    fitted, see :func:`fit_points`), ``posterize`` (low bits the fitted
+    entries drop, see :func:`posterize`) and ``luma_stretch`` (RGB: the
+    stretch of :func:`fastquant.colorspace.stretch_luma` the palette is fitted
+    *and* mapped with; None: fitted with :func:`luma_stretch`, mapped in sRGB).
     """
     km = dict(km)
     fit_colors, bits = km.pop("fit_colors", None), km.pop("posterize", 0)
+    given_stretch = km.pop("luma_stretch", None)
     colors, weights, c = p.colors, p.weights, p.c
     nf = 0 if fixed is None else len(fixed)
     extra = colors if not nf else colors[~np.isin(packed(colors), packed(fixed))]
@@ -205,6 +209,7 @@ def fit(p, n_colors, km, space, lap, fixed=None):
         keep = np.arange(len(palette)) < nf
         lap("palette")
         return judge(p, palette, labels, keep, space, 0, lap, reorder=True, exact=True)
+    rgb = space == "rgb" and c == 3
     # Fully transparent pixels (all made (0, 0, 0, 0) above) get an entry of
     # their own; the k-means spends the other entries on visible colours
     # (unless a fixed entry is transparent: it takes them).
@@ -216,8 +221,9 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     if fit_weights.sum() <= 0:  # an importance map that weighs only the reserved colour
         fit_weights = np.ones_like(fit_weights)
     fixed_points = None if not nf else _cs.to_points(fixed, space)
-    # RGB: fitted with luma differences weighing more than chroma ones (mapped in sRGB).
-    stretch = luma_stretch(n_colors) if space == "rgb" and c == 3 else 1.0
+    # RGB: fitted with luma differences weighing more than chroma ones (mapped in sRGB, unless
+    # the stretch was given).
+    stretch = (luma_stretch(n_colors) if given_stretch is None else float(given_stretch)) if rgb else 1.0
     plain = None
     if stretch != 1.0:
         plain = fit  # the starting boxes are cut on these: integer colours cut faster
@@ -237,7 +243,8 @@ def fit(p, n_colors, km, space, lap, fixed=None):
     lap("palette")
     keep = np.zeros(len(palette), bool)
     keep[:nf] = True
-    return judge(p, palette, start, keep, space, res.n_iter, lap, reorder=True)
+    mapped = float(given_stretch) if rgb and given_stretch is not None else 1.0
+    return judge(p, palette, start, keep, space, res.n_iter, lap, reorder=True, stretch=mapped)
 
 
 def given(p, palette, space, lap):
@@ -245,10 +252,12 @@ def given(p, palette, space, lap):
     return judge(p, palette, None, np.ones(len(palette), bool), space, 0, lap, reorder=False)
 
 
-def judge(p, palette, start, keep, space, n_iter, lap, *, reorder, exact=False):
+def judge(p, palette, start, keep, space, n_iter, lap, *, reorder, exact=False, stretch=1.0):
     """The nearest entry of every histogram colour, the entries' final order and the errors.
 
     ``exact``: ``start`` is every colour's entry already, equal to it (no search).
+    ``stretch``: RGB colours are mapped to their nearest entry with the luma axis stretched
+    by this (:func:`fastquant.colorspace.stretch_luma`); the errors stay in sRGB.
 
     With ``reorder``: most used first, translucent entries before opaque ones
     (a short tRNS chunk); entries no colour uses and that ``keep`` does not
@@ -257,6 +266,10 @@ def judge(p, palette, start, keep, space, n_iter, lap, *, reorder, exact=False):
     colors, counts, c = p.colors, p.counts, p.c
     if exact:
         labels, dist = start, np.zeros(len(colors), np.float32)
+    elif stretch != 1.0:
+        labels = remap.nearest_stretched(colors, palette, stretch, start)
+        diff = colors.astype(np.int32) - palette[labels]
+        dist = np.einsum("ij,ij->i", diff, diff).astype(np.float32)
     else:
         labels, dist = remap.nearest(colors, palette, start, space)
     if reorder:
@@ -297,6 +310,7 @@ def judge(p, palette, start, keep, space, n_iter, lap, *, reorder, exact=False):
         judged / (float(counts.sum()) * c),
         n_iter,
         kept,
+        stretch,
     )
 
 

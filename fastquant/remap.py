@@ -61,6 +61,28 @@ def nearest(colors, palette, start=None, colorspace="rgb"):
     return labels, np.einsum("ij,ij->i", diff, diff).astype(np.float32)
 
 
+def nearest_stretched(colors, palette, stretch, start=None):
+    """Nearest entry of every RGB colour with the luma axis stretched by ``stretch``
+    (:func:`fastquant.colorspace.stretch_luma`: a luma difference costs more than a chroma
+    one of the same size); ties: lowest index.
+
+    Parameters
+    ----------
+    colors : (M, 3) uint8 ndarray
+    palette : (k, 3) uint8 ndarray
+    stretch : float
+        > 0; 1 is plain sRGB.
+    start : (M,) int32 ndarray, optional
+        Guesses (overwritten).
+
+    Returns
+    -------
+    (M,) int32 ndarray
+    """
+    pts = _cs.stretch_luma(colors.astype(np.float32), stretch)
+    return assign(pts, _cs.stretch_luma(palette.astype(np.float32), stretch), start)[0]
+
+
 def apply(lut, inverse, shape):
     """Per-pixel indices from per-colour labels: ``lut[inverse]`` reshaped.
 

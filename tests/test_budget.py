@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import fastquant
-from fastquant import budget, colorspace, compress, png, rdmap
+from fastquant import budget, colorspace, compress, config, png, rdmap
 from fastquant import fit as fitting
 from fastquant.errors import BudgetError, OptionError
 from fastquant.prepare import Prepared
@@ -112,7 +112,8 @@ def test_budget_search_finds_the_largest_fitting_k():
 
 
 def test_generous_budget_is_the_plain_result(photo):
-    plain = compress(photo, 64)
+    """A budget that the full palette fits: the result of the budget's mapping space, unsearched."""
+    plain = compress(photo, 64, luma_stretch=config.BUDGET_LUMA_STRETCH)
     q = compress(photo, 64, max_bytes=10**7)
     assert np.array_equal(q.palette, plain.palette) and np.array_equal(q.indices, plain.indices)
     # The same picture, written by the smaller encoder a budget uses.
@@ -145,7 +146,7 @@ def test_budget_with_dither(photo):
 
 def test_quality_and_budget(photo):
     """The fewest colours reaching MAX when that file fits; the budget when it does not; MIN still binds."""
-    by_quality = compress(photo, 256, quality=(0, 80))
+    by_quality = compress(photo, 256, quality=(0, 80), luma_stretch=config.BUDGET_LUMA_STRETCH)
     size = len(by_quality.encode(".png"))
     q = compress(photo, 256, quality=(0, 80), max_bytes=size)
     assert np.array_equal(q.palette, by_quality.palette) and np.array_equal(q.indices, by_quality.indices)
@@ -293,3 +294,44 @@ def test_cli_default_writes_zlib(capsys, kodak, tmp_path):
     assert code == 0 and err == []
     q = compress(str(kodak[0]), 256, resize=200)
     assert out.read_bytes() == q.encode(".png") and q.png_level == 9
+
+
+# ----------------------------------------------------------------------------- the luma stretch
+
+
+@pytest.mark.parametrize("bad", [0, -1.5, float("nan"), float("inf"), "x", True])
+def test_luma_stretch_checked(photo, bad):
+    with pytest.raises(OptionError, match="luma_stretch"):
+        compress(photo, 16, luma_stretch=bad)
+
+
+@pytest.mark.parametrize("stretch", [1.0, 1.6, 2.5])
+def test_luma_stretch_maps_to_the_nearest_entry_in_the_stretched_space(photo, stretch):
+    """Every pixel gets its nearest entry with the luma axis stretched (brute force, naive
+    stretch); the stats measure the picture made, in sRGB."""
+    q = compress(photo, 48, luma_stretch=stretch)
+    pts = naive.stretch_luma(photo.reshape(-1, 3), stretch).astype(np.float64)
+    ents = naive.stretch_luma(q.palette, stretch).astype(np.float64)
+    d = ((pts[:, None, :] - ents[None, :, :]) ** 2).sum(axis=2)
+    got = d[np.arange(len(d)), q.indices.reshape(-1)]
+    assert np.allclose(got, d.min(axis=1), rtol=1e-5, atol=1e-3)
+    assert q.stats.mse == pytest.approx(np.mean((q.image.astype(float) - photo) ** 2))
+
+
+def test_luma_stretch_trades_psnr_for_ssim(photo):
+    """Luma errors weighing more: SSIM (luma) up, PSNR (R, G, B) down."""
+    plain = compress(photo, 32, luma_stretch=1.0, ssim=True)
+    luma = compress(photo, 32, luma_stretch=2.0, ssim=True)
+    assert luma.stats.ssim > plain.stats.ssim and luma.stats.psnr < plain.stats.psnr
+
+
+def test_budget_maps_with_its_luma_stretch(photo):
+    """max_bytes fits and maps with config.BUDGET_LUMA_STRETCH unless told; an explicit 1.0 is plain sRGB;
+    images of other spaces are unaffected."""
+    n = int(len(compress(photo, 256).encode(".png")) * 0.7)
+    a = compress(photo, 256, max_bytes=n)
+    b = compress(photo, 256, max_bytes=n, luma_stretch=config.BUDGET_LUMA_STRETCH)
+    assert np.array_equal(a.indices, b.indices) and np.array_equal(a.palette, b.palette)
+    assert compress(photo, 64, colorspace="oklab", luma_stretch=3.0).encode(".png") == compress(
+        photo, 64, colorspace="oklab"
+    ).encode(".png")
