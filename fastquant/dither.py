@@ -115,7 +115,7 @@ def _fs_rgba(pixels, width, palette, points, neighbors, sorted_d, strength, limi
     tgt = np.empty(4, np.int64)
     den = _FS_UNIT * _STRENGTH_STEPS
     zero = np.int64(0)  # not a literal 0: that would compile search() once more
-    prev = 0
+    prev = zero
     sq = 0
     for y in range(h):
         fwd = 1 if y % 2 == 0 else -1

@@ -132,6 +132,7 @@ def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, chunk, c0
     """
     n = pixels.shape[0]
     zero = np.int64(0)  # not a literal 0: that would compile search() once more
+    pt = np.empty((1, 3), np.float32)  # the colour searched: float32 points, as every other caller of search()
     for c in range(c0, c1):
         prev = zero  # neighbouring pixels mostly share an entry: start the search there
         err = 0.0
@@ -145,7 +146,9 @@ def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, chunk, c0
                 continue
             v = table[key]  # the entry + 1; 0: not met yet
             if v == 0:
-                v, _ = search(pixels, i, palette, neighbors, sorted_d, prev, sqdist(pixels, i, palette, prev))
+                for t in range(3):
+                    pt[0, t] = pixels[i, t]
+                v, _ = search(pt, zero, palette, neighbors, sorted_d, prev, sqdist(pt, zero, palette, prev))
                 table[key] = v + 1
             else:
                 v -= 1

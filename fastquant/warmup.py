@@ -155,20 +155,16 @@ def _warm_large():
 
 
 def _direct_features():
-    """The kernels of the features beyond the core (colour spaces, dithering, the large path's
-    mappers and counters), reached through their modules' entry points with a made-up palette:
-    this needs none of the core's kernels, so it compiles beside :func:`_warm_core`.
+    """The kernels of the features beyond the core (the own deflate, colour spaces, dithering,
+    the large path's mappers and counters), reached through their modules' entry points with a
+    made-up palette: this needs none of the core's kernels, so it compiles beside
+    :func:`_warm_core` (which compiles what the core reaches, SSIM and every start included:
+    a kernel compiled in both processes is time lost).
     """
-    from . import boxes, colorspace, dither, histogram, lloyd, metrics, png, remap
+    from . import colorspace, dither, histogram, png, remap
 
-    # first what the core reaches late (the PNG encoder, SSIM) or not at all by default (other starts)
     rng = np.random.default_rng(3)
     png.png_indexed(rng.integers(0, 7, (90, 100)).astype(np.uint8) * 30, _photo(1, 256)[0])
-    a = _photo(30, 40)
-    metrics.ssim(a, a[::-1].copy())
-    pts = a.reshape(-1, 3).astype(np.float32)
-    lloyd.kmeanspp(pts, np.ones(len(pts)), 8, 0)
-    boxes.mediancut(pts, np.ones(len(pts)), 8)
     for channels in (3, 4):
         pixels = _photo(40, 50, channels).reshape(-1, channels)
         colorspace.oklab_to_srgb(colorspace.srgb_to_oklab(pixels))
@@ -177,11 +173,12 @@ def _direct_features():
             palette = np.ascontiguousarray(palette)
             dither.dither_fs(pixels, 50, palette, 0.5)
             dither.dither_ordered(pixels, 50, palette, 0.5)
-            if channels == 3:
-                for space in ("rgb", "oklab"):
-                    remap.remap_lut(pixels, palette, space)
-            else:
+            if channels == 4:
                 remap.remap_rgba(pixels, palette)
+            else:
+                remap.remap_lut(pixels, palette, "oklab")
+                if len(palette) > 256:  # (the core maps through the table with uint8 indices)
+                    remap.remap_lut(pixels, palette, "rgb")
     remap.apply_in_place(np.arange(4, dtype=np.uint8), np.zeros((3, 5), np.uint8))
 
 
@@ -332,8 +329,9 @@ def _child(conn, names):
         conn.close()
 
 
-#: Warm-ups of each worker process, by the number of processes.
-_SHARES = {1: [["core"]], 2: [["core", "options"], ["features", "animation"]]}
+#: Warm-ups of each worker process, by the number of processes: the core's path in one,
+#: the kernels only features reach (about as much compile time) in the other.
+_SHARES = {1: [["core"]], 2: [["core", "options", "animation"], ["features"]]}
 
 
 def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], None]] = None) -> dict:
