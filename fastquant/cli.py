@@ -278,6 +278,10 @@ def _check_palette_options(args):
     for name, value in (("--quality", args.quality), ("--max-bytes", args.max_bytes)):
         if value is not None and one_palette:
             raise OptionError(f"{name} chooses each file's palette size: not with --shared or --map")
+    if args.optimize:  # once, before any file is read: the extra is missing or not
+        from . import optimize
+
+        optimize.check()
     if args.save_palette and not one_palette and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
         raise OptionError("--save-palette needs --shared, --map or one input file")
     if args.save_palette:
@@ -326,6 +330,7 @@ def _options(args):
         "quality": args.quality,
         "max_bytes": args.max_bytes,
         "rd_lambda": args.rd,
+        "optimize": args.optimize,
         "keep_metadata": args.keep_metadata,
         "n_colors": args.colors,
         "force": args.force,

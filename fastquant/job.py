@@ -166,7 +166,7 @@ def run_job(
                 raise OptionError(f"{source}: --preview is for still images, not animations ({q.n_frames} frames)")
             data = q.encode(fmt)
     else:
-        data = encode(fmt, q.indices, q.palette, q.icc_profile, level=q.png_level)
+        data = encode(fmt, q.indices, q.palette, q.icc_profile, level=q.png_level, optimize=q.png_optimize)
     if q.stats.max_bytes is not None and len(data) > q.stats.max_bytes:  # the search encodes the same bytes
         raise BudgetError(f"{source}: {len(data)} bytes, more than the budget of {q.stats.max_bytes}; nothing written")
     if skip_if_larger and q.stats.input_bytes is not None and len(data) >= q.stats.input_bytes:

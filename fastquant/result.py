@@ -128,9 +128,13 @@ class Quantized:
         How an indexed PNG's data is deflated (:func:`fastquant.png.png_indexed`):
         9, zlib (the default); None, fastquant's own encoder (``speed`` 1-3 and
         byte budgets: about 5% smaller, 3-4x slower to write).
+    png_optimize : bool
+        PNGs get a last lossless pass by oxipng (``compress(optimize=True)``,
+        :mod:`fastquant.optimize`; the optional pyoxipng).
     """
 
     png_level: int | None = 9
+    png_optimize: bool = False
 
     def __init__(
         self,
@@ -162,7 +166,9 @@ class Quantized:
     def encode(self, format: str = ".png") -> bytes:
         """The encoded file as bytes; ``format`` is an extension such as ``".png"``."""
         fmt = format if format.startswith(".") else "." + format
-        return _write.encode("x" + fmt, self.indices, self.palette, self.icc_profile, level=self.png_level)
+        return _write.encode(
+            "x" + fmt, self.indices, self.palette, self.icc_profile, level=self.png_level, optimize=self.png_optimize
+        )
 
     def save(self, path: str | os.PathLike, *, max_bytes: None | int | str = None) -> int:
         """Write the result; the format follows the extension.
@@ -188,7 +194,9 @@ class Quantized:
         int
             Bytes written.
         """
-        data = _write.encode(path, self.indices, self.palette, self.icc_profile, level=self.png_level)
+        data = _write.encode(
+            path, self.indices, self.palette, self.icc_profile, level=self.png_level, optimize=self.png_optimize
+        )
         if max_bytes is not None:
             from .budget import check_max_bytes
             from .errors import OptionError
@@ -211,7 +219,9 @@ class Quantized:
                 assert isinstance(again, Quantized)  # an array is a still, never an Animation
                 self.palette, self.indices, self.stats = again.palette, again.indices, again.stats
                 self.png_level = again.png_level  # the encoder the budget was searched with
-                data = _write.encode(path, self.indices, self.palette, self.icc_profile, level=self.png_level)
+                data = _write.encode(
+                    path, self.indices, self.palette, self.icc_profile, level=self.png_level, optimize=self.png_optimize
+                )
         return _write.write_atomic(path, data)
 
     def to_pil(self) -> PIL.Image.Image:

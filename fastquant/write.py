@@ -54,16 +54,21 @@ def over_white(image):
     return ((image[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
 
-def encode(path, indices, palette, icc_profile=None, *, level=None):
+def encode(path, indices, palette, icc_profile=None, *, level=None, optimize=False):
     """Encode a quantized image by the extension of ``path``.
 
     ``.png``: indexed PNG when k <= 256 (its image data deflated as ``level``
     says, see :func:`fastquant.png.png_indexed`), else RGB(A) PNG; ``.gif``: GIF;
     anything else imageio writes: the RGB(A) image, composited over white for
     formats without alpha.  ``icc_profile`` (bytes) is embedded where the
-    format can hold one (not in GIFs).
+    format can hold one (not in GIFs).  ``optimize``: PNGs are passed through
+    :func:`fastquant.optimize.lossless` (the optional pyoxipng).
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
+    if optimize and ext == ".png":
+        from .optimize import lossless
+
+        return lossless(encode(path, indices, palette, icc_profile, level=level))
     if ext == ".png" and len(palette) <= 256:
         return png_indexed(indices, palette, icc_profile, level=level)
     if ext == ".gif":
