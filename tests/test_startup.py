@@ -92,3 +92,31 @@ def test_a_lightly_loaded_kernel_links_into_a_later_compile():
     out = subprocess.run([sys.executable, "-c", _LINK], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["_CachedLibrary True", "True False"]
+
+
+def test_python_m_fastquant_ends_fast_with_its_output_flushed_and_its_exit_code(tmp_path):
+    """After an in-process run, ``python -m fastquant`` skips the interpreter's teardown: the
+    line (block-buffered, to a pipe), the written file and the exit code are all there."""
+    from PIL import Image
+
+    import fastquant
+
+    rng = np.random.default_rng(6)
+    Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    argv = [sys.executable, "-m", "fastquant", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png")]
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0 and first.stdout.startswith(f"{tmp_path / 'a.png'} -> {tmp_path / 'b.png'}: ")
+    assert (tmp_path / "b.png").read_bytes() == fastquant.compress(str(tmp_path / "a.png")).encode(".png")
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=600)  # the output exists: exit 5
+    assert again.returncode == 5 and again.stderr.startswith("fastquant: error: ") and again.stdout == ""
+    piped = subprocess.run(argv[:-2] + ["-o", "-"], capture_output=True, timeout=600)
+    assert piped.returncode == 0 and piped.stdout == (tmp_path / "b.png").read_bytes()
+    # The teardown is skipped (an atexit handler does not run), which is the point.
+    run_main = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('teardown', file=sys.stderr))\n"
+        f"sys.argv = ['fastquant', {str(tmp_path / 'a.png')!r}, '-o', {str(tmp_path / 'c.png')!r}, '-q']\n"
+        "runpy.run_module('fastquant', run_name='__main__')\n"
+    )
+    fast = subprocess.run([sys.executable, "-c", run_main], capture_output=True, text=True, timeout=600)
+    assert fast.returncode == 0 and "teardown" not in fast.stderr and (tmp_path / "c.png").exists()
