@@ -19,6 +19,8 @@ RGBA images use in sRGB mode, or ``"premultiplied"``) or in OKLab with
 ``colorspace="oklab"`` (see :mod:`fastquant.colorspace`).
 """
 
+import sys
+
 import numpy as np
 
 from . import colorspace as _cs
@@ -125,10 +127,35 @@ def apply_in_place(lut, codes):
     threads.run_blocks(lambda lo, hi: _apply_rows(lut, codes, lo, hi), codes.shape[0])
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _store(out, wide, i, v):
+    """Entry ``v`` of pixel ``i`` into the index bytes ``out`` (see :func:`_index_bytes`):
+    one byte a pixel (``wide`` 0), or two, low byte first (1) or high byte first (2).
+    """
+    if wide == 0:
+        out[i] = v
+    else:
+        low = 2 * i + wide - 1
+        out[low] = v & 255
+        out[4 * i + 1 - low] = v >> 8
+
+
+def _index_bytes(out):
+    """``out``, (N,) uint8 or uint16 indices, as the range kernels take it: its bytes and
+    ``wide`` (see :func:`_store`).  One compiled kernel serves both dtypes: a version for
+    each would double the kernels' compile time.
+    """
+    if out.dtype.itemsize == 1:
+        return out, 0
+    big = out.dtype.byteorder == ">" or (out.dtype.byteorder == "=" and sys.byteorder == "big")
+    return out.view(np.uint8), 2 if big else 1
+
+
 @njit(cache=True, nogil=True)
-def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, chunk, c0, c1):
-    """Pixels of chunks c0..c1-1 (``chunk`` pixels each) through the colour table;
-    each chunk starts afresh and sums its error into ``errs[c]``.
+def _lut_range(pixels, palette, neighbors, sorted_d, table, out, wide, errs, chunk, c0, c1):
+    """Pixels of chunks c0..c1-1 (``chunk`` pixels each) through the colour table, their
+    entries into ``out`` (see :func:`_store`); each chunk starts afresh and sums its error
+    into ``errs[c]``.
     """
     n = pixels.shape[0]
     zero = np.int64(0)  # not a literal 0: that would compile search() once more
@@ -141,7 +168,7 @@ def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, chunk, c0
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
             key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
             if key == last_key:  # a run of one colour: the same entry and error
-                out[i] = prev
+                _store(out, wide, i, prev)
                 err += last_err
                 continue
             v = table[key]  # the entry + 1; 0: not met yet
@@ -152,7 +179,7 @@ def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, chunk, c0
                 table[key] = v + 1
             else:
                 v -= 1
-            out[i] = v
+            _store(out, wide, i, v)
             prev = v
             last_key = key
             last_err = sqdist(pixels, i, palette, v)
@@ -161,7 +188,7 @@ def _lut_range(pixels, palette, neighbors, sorted_d, table, out, errs, chunk, c0
 
 
 @njit(cache=True, nogil=True)
-def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, errs, chunk, c0, c1):
+def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, wide, errs, chunk, c0, c1):
     """``_lut_range`` searching in OKLab: a colour met for the first time is
     converted to its point, and its nearest entry found among ``points``
     (keep in sync with _lut_range).
@@ -181,7 +208,7 @@ def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, tab
                 table[key] = v + 1
             else:
                 v -= 1
-            out[i] = v
+            _store(out, wide, i, v)
             prev = v
             err += sqdist(pixels, i, palette, v)
         errs[c] = err
@@ -225,14 +252,15 @@ def remap_lut(pixels, palette, colorspace="rgb", *, table=None, out=None):
     n_chunks = (len(pixels) + chunk - 1) // chunk
     errs = np.zeros(n_chunks)
     pixels = np.ascontiguousarray(pixels)
+    raw, wide = _index_bytes(out)
     if colorspace == "rgb":
         neighbors, sorted_d = neighbor_lists(pal)
-        args = (pixels, pal, neighbors, sorted_d, table, out, errs, chunk)
+        args = (pixels, pal, neighbors, sorted_d, table, raw, wide, errs, chunk)
         threads.run_blocks(lambda c0, c1: _lut_range(*args, c0, c1), n_chunks)
     else:
         points = _cs.to_points(np.ascontiguousarray(palette), "oklab")
         neighbors, sorted_d = neighbor_lists(points)
-        args = (pixels, pal, points, _cs.LINEAR, _cs.SCALE, neighbors, sorted_d, table, out, errs, chunk)
+        args = (pixels, pal, points, _cs.LINEAR, _cs.SCALE, neighbors, sorted_d, table, raw, wide, errs, chunk)
         threads.run_blocks(lambda c0, c1: _lut_lab_range(*args, c0, c1), n_chunks)
     return out, float(errs.sum())
 
@@ -304,7 +332,7 @@ def _cell_lists(points, grid, origin, sides):
 
 
 @njit(cache=True, nogil=True)
-def _rgba_range(pixels, straight, points, origin, sides, starts, lists, cache, out, errs, c, lo, hi):
+def _rgba_range(pixels, straight, points, origin, sides, starts, lists, cache, out, wide, errs, c, lo, hi):
     """Nearest entry in composites space of pixels lo .. hi - 1 (a chunk), through
     a direct-mapped cache of (colour, entry) words, and the chunk's error sums:
     straight RGBA, the composites over black and over white, the largest alpha change.
@@ -364,7 +392,7 @@ def _rgba_range(pixels, straight, points, origin, sides, starts, lists, cache, o
                 e_black += db * db
                 e_white += dw * dw
             e_alpha = abs(np.int64(pixels[i, 3]) - np.int64(straight[v, 3]))
-        out[i] = prev
+        _store(out, wide, i, prev)
         sq += e_sq
         black += e_black
         white += e_white
@@ -423,6 +451,7 @@ def remap_rgba(pixels, palette, *, search=None, out=None):
     chunk = 16 * config.CHUNK
     n_chunks = (len(pixels) + chunk - 1) // chunk
     errs = np.zeros((n_chunks, 4))
+    raw, wide = _index_bytes(out)
     threads.run(
         lambda c: _rgba_range(
             pixels,
@@ -433,7 +462,8 @@ def remap_rgba(pixels, palette, *, search=None, out=None):
             s.starts,
             s.lists,
             s.cache,
-            out,
+            raw,
+            wide,
             errs,
             c,
             c * chunk,
