@@ -330,6 +330,10 @@ def compress(
     if colorspace not in ("rgb", "oklab"):
         raise OptionError(f"colorspace must be 'rgb' or 'oklab', got {colorspace!r}")
     target = options.check_quality(quality)
+    # A budget with the mapping left to it: other (stretch, lambda) searched too, the best picture kept.
+    alternatives = ()
+    if max_bytes is not None and luma_stretch is None and rd_lambda is None and not dither and target is None:
+        alternatives = config.BUDGET_ALTERNATIVES
     speed_iter, speed_tol, speed_swaps, fit_colors = fitting.SPEEDS[options.check_speed(speed)]
     posterize = options.check_posterize(posterize)
     seconds: dict[str, float] = {}
@@ -392,6 +396,7 @@ def compress(
             fixed=fixed,
             given=given,
             png_level=level,
+            alternatives=alternatives,
         )
         result.png_optimize = bool(optimize)
         result._settings = dict(
@@ -429,6 +434,7 @@ def _quantize(
     png_level=None,
     fixed=None,
     given=None,
+    alternatives=(),
 ):
     """The in-memory core of :func:`compress`: a prepared image in, a :class:`Quantized` out.
 
@@ -455,6 +461,9 @@ def _quantize(
         Strength of the rate-distortion-aware mapping (0: nearest).
     fixed, given : (f, 3|4) uint8 ndarray or None
         Fixed colours (see :func:`fastquant.fit.fit`), or a palette to map onto without fitting.
+    alternatives : sequence of (float, float)
+        With ``max_bytes``, on an RGB image mapped whole: other (luma stretch, rd_lambda) pairs
+        searched too; the file of the best :func:`fastquant.budget.picture_score` is kept.
     """
     fixed, given = fitting.match_channels(p, fixed), fitting.match_channels(p, given)
     space = _space(colorspace, p.c)
@@ -503,6 +512,20 @@ def _quantize(
         kept = budget.fit_prepared(
             p, best, k_best, km, space, mapping, rd_lambda, max_bytes, name, lap, fixed, png_level
         )
+        whole = getattr(p, "arr", None) is not None and not isinstance(p, large.Prepared)
+        binds = kept.rd != 0.0  # (the full palette mapped to its nearest entries did not fit)
+        if alternatives and binds and whole and space == "rgb" and p.c == 3:
+            score = budget.picture_score(p.arr, kept)
+            for stretch, lam in alternatives:
+                km_alt = dict(km, luma_stretch=stretch)
+                first = fitting.fit(p, k_best, km_alt, space, lap, fixed)
+                other = budget.fit_prepared(
+                    p, first, k_best, km_alt, space, mapping, lam, max_bytes, name, lap, fixed, png_level
+                )
+                other_score = budget.picture_score(p.arr, other)
+                if other_score > score:
+                    kept, score = other, other_score
+            lap("metrics")
         best, (palette, indices, sq_error, per_color, alpha) = kept.fit, kept.mapped
         if target is not None:  # of the mapping made when it is not the nearest one (conservative with alpha)
             score = metrics.quality_from_mse(sq_error / (p.h * p.w * p.c) if kept.rd else best.quality_mse)

@@ -15,7 +15,7 @@ Sizes are in bytes; :func:`parse_bytes` reads ``100k``, ``1.5M``, ``200KiB``:
 import math
 import re
 
-from . import config
+from . import config, metrics
 from . import fit as fitting
 from .errors import BudgetError, OptionError
 
@@ -234,6 +234,26 @@ def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, 
     kept = search(trial, k_max, max_bytes, name, first=trial(k_max, first_fit))
     lap("encode")
     return kept
+
+
+def picture_score(original, kept):
+    """How good the picture of a kept :class:`Trial` is, to choose among budgets' candidates:
+    PSNR plus ``config.BUDGET_SSIM_WEIGHT`` times SSIM in decibels, ``-10 log10(1 - SSIM)``
+    (:func:`fastquant.metrics.ssim`, on luma), both higher for a better picture.
+
+    Parameters
+    ----------
+    original : (H, W, 3) uint8 ndarray
+    kept : Trial
+
+    Returns
+    -------
+    float
+    """
+    palette, indices, sq_error = kept.mapped[:3]
+    psnr = metrics.psnr_from_mse(sq_error / original.size)
+    ssim = metrics.ssim(original, palette[indices])
+    return psnr + config.BUDGET_SSIM_WEIGHT * -10.0 * math.log10(max(1.0 - ssim, 1e-10))
 
 
 def fit_prepared(p, fit, k_max, km, space, map_fit, rd_lambda, max_bytes, name, lap, fixed=None, png_level=None):

@@ -325,13 +325,26 @@ def test_luma_stretch_trades_psnr_for_ssim(photo):
     assert luma.stats.ssim > plain.stats.ssim and luma.stats.psnr < plain.stats.psnr
 
 
-def test_budget_maps_with_its_luma_stretch(photo):
-    """max_bytes fits and maps with config.BUDGET_LUMA_STRETCH unless told; an explicit 1.0 is plain sRGB;
-    images of other spaces are unaffected."""
+def test_budget_keeps_the_best_candidate(photo, monkeypatch):
+    """A binding budget with the mapping left to it searches (BUDGET_LUMA_STRETCH, BUDGET_RD_LAMBDA) and
+    every pair of BUDGET_ALTERNATIVES, and keeps the picture of the highest PSNR + weight x SSIM in dB;
+    with no alternatives, the first pair alone.  Other colour spaces ignore luma_stretch."""
     n = int(len(compress(photo, 256).encode(".png")) * 0.7)
-    a = compress(photo, 256, max_bytes=n)
-    b = compress(photo, 256, max_bytes=n, luma_stretch=config.BUDGET_LUMA_STRETCH)
-    assert np.array_equal(a.indices, b.indices) and np.array_equal(a.palette, b.palette)
+    pairs = ((config.BUDGET_LUMA_STRETCH, config.BUDGET_RD_LAMBDA), *config.BUDGET_ALTERNATIVES)
+    assert len(pairs) > 1
+    each = [compress(photo, 256, max_bytes=n, luma_stretch=s, rd_lambda=lam) for s, lam in pairs]
+
+    def score(q):
+        ssim = fastquant.metrics.ssim(photo, q.image)
+        return q.stats.psnr - config.BUDGET_SSIM_WEIGHT * 10 * np.log10(1 - ssim)
+
+    best = each[int(np.argmax([score(q) for q in each]))]
+    got = compress(photo, 256, max_bytes=n)
+    assert np.array_equal(got.indices, best.indices) and np.array_equal(got.palette, best.palette)
+    assert len(got.encode(".png")) <= n
+    monkeypatch.setattr(config, "BUDGET_ALTERNATIVES", ())
+    alone = compress(photo, 256, max_bytes=n)
+    assert np.array_equal(alone.indices, each[0].indices) and np.array_equal(alone.palette, each[0].palette)
     assert compress(photo, 64, colorspace="oklab", luma_stretch=3.0).encode(".png") == compress(
         photo, 64, colorspace="oklab"
     ).encode(".png")
