@@ -175,10 +175,8 @@ def _direct_features():
             dither.dither_ordered(pixels, 50, palette, 0.5)
             if channels == 4:
                 remap.remap_rgba(pixels, palette)
-            else:
+            else:  # (RGB: the core's own)
                 remap.remap_lut(pixels, palette, "oklab")
-                if len(palette) > 256:  # (the core maps through the table with uint8 indices)
-                    remap.remap_lut(pixels, palette, "rgb")
     remap.apply_in_place(np.arange(4, dtype=np.uint8), np.zeros((3, 5), np.uint8))
 
 
