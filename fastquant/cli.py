@@ -37,9 +37,10 @@ from .errors import FastquantError, OptionError, OutputError, SkippedLargerError
 
 EXIT_OK, EXIT_MIXED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 70, 130, 143
 
-#: Set by :func:`main` when the run ended normally with every job run in this process (no worker
-#: process, no Dask): nothing is left to clean up, and ``python -m fastquant`` may skip the
-#: interpreter's teardown (see :mod:`fastquant.__main__`).
+#: Set by :func:`main` when the run ended normally with every job run in this process, or in
+#: fastquant's own worker processes, all of which have exited (not on Dask): nothing is left to
+#: clean up, and ``python -m fastquant`` may skip the interpreter's teardown (see
+#: :mod:`fastquant.__main__`).
 finished_in_process = False
 
 
@@ -528,7 +529,8 @@ def _main(argv):
     if old_term is not None:
         signal.signal(signal.SIGTERM, old_term)
     global finished_in_process
-    finished_in_process = executor is None  # every job ran here, and all is written and closed
+    # every job ran here, or in workers that close() saw exit: all is written and closed
+    finished_in_process = executor is None or (isinstance(executor, workers.Pool) and executor.ended)
     failed = sorted({c for c in codes if c})
     if many and SkippedLargerError.exit_code in failed:  # of several files, a skip is no failure
         failed.remove(SkippedLargerError.exit_code)

@@ -284,6 +284,7 @@ class Pool:
         self.kwargs, self.timeout, self.preview, self.root = {}, None, None, None
         self.signals = []  # SIGINT/SIGTERM received while running
         self.stopping = False  # stop() called: the caller has seen a first signal
+        self.ended = False  # close() saw every worker process exit
 
     # ------------------------------------------------------------------ the caller's side
 
@@ -344,7 +345,9 @@ class Pool:
         self._kill()
 
     def close(self):
-        """Kill what still runs, end the idle workers."""
+        """Kill what still runs, end the idle workers; :attr:`ended` then says whether every
+        worker process has exited.
+        """
         self.pending.clear()
         self._kill()
         for w in self.workers:
@@ -358,6 +361,7 @@ class Pool:
                 w.process.kill()
                 w.process.join(5)
             w.conn.close()
+        self.ended = all(w.process.exitcode is not None for w in self.workers)
         self.workers = []
 
     def __enter__(self):

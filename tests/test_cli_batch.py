@@ -296,3 +296,38 @@ def test_timeout_only_with_own_workers(capsys, tmp_path, kodak, extra):
         assert code == 2 and "--scheduler" in err[0]
     else:
         assert code == 0 and len(lines) == 1
+
+
+def test_a_pool_run_ends_without_the_interpreters_teardown(tmp_path):
+    """Once fastquant's own workers have all exited, ``python -m fastquant`` skips the teardown
+    (an atexit handler does not run) with every line flushed, every file written and its exit code."""
+    import numpy as np
+
+    import fastquant
+
+    rng = np.random.default_rng(11)
+    for i in range(4):  # 4 files and -j 2: a worker pool
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    run_main = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('teardown', file=sys.stderr))\n"
+        f"sys.argv = ['fastquant', {str(tmp_path)!r}, '-j', '2', '-k', '16']\n"
+        "runpy.run_module('fastquant', run_name='__main__')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", run_main], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "teardown" not in out.stderr and "4 of 4 files compressed" in out.stderr
+    assert len(out.stdout.splitlines()) == 4
+    for i in range(4):
+        expected = fastquant.compress(str(tmp_path / f"{i}.png"), 16).encode(".png")
+        assert (tmp_path / f"{i}-fq16.png").read_bytes() == expected
+    (tmp_path / "bad.png").write_text("not an image")  # a failed file: its exit code all the same
+    bad = subprocess.run(
+        [sys.executable, "-c", run_main.replace("'-k', '16'", "'-k', '16', '-f'")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert bad.returncode == 3 and "teardown" not in bad.stderr and "bad.png" in bad.stderr
