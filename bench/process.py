@@ -150,6 +150,61 @@ print(statistics.median(wall), statistics.median(cpu))
 """
 
 
+#: Where a cached one-file run's CPU time goes, stage by stage, in one process (CPU ms on stdout as
+#: ``name=ms|...``): what Python, numpy and Numba cost anyway, then what fastquant adds.
+_BREAKDOWN = r"""
+import contextlib, io, sys, time
+T = time.process_time
+marks = []
+t0 = T()
+import numpy, numba
+marks.append(("import numpy, numba", T() - t0)); t = T()
+from numba.core.registry import cpu_target
+ctx = cpu_target.target_context
+marks.append(("Numba's CPU target context", T() - t)); t = T()
+import fastquant
+from fastquant import cli, jit
+marks.append((f"import fastquant (its modules, {len(jit.KERNELS)} @njit dispatchers)", T() - t)); t = T()
+from numba.core.runtime import rtsys
+rtsys.initialize(ctx)
+marks.append(("Numba's runtime (NRT), compiled at the first kernel load", T() - t)); t = T()
+numpy.ma
+marks.append(("numpy.ma (imported by Numba's typeof of the first array)", T() - t)); t = T()
+from PIL import Image, PngImagePlugin
+Image.preinit()
+marks.append(("Pillow: Image and its preinit plugins", T() - t)); t = T()
+load = [0.0, 0]
+for d in jit.KERNELS:
+    cache = getattr(d, "_cache", None)
+    if cache is not None:
+        def timed(sig, tc, f=cache.load_overload):
+            a = T(); r = f(sig, tc); load[0] += T() - a; load[1] += 1; return r
+        cache.load_overload = timed
+args = [sys.argv[1], "-o", sys.argv[2], "-f"]
+with contextlib.redirect_stdout(io.StringIO()):
+    t = T(); cli.main(args); first = T() - t
+    t = T(); cli.main(args); second = T() - t
+marks.append(("loading the cached kernels the job uses", load[0]))
+marks.append(("the rest of the first run beyond a warm one (first touches, the CLI)", first - second - load[0]))
+marks.append(("the job itself (cli.main in a warm process)", second))
+print("|".join(f"{n}={1000 * v:.1f}" for n, v in marks))
+"""
+
+
+def _breakdown(repeat, photo, out):
+    """Table lines: the median CPU ms of each stage of :data:`_BREAKDOWN` over ``repeat`` processes."""
+    runs = []
+    for _ in range(repeat):
+        text = subprocess.run(
+            [PY, "-c", _BREAKDOWN, photo, str(out)], env=_env(), check=True, capture_output=True, text=True
+        ).stdout
+        runs.append(dict(part.rsplit("=", 1) for part in text.strip().split("|")))
+    lines = ["| stage (one process, in order) | CPU ms |", "|---|---:|"]
+    for name in runs[0]:
+        lines.append(f"| {name} | {statistics.median(float(r[name]) for r in runs):.0f} |")
+    return lines
+
+
 def _in_process(script, out, repeat, photos):
     """(wall, CPU) seconds: medians over ``photos`` of the median warm in-process run of ``script``;
     (None, None) when it cannot run (``imagequant`` not installed).
@@ -201,6 +256,8 @@ def startup(repeat, out):
         f"in CPU seconds, which the load changes less: {over_cpu:.3f} s.",
         "",
     ]
+    lines += [f"Where the CPU time of a cached run of {Path(photo).name} goes:", ""]
+    lines += _breakdown(repeat, photo, tmp / "b.png") + [""]
     lines += _like_with_like(repeat, photos, tmp)
     _write(out / "startup.md", lines)
 
