@@ -244,8 +244,9 @@ def compress(
         PNGs written from the result (``encode``, ``save``) get a last lossless
         pass by oxipng (:mod:`fastquant.optimize`; needs the optional pyoxipng,
         the ``optimize`` extra, else OptionError): a few percent fewer
-        bytes, about a second more per photo.  A byte budget is searched
-        without it (the file then comes out smaller than the budget).
+        bytes, about a second more per photo.  A byte budget then counts the
+        file after the pass (more colours fit; each real size tried costs the
+        pass).
     palette : fastquant.Palette, (k, 3|4) array_like or sequence of hex str, optional
         Map onto these colours instead of fitting a palette (``n_colors`` is
         then not used): each pixel gets its nearest entry (or a dithered one);
@@ -397,6 +398,7 @@ def compress(
             given=given,
             png_level=level,
             alternatives=alternatives,
+            optimize=bool(optimize),
         )
         result.png_optimize = bool(optimize)
         result._settings = dict(
@@ -435,6 +437,7 @@ def _quantize(
     fixed=None,
     given=None,
     alternatives=(),
+    optimize=False,
 ):
     """The in-memory core of :func:`compress`: a prepared image in, a :class:`Quantized` out.
 
@@ -461,6 +464,8 @@ def _quantize(
         Strength of the rate-distortion-aware mapping (0: nearest).
     fixed, given : (f, 3|4) uint8 ndarray or None
         Fixed colours (see :func:`fastquant.fit.fit`), or a palette to map onto without fitting.
+    optimize : bool
+        A byte budget counts the file after oxipng's lossless pass (:mod:`fastquant.optimize`).
     alternatives : sequence of (float, float)
         With ``max_bytes``, on an RGB image mapped whole: other (luma stretch, rd_lambda) pairs
         searched too; the file of the best :func:`fastquant.budget.picture_score` is kept.
@@ -510,7 +515,7 @@ def _quantize(
             return _map(p, f, space, dither, strength, lap, rd)
 
         kept = budget.fit_prepared(
-            p, best, k_best, km, space, mapping, rd_lambda, max_bytes, name, lap, fixed, png_level
+            p, best, k_best, km, space, mapping, rd_lambda, max_bytes, name, lap, fixed, png_level, optimize
         )
         whole = getattr(p, "arr", None) is not None and not isinstance(p, large.Prepared)
         binds = kept.rd != 0.0  # (the full palette mapped to its nearest entries did not fit)
@@ -520,7 +525,7 @@ def _quantize(
                 km_alt = dict(km, luma_stretch=stretch)
                 first = fitting.fit(p, k_best, km_alt, space, lap, fixed)
                 other = budget.fit_prepared(
-                    p, first, k_best, km_alt, space, mapping, lam, max_bytes, name, lap, fixed, png_level
+                    p, first, k_best, km_alt, space, mapping, lam, max_bytes, name, lap, fixed, png_level, optimize
                 )
                 other_score = budget.picture_score(p.arr, other)
                 if other_score > score:

@@ -83,12 +83,15 @@ class Trial:
         The ``rd_lambda`` of the mapping.
     level : int, optional
         The deflate of the real file (see :func:`fastquant.png.png_indexed`).
+    optimize : bool
+        The real file gets oxipng's lossless pass (:func:`fastquant.optimize.lossless`).
     """
 
-    def __init__(self, fit, mapped, icc, rd=0.0, level=None):
+    def __init__(self, fit, mapped, icc, rd=0.0, level=None, optimize=False):
         from .png import png_indexed
 
         self.fit, self.mapped, self.icc, self.rd, self.level = fit, mapped, icc, rd, level
+        self.optimize = optimize
         self.estimate = len(png_indexed(mapped[1], mapped[0], icc, level=config.BUDGET_ESTIMATE_LEVEL))
         self._nbytes = None
 
@@ -97,7 +100,12 @@ class Trial:
         from .png import png_indexed
 
         if self._nbytes is None:
-            self._nbytes = len(png_indexed(self.mapped[1], self.mapped[0], self.icc, level=self.level))
+            data = png_indexed(self.mapped[1], self.mapped[0], self.icc, level=self.level)
+            if self.optimize:
+                from .optimize import lossless
+
+                data = lossless(data)
+            self._nbytes = len(data)
         return self._nbytes
 
 
@@ -188,7 +196,7 @@ def refine(trial, lo, best, hi, above, max_bytes):
     return best
 
 
-def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, lap, *, level=None):
+def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, lap, *, level=None, optimize=False):
     """The :class:`Trial` of the largest palette up to ``k_max`` whose indexed PNG fits in ``max_bytes``.
 
     ``first_fit`` mapped to its nearest entries is kept when its file fits;
@@ -214,6 +222,8 @@ def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, 
         ``lap(stage)`` times the stages.
     level : int, optional
         The deflate the file is written with (see :func:`fastquant.png.png_indexed`).
+    optimize : bool
+        Real sizes are those after oxipng's lossless pass (``compress(optimize=True)``).
 
     Raises
     ------
@@ -223,7 +233,7 @@ def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, 
 
     def trial(k, f=None, rd=rd_lambda):
         f = fit(k) if f is None else f
-        t = Trial(f, mapping(f, rd), icc, rd, level)
+        t = Trial(f, mapping(f, rd), icc, rd, level, optimize)
         lap("encode")
         return t
 
@@ -256,7 +266,9 @@ def picture_score(original, kept):
     return psnr + config.BUDGET_SSIM_WEIGHT * -10.0 * math.log10(max(1.0 - ssim, 1e-10))
 
 
-def fit_prepared(p, fit, k_max, km, space, map_fit, rd_lambda, max_bytes, name, lap, fixed=None, png_level=None):
+def fit_prepared(
+    p, fit, k_max, km, space, map_fit, rd_lambda, max_bytes, name, lap, fixed=None, png_level=None, optimize=False
+):
     """:func:`fit_within` on an image prepared by :func:`fastquant.prepare.prepare` (or a large one).
 
     ``fit``: the fit of ``k_max`` colours; ``map_fit(f, rd)``: the pixels mapped
@@ -282,4 +294,5 @@ def fit_prepared(p, fit, k_max, km, space, map_fit, rd_lambda, max_bytes, name, 
         name,
         lap,
         level=png_level,
+        optimize=optimize,
     )

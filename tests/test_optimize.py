@@ -56,3 +56,23 @@ def test_optimize_with_budget_still_fits(photo, capsys, kodak, tmp_path):
     out = tmp_path / "c.png"
     code, _, _ = run(capsys, kodak[0], "-o", out, "--optimize", "--max-bytes", "200k")
     assert code == 0 and out.stat().st_size <= 200_000
+
+
+def test_budget_counts_the_optimized_file(photo, monkeypatch):
+    """With optimize, the search measures real sizes after the pass (what is written)."""
+    pytest.importorskip("oxipng")
+    from fastquant import budget
+
+    sizes = []
+    real = budget.Trial.nbytes
+
+    def spy(self):
+        n = real(self)
+        sizes.append((self.optimize, n))
+        return n
+
+    monkeypatch.setattr(budget.Trial, "nbytes", spy)
+    n = int(len(compress(photo, 256, speed=3).encode(".png")) * 0.8)
+    q = compress(photo, 256, max_bytes=n, optimize=True)
+    assert sizes and all(flag for flag, _ in sizes)
+    assert len(q.encode(".png")) in [size for _, size in sizes]
