@@ -322,11 +322,15 @@ class _lean_unpickling:
         if not _REBUILD_ENV:
             _REBUILD_ENV.append(environment._rebuild_env)
         environment._rebuild_env = _rebuild_env_lean
-        self.codegen.unserialize_library = lambda state: _unserialize_lean(self.codegen, state)
+        try:
+            self.codegen.unserialize_library = lambda state: _unserialize_lean(self.codegen, state)
+        except Exception:  # Numba's own functions back before the fallback loads its way
+            environment._rebuild_env = _REBUILD_ENV[0]
+            raise
 
     def __exit__(self, *exc):
         from numba.core import environment
 
         environment._rebuild_env = _REBUILD_ENV[0]
-        del self.codegen.unserialize_library
+        self.codegen.__dict__.pop("unserialize_library", None)
         return False
