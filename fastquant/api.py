@@ -332,7 +332,7 @@ def compress(
         raise OptionError(f"colorspace must be 'rgb' or 'oklab', got {colorspace!r}")
     target = options.check_quality(quality)
     # A budget with the mapping left to it: other (stretch, lambda) searched too, the best picture kept.
-    alternatives = ()
+    alternatives: tuple[tuple[float, float], ...] = ()
     if max_bytes is not None and luma_stretch is None and rd_lambda is None and not dither and target is None:
         alternatives = config.BUDGET_ALTERNATIVES
     speed_iter, speed_tol, speed_swaps, fit_colors = fitting.SPEEDS[options.check_speed(speed)]
