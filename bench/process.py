@@ -458,6 +458,7 @@ def wholefile(repeat, out):
 def _write(path, lines):
     text = "\n".join(lines) + "\n"
     print(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(text)
 
