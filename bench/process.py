@@ -111,43 +111,37 @@ def header():
     )
 
 
-_JOB = r"""
+#: A warm process timing one job per source: ``{imports}`` then, per run, ``{job}`` (with ``src``
+#: and ``out``); median over the sources of the median of the warm runs (the first is not counted).
+_TIMED = r"""
 import statistics, sys, time
-from fastquant.job import run_job
+{imports}
 out, n, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 wall, cpu = [], []
 for src in sources:
     times = []
     for i in range(n + 1):
         t, c = time.perf_counter(), time.process_time()
-        run_job(src, out, force=True, ssim=True)
+{job}
         times.append((time.perf_counter() - t, time.process_time() - c))
     wall.append(statistics.median(w for w, _ in times[1:]))
     cpu.append(statistics.median(c for _, c in times[1:]))
 print(statistics.median(wall), statistics.median(cpu))
 """
 
+_JOB = _TIMED.format(
+    imports="from fastquant.job import run_job",
+    job="        run_job(src, out, force=True, ssim=True)",
+)
+
 #: libimagequant in-process through the ``imagequant`` bindings (GPL: bench extra only): decode,
-#: quantize (no dithering, 256 colours), save an optimised PNG; median over the photos of the median
-#: of warm runs.
-_IMAGEQUANT = r"""
-import statistics, sys, time
-import imagequant
-from PIL import Image
-out, n, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-wall, cpu = [], []
-for src in sources:
-    times = []
-    for i in range(n + 1):
-        t, c = time.perf_counter(), time.process_time()
-        with Image.open(src) as im:
+#: quantize (no dithering, 256 colours), save an optimised PNG.
+_IMAGEQUANT = _TIMED.format(
+    imports="import imagequant\nfrom PIL import Image",
+    job="""        with Image.open(src) as im:
             q = imagequant.quantize_pil_image(im.convert("RGBA"), dithering_level=0.0, max_colors=256)
-        q.save(out, optimize=True)
-        times.append((time.perf_counter() - t, time.process_time() - c))
-    wall.append(statistics.median(w for w, _ in times[1:]))
-    cpu.append(statistics.median(c for _, c in times[1:]))
-print(statistics.median(wall), statistics.median(cpu))
-"""
+        q.save(out, optimize=True)""",
+)
 
 
 #: Where a cached one-file run's CPU time goes, stage by stage, in one process (CPU ms on stdout as
