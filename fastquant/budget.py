@@ -262,7 +262,7 @@ def picture_score(original, kept):
     """
     palette, indices, sq_error = kept.mapped[:3]
     psnr = metrics.psnr_from_mse(sq_error / original.size)
-    ssim = metrics.ssim(original, palette[indices])
+    ssim = metrics.ssim_indexed(original, palette, indices)  # the same floats, no (H, W, 3) copy
     return psnr + config.BUDGET_SSIM_WEIGHT * -10.0 * math.log10(max(1.0 - ssim, 1e-10))
 
 
