@@ -11,7 +11,8 @@ libdeflate's strongest levels do).  :func:`deflate_raw` encodes one piece:
    first), looking back into the 32 KiB before the piece;
 2. the cheapest parse is found by dynamic programming over the positions,
    a literal or any match length costing its bits in the current Huffman
-   codes; the parse's own symbol counts give the next codes, ``passes`` times;
+   codes (at first: literals by a code of the piece's bytes, matches by the
+   fixed codes); the parse's own symbol counts give the next codes, ``passes`` times;
 3. the symbols are cut into blocks where a new set of codes pays for its
    header (chunks of symbols merged greedily while one block is cheaper);
 4. each block is written with its dynamic Huffman codes (RFC 1951).
@@ -499,17 +500,23 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
         n_cand = np.empty(n, np.int8)
         _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand)
         lit_cost = np.empty(256, np.int32)
-        lit_cost[:] = 8
         len_cost = np.zeros(259, np.int32)
         dist_cost = np.zeros(32769, np.int32)
-        for m in range(3, 259):  # first pass: roughly the fixed codes
-            len_cost[m] = 7 + len_extra[len_code[m]]
-        for d in range(1, 32769):
-            dist_cost[d] = 5 + dist_extra[dist_code[d]]
         sym_len = np.empty(n, np.int64)
         sym_dist = np.empty(n, np.int64)
         ll = np.zeros(286, np.int64)
         dd = np.zeros(30, np.int64)
+        # first pass: literals cost their bits in a code of the piece's bytes (on filtered rows,
+        # mostly small residuals, far below 8 bits: fixed costs would buy matches that do not
+        # pay and the later passes stay near that parse), matches roughly the fixed codes
+        for i in range(start, end):
+            ll[data[i]] += 1
+        ll[256] = 1
+        _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code, dist_extra)
+        for m in range(3, 259):
+            len_cost[m] = 7 + len_extra[len_code[m]]
+        for d in range(1, 32769):
+            dist_cost[d] = 5 + dist_extra[dist_code[d]]
         count = zero
         for p in range(passes):
             count = _parse(
@@ -612,7 +619,8 @@ def deflate_raw(data, start, end, last, *, chain=32, nice=64, passes=2, block_pa
     nice : int
         A match this long is taken: the positions it covers are not searched.
     passes : int
-        Parses, each with the codes of the one before (the first with fixed costs).
+        Parses, each with the codes of the one before (the first: literals by the
+        piece's byte counts, matches by the fixed codes).
     block_passes : int
         Parses of each block with the codes of its own symbols (0: the piece's parse is kept).
     chunk : int
