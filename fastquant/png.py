@@ -45,24 +45,32 @@ def deflate(data, level=9, threads=None):
     return b"".join(_deflate_parts(data, level, threads))
 
 
-def _deflate_parts(data, level=9, threads=None):
-    """The zlib stream of :func:`deflate` as a list of parts (joined, they are the stream)."""
+def _deflate_parts(data, level=9, threads=None, strategy=zlib.Z_DEFAULT_STRATEGY):
+    """The zlib stream of :func:`deflate` as a list of parts (joined, they are the stream);
+    ``strategy``: zlib's (``zlib.Z_FILTERED``: fewer short matches, for filtered rows).
+    """
     view = memoryview(data).cast("B")
     n = len(view)
     size = config.DEFLATE_PIECE
     if n <= size:
-        return [zlib.compress(view, level)]
+        c = zlib.compressobj(level, zlib.DEFLATED, 15, 8, strategy)
+        return [c.compress(view) + c.flush()]
     starts = range(0, n, size)
 
     def piece(s):
         kw = {"zdict": view[s - 32768 : s]} if s else {}
-        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, **kw)
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, strategy, **kw)
         last = s + size >= n
         return c.compress(view[s : s + size]) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
     parts = _threads.run(piece, starts, threads)  # zlib lets go of the GIL while it compresses
     header = b"\x78\xda"  # deflate, 32 KiB window, level 9 flag (the flag is informative only)
     return [header, *parts, struct.pack(">I", zlib.adler32(view))]
+
+
+#: Less data than this is deflated by zlib even where the own encoder is asked for: a
+#: dynamic block's header would cost more than its codes save.
+_STRONG_MIN = 4096
 
 
 def _strong_parts(data, threads=None):
@@ -74,7 +82,7 @@ def _strong_parts(data, threads=None):
 
     view = np.frombuffer(memoryview(data).cast("B"), np.uint8)
     n = len(view)
-    if n < 4096:  # a dynamic block's header would cost more than its codes save
+    if n < _STRONG_MIN:
         return _deflate_parts(view, 9, threads)
     size = config.STRONG_DEFLATE_PIECE
     parts = _threads.run(lambda s: deflate_raw(view, s, min(s + size, n), s + size >= n), range(0, n, size), threads)
@@ -154,7 +162,7 @@ def png_indexed(indices, palette, icc_profile=None, *, level=None):
         An ICC profile to embed (iCCP chunk, named "ICC profile").
     level : int, optional
         None: the image data is deflated by :mod:`fastquant.deflate` (smallest),
-        and 8-bit data with the layout of :mod:`fastquant.reindex` when that
+        and 8-bit data (4 KiB or more) with the layout of :mod:`fastquant.reindex` when that
         is smaller; 0-9: by zlib at that level, unfiltered (faster, larger;
         for estimates).
 
@@ -167,7 +175,7 @@ def png_indexed(indices, palette, icc_profile=None, *, level=None):
     depth = _depth(len(palette))
     h, w = indices.shape
     raw = _raw_rows(indices, depth)
-    if level is None and depth == 8 and len(palette) > 2:
+    if level is None and depth == 8 and len(palette) > 2 and raw.size >= _STRONG_MIN:  # else zlib, as levels 0-9
         palette, raw = _smaller_layout(indices, palette, raw, icc_profile)
     out = _header(w, h, depth, palette, icc_profile)
     out += _data_chunk(b"IDAT", b"", raw, level)
@@ -178,9 +186,9 @@ def png_indexed(indices, palette, icc_profile=None, *, level=None):
 def _smaller_layout(indices, palette, raw, icc_profile):
     """(palette, raw rows) of the plain layout or of the reordered, filtered one
     (:mod:`fastquant.reindex`): the latter when, both deflated by zlib at
-    ``config.LAYOUT_LEVEL`` (a cheap stand-in for the real encoder), its file is
-    smaller by the factor ``config.LAYOUT_MARGIN`` (the real encoder parses unfiltered
-    indices better than zlib does, so filtering gains it less).
+    ``config.LAYOUT_LEVEL`` (a cheap stand-in for the real encoder; the filtered rows
+    with ``zlib.Z_FILTERED``, whose few short matches are nearer the real encoder's
+    parse of them), its file is below ``config.LAYOUT_MARGIN`` times the plain one's.
     """
     from . import reindex
 
@@ -190,11 +198,11 @@ def _smaller_layout(indices, palette, raw, icc_profile):
     moved = palette[order]
     filtered = reindex.filter_rows(position[indices])
 
-    def size(pal, rows):
+    def size(pal, rows, strategy):
         head = sum(map(len, _header(1, 1, 8, pal, icc_profile)))
-        return head + sum(map(len, _deflate_parts(rows.reshape(-1), config.LAYOUT_LEVEL)))
+        return head + sum(map(len, _deflate_parts(rows.reshape(-1), config.LAYOUT_LEVEL, None, strategy)))
 
-    if size(moved, filtered) < config.LAYOUT_MARGIN * size(palette, raw):
+    if size(moved, filtered, zlib.Z_FILTERED) < config.LAYOUT_MARGIN * size(palette, raw, zlib.Z_DEFAULT_STRATEGY):
         return np.ascontiguousarray(moved), filtered
     return palette, raw
 
