@@ -6,11 +6,14 @@
 
 Importing compiles nothing: the Numba kernels compile on first use and are
 cached on disk (``cache=True``); :func:`precompile` compiles them all at once.
+The names below are imported on first use (``import fastquant`` alone loads
+neither Numba nor any kernel module), so a run loads only the modules it needs.
 """
 
-from .animation import Animation, AnimationStats
-from .api import compress
-from .batch import compress_many
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BudgetError,
     FastquantError,
@@ -23,14 +26,36 @@ from .errors import (
     ResourceError,
     SkippedLargerError,
 )
-from .jit import CompileWarning
-from .lloyd import KMeansResult, kmeans
-from .palette import Palette, palette
-from .pillow import quantize
-from .result import Quantized, Stats
-from .warmup import precompile
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
+    from .animation import Animation, AnimationStats
+    from .api import compress
+    from .batch import compress_many
+    from .jit import CompileWarning
+    from .lloyd import KMeansResult, kmeans
+    from .palette import Palette, palette
+    from .pillow import quantize
+    from .result import Quantized, Stats
+    from .warmup import precompile
 
 __version__ = "0.1.0"
+
+#: The public names imported on first use, and the module of each.
+_LAZY = {
+    "compress": "api",
+    "compress_many": "batch",
+    "palette": "palette",
+    "Palette": "palette",
+    "quantize": "pillow",
+    "Quantized": "result",
+    "Stats": "result",
+    "Animation": "animation",
+    "AnimationStats": "animation",
+    "kmeans": "lloyd",
+    "KMeansResult": "lloyd",
+    "CompileWarning": "jit",
+    "precompile": "warmup",
+}
 
 __all__ = [
     "compress",
@@ -58,3 +83,38 @@ __all__ = [
     "precompile",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name of :data:`_LAZY` (imported now, then kept), or a submodule (``fastquant.io``)."""
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """``fastquant.palette`` stays the function: importing the submodule of the same name (as
+    some runs do before the function is asked for) binds it on the package, unless kept out here.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not (name == "palette" and isinstance(value, types.ModuleType)):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -26,7 +26,6 @@ import numpy.typing as npt
 from . import config, histogram
 from . import resize as _resize
 from . import write as _write
-from .errors import OptionError
 from .framewrite import encode_frames
 from .result import Stats
 
@@ -378,10 +377,3 @@ def quantize(
     a = Animation(frames, palette, durations, disposal, frames.loop, size, options, icc, _StatsBox(stats, hist.c))
     a._exact_palette = given is not None
     return a
-
-
-def check_frame_palettes(frame_palettes):
-    """``frame_palettes`` as a bool (:class:`OptionError` unless it is one)."""
-    if not isinstance(frame_palettes, (bool, np.bool_)):
-        raise OptionError(f"frame_palettes must be True or False, got {frame_palettes!r}")
-    return bool(frame_palettes)

@@ -12,9 +12,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Union
 import numpy as np
 import numpy.typing as npt
 
-from . import animation, budget, config, io, large, metrics, options, rdmap, remap
 from . import colorspace as _cs
-from . import dither as _dither
+from . import config, io, large, metrics, options, remap
 from . import fit as fitting
 from .errors import OptionError, QualityError
 from .fit import MAX_COLORS, Colors  # noqa: F401  (MAX_COLORS: imported from here too)
@@ -24,6 +23,11 @@ from .result import Quantized, Stats
 
 if TYPE_CHECKING:
     import PIL.Image
+
+    from . import animation
+
+# Imported where used, as a run needs them (start-up): animation (animated inputs), budget
+# (max_bytes), dither, rdmap (rd_lambda).
 
 #: What :func:`compress` reads: a path, a file's bytes, a binary file object, an array or a PIL image.
 ImageSource = Union[
@@ -70,6 +74,8 @@ def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
         # fixed or given colours); the others keep their order, so that
         # dithering with the final palette gives the same indices (ties go
         # to the lowest index).
+        from . import dither as _dither
+
         fn = _dither.dither_fs if dither == "fs" else _dither.dither_ordered
         idx, sq_error = fn(p.flat, w, palette, strength)
         used = np.bincount(idx, minlength=len(palette))
@@ -93,6 +99,8 @@ def _map(p, f, space, dither, strength, lap, rd_lambda=0.0):
             )
             if f.stretch != 1.0:  # measured where the nearest entries were found
                 pts, ents = _cs.stretch_luma(pts, f.stretch), _cs.stretch_luma(ents, f.stretch)
+            from . import rdmap
+
             indices, sq_error = rdmap.rd_map(p.inverse, (h, w), pts, ents, per_color, rd_lambda, p.colors, palette)
             per_color = None  # pixels of one colour may now have different entries
         elif p.inverse is not None:
@@ -309,7 +317,10 @@ def compress(
     if fixed is not None and len(fixed) > n_colors:
         raise OptionError(f"{len(fixed)} fixed colours are more than n_colors = {n_colors}")
     dither, dither_strength = options.check_dither(dither, dither_strength)
-    max_bytes = budget.check_max_bytes(max_bytes)
+    if max_bytes is not None:
+        from .budget import check_max_bytes
+
+        max_bytes = check_max_bytes(max_bytes)
     if max_bytes is not None and n_colors > 256:
         raise OptionError(f"max_bytes budgets an indexed PNG, at most 256 colours; got n_colors={n_colors}")
     if rd_lambda is not None and not (options.is_number(rd_lambda) and 0 <= rd_lambda < math.inf):
@@ -346,7 +357,7 @@ def compress(
         seconds[stage] = seconds.get(stage, 0.0) + now - t
         t = now
 
-    frame_palettes = animation.check_frame_palettes(frame_palettes)
+    frame_palettes = options.check_frame_palettes(frame_palettes)
     p = prepare(image, resize, max_pixels, keep_metadata, lap, allow_truncated, weights, n_colors, True, max_frames)
     km = dict(
         seed=seed,
@@ -365,6 +376,8 @@ def compress(
                     f"{p.name}: quality targets, max_bytes, optimize and importance weights are for still images,"
                     f" not animations ({p.n_frames} frames)"
                 )
+            from . import animation
+
             return animation.quantize(
                 p,
                 n_colors,
@@ -509,6 +522,7 @@ def _quantize(
         strength = auto_dither_strength(len(best.palette)) if dither_strength is None else dither_strength
         palette, indices, sq_error, per_color, alpha = _map(p, best, space, dither, strength, lap, rd_lambda)
     else:
+        from . import budget
 
         def mapping(f, rd):
             strength = auto_dither_strength(len(f.palette)) if dither_strength is None else dither_strength

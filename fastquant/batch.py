@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import inspect
 import os
+import sys
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -431,6 +432,14 @@ def executor_for(n_files, *, jobs=None, scheduler=None, timeout=None, max_memory
     return pool, pool.close
 
 
+def is_pool(executor):
+    """Whether ``executor`` is a :class:`fastquant.workers.Pool` (a run in this process alone
+    does without that module, so it is not imported to tell).
+    """
+    workers = sys.modules.get("fastquant.workers")
+    return workers is not None and isinstance(executor, workers.Pool)
+
+
 def start(pairs, kwargs, executor=None):
     """Start :func:`run_job` on (source, output) pairs; iterate the returned object for
     :class:`Result` objects as they finish.  After a first Ctrl-C, its ``stop(kill_now)``
@@ -438,9 +447,7 @@ def start(pairs, kwargs, executor=None):
     second Ctrl-C (a :class:`~fastquant.workers.Pool` sees it itself; else when ``kill_now()``
     is true); ``kill()`` stops everything at once.
     """
-    from .workers import Pool
-
-    if isinstance(executor, Pool):
+    if is_pool(executor):
         return executor.run(pairs, kwargs)
     if executor is not None and kwargs.get("timeout") is not None:
         raise OptionError("timeout needs fastquant's own workers (executor=None or a fastquant.workers.Pool)")

@@ -273,8 +273,6 @@ def _check(args):
 
 def _check_palette_options(args):
     """--shared, --map, --fixed-colors, --save-palette: their files read and checked, before any work."""
-    from . import shared
-
     args.palette = args.fixed = None
     one_palette = args.shared or args.map
     if args.shared and args.map:
@@ -290,6 +288,10 @@ def _check_palette_options(args):
         optimize.check()
     if args.save_palette and not one_palette and (len(args.inputs) > 1 or os.path.isdir(args.inputs[0])):
         raise OptionError("--save-palette needs --shared, --map or one input file")
+    if not (args.save_palette or args.map or args.fixed_colors):
+        return
+    from . import shared
+
     if args.save_palette:
         shared.check_save_path(args.save_palette, args.force)
     if args.map:
@@ -395,7 +397,7 @@ def main(argv=None):
     before = os.environ.get("FASTQUANT_COMPILE_NOTICE")
     os.environ["FASTQUANT_COMPILE_NOTICE"] = "off" if quiet else "stderr"  # workers inherit it
     try:
-        return _main(argv)
+        return _main(argv, own_process=argv is None)
     finally:
         if before is None:
             os.environ.pop("FASTQUANT_COMPILE_NOTICE", None)
@@ -403,10 +405,30 @@ def main(argv=None):
             os.environ["FASTQUANT_COMPILE_NOTICE"] = before
 
 
-def _main(argv):
-    from . import batch, jit, workers, write
+def _import_numba():
+    """Import Numba (through :mod:`fastquant.jit`) in the command line's own process, its objects
+    (and numpy's: tens of thousands, which live as long as the process) kept out of the garbage
+    collector's reach: Python's collector would otherwise walk them all again and again while
+    they are made, and once more in a full collection soon after, for nothing.
+    """
+    import gc
 
-    workers.skip_blas_probe()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from . import jit  # noqa: F401
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _main(argv, own_process=False):
+    if own_process:
+        _import_numba()
+    from . import batch, jit, write
+
+    jit.skip_blas_probe()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed
@@ -479,7 +501,7 @@ def _main(argv):
             jobs = PaletteRun(pairs, _options(args), executor, palette=args.palette, save_palette=args.save_palette)
         else:
             jobs = batch.start(pairs, _options(args), executor)
-        if isinstance(executor, workers.Pool):  # it stops in two stages itself, and says when
+        if batch.is_pool(executor):  # it stops in two stages itself, and says when
             restore = _flag_signals(received)
         for result in jobs:
             take(result)
@@ -530,7 +552,7 @@ def _main(argv):
         signal.signal(signal.SIGTERM, old_term)
     global finished_in_process
     # every job ran here, or in workers that close() saw exit: all is written and closed
-    finished_in_process = executor is None or (isinstance(executor, workers.Pool) and executor.ended)
+    finished_in_process = executor is None or (batch.is_pool(executor) and executor.ended)
     failed = sorted({c for c in codes if c})
     if many and SkippedLargerError.exit_code in failed:  # of several files, a skip is no failure
         failed.remove(SkippedLargerError.exit_code)

@@ -24,6 +24,7 @@ and the compile notice says so: never an exception at import.
 """
 
 import os
+import pickle
 import sys
 
 
@@ -57,6 +58,7 @@ import warnings  # noqa: E402
 
 import numba  # noqa: E402  (after the environment check above)
 import numba.core.event  # noqa: E402
+import numpy as np  # noqa: E402
 from numba import prange  # noqa: E402, F401  (re-exported: modules take both from here)
 
 
@@ -119,6 +121,18 @@ class _CompileListener(numba.core.event.Listener):
 
 
 numba.core.event.register("numba:compile", _CompileListener())
+
+
+def skip_blas_probe():
+    """Keep Numba from importing scipy (slow, and useless here) in a process of fastquant's own.
+
+    On its first compile or cache load Numba imports scipy.linalg, when scipy
+    is installed, to find a BLAS for ``np.dot`` inside jitted code; no
+    fastquant kernel uses one.  Only the CLI and pool workers call this:
+    their process runs nothing but fastquant.
+    """
+    if "numba.np.arraymath" not in sys.modules:
+        sys.modules.setdefault("scipy.linalg.cython_blas", None)  # None: "not importable"
 
 
 #: Every kernel made by :func:`njit`, in the order their modules defined them
@@ -219,9 +233,8 @@ def _light_loading(dispatcher):
 
     def load_overload(sig, target_context):
         try:
-            from numba.core.runtime import rtsys
-
-            rtsys.initialize(target_context)  # what the skipped refresh does first: the allocator
+            # what the skipped refresh does first: the allocator
+            _initialize_runtime(target_context, cache._impl.locator.get_cache_path())
             with guard(), _lean_unpickling(target_context.codegen()):
                 return load(sig, target_context)
         except Exception:  # Numba's internals moved under us: load its own way (refresh, then load)
@@ -237,7 +250,107 @@ def _light_loading(dispatcher):
 
     cache.load_overload = load_overload
     cache.save_overload = save_overload
+    _typeof_arrays(dispatcher)
     return dispatcher
+
+
+def _array_type(val):
+    """Numba's type of a NumPy array of class ``np.ndarray`` itself, as ``numba.typeof`` gives it
+    (``tests/test_jit.py`` compares them), without its test for a masked array: that test imports
+    ``numpy.ma`` (a sizeable part of a short run's start-up), and a plain array is none.
+    """
+    from numba.core import types
+    from numba.np import numpy_support
+
+    return types.Array(
+        numpy_support.from_dtype(val.dtype), val.ndim, numpy_support.map_layout(val), readonly=not val.flags.writeable
+    )
+
+
+def _typeof_arrays(dispatcher):
+    """Type the dispatcher's plain-array arguments with :func:`_array_type` (Numba's own way for
+    anything else, or when that fails).  Numba asks the dispatcher for the type of an argument
+    whose kind it has not met yet in this process.
+    """
+    plain = dispatcher.typeof_pyval
+    active = dispatcher._types_active_call  # Numba keeps the types of the call being made here
+
+    def typeof_pyval(val):
+        if type(val) is np.ndarray:
+            try:
+                tp = _array_type(val)
+            except Exception:  # an unsupported dtype (Numba's error), or internals that moved
+                return plain(val)
+            active.add(tp)
+            return tp
+        return plain(val)
+
+    dispatcher.typeof_pyval = typeof_pyval
+
+
+def _initialize_runtime(target_context, folder):
+    """Numba's runtime (NRT: its allocator and reference counts), its few compiled functions
+    loaded from ``folder`` when they were kept there, else compiled and kept there.
+
+    Numba compiles those functions with LLVM in every process, at the first load of a kernel
+    (what the rest of a cached run's load costs twice over); their machine code, kept beside the
+    kernels, loads as a cached kernel does (:func:`_unserialize_lean`).  The file is named by a
+    hash of everything the code depends on: the runtime module's LLVM IR, the target CPU, Numba
+    and llvmlite.  With ``NUMBA_NRT_STATS``, Numba's own initialization.
+    """
+    from numba.core.runtime import rtsys
+
+    if rtsys._init:
+        return
+    import hashlib
+
+    import llvmlite
+    from llvmlite import binding as ll
+    from numba.core import config
+    from numba.core.runtime import _nrt_python, nrtdynmod
+
+    if config.NRT_STATS:
+        rtsys.initialize(target_context)
+        return
+    codegen = target_context.codegen()
+    module, library = nrtdynmod.create_nrt_module(target_context)
+    key = repr((str(module), codegen.magic_tuple(), numba.__version__, llvmlite.__version__, config.OPT))
+    path = os.path.join(folder, f"fastquant-nrt-{hashlib.sha256(key.encode()).hexdigest()[:24]}.nrt")
+    for name, address in _nrt_python.c_helpers.items():  # the runtime's C functions, as initialize() adds them
+        ll.add_symbol(name if name.startswith("_") else "NRT_" + name, address)
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+    except Exception:  # not kept yet (or unreadable): compiled, as Numba does, and kept
+        data = None
+    if data is not None:
+        library = _unserialize_lean(codegen, (library.name, "object", data))
+    else:
+        library.enable_object_caching()
+        library.add_ir_module(module)
+        library.finalize()
+        _keep(path, library.serialize_using_object_code()[2])
+    rtsys._library = library
+    rtsys._init = True
+
+
+def _keep(path, data):
+    """Pickle ``data`` to ``path`` whole (a temporary file renamed), or not at all: the folder may be read-only."""
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 # What a cached kernel's unpickling costs beyond its machine code, and how it is avoided (only while

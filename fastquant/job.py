@@ -4,7 +4,6 @@ import os
 import sys
 
 from . import write
-from .animation import Animation
 from .errors import BudgetError, FastquantError, JobTimeoutError, OptionError, OutputExistsError, SkippedLargerError
 
 #: The name of stdin as an input and of stdout as an output (``python -m fastquant - > out.png``).
@@ -160,7 +159,7 @@ def run_job(
     q = compress(sys.stdin.buffer if source == STDIO else source, n_colors, **options)
     tw = time.perf_counter()
     fmt = "stdout" + stdout_format if to_stdout else output  # the name whose extension picks the format
-    if isinstance(q, Animation):  # frames mapped and encoded one at a time, then written whole
+    if _animated(q):  # frames mapped and encoded one at a time, then written whole
         with q:
             if preview:
                 raise OptionError(f"{source}: --preview is for still images, not animations ({q.n_frames} frames)")
@@ -209,7 +208,7 @@ def run_job(
     s = q.stats
     fig = {k: getattr(s, k) for k in ("mse", "psnr", "ssim", "alpha_max_error", "psnr_black", "psnr_white")}
     # What the file holds, not what was quantized (an animation's figures are of its frames as mapped).
-    if not isinstance(q, Animation) and not write.keeps_pixels(fmt, q.palette.shape[1]):
+    if not _animated(q) and not write.keeps_pixels(fmt, q.palette.shape[1]):
         tm = time.perf_counter()
         fig = written_figures(data, q.original, ssim=s.ssim is not None)
         s.stage_seconds["metrics"] = s.stage_seconds.get("metrics", 0.0) + time.perf_counter() - tm
@@ -236,7 +235,7 @@ def run_job(
         "total_seconds": round(time.perf_counter() - t - preview_seconds, 4),
         "stage_seconds": {k: round(v, 4) for k, v in s.stage_seconds.items()},
     }
-    if isinstance(q, Animation):
+    if _animated(q):
         rec["frames"] = s.frames
         rec["mean_frame_psnr"] = _db(s.mean_frame_psnr)
     if preview:
@@ -268,3 +267,11 @@ def count_job(source, *, resize=None, max_pixels=None, allow_truncated=False, **
     counted = count(source, resize=resize, max_pixels=limit, allow_truncated=allow_truncated, keep=True)
     kept = isinstance(source, (str, os.PathLike)) and os.path.abspath(source) in kept_sources()
     return {"counted": counted, "kept": kept}
+
+
+def _animated(q):
+    """Whether :func:`~fastquant.compress` gave an Animation (then its module is imported: a
+    still image's run does without it).
+    """
+    animation = sys.modules.get("fastquant.animation")
+    return animation is not None and isinstance(q, animation.Animation)

@@ -75,3 +75,10 @@ def check_weights(weights, h, w):
     if not np.isfinite(a).all() or (a < 0).any() or not (a > 0).any():
         raise OptionError("weights must be finite, >= 0 and not all zero")
     return a
+
+
+def check_frame_palettes(frame_palettes):
+    """``frame_palettes`` as a bool (:class:`OptionError` unless it is one)."""
+    if not isinstance(frame_palettes, (bool, np.bool_)):
+        raise OptionError(f"frame_palettes must be True or False, got {frame_palettes!r}")
+    return bool(frame_palettes)

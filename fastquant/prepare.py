@@ -1,6 +1,7 @@
 """Reading an image for :func:`fastquant.compress`: decoded, resized and counted once (:func:`prepare`)."""
 
 import os
+import sys
 
 import numpy as np
 
@@ -50,10 +51,9 @@ def prepare(
     With ``frames``, an animation comes back as :class:`fastquant.frames.Frames`, not decoded yet
     (at most ``max_frames`` frames); without, as its first frame.
     """
-    if weights is None and isinstance(image, (str, os.PathLike)):
-        from .palette import take_kept
-
-        kept = take_kept(image, resize, max_pixels, allow_truncated, keep_metadata)
+    palette = sys.modules.get("fastquant.palette")  # images are kept by its count(): none before it is imported
+    if palette is not None and weights is None and isinstance(image, (str, os.PathLike)):
+        kept = palette.take_kept(image, resize, max_pixels, allow_truncated, keep_metadata)
         if kept is not None:  # read and counted by fastquant.palette.count(keep=True)
             lap("histogram")
             return kept

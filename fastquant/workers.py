@@ -99,18 +99,6 @@ def job_memory(source, options):
     return config.JOB_BASE_BYTES + per * pixels + small
 
 
-def skip_blas_probe():
-    """Keep Numba from importing scipy (slow, and useless here) in a process of fastquant's own.
-
-    On its first compile or cache load Numba imports scipy.linalg, when scipy
-    is installed, to find a BLAS for ``np.dot`` inside jitted code; no
-    fastquant kernel uses one.  Only the CLI and pool workers call this:
-    their process runs nothing but fastquant.
-    """
-    if "numba.np.arraymath" not in sys.modules:
-        sys.modules.setdefault("scipy.linalg.cython_blas", None)  # None: "not importable"
-
-
 def process_pool(jobs=None):
     """A ``concurrent.futures`` process pool of ``jobs`` workers (default: CPU count) that share
     the cores, for code that wants an Executor; :func:`compress_many` uses a
@@ -173,6 +161,8 @@ def _exit_on_sigterm(signum, frame):
 def init_worker(threads):
     """Set up a worker process: ``threads`` Numba threads; Ctrl-C left to the parent."""
     import numba
+
+    from .jit import skip_blas_probe
 
     skip_blas_probe()
     # Ctrl-C in a terminal reaches every process of the group: the parent

@@ -89,6 +89,27 @@ def test_fresh_process_loads_kernels_lightly_with_the_same_results():
     assert loading == f"{{}} True {10.0 + np.sqrt(30.0)}"
 
 
+def test_plain_arrays_are_typed_as_numba_types_them():
+    """jit._array_type (Numba's typing of an array, less its masked-array test) agrees with
+    numba.typeof on every dtype, layout, dimension and writability the kernels meet."""
+    import numba
+
+    base = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    arrays = []
+    for dtype in (np.uint8, np.uint16, np.int32, np.int64, np.float32, np.float64, np.bool_, np.intp):
+        a = base.astype(dtype)
+        arrays += [a, a[0], a[0, 0], a[0, 0, 0], a[:, ::2], np.asfortranarray(a[0]), a[0, :, 1], np.zeros(0, dtype)]
+    arrays.append(np.array(3.0))
+    readonly = base[0].copy()
+    readonly.flags.writeable = False
+    arrays += [readonly, np.frombuffer(b"abcd", np.uint8)]
+    for a in arrays:
+        assert jit._array_type(a) == numba.typeof(a), (a.dtype, a.shape, a.strides, a.flags.writeable)
+    # and a kernel's dispatcher types them so (the internals it uses are where they were)
+    kernels = dict(_dispatchers())
+    assert kernels and all(d.typeof_pyval.__qualname__.startswith("_typeof_arrays") for d in kernels.values())
+
+
 def test_njit_keeps_numba_options():
     @jit.njit(cache=False, nogil=True)
     def add(a, b):
