@@ -528,23 +528,25 @@ def _quantize(
             strength = auto_dither_strength(len(f.palette)) if dither_strength is None else dither_strength
             return _map(p, f, space, dither, strength, lap, rd)
 
-        kept = budget.fit_prepared(
-            p, best, k_best, km, space, mapping, rd_lambda, max_bytes, name, lap, fixed, png_level, optimize
-        )
         whole = getattr(p, "arr", None) is not None and not isinstance(p, large.Prepared)
-        binds = kept.rd != 0.0  # (the full palette mapped to its nearest entries did not fit)
-        if alternatives and binds and whole and space == "rgb" and p.c == 3:
-            score = budget.picture_score(p.arr, kept)
-            for stretch, lam in alternatives:
-                km_alt = dict(km, luma_stretch=stretch)
-                first = fitting.fit(p, k_best, km_alt, space, lap, fixed)
-                other = budget.fit_prepared(
-                    p, first, k_best, km_alt, space, mapping, lam, max_bytes, name, lap, fixed, png_level, optimize
-                )
-                other_score = budget.picture_score(p.arr, other)
-                if other_score > score:
-                    kept, score = other, other_score
-            lap("metrics")
+        scored = alternatives and whole and space == "rgb" and p.c == 3
+        fits = [(best, km, fixed)] + [(None, dict(km, luma_stretch=s), fixed) for s, _ in alternatives if scored]
+        kept = budget.fit_prepared(
+            p,
+            fits,
+            k_best,
+            space,
+            mapping,
+            [rd_lambda] + [lam for _, lam in alternatives if scored],
+            max_bytes,
+            name,
+            lap,
+            png_level,
+            optimize,
+            original=p.arr if scored else None,
+            rd_steps=config.BUDGET_RD_STEPS if scored else (),
+        )
+        lap("metrics")
         best, (palette, indices, sq_error, per_color, alpha) = kept.fit, kept.mapped
         if target is not None:  # of the mapping made when it is not the nearest one (conservative with alpha)
             score = metrics.quality_from_mse(sq_error / (p.h * p.w * p.c) if kept.rd else best.quality_mse)

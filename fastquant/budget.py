@@ -68,15 +68,20 @@ def check_max_bytes(max_bytes):
 
 
 class Trial:
-    """A palette size tried: its fit, its mapping, the estimated size of its indexed PNG and,
-    once asked for, the real one.
+    """A palette size tried with one mapping: its fit, a cheap estimate of its indexed PNG's size
+    and, once asked for, the real size.
+
+    The pixels mapped are not kept (a search makes many trials): :attr:`mapped` maps them again
+    when asked for (the same indices: mapping is deterministic).
 
     Parameters
     ----------
+    k : int
+        The palette size asked for (the palette may have fewer entries: unused ones are dropped).
     fit : object
         The palette fitted (``fit.palette``).
-    mapped : tuple
-        (palette, (H, W) indices, squared error, ...) of the mapping.
+    remap : callable
+        ``remap(fit, rd)``: (palette, (H, W) indices, squared error, ...) of the mapping.
     icc : bytes or None
         The ICC profile the file embeds.
     rd : float
@@ -85,22 +90,54 @@ class Trial:
         The deflate of the real file (see :func:`fastquant.png.png_indexed`).
     optimize : bool
         The real file gets oxipng's lossless pass (:func:`fastquant.optimize.lossless`).
+    original : (H, W, 3) uint8 ndarray, optional
+        The image, to score the picture by (:func:`picture_score`); None: not scored.
+    setting : int
+        Which of a search's fits (luma stretches) the palette is from.
     """
 
-    def __init__(self, fit, mapped, icc, rd=0.0, level=None, optimize=False):
-        from .png import png_indexed
+    def __init__(self, k, fit, remap, icc, rd=0.0, level=None, optimize=False, original=None, setting=0):
+        self.k, self.fit, self.remap, self.icc, self.rd, self.level = k, fit, remap, icc, rd, level
+        self.optimize, self.setting, self.original = optimize, setting, original
+        self._nbytes = self._judged = None
 
-        self.fit, self.mapped, self.icc, self.rd, self.level = fit, mapped, icc, rd, level
-        self.optimize = optimize
-        self.estimate = len(png_indexed(mapped[1], mapped[0], icc, level=config.BUDGET_ESTIMATE_LEVEL))
-        self._nbytes = None
+    @property
+    def mapped(self):
+        """(palette, (H, W) indices, squared error, ...) of the mapping."""
+        return self.remap(self.fit, self.rd)
+
+    def _judge(self):
+        """(estimate, layout, score), made once from one mapping."""
+        if self._judged is None:
+            from .png import estimate
+
+            mapped = self.mapped
+            size, layout = estimate(mapped[1], mapped[0], self.icc, level=self.level)
+            self._judged = size, layout, None if self.original is None else picture_score(self.original, mapped)
+        return self._judged
+
+    @property
+    def estimate(self):
+        """Estimated size of the file (:func:`fastquant.png.estimate`)."""
+        return self._judge()[0]
+
+    @property
+    def layout(self):
+        """The layout of the file (:func:`fastquant.png.estimate`)."""
+        return self._judge()[1]
+
+    @property
+    def score(self):
+        """:func:`picture_score` of the picture, or None without an original."""
+        return self._judge()[2]
 
     def nbytes(self):
         """Size of the indexed PNG (encoded once, at the real level)."""
         from .png import png_indexed
 
         if self._nbytes is None:
-            data = png_indexed(self.mapped[1], self.mapped[0], self.icc, level=self.level)
+            palette, indices = self.mapped[:2]
+            data = png_indexed(indices, palette, self.icc, level=self.level)
             if self.optimize:
                 from .optimize import lossless
 
@@ -109,111 +146,181 @@ class Trial:
         return self._nbytes
 
 
-def search(trial, n_colors, max_bytes, name, *, first=None):
-    """The trial of the largest palette size up to ``n_colors`` whose file fits in ``max_bytes``.
+class Search:
+    """The largest palettes whose files fit a budget, for several mappings, on estimated sizes.
 
-    The bisection runs on cheap estimates of the file size (a faster deflate),
-    scaled by how far the estimate of ``n_colors`` was from its real size;
-    the trial kept is then encoded for real, and when the estimate was too
-    optimistic the bisection goes on below it with real sizes.
+    Every trial's size is estimated (:func:`fastquant.png.estimate`: zlib at a fast level on
+    the layout the real encoder would write) and scaled by the ratio of the real size to the
+    estimate of the nearest palette size already encoded for real in the same layout (the
+    ratio moves by a few tenths of a percent from one k to the next, by percents between the
+    layouts).  Only the trial finally kept, and those tried before it whose real file turned
+    out too large, are encoded for real (the real encoder is slow).
 
     Parameters
     ----------
-    trial : callable
-        ``trial(k)`` fits and maps with a palette of at most k entries; returns an
-        object with ``estimate`` (an estimate of the file's size in bytes) and
-        ``nbytes()`` (the real size, encoded when first asked).
-    n_colors : int
-        The largest palette size tried (k >= 1).
+    fits : list of callable
+        ``fits[s](k)``: a palette of at most k entries fitted for setting s (one luma stretch).
+    remap : callable
+        ``remap(fit, rd)``: the pixels mapped.
+    k_max : int
     max_bytes : int
     name : str
         The source's name, for the error message.
-    first : object, optional
-        ``trial(n_colors)`` when the caller already has it.
-
-    Returns
-    -------
-    object
-        A trial whose real size is at most ``max_bytes``: the one of the largest
-        k found (the sizes are not strictly monotonic in k: a larger k that
-        also fits may be missed, never a file that does not fit kept).
-
-    Raises
-    ------
-    BudgetError
-        Even the smallest palette tried (2 entries, or ``n_colors`` when smaller) does not fit.
+    trial : callable
+        ``trial(k, fit, rd, setting)``: a :class:`Trial` (or an object with ``k``, ``rd``,
+        ``setting``, ``estimate``, ``layout``, ``score`` and ``nbytes()``).
     """
-    top = trial(n_colors) if first is None else first
-    if top.nbytes() <= max_bytes:
-        return top
-    scale = top.nbytes() / max(top.estimate, 1)
-    lo = min(2, n_colors)
-    smallest = trial(lo) if lo < n_colors else top
-    if smallest.nbytes() > max_bytes:
-        raise BudgetError(
-            f"{name}: even {lo} colours take {smallest.nbytes()} bytes, more than the budget of"
-            f" {max_bytes} bytes; nothing written"
-        )
 
-    def bisect(lo, best, hi, fits):  # lo fits, hi does not
-        above = None
-        while hi - lo > 1:
-            mid = min(max(int(round(math.sqrt(lo * hi))), lo + 1), hi - 1)
-            t = trial(mid)
-            if fits(t):
-                lo, best = mid, t
+    def __init__(self, fits, k_max, max_bytes, name, trial):
+        self.fits, self.k_max, self.max_bytes, self.name, self.make = fits, k_max, max_bytes, name, trial
+        self.bottom = min(2, k_max)
+        self.trials = {}  # (setting, k, rd) -> trial
+        self._fitted = {}  # (setting, k) -> fit
+        self.real = []  # trials encoded for real
+
+    def trial(self, s, k, rd, fit=None):
+        """The trial of setting ``s``, palette size ``k``, mapping ``rd`` (made once)."""
+        key = (s, k, rd)
+        if key not in self.trials:
+            if (s, k) not in self._fitted:
+                self._fitted[s, k] = self.fits[s](k) if fit is None else fit
+            self.trials[key] = self.make(k, self._fitted[s, k], rd, s)
+        return self.trials[key]
+
+    def real_size(self, t):
+        """``t``'s real size (encoded once; its ratio to the estimate then scales the others)."""
+        if t._nbytes is None:
+            self.real.append(t)
+        return t.nbytes()
+
+    def predict(self, t):
+        """``t``'s real size when known, else its estimate scaled by the ratio of the encoded trial
+        of the nearest palette size in the same layout (any layout when none; 1 when none at all).
+        """
+        if t._nbytes is not None:
+            return t._nbytes
+        near = [r for r in self.real if r.layout == t.layout] or self.real
+        if not near:
+            return t.estimate
+        r = min(near, key=lambda r: (abs(r.k - t.k), r.setting != t.setting, abs(r.rd - t.rd), -r.k))
+        return t.estimate * r.nbytes() / max(r.estimate, 1)
+
+    def fits_budget(self, t):
+        """Whether ``t``'s file is predicted to fit: when no file of its layout was encoded yet,
+        within ``config.BUDGET_LAYOUT_DOUBT`` of the budget (its first encode tells).
+        """
+        known = t._nbytes is not None or any(r.layout == t.layout for r in self.real)
+        return self.predict(t) <= self.max_bytes * (1.0 if known else 1.0 + config.BUDGET_LAYOUT_DOUBT)
+
+    def boundary(self, s, rd, k0):
+        """The largest palette size of setting ``s`` mapped with ``rd`` whose file is predicted to fit,
+        searched from ``k0``: by the secant of the predicted sizes against log k once a size above and
+        one below the budget are known (bisection on log k when one side does not move), by
+        extrapolation with ``config.BUDGET_SIZE_SLOPE`` before.
+
+        Raises
+        ------
+        BudgetError
+            Even the smallest palette (2 entries, or k_max when smaller) does not fit, for real.
+        """
+        lo = hi = None  # predicted to fit / not to fit
+        k, moved = k0, []
+        for _ in range(config.BUDGET_SEARCH_STEPS):
+            t = self.trial(s, k, rd)
+            if k == self.bottom and not self.fits_budget(t) and self.real_size(t) > self.max_bytes:
+                raise BudgetError(
+                    f"{self.name}: even {k} colours take {t.nbytes()} bytes, more than the budget of"
+                    f" {self.max_bytes} bytes; nothing written"
+                )
+            if self.fits_budget(t):
+                lo = k
+                moved.append("lo")
             else:
-                hi, above = mid, t
-        return lo, best, hi, above
+                hi = k
+                moved.append("hi")
+            top = self.k_max if hi is None else hi - 1
+            bottom = self.bottom if lo is None else lo + 1
+            if top < bottom or lo is not None and hi is not None and hi - lo <= lo * config.BUDGET_K_TOLERANCE:
+                break
+            k = self._next(s, rd, lo, hi, moved, bottom, top)
+        if lo is None:  # out of steps above the bottom (only on sizes far from log-linear)
+            return self.boundary(s, rd, self.bottom)
+        return lo
 
-    lo, best, hi, above = bisect(lo, smallest, n_colors, lambda t: t.estimate * scale <= max_bytes)
-    if best.nbytes() > max_bytes:  # the estimate was optimistic: real sizes from here
-        return bisect(min(2, n_colors), smallest, lo, lambda t: t.nbytes() <= max_bytes)[1]
-    if above is None:
-        hi, above = n_colors, top
-    elif above.nbytes() <= max_bytes:  # the estimate was pessimistic there
-        lo, best, hi, above = hi, above, n_colors, top
-    return refine(trial, lo, best, hi, above, max_bytes)
-
-
-def refine(trial, lo, best, hi, above, max_bytes):
-    """The trial of the largest k between ``lo`` (its trial ``best`` fits) and ``hi`` (``above``
-    does not) whose real size fits, closing in by interpolation on the real sizes, at most
-    ``config.BUDGET_REFINE_STEPS`` more trials (estimates can be off by a few percent, as the
-    layout of the file, :func:`fastquant.png.png_indexed`, changes with k).
-    """
-    for _ in range(config.BUDGET_REFINE_STEPS):
-        if hi - lo <= 1:
-            break
-        low, high = best.nbytes(), above.nbytes()
-        guess = lo + (max_bytes - low) * (hi - lo) / max(high - low, 1)
-        mid = min(max(int(guess), lo + 1), hi - 1)
-        t = trial(mid)
-        if t.nbytes() <= max_bytes:
-            lo, best = mid, t
+    def _next(self, s, rd, lo, hi, moved, bottom, top):
+        """The next palette size to try, between ``bottom`` and ``top``."""
+        B = self.max_bytes
+        if lo is not None and hi is not None:
+            if len(moved) >= 3 and moved[-1] == moved[-2] == moved[-3]:  # one side stuck: bisect
+                guess = math.sqrt(lo * hi)
+            else:
+                p_lo, p_hi = self.predict(self.trial(s, lo, rd)), self.predict(self.trial(s, hi, rd))
+                f = (B - p_lo) / max(p_hi - p_lo, 1.0)
+                guess = math.exp(math.log(lo) + min(max(f, 0.0), 1.0) * (math.log(hi) - math.log(lo)))
         else:
-            hi, above = mid, t
-    return best
+            k = hi if lo is None else lo
+            p = self.predict(self.trial(s, k, rd))
+            guess = k * 2.0 ** ((B / p - 1.0) / config.BUDGET_SIZE_SLOPE)
+        return min(max(int(round(guess)), bottom), top)
+
+    def choose(self, rank):
+        """The trial of the highest ``rank`` among those predicted to fit whose real file fits.
+
+        The best trial predicted to fit is encoded for real until the best is one encoded
+        (each real size rescales the predictions of its neighbours, up or down); one whose
+        file does not fit has the boundary of its mapping searched again from it.  After
+        ``config.BUDGET_CONFIRMS`` encodes, the best of those that fit is kept.
+        """
+        encodes = 0
+        while True:
+            left = [t for t in self.trials.values() if self.fits_budget(t)]
+            if encodes >= config.BUDGET_CONFIRMS:
+                left = [t for t in left if t._nbytes is not None] or left
+            best = max(left, key=rank)
+            if best._nbytes is not None:
+                return best
+            encodes += 1
+            if self.real_size(best) > self.max_bytes:
+                self.boundary(best.setting, best.rd, best.k)
 
 
-def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, lap, *, level=None, optimize=False):
-    """The :class:`Trial` of the largest palette up to ``k_max`` whose indexed PNG fits in ``max_bytes``.
+def fit_within(
+    fits,
+    firsts,
+    remap,
+    k_max,
+    max_bytes,
+    rd_lambdas,
+    icc,
+    name,
+    lap,
+    *,
+    level=None,
+    optimize=False,
+    original=None,
+    rd_steps=(),
+):
+    """The :class:`Trial` of the best picture whose indexed PNG fits in ``max_bytes``.
 
-    ``first_fit`` mapped to its nearest entries is kept when its file fits;
-    otherwise every trial is mapped with ``rd_lambda``.
+    Setting 0's full palette mapped to its nearest entries is kept when its file fits.
+    Otherwise every setting s (a fit, mapped with ``rd_lambdas[s]``) gets the largest palette
+    predicted to fit; with an ``original`` to score by, the best of them is searched again
+    with its mapping's lambda times each of ``rd_steps`` (a stronger RD mapping, the bytes
+    it saves spent on more colours).  The trial kept is the best by :func:`picture_score` (the largest palette
+    without ``original``) whose real file fits.
 
     Parameters
     ----------
-    fit : callable
-        ``fit(k)``: a palette of at most k entries fitted (the histogram is reused).
-    mapping : callable
-        ``mapping(fitted, rd_lambda)``: the pixels mapped, as (palette, indices, squared error, ...).
-    first_fit : object
-        ``fit(k_max)``, already made.
+    fits : list of callable
+        ``fits[s](k)``: a palette of at most k entries fitted (the histogram is reused).
+    firsts : list
+        ``fits[s](k_max)`` when already made, or None.
+    remap : callable
+        ``remap(fitted, rd_lambda)``: the pixels mapped, as (palette, indices, squared error, ...).
     k_max : int
     max_bytes : int
-    rd_lambda : float
-        Strength of the rate-distortion-aware mapping of every trial.
+    rd_lambdas : list of float
+        Strength of the rate-distortion-aware mapping of every setting.
     icc : bytes or None
         The ICC profile the file embeds.
     name : str
@@ -224,6 +331,10 @@ def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, 
         The deflate the file is written with (see :func:`fastquant.png.png_indexed`).
     optimize : bool
         Real sizes are those after oxipng's lossless pass (``compress(optimize=True)``).
+    original : (H, W, 3) uint8 ndarray, optional
+        The image, to choose the best picture by.
+    rd_steps : sequence of float
+        Factors of the best setting's lambda searched too (with ``original``).
 
     Raises
     ------
@@ -231,68 +342,95 @@ def fit_within(fit, mapping, first_fit, k_max, max_bytes, rd_lambda, icc, name, 
         Even 2 colours do not fit.
     """
 
-    def trial(k, f=None, rd=rd_lambda):
-        f = fit(k) if f is None else f
-        t = Trial(f, mapping(f, rd), icc, rd, level, optimize)
+    def trial(k, f, rd, s):
+        t = Trial(k, f, remap, icc, rd, level, optimize, original, s)
         lap("encode")
         return t
 
-    if rd_lambda:  # the nearest mapping is the best picture of k_max colours: kept when it fits
-        first = trial(k_max, first_fit, 0.0)
-        if first.nbytes() <= max_bytes:
-            return first
-    kept = search(trial, k_max, max_bytes, name, first=trial(k_max, first_fit))
+    search = Search(fits, k_max, max_bytes, name, trial)
+    first = search.trial(0, k_max, 0.0, firsts[0])
+    if search.real_size(first) <= max_bytes:  # the nearest mapping is the best picture of k_max colours
+        lap("encode")
+        return first
+    searched = {}  # (setting, rd) -> the largest k predicted to fit
+    for s, rd in enumerate(rd_lambdas):
+        k0 = k_max if not searched else min(searched.values())
+        search.trial(s, k0, rd, firsts[s] if k0 == k_max else None)
+        searched[s, rd] = search.boundary(s, rd, k0)
+    if original is not None and rd_steps:
+        best = max((search.trial(s, k, rd) for (s, rd), k in searched.items()), key=lambda t: t.score)
+        for step in rd_steps:
+            searched[best.setting, best.rd * step] = search.boundary(best.setting, best.rd * step, best.k)
+
+    def rank(t):
+        return (t.score, t.k) if original is not None else (t.setting == 0, t.k, -search.predict(t))
+
+    kept = search.choose(rank)
+    for _ in range(config.BUDGET_ROUNDS):  # the real sizes now known move the boundaries
+        moved = False
+        for (s, rd), k in searched.items():
+            searched[s, rd] = search.boundary(s, rd, k)
+            moved |= searched[s, rd] != k
+        if not moved:
+            break
+        kept = search.choose(rank)
     lap("encode")
     return kept
 
 
-def picture_score(original, kept):
-    """How good the picture of a kept :class:`Trial` is, to choose among budgets' candidates:
+def picture_score(original, mapped):
+    """How good a picture is, to choose among budgets' candidates:
     PSNR plus ``config.BUDGET_SSIM_WEIGHT`` times SSIM in decibels, ``-10 log10(1 - SSIM)``
     (:func:`fastquant.metrics.ssim`, on luma), both higher for a better picture.
 
     Parameters
     ----------
     original : (H, W, 3) uint8 ndarray
-    kept : Trial
+    mapped : tuple
+        (palette, (H, W) indices, squared error summed over pixels and channels, ...).
 
     Returns
     -------
     float
     """
-    palette, indices, sq_error = kept.mapped[:3]
+    palette, indices, sq_error = mapped[:3]
     psnr = metrics.psnr_from_mse(sq_error / original.size)
     ssim = metrics.ssim_indexed(original, palette, indices)  # the same floats, no (H, W, 3) copy
     return psnr + config.BUDGET_SSIM_WEIGHT * -10.0 * math.log10(max(1.0 - ssim, 1e-10))
 
 
 def fit_prepared(
-    p, fit, k_max, km, space, map_fit, rd_lambda, max_bytes, name, lap, fixed=None, png_level=None, optimize=False
+    p, fits, k_max, space, map_fit, rd_lambdas, max_bytes, name, lap, png_level=None, optimize=False, **kw
 ):
     """:func:`fit_within` on an image prepared by :func:`fastquant.prepare.prepare` (or a large one).
 
-    ``fit``: the fit of ``k_max`` colours; ``map_fit(f, rd)``: the pixels mapped
-    with fit ``f`` (``fastquant.api._map`` with the run's dithering);
-    ``fixed``: fixed colours, in every palette tried.
+    ``fits``: per setting, (the fit of ``k_max`` colours or None, the k-means options
+    :func:`fastquant.fit.fit` takes, fixed colours or None); ``map_fit(f, rd)``: the pixels
+    mapped with fit ``f`` (``fastquant.api._map`` with the run's dithering); ``kw``:
+    ``original`` and ``rd_steps`` of :func:`fit_within`.
     """
     codes = getattr(p, "codes", None)
     codes = None if codes is None else codes.copy()  # mapping a large graphic consumes its codes
 
-    def mapping(f, rd):
+    def remap(f, rd):
         if codes is not None:
             p.codes = codes.copy()
         return map_fit(f, rd)
 
+    def fitter(km, fixed):
+        return lambda k: fitting.fit(p, max(k, 0 if fixed is None else len(fixed)), km, space, lap, fixed)
+
     return fit_within(
-        lambda k: fitting.fit(p, max(k, 0 if fixed is None else len(fixed)), km, space, lap, fixed),
-        mapping,
-        fit,
+        [fitter(km, fixed) for _, km, fixed in fits],
+        [first for first, _, _ in fits],
+        remap,
         k_max,
         max_bytes,
-        rd_lambda,
+        rd_lambdas,
         p.icc,
         name,
         lap,
         level=png_level,
         optimize=optimize,
+        **kw,
     )

@@ -117,9 +117,27 @@ BUDGET_LUMA_STRETCH = 1.6
 #: 4 took ~6% off a 200-colour Kodak photo already written by the own encoder, in about 1.3 s;
 #: 2 took ~5% in 0.3 s.  Results.
 OPTIMIZE_LEVEL = 4
-#: Trials a byte budget's search makes at most, on real sizes, to close in on the largest
-#: palette that fits once the estimates have found one.  Results and search time.
-BUDGET_REFINE_STEPS = 3
+#: Trials a byte budget's search makes at most to find the largest palette predicted to fit, for
+#: one mapping (it takes 3-6 on photos).  Search time.
+BUDGET_SEARCH_STEPS = 12
+#: How much a photo's indexed PNG grows, as a fraction of its size, when its palette doubles: a
+#: byte budget's first guess of the palette that fits (the search then follows the sizes
+#: measured).  Search time.
+BUDGET_SIZE_SLOPE = 0.15
+#: A byte budget's search for the largest palette predicted to fit stops when the one that does
+#: not is within this fraction of it (2%: 4 colours at 200): the sizes of neighbouring palettes
+#: differ by noise more than by their size.  Search time and results.
+BUDGET_K_TOLERANCE = 0.02
+#: Real encodes a byte budget makes at most to confirm the best candidate predicted to fit
+#: (each one makes the predictions near it exact); then the best that fits is kept.  Search time.
+BUDGET_CONFIRMS = 4
+#: How far a byte budget's estimate may be off for a file layout (:func:`fastquant.png.estimate`)
+#: none of whose files was encoded yet: the real encoder's ratio to the estimate differs by
+#: 1-2% between the layouts.  Search time and results.
+BUDGET_LAYOUT_DOUBT = 0.02
+#: Times a byte budget searches every mapping's largest palette again once real sizes have
+#: rescaled the estimates (a round that moves nothing ends the search).  Results and search time.
+BUDGET_ROUNDS = 2
 #: Other (luma stretch, rd_lambda) pairs a byte budget searches when neither is given (RGB
 #: images mapped whole, no dithering or quality target); the picture of the best
 #: :func:`fastquant.budget.picture_score` is kept.  A lower stretch with a stronger RD mapping
@@ -130,10 +148,10 @@ BUDGET_ALTERNATIVES = ((1.45, 10.0),)
 #: (chosen on the 12 Kodak photos between 1.1 and 1.8, where the choice of every photo is the
 #: same).  Results.
 BUDGET_SSIM_WEIGHT = 1.5
-#: zlib level of the size estimates a byte budget's search runs on (the file
-#: kept is always encoded at the real level and checked).  Results (which
-#: palette size the search finds).
-BUDGET_ESTIMATE_LEVEL = 6
+#: Factors of the best candidate's ``rd_lambda`` a byte budget searches too, when the mapping is
+#: left to it: a stronger RD mapping saves bytes for a little error, and the bytes buy more
+#: colours.  Results and search time.
+BUDGET_RD_STEPS = (2.0, 4.0)
 
 # ----------------------------------------------------------------------------- metrics and resizing
 

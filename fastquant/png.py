@@ -175,20 +175,59 @@ def png_indexed(indices, palette, icc_profile=None, *, level=None):
     depth = _depth(len(palette))
     h, w = indices.shape
     raw = _raw_rows(indices, depth)
-    if level is None and depth == 8 and len(palette) > 2 and raw.size >= _STRONG_MIN:  # else zlib, as levels 0-9
-        palette, raw = _smaller_layout(indices, palette, raw, icc_profile)
+    if _layouts(level, depth, palette, raw):
+        palette, raw = _smaller_layout(indices, palette, raw, icc_profile)[:2]
     out = _header(w, h, depth, palette, icc_profile)
     out += _data_chunk(b"IDAT", b"", raw, level)
     out.append(_chunk(b"IEND", b""))
     return b"".join(out)
 
 
+def estimate(indices, palette, icc_profile=None, *, level=None):
+    """A cheap stand-in for the size of :func:`png_indexed`'s file, and its layout.
+
+    Parameters
+    ----------
+    indices : (H, W) uint8 ndarray
+    palette : (k, 3) or (k, 4) uint8 ndarray, 1 <= k <= 256
+    icc_profile : bytes, optional
+    level : int, optional
+        As for :func:`png_indexed`.
+
+    Returns
+    -------
+    size : int
+        Bytes of the file with the image data deflated by zlib at ``config.LAYOUT_LEVEL``
+        in the layout ``png_indexed(..., level=level)`` writes (level None: the layout
+        chosen on these very sizes).
+    layout : str
+        ``"plain"`` (palette in order of use, unfiltered rows) or ``"filtered"``
+        (:mod:`fastquant.reindex`): the real encoder's ratio to the estimate differs between them.
+    """
+    depth = _depth(len(palette))
+    raw = _raw_rows(indices, depth)
+    framing = 2 * 12  # IDAT's length, tag and CRC; IEND
+    if _layouts(level, depth, palette, raw):
+        _, rows, size = _smaller_layout(indices, palette, raw, icc_profile)
+        return size + framing, "plain" if rows is raw else "filtered"
+    return _layout_size(palette, raw, icc_profile, zlib.Z_DEFAULT_STRATEGY) + framing, "plain"
+
+
+def _layouts(level, depth, palette, raw):
+    """Whether :func:`png_indexed` chooses between the plain and the filtered layout (8-bit
+    data of 4 KiB or more for the own encoder; else zlib, as levels 0-9, on the plain one).
+    """
+    return level is None and depth == 8 and len(palette) > 2 and raw.size >= _STRONG_MIN
+
+
 def _smaller_layout(indices, palette, raw, icc_profile):
-    """(palette, raw rows) of the plain layout or of the reordered, filtered one
+    """(palette, raw rows, estimated size) of the plain layout or of the reordered, filtered one
     (:mod:`fastquant.reindex`): the latter when, both deflated by zlib at
     ``config.LAYOUT_LEVEL`` (a cheap stand-in for the real encoder; the filtered rows
     with ``zlib.Z_FILTERED``, whose few short matches are nearer the real encoder's
     parse of them), its file is below ``config.LAYOUT_MARGIN`` times the plain one's.
+    The size is that stand-in's, of the layout kept, without the IDAT and IEND framing
+    (see :func:`estimate`).
     """
     from . import reindex
 
@@ -198,13 +237,19 @@ def _smaller_layout(indices, palette, raw, icc_profile):
     moved = palette[order]
     filtered = reindex.filter_rows(position[indices])
 
-    def size(pal, rows, strategy):
-        head = sum(map(len, _header(1, 1, 8, pal, icc_profile)))
-        return head + sum(map(len, _deflate_parts(rows.reshape(-1), config.LAYOUT_LEVEL, None, strategy)))
+    plain = _layout_size(palette, raw, icc_profile, zlib.Z_DEFAULT_STRATEGY)
+    other = _layout_size(moved, filtered, icc_profile, zlib.Z_FILTERED)
+    if other < config.LAYOUT_MARGIN * plain:
+        return np.ascontiguousarray(moved), filtered, other
+    return palette, raw, plain
 
-    if size(moved, filtered, zlib.Z_FILTERED) < config.LAYOUT_MARGIN * size(palette, raw, zlib.Z_DEFAULT_STRATEGY):
-        return np.ascontiguousarray(moved), filtered
-    return palette, raw
+
+def _layout_size(palette, rows, icc_profile, strategy):
+    """Bytes of the headers (IHDR's length does not depend on the size) and of ``rows``
+    deflated by zlib at ``config.LAYOUT_LEVEL`` with ``strategy``.
+    """
+    head = sum(map(len, _header(1, 1, 8, palette, icc_profile)))
+    return head + sum(map(len, _deflate_parts(rows.reshape(-1), config.LAYOUT_LEVEL, None, strategy)))
 
 
 #: APNG blend operations: a frame's pixels replace the canvas's, or are composited over them.

@@ -1,5 +1,6 @@
 """Byte budgets (max_bytes, --max-bytes) and the rate-distortion-aware mapping (rd_lambda, --rd)."""
 
+import io
 import json
 import sys
 
@@ -86,29 +87,68 @@ def test_budget_is_respected_and_tight(photo):
         assert size > 0.8 * n  # the search used the budget: not a tiny palette far below it
 
 
-def test_budget_search_finds_the_largest_fitting_k():
-    """With sizes that grow with k, the search keeps the largest k that fits, whatever the estimates."""
+class _Sized:
+    """A trial of a made-up search: real size 100 + 10 k; the estimate off by ``bias``, and by
+    another 1.5% in the "filtered" layout (every third k)."""
 
-    class T:
-        def __init__(self, k, bias):
-            self.k, self.estimate, self._n = k, int((100 + 10 * k) * bias), 100 + 10 * k
+    def __init__(self, k, bias, rd=0.0, setting=0):
+        self.k, self.rd, self.setting, self.score = k, rd, setting, None
+        self.layout = "filtered" if k % 3 == 0 else "plain"
+        self._real = 100 + 10 * k
+        self.estimate = int(self._real * bias * (1.015 if self.layout == "filtered" else 1.0))
+        self._nbytes = None
+        self.encodes = 0
 
-        def nbytes(self):
-            return self._n
+    def nbytes(self):
+        if self._nbytes is None:
+            self.encodes += 1
+            self._nbytes = self._real
+        return self._nbytes
 
-    for bias in (0.9, 1.0, 1.2):  # estimates too small, right, too large
-        for limit in (125, 1000, 1005, 2650, 2659):
-            seen = []
 
-            def trial(k, bias=bias, seen=seen):
-                seen.append(k)
-                return T(k, bias)
+def _made_up_search(bias, limit, made):
+    def trial(k, f, rd, s):
+        made.append(_Sized(k, bias, rd, s))
+        return made[-1]
 
-            got = budget.search(trial, 256, limit, "x")
+    return budget.Search([lambda k: None], 256, limit, "x", trial)
+
+
+@pytest.mark.parametrize("tolerance", [0.0, config.BUDGET_K_TOLERANCE])
+def test_budget_search_finds_the_largest_fitting_k(monkeypatch, tolerance):
+    """With sizes that grow with k, the search keeps the largest k whose real size fits (within the
+    tolerance), whatever the estimates (too small, right, too large, and off by another 1.5% in one
+    layout), in few trials and fewer real encodes; the smallest palette that does not fit is the error."""
+    monkeypatch.setattr(config, "BUDGET_K_TOLERANCE", tolerance)
+    for bias in (0.9, 1.0, 1.2):
+        for limit in (125, 1000, 1005, 2650, 2659, 2660):
+            made = []
+            search = _made_up_search(bias, limit, made)
+            first = search.trial(0, 256, 0.0)
+            search.real_size(first)
+            search.boundary(0, 0.0, 256)
+            got = search.choose(lambda t: t.k)
             assert got.nbytes() <= limit
-            assert got.k == min(256, (limit - 100) // 10)
-    with pytest.raises(BudgetError, match="even 2 colours"):
-        budget.search(lambda k: T(k, 1.0), 256, 119, "x")
+            want = min(256, (limit - 100) // 10)
+            assert want * (1 - tolerance) - 1 <= got.k <= want
+            assert len(made) <= 14 and sum(t.encodes for t in made) <= 6
+            assert len({t.k for t in made}) == len(made)  # no palette size tried twice
+    with pytest.raises(BudgetError, match="even 2 colours take 120 bytes"):
+        search = _made_up_search(1.0, 119, [])
+        search.boundary(0, 0.0, 256)
+        search.choose(lambda t: t.k)
+
+
+def test_budget_search_confirms_the_best_candidate():
+    """The kept trial is the best-ranked of those whose real file fits among all the trials
+    made: one predicted to fit that does not is encoded, rescales its neighbours, and loses."""
+    made = []
+    search = _made_up_search(0.9, 1500, made)  # every estimate 10% optimistic
+    search.boundary(0, 0.0, 256)  # no real size known: predictions are the raw estimates
+    got = search.choose(lambda t: t.k)
+    assert got.k == 140 and got.nbytes() <= 1500
+    assert all(t.k <= got.k for t in made if t._nbytes is not None and t._nbytes <= 1500)
+    assert any(t._nbytes is not None and t._nbytes > 1500 for t in made)  # one was tried and lost
 
 
 def test_generous_budget_is_the_plain_result(photo):
@@ -325,26 +365,68 @@ def test_luma_stretch_trades_psnr_for_ssim(photo):
     assert luma.stats.ssim > plain.stats.ssim and luma.stats.psnr < plain.stats.psnr
 
 
+def _score(photo, q):
+    ssim = fastquant.metrics.ssim(photo, q.image)
+    return q.stats.psnr - config.BUDGET_SSIM_WEIGHT * 10 * np.log10(1 - ssim)
+
+
+def _spy_trials(monkeypatch):
+    made = []
+    init = budget.Trial.__init__
+
+    def spy(self, *a, **kw):
+        init(self, *a, **kw)
+        made.append(self)
+
+    monkeypatch.setattr(budget.Trial, "__init__", spy)
+    return made
+
+
 def test_budget_keeps_the_best_candidate(photo, monkeypatch):
-    """A binding budget with the mapping left to it searches (BUDGET_LUMA_STRETCH, BUDGET_RD_LAMBDA) and
-    every pair of BUDGET_ALTERNATIVES, and keeps the picture of the highest PSNR + weight x SSIM in dB;
-    with no alternatives, the first pair alone.  Other colour spaces ignore luma_stretch."""
+    """A binding budget with the mapping left to it searches (BUDGET_LUMA_STRETCH, BUDGET_RD_LAMBDA),
+    every pair of BUDGET_ALTERNATIVES and stronger RD mappings of the best (BUDGET_RD_STEPS), and
+    keeps the picture of the highest PSNR + weight x SSIM in dB among the files that fit: no trial
+    encoded for real that fits scores higher, and most trials are only estimated.  With no
+    alternatives and no steps, the first pair alone.  Other colour spaces ignore luma_stretch."""
+    made = _spy_trials(monkeypatch)
     n = int(len(compress(photo, 256).encode(".png")) * 0.7)
-    pairs = ((config.BUDGET_LUMA_STRETCH, config.BUDGET_RD_LAMBDA), *config.BUDGET_ALTERNATIVES)
-    assert len(pairs) > 1
-    each = [compress(photo, 256, max_bytes=n, luma_stretch=s, rd_lambda=lam) for s, lam in pairs]
-
-    def score(q):
-        ssim = fastquant.metrics.ssim(photo, q.image)
-        return q.stats.psnr - config.BUDGET_SSIM_WEIGHT * 10 * np.log10(1 - ssim)
-
-    best = each[int(np.argmax([score(q) for q in each]))]
     got = compress(photo, 256, max_bytes=n)
-    assert np.array_equal(got.indices, best.indices) and np.array_equal(got.palette, best.palette)
-    assert len(got.encode(".png")) <= n
+    data = got.encode(".png")
+    assert len(data) <= n
+    stretches = {config.BUDGET_LUMA_STRETCH} | {s for s, _ in config.BUDGET_ALTERNATIVES}
+    assert {t.fit.stretch for t in made} == stretches and len(stretches) > 1
+    lambdas = {t.rd for t in made}
+    assert {lam for _, lam in config.BUDGET_ALTERNATIVES} <= lambdas and len(lambdas) > 1 + len(stretches)
+    fitting_real = [t for t in made if t._nbytes is not None and t._nbytes <= n]
+    assert max(t.score for t in fitting_real) == pytest.approx(_score(photo, got), abs=1e-6)
+    assert sum(t._nbytes is not None for t in made) <= len(made) // 3
+    made.clear()
+    assert compress(photo, 256, max_bytes=n).encode(".png") == data  # deterministic
     monkeypatch.setattr(config, "BUDGET_ALTERNATIVES", ())
+    monkeypatch.setattr(config, "BUDGET_RD_STEPS", ())
     alone = compress(photo, 256, max_bytes=n)
-    assert np.array_equal(alone.indices, each[0].indices) and np.array_equal(alone.palette, each[0].palette)
+    first = compress(
+        photo, 256, max_bytes=n, luma_stretch=config.BUDGET_LUMA_STRETCH, rd_lambda=config.BUDGET_RD_LAMBDA
+    )
+    assert np.array_equal(alone.indices, first.indices) and np.array_equal(alone.palette, first.palette)
     assert compress(photo, 64, colorspace="oklab", luma_stretch=3.0).encode(".png") == compress(
         photo, 64, colorspace="oklab"
     ).encode(".png")
+
+
+def test_size_estimate_follows_the_layout_written(photo):
+    """png.estimate: the zlib size of the file in the layout png_indexed writes (plain: exactly the
+    file at that zlib level), a few percent from the real encoder's."""
+    for k, rd in ((200, 0.0), (40, 30.0), (3, 0.0)):
+        q = compress(photo, k, rd_lambda=rd)
+        est, layout = png.estimate(q.indices, q.palette)
+        real = png.png_indexed(q.indices, q.palette)
+        moved = not np.array_equal(np.asarray(Image.open(io.BytesIO(real))), q.indices)
+        assert layout == ("filtered" if moved else "plain")
+        if layout == "plain":
+            assert est == len(png.png_indexed(q.indices, q.palette, level=config.LAYOUT_LEVEL))
+        assert 0.8 < len(real) / est < 1.05
+        assert png.estimate(q.indices, q.palette, level=9) == (
+            len(png.png_indexed(q.indices, q.palette, level=config.LAYOUT_LEVEL)),
+            "plain",
+        )
