@@ -125,8 +125,8 @@ def _precompile(args):
     if args.verbose:
         for k in report["kernels"]:
             print(f"{k.seconds:8.2f} s  {k.signatures} version{'s' * (k.signatures > 1)}  {k.name}", file=sys.stderr)
-        cpu = ", ".join(f"{s:.1f}" for s in report["cpu"])
-        print(f"CPU seconds of each process (the last: the final pass): {cpu}", file=sys.stderr)
+        cpu = ", ".join(f"{stage} {s:.1f}" for stage, s in report["cpu"].items())
+        print(f"CPU seconds of each stage: {cpu}", file=sys.stderr)
     if report["missing"]:
         print(
             f"fastquant: error: no warm-up reaches {', '.join(report['missing'])}: add one to "

@@ -152,10 +152,12 @@ def _index_bytes(out):
 
 
 @njit(cache=True, nogil=True)
-def _lut_range(pixels, palette, neighbors, sorted_d, table, out, wide, errs, chunk, c0, c1):
+def _lut_range(pixels, palette, points, oklab, lin, scale, neighbors, sorted_d, table, out, wide, errs, chunk, c0, c1):
     """Pixels of chunks c0..c1-1 (``chunk`` pixels each) through the colour table, their
     entries into ``out`` (see :func:`_store`); each chunk starts afresh and sums its error
-    into ``errs[c]``.
+    into ``errs[c]``.  A colour met for the first time is searched among ``points``: the
+    float32 palette, or with ``oklab`` its OKLab points (the colour converted with ``lin``
+    and ``scale``).  One kernel for both colour spaces: a second would compile as long.
     """
     n = pixels.shape[0]
     zero = np.int64(0)  # not a literal 0: that would compile search() once more
@@ -173,9 +175,12 @@ def _lut_range(pixels, palette, neighbors, sorted_d, table, out, wide, errs, chu
                 continue
             v = table[key]  # the entry + 1; 0: not met yet
             if v == 0:
-                for t in range(3):
-                    pt[0, t] = pixels[i, t]
-                v, _ = search(pt, zero, palette, neighbors, sorted_d, prev, sqdist(pt, zero, palette, prev))
+                if oklab:
+                    srgb_to_oklab_at(pixels, i, lin, scale, pt, 0)
+                else:
+                    for t in range(3):
+                        pt[0, t] = pixels[i, t]
+                v, _ = search(pt, zero, points, neighbors, sorted_d, prev, sqdist(pt, zero, points, prev))
                 table[key] = v + 1
             else:
                 v -= 1
@@ -184,33 +189,6 @@ def _lut_range(pixels, palette, neighbors, sorted_d, table, out, wide, errs, chu
             last_key = key
             last_err = sqdist(pixels, i, palette, v)
             err += last_err
-        errs[c] = err
-
-
-@njit(cache=True, nogil=True)
-def _lut_lab_range(pixels, palette, points, lin, scale, neighbors, sorted_d, table, out, wide, errs, chunk, c0, c1):
-    """``_lut_range`` searching in OKLab: a colour met for the first time is
-    converted to its point, and its nearest entry found among ``points``
-    (keep in sync with _lut_range).
-    """
-    n = pixels.shape[0]
-    pt = np.empty((1, 3), np.float32)
-    zero = np.int64(0)  # not a literal 0: that would compile search() once more
-    for c in range(c0, c1):
-        prev = zero
-        err = 0.0
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            key = (np.int64(pixels[i, 0]) << 16) | (np.int64(pixels[i, 1]) << 8) | np.int64(pixels[i, 2])
-            v = table[key]  # the entry + 1; 0: not met yet
-            if v == 0:
-                srgb_to_oklab_at(pixels, i, lin, scale, pt, 0)
-                v, _ = search(pt, zero, points, neighbors, sorted_d, prev, sqdist(pt, zero, points, prev))
-                table[key] = v + 1
-            else:
-                v -= 1
-            _store(out, wide, i, v)
-            prev = v
-            err += sqdist(pixels, i, palette, v)
         errs[c] = err
 
 
@@ -253,15 +231,11 @@ def remap_lut(pixels, palette, colorspace="rgb", *, table=None, out=None):
     errs = np.zeros(n_chunks)
     pixels = np.ascontiguousarray(pixels)
     raw, wide = _index_bytes(out)
-    if colorspace == "rgb":
-        neighbors, sorted_d = neighbor_lists(pal)
-        args = (pixels, pal, neighbors, sorted_d, table, raw, wide, errs, chunk)
-        threads.run_blocks(lambda c0, c1: _lut_range(*args, c0, c1), n_chunks)
-    else:
-        points = _cs.to_points(np.ascontiguousarray(palette), "oklab")
-        neighbors, sorted_d = neighbor_lists(points)
-        args = (pixels, pal, points, _cs.LINEAR, _cs.SCALE, neighbors, sorted_d, table, raw, wide, errs, chunk)
-        threads.run_blocks(lambda c0, c1: _lut_lab_range(*args, c0, c1), n_chunks)
+    points = pal if colorspace == "rgb" else _cs.to_points(np.ascontiguousarray(palette), "oklab")
+    neighbors, sorted_d = neighbor_lists(points)
+    oklab = colorspace != "rgb"
+    args = (pixels, pal, points, oklab, _cs.LINEAR, _cs.SCALE, neighbors, sorted_d, table, raw, wide, errs)
+    threads.run_blocks(lambda c0, c1: _lut_range(*args, chunk, c0, c1), n_chunks)
     return out, float(errs.sum())
 
 

@@ -5,11 +5,13 @@ keeps the machine code in its disk cache (``cache=True``).  Precompiling runs
 every feature once on small generated images (:data:`WARMUPS`), with the
 thresholds of :mod:`fastquant.config` lowered so that small inputs take the
 paths large ones take (threads, the strip-by-strip large-image path), and so
-fills the cache with every kernel a run can use.  The core's kernels compile in
-one process while a second compiles what the features add to them
-(:func:`_direct_features`); then this process runs every warm-up, loading what
-they compiled and compiling anything they missed, and checks that every
-registered kernel (:data:`fastquant.jit.KERNELS`) was reached.
+fills the cache with every kernel a run can use.  This process first compiles
+the kernels that both of the next two would reach (:func:`_shared`), then
+forks them: the core's kernels compile in one while the other compiles what
+the features add to them (:func:`_direct_features`); then this process runs
+the warm-ups neither ran, loading what they compiled and compiling anything
+they missed, and checks that every registered kernel
+(:data:`fastquant.jit.KERNELS`) was reached.
 
 A new kernel is covered when some warm-up reaches it: a new ``compress()``
 option adds an entry to :data:`WARMUPS` (``tests/test_precompile.py`` fails
@@ -173,11 +175,26 @@ def _direct_features():
             palette = np.ascontiguousarray(palette)
             dither.dither_fs(pixels, 50, palette, 0.5)
             dither.dither_ordered(pixels, 50, palette, 0.5)
-            if channels == 4:
+            if channels == 4:  # (RGB's colour table, in both colour spaces: the core's own)
                 remap.remap_rgba(pixels, palette)
-            else:  # (RGB: the core's own)
-                remap.remap_lut(pixels, palette, "oklab")
     remap.apply_in_place(np.arange(4, dtype=np.uint8), np.zeros((3, 5), np.uint8))
+
+
+def _shared():
+    """The kernels that both processes' warm-ups reach (nearest-entry search and its neighbour
+    lists, colour counting, the palette order of :mod:`fastquant.reindex`), compiled before they
+    fork: each inherits them (a kernel compiled in both is time lost).  Called with the types the
+    modules' own callers use, so that no second version compiles.
+    """
+    from . import histogram, nearest, reindex
+
+    pixels = _photo(20, 30).reshape(-1, 3)
+    histogram.count_colors(pixels, 100)
+    palette = np.ascontiguousarray(pixels[::37], np.float32)
+    neighbors, sorted_d = nearest.neighbor_lists(palette)
+    zero = np.int64(0)
+    nearest.search(palette, zero, palette, neighbors, sorted_d, zero, np.float32(0.0))
+    reindex.order((np.arange(600, dtype=np.int64).reshape(20, 30) % 7).astype(np.uint8), 7)
 
 
 def _warm_options():
@@ -231,10 +248,10 @@ WARMUPS = [
     ("animation", _warm_animation),
 ]
 
-#: Warm-ups that only speed the work up: run beside "core" in a second process, they
-#: compile what the features add to it (the final pass, all of :data:`WARMUPS`, then
-#: only loads).
-_EXTRA = {"features": _direct_features}
+#: Warm-ups that only speed the work up: "shared" before the processes fork, "features"
+#: beside "core" in a second process (the final pass, the rest of :data:`WARMUPS`, then
+#: mostly loads).
+_EXTRA = {"features": _direct_features, "shared": _shared}
 
 
 class KernelTime(NamedTuple):
@@ -346,15 +363,45 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
     -------
     dict
         ``seconds`` (wall time), ``kernels`` (list of :class:`KernelTime`, slowest first),
-        ``missing`` (kernels no warm-up reached), ``cache`` (the folder, or None when
-        nothing can be cached) and ``kept`` (whether every kernel compiled was saved there).
+        ``cpu`` ({stage: CPU seconds of the process that ran it}), ``missing`` (kernels no
+        warm-up reached), ``cache`` (the folder, or None when nothing can be cached) and
+        ``kept`` (whether every kernel compiled was saved there).
     """
+    notice = os.environ.get("FASTQUANT_COMPILE_NOTICE")
+    os.environ["FASTQUANT_COMPILE_NOTICE"] = "off"  # the progress lines say it all
+    try:
+        return _precompile(jobs, progress or (lambda line: None))
+    finally:
+        if notice is None:
+            os.environ.pop("FASTQUANT_COMPILE_NOTICE", None)
+        else:
+            os.environ["FASTQUANT_COMPILE_NOTICE"] = notice
+
+
+def _precompile(jobs, say):
     import multiprocessing
 
-    say = progress or (lambda line: None)
     t0 = time.perf_counter()
     jobs = max(1, min(jobs or os.cpu_count() or 1, max(_SHARES)))
     shares = _SHARES[jobs]
+    compiled: dict[str, Any] = {}
+    used: dict[str, Any] = {}
+    cpu: dict[str, float] = {}
+
+    def merge(label, res, seconds):
+        for k, v in res["compiled"].items():
+            compiled[k] = compiled.get(k, 0.0) + v
+        for k, v in res["used"].items():
+            used[k] = max(used.get(k, 0), v)
+        cpu[label] = seconds
+
+    steps = len(shares) + 1 + (len(shares) > 1)
+    done = 0
+    if len(shares) > 1:  # what every worker would compile: here, once, before they fork
+        before = time.process_time()
+        merge("shared", run_warmups(["shared"]), time.process_time() - before)
+        done += 1
+        say(f"[{done}/{steps}] shared kernels compiled ({time.perf_counter() - t0:.1f} s)")
     ctx: Any = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
     procs = []
     for names in shares:
@@ -363,11 +410,7 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
         p.start()
         child.close()
         procs.append((names, p, parent))
-    compiled: dict[str, Any] = {}
-    used: dict[str, Any] = {}
-    cpu: list[float] = []
     errors = []
-    done = 0
     for names, p, conn in procs:
         try:
             res = conn.recv()
@@ -378,31 +421,16 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
         if "error" in res:
             errors.append(f"{'+'.join(names)}: {res['error']}")
             continue
-        for k, v in res["compiled"].items():
-            compiled[k] = compiled.get(k, 0.0) + v
-        for k, v in res["used"].items():
-            used[k] = max(used.get(k, 0), v)
-        cpu.append(res["cpu"])
-        say(f"[{done}/{len(procs)}] {' '.join(names)} compiled ({time.perf_counter() - t0:.1f} s)")
+        merge(" ".join(names), res, res["cpu"])
+        say(f"[{done}/{steps}] {' '.join(names)} compiled ({time.perf_counter() - t0:.1f} s)")
     if errors:
         raise RuntimeError("; ".join(errors))
-    # The final pass, here: every feature, loading what the workers compiled and compiling the rest.
+    # The final pass, here: the warm-ups no worker ran, loading what the workers compiled and
+    # compiling what they missed.
+    ran = {name for names in shares for name in names}
     before = time.process_time()
-    notice = os.environ.get("FASTQUANT_COMPILE_NOTICE")
-    os.environ["FASTQUANT_COMPILE_NOTICE"] = "off"  # the progress line says it all
-    try:
-        res = run_warmups([name for name, _ in WARMUPS])
-    finally:
-        if notice is None:
-            os.environ.pop("FASTQUANT_COMPILE_NOTICE", None)
-        else:
-            os.environ["FASTQUANT_COMPILE_NOTICE"] = notice
-    cpu.append(time.process_time() - before)
-    say(f"[{len(procs) + 1}/{len(procs) + 1}] every feature checked ({time.perf_counter() - t0:.1f} s)")
-    for k, v in res["compiled"].items():
-        compiled[k] = compiled.get(k, 0.0) + v
-    for k, v in res["used"].items():
-        used[k] = max(used.get(k, 0), v)
+    merge("check", run_warmups([name for name, _ in WARMUPS if name not in ran]), time.process_time() - before)
+    say(f"[{steps}/{steps}] every feature checked ({time.perf_counter() - t0:.1f} s)")
     kernels = _kernels()
     reached = _reached(kernels, used)
     table = sorted(
