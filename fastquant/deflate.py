@@ -14,7 +14,9 @@ libdeflate's strongest levels do).  :func:`deflate_raw` encodes one piece:
    codes (at first: literals by a code of the piece's bytes, matches by the
    fixed codes); the parse's own symbol counts give the next codes, ``passes`` times;
 3. the symbols are cut into blocks where a new set of codes pays for its
-   header (chunks of symbols merged greedily while one block is cheaper);
+   header: chunks of symbols, split recursively at the boundary where two
+   blocks cost fewest bits, while that is fewer than one block's (as zopfli);
+   each block is parsed again with the codes of its own symbols;
 4. each block is written with its dynamic Huffman codes (RFC 1951).
 
 A piece that is not the last ends on an empty stored block (as zlib's sync
@@ -172,12 +174,6 @@ def _canonical(lens, codes):
 
 
 @njit(cache=True, nogil=True)
-def _hash(data, i):
-    x = (np.int64(data[i]) << 16) | (np.int64(data[i + 1]) << 8) | np.int64(data[i + 2])
-    return ((x * 2654435761) & 0xFFFFFFFF) >> (32 - _HASH_BITS)
-
-
-@njit(cache=True, nogil=True)
 def _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand):
     """Matches at every position of [start, end): lengths increasing, each the nearest reaching it.
     A match of ``nice`` bytes or more is taken as found: the positions it covers get no matches
@@ -189,20 +185,15 @@ def _find_matches(data, start, end, chain, nice, cand_len, cand_dist, n_cand):
         head[i] = -1
     for i in range(_WINDOW):
         prev[i] = -1
-    for i in range(start - _WINDOW if start > _WINDOW else 0, start):
-        if i + 2 < end:
-            h = _hash(data, i)
-            prev[i & (_WINDOW - 1)] = head[h]
-            head[h] = i
     n_cand[:] = 0
     skip_to = start
-    for i in range(start, end):
-        k = i - start
-        top = end - i if end - i < 258 else 258
-        if top < 3:
-            continue
-        h = _hash(data, i)
+    # every position with 3 bytes left joins the hash chains: the 32 KiB before the piece only joins
+    for i in range(start - _WINDOW if start > _WINDOW else 0, end - 2):
+        x = (np.int64(data[i]) << 16) | (np.int64(data[i + 1]) << 8) | np.int64(data[i + 2])
+        h = ((x * 2654435761) & 0xFFFFFFFF) >> (32 - _HASH_BITS)
         if i >= skip_to:
+            k = i - start
+            top = end - i if end - i < 258 else 258
             c = head[h]
             best = 2
             steps = 0
@@ -311,52 +302,15 @@ def _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code
 
 
 @njit(cache=True, nogil=True)
-def _rle(ll_lens, hlit, d_lens, hdist, rle_sym, rle_extra):
-    """The code lengths as code-length symbols (16: repeat the previous 3-6 times, 17: 3-10
-    zeros, 18: 11-138 zeros); returns their number.
+def _block_plan(ll, dd):
+    """A block's codes for counts ``ll``, ``dd``: litlen and distance code lengths, HLIT, HDIST,
+    the code lengths as code-length symbols (and their extra bits, their number) and the
+    code-length code's lengths.
+
+    The codes are made complete (at least two litlen and two distance codes); the code lengths
+    are sent as code-length symbols 0-15 and 16 (repeat the previous 3-6 times), 17 (3-10
+    zeros), 18 (11-138 zeros).
     """
-    total = hlit + hdist
-    seq = np.empty(total, np.int64)
-    for s in range(hlit):  # loops: an array slice assignment compiles Numba's string code (its error message)
-        seq[s] = ll_lens[s]
-    for s in range(hdist):
-        seq[hlit + s] = d_lens[s]
-    out = 0
-    i = 0
-    while i < total:
-        v = seq[i]
-        run = 1
-        while i + run < total and seq[i + run] == v:
-            run += 1
-        i += run
-        if v == 0:
-            while run >= 11:
-                r = run if run < 138 else 138
-                rle_sym[out], rle_extra[out] = 18, r - 11
-                out += 1
-                run -= r
-            if run >= 3:
-                rle_sym[out], rle_extra[out] = 17, run - 3
-                out += 1
-                run = 0
-        else:
-            rle_sym[out], rle_extra[out] = v, 0
-            out += 1
-            run -= 1
-            while run >= 3:
-                r = run if run < 6 else 6
-                rle_sym[out], rle_extra[out] = 16, r - 3
-                out += 1
-                run -= r
-        for _ in range(run):
-            rle_sym[out], rle_extra[out] = v, 0
-            out += 1
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _block_codes(ll, dd, ll_lens, d_lens):
-    """Code lengths of a block's counts (made complete: at least two litlen and two distance codes)."""
     ll2 = ll.copy()
     if ll2[256] == 0:
         ll2[256] = 1
@@ -373,6 +327,8 @@ def _block_codes(ll, dd, ll_lens, d_lens):
         dd2[0 if dd2[0] == 0 else 1] += 1
         if used == 0:
             dd2[1] += 1
+    ll_lens = np.zeros(286, np.int64)
+    d_lens = np.zeros(30, np.int64)
     _huffman_lengths(ll2, ll_lens)
     _huffman_lengths(dd2, d_lens)
     hlit = 286
@@ -381,21 +337,44 @@ def _block_codes(ll, dd, ll_lens, d_lens):
     hdist = 30
     while hdist > 1 and d_lens[hdist - 1] == 0:
         hdist -= 1
-    return hlit, hdist
-
-
-@njit(cache=True, nogil=True)
-def _block_plan(ll, dd):
-    """A block's codes for counts ``ll``, ``dd``: litlen and distance code lengths, HLIT, HDIST,
-    the code lengths as code-length symbols (and their extra bits, their number) and the
-    code-length code's lengths.
-    """
-    ll_lens = np.zeros(286, np.int64)
-    d_lens = np.zeros(30, np.int64)
-    hlit, hdist = _block_codes(ll, dd, ll_lens, d_lens)
-    rle_sym = np.empty(hlit + hdist, np.int64)
-    rle_extra = np.empty(hlit + hdist, np.int64)
-    n = _rle(ll_lens, hlit, d_lens, hdist, rle_sym, rle_extra)
+    total = hlit + hdist
+    seq = np.empty(total, np.int64)
+    for s in range(hlit):  # loops: an array slice assignment compiles Numba's string code (its error message)
+        seq[s] = ll_lens[s]
+    for s in range(hdist):
+        seq[hlit + s] = d_lens[s]
+    rle_sym = np.empty(total, np.int64)
+    rle_extra = np.empty(total, np.int64)
+    n = 0
+    i = 0
+    while i < total:
+        v = seq[i]
+        run = 1
+        while i + run < total and seq[i + run] == v:
+            run += 1
+        i += run
+        if v == 0:
+            while run >= 11:
+                r = run if run < 138 else 138
+                rle_sym[n], rle_extra[n] = 18, r - 11
+                n += 1
+                run -= r
+            if run >= 3:
+                rle_sym[n], rle_extra[n] = 17, run - 3
+                n += 1
+                run = 0
+        else:
+            rle_sym[n], rle_extra[n] = v, 0
+            n += 1
+            run -= 1
+            while run >= 3:
+                r = run if run < 6 else 6
+                rle_sym[n], rle_extra[n] = 16, r - 3
+                n += 1
+                run -= r
+        for _ in range(run):
+            rle_sym[n], rle_extra[n] = v, 0
+            n += 1
     cl = np.zeros(19, np.int64)
     for t in range(n):
         cl[rle_sym[t]] += 1
@@ -405,16 +384,25 @@ def _block_plan(ll, dd):
 
 
 @njit(cache=True, nogil=True)
-def _block_bits(ll, dd, len_extra, dist_extra):
-    """Bits of a dynamic block holding the symbols counted in ``ll``, ``dd`` (header included)."""
+def _block_bits(hl, hd, a, b, tables):
+    """Bits of a dynamic block holding chunks a..b-1 (header included); ``hl``, ``hd``: flat
+    (chunks + 1) x 286 and x 30 litlen and distance counts of the symbols before each chunk.
+    """
+    ll = np.empty(286, np.int64)
+    dd = np.empty(30, np.int64)
+    for s in range(286):
+        ll[s] = hl[b * 286 + s] - hl[a * 286 + s]
+    for s in range(30):
+        dd[s] = hd[b * 30 + s] - hd[a * 30 + s]
+    len_extra, dist_extra, cl_order = tables[1], tables[3], tables[6]
     ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens = _block_plan(ll, dd)
-    bits = 3 + 14 + 4 * 3
+    hclen = 19
+    while hclen > 4 and cl_lens[cl_order[hclen - 1]] == 0:
+        hclen -= 1
+    bits = 3 + 14 + 3 * hclen
     for t in range(n):
         s = rle_sym[t]
         bits += cl_lens[s] + (2 if s == 16 else 3 if s == 17 else 7 if s == 18 else 0)
-    for s in range(19):
-        if cl_lens[s]:
-            bits += 3
     for s in range(286):
         if ll[s]:
             bits += ll[s] * (ll_lens[s] + (len_extra[s - 257] if s > 256 else 0))
@@ -528,37 +516,45 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
                 _counts(data, start, sym_len, sym_dist, zero, count, ll, dd, len_code, dist_code)
                 ll[256] = 1
                 _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code, dist_extra)
-        # blocks: chunks of symbols merged while one block costs less than two
+        # blocks: cut at chunk boundaries, recursively where two blocks cost less than one (as
+        # zopfli splits); hl, hd: the symbol counts before each chunk
         chunk = chunk if chunk > 1 else 1
-        cuts = np.empty(count // chunk + 2, np.int64)  # symbol index where each block ends
-        n_blocks = 0
-        ll[:] = 0
-        dd[:] = 0
-        hi = count if count < chunk else chunk
-        pos_hi = _counts(data, start, sym_len, sym_dist, zero, hi, ll, dd, len_code, dist_code)
-        ll_sum = np.empty(286, np.int64)
-        dd_sum = np.empty(30, np.int64)
-        while hi < count:
-            nxt = count if count < hi + chunk else hi + chunk
-            ll2 = np.zeros(286, np.int64)
-            dd2 = np.zeros(30, np.int64)
-            pos_nxt = _counts(data, pos_hi, sym_len, sym_dist, hi, nxt, ll2, dd2, len_code, dist_code)
+        n_ch = (count + chunk - 1) // chunk
+        hl = np.zeros((n_ch + 1) * 286, np.int64)
+        hd = np.zeros((n_ch + 1) * 30, np.int64)
+        pos = start
+        for c in range(n_ch):
+            ll[:] = 0
+            dd[:] = 0
+            hi = count if count < (c + 1) * chunk else (c + 1) * chunk
+            pos = _counts(data, pos, sym_len, sym_dist, c * chunk, hi, ll, dd, len_code, dist_code)
             for s in range(286):
-                ll_sum[s] = ll[s] + ll2[s]
+                hl[c * 286 + 286 + s] = hl[c * 286 + s] + ll[s]
             for s in range(30):
-                dd_sum[s] = dd[s] + dd2[s]
-            merged = _block_bits(ll_sum, dd_sum, len_extra, dist_extra)
-            cut = merged > _block_bits(ll, dd, len_extra, dist_extra) + _block_bits(ll2, dd2, len_extra, dist_extra)
-            if cut:
-                cuts[n_blocks] = hi
+                hd[c * 30 + 30 + s] = hd[c * 30 + s] + dd[s]
+        ends = np.zeros(n_ch + 1, np.int64)  # 1: a block ends at chunk boundary c
+        ends[n_ch] = 1
+        todo = np.empty(2 * n_ch + 2, np.int64)  # a stack of spans (a, b) of chunks to split
+        todo[0], todo[1] = 0, n_ch
+        top = 2
+        while top:
+            top -= 2
+            a, b = todo[top], todo[top + 1]
+            best, at = _block_bits(hl, hd, a, b, tables), -1
+            for j in range(a + 1, b):
+                c = _block_bits(hl, hd, a, j, tables) + _block_bits(hl, hd, j, b, tables)
+                if c < best:
+                    best, at = c, j
+            if at >= 0:
+                ends[at] = 1
+                todo[top], todo[top + 1], todo[top + 2], todo[top + 3] = a, at, at, b
+                top += 4
+        cuts = np.empty(n_ch + 1, np.int64)  # symbol index where each block ends
+        n_blocks = 0
+        for c in range(1, n_ch + 1):
+            if ends[c]:
+                cuts[n_blocks] = count if count < c * chunk else c * chunk
                 n_blocks += 1
-            for s in range(286):  # the open block: the new chunk alone after a cut, else both
-                ll[s] = ll2[s] if cut else ll_sum[s]
-            for s in range(30):
-                dd[s] = dd2[s] if cut else dd_sum[s]
-            hi, pos_hi = nxt, pos_nxt
-        cuts[n_blocks] = count
-        n_blocks += 1
         # each block parsed again with the codes of its own symbols, then written with its own codes
         blk_len = np.empty(n, np.int64)
         blk_dist = np.empty(n, np.int64)
@@ -568,25 +564,19 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
             s_hi = cuts[b]
             hi = _counts(data, start + lo, sym_len, sym_dist, s_lo, s_hi, ll, dd, len_code, dist_code) - start
             final = last and b == n_blocks - 1
-            if block_passes == 0:
-                _write_block(data, start + lo, sym_len, sym_dist, s_lo, s_hi, final, out, st, tables)
-            else:
-                bl_lit = lit_cost.copy()
-                bl_len = len_cost.copy()
-                bl_dist = dist_cost.copy()
-                c_lo, c_hi, own_len, own_dist = s_lo, s_hi, sym_len, sym_dist
-                for _ in range(block_passes):
-                    ll[:] = 0
-                    dd[:] = 0
-                    _counts(data, start + lo, own_len, own_dist, c_lo, c_hi, ll, dd, len_code, dist_code)
-                    ll[256] = 1
-                    _costs(ll, dd, bl_lit, bl_len, bl_dist, len_code, len_extra, dist_code, dist_extra)
-                    c_lo = zero
-                    c_hi = _parse(
-                        data, start, lo, hi, cand_len, cand_dist, n_cand, bl_lit, bl_len, bl_dist, blk_len, blk_dist
-                    )
-                    own_len, own_dist = blk_len, blk_dist
-                _write_block(data, start + lo, blk_len, blk_dist, zero, c_hi, final, out, st, tables)
+            c_lo, c_hi, own_len, own_dist = s_lo, s_hi, sym_len, sym_dist
+            for _ in range(block_passes):  # (the piece's costs are not needed again: overwritten)
+                ll[:] = 0
+                dd[:] = 0
+                _counts(data, start + lo, own_len, own_dist, c_lo, c_hi, ll, dd, len_code, dist_code)
+                ll[256] = 1
+                _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code, dist_extra)
+                c_lo = zero
+                c_hi = _parse(
+                    data, start, lo, hi, cand_len, cand_dist, n_cand, lit_cost, len_cost, dist_cost, blk_len, blk_dist
+                )
+                own_len, own_dist = blk_len, blk_dist
+            _write_block(data, start + lo, own_len, own_dist, c_lo, c_hi, final, out, st, tables)
             s_lo, lo = s_hi, hi
     elif last:
         _put(out, st, np.int64(3), np.int64(10))  # an empty final fixed block: 3 header bits, end-of-block code 0

@@ -133,6 +133,45 @@ def test_parse_is_cheapest(kodak):
     assert got == naive.cheapest_parse_cost(data, matches, lit, lc, dc)
 
 
+@pytest.mark.parametrize("name", ["few symbols", "runs", "rows", "text", "random"])
+def test_block_bits_are_the_bits_written(name):
+    """The block splitting's price of a block is exactly what the block takes when written:
+    the counts of symbols before chunk boundaries, differenced, then header and codes."""
+    data = _samples()[name][:20_000]
+    n = len(data)
+    cand_len = np.empty((n, deflate._MAX_CANDIDATES), np.int16)
+    cand_dist = np.empty((n, deflate._MAX_CANDIDATES), np.int32)
+    n_cand = np.empty(n, np.int8)
+    deflate._find_matches(data, 0, n, 16, 64, cand_len, cand_dist, n_cand)
+    lit = np.full(256, 8, np.int32)
+    lc = np.full(259, 9, np.int32)
+    dc = np.full(32769, 7, np.int32)
+    sym_len = np.empty(n, np.int64)
+    sym_dist = np.empty(n, np.int64)
+    count = deflate._parse(data, 0, 0, n, cand_len, cand_dist, n_cand, lit, lc, dc, sym_len, sym_dist)
+    tables = deflate._TABLES
+    cuts = [0, count // 3, count]
+    hl = np.zeros(3 * 286, np.int64)
+    hd = np.zeros(3 * 30, np.int64)
+    pos = [0]
+    for c in range(2):  # cumulative counts before each chunk boundary
+        ll = hl[(c + 1) * 286 : (c + 2) * 286]
+        dd = hd[(c + 1) * 30 : (c + 2) * 30]
+        ll += hl[c * 286 : (c + 1) * 286]
+        dd += hd[c * 30 : (c + 1) * 30]
+        pos.append(
+            deflate._counts(data, pos[-1], sym_len, sym_dist, cuts[c], cuts[c + 1], ll, dd, tables[0], tables[2])
+        )
+    for a, b in [(0, 1), (1, 2), (0, 2)]:
+        out = np.zeros(4 * n + 1024, np.uint8)
+        st = np.zeros(3, np.int64)
+        deflate._write_block(data, pos[a], sym_len, sym_dist, cuts[a], cuts[b], True, out, st, tables)
+        assert st[0] * 8 + st[2] == deflate._block_bits(hl, hd, a, b, tables)
+        if a == 0:  # (a later block's matches reach back before it)
+            out[st[0]] = st[1]  # the bits not yet flushed
+            assert zlib.decompress(out[: st[0] + 1].tobytes(), -15) == data[: pos[b]].tobytes()
+
+
 @pytest.mark.parametrize("k", [2, 4, 16, 200])
 @pytest.mark.parametrize("alpha", [False, True])
 def test_png_round_trip_through_pillow(kodak, k, alpha):
