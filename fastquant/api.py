@@ -10,7 +10,6 @@ import time
 from typing import IO, TYPE_CHECKING, Any, Literal, Union
 
 import numpy as np
-import numpy.typing as npt
 
 from . import colorspace as _cs
 from . import config, io, large, metrics, options, remap
@@ -22,6 +21,7 @@ from .prepare import prepare
 from .result import Quantized, Stats
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import PIL.Image
 
     from . import animation
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 #: What :func:`compress` reads: a path, a file's bytes, a binary file object, an array or a PIL image.
 ImageSource = Union[
-    str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], npt.NDArray[Any], "PIL.Image.Image"
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], "npt.NDArray[Any]", "PIL.Image.Image"
 ]
 
 

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np
-import numpy.typing as npt
 
 from . import colorspace as _cs
 from . import config, histogram, large, lloyd, remap
 from .errors import OptionError
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from .palette import Palette
 
 #: Largest palette: indices are stored as uint16.
@@ -79,7 +80,7 @@ def replicate(top, keep):
 
 
 #: Colours given as a :class:`fastquant.Palette`, a (k, 3|4) uint8 array, or hex strings ("#ff8800").
-Colors = Union["Palette", npt.ArrayLike, Sequence[str]]
+Colors = Union["Palette", "npt.ArrayLike", Sequence[str]]
 
 
 def check_palette(colors, name):

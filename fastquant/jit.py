@@ -114,6 +114,7 @@ class _CompileListener(numba.core.event.Listener):
     """Numba's "numba:compile" event fires on a cache miss, just before compiling."""
 
     def on_start(self, event):
+        _init_extensions()
         _compile_notice((event.data or {}).get("dispatcher"))
 
     def on_end(self, event):
@@ -135,6 +136,27 @@ def skip_blas_probe():
         sys.modules.setdefault("scipy.linalg.cython_blas", None)  # None: "not importable"
 
 
+def _no_hook():
+    pass
+
+
+def _init_extensions():
+    """Numba's extensions (the ``numba_extensions`` entry points of installed distributions), as
+    Numba initializes them before a compile.
+
+    Numba finds them before a dispatcher's first call (reading every installed distribution's
+    metadata: a few milliseconds, more with many packages); a kernel loaded from the cache needs
+    none, so fastquant's kernels leave it (see :func:`njit`) to their first compile, when
+    :class:`_CompileListener` calls this.  Other code's functions find them as usual.
+    """
+    try:
+        from numba.core import entrypoints
+
+        entrypoints.init_all()
+    except Exception:  # Numba's own call, before its own compiles, still stands
+        pass
+
+
 #: Every kernel made by :func:`njit`, in the order their modules defined them
 #: (:mod:`fastquant.warmup` checks that each one is compiled).
 KERNELS: list = []
@@ -144,21 +166,63 @@ def njit(**options):
     """``numba.njit(**options)`` whose dispatcher loads cached kernels lightly (see module docstring);
     the kernel is added to :data:`KERNELS`.  With ``cache=True`` and no folder the cache can be
     written to, the kernel is not cached (it is in :data:`UNCACHED`).
+
+    Numba sets up a kernel's disk cache when it makes the dispatcher (it finds the folder, and
+    checks that it can write there): most of the dispatcher's cost, for every kernel of every
+    module imported, used or not.  Here it is set up when the kernel first loads or compiles
+    (:class:`_LazyCache`).
     """
 
     def decorate(fn):
-        try:
-            dispatcher = numba.njit(**options)(fn)
-        except RuntimeError as e:  # "cannot cache function ...: no locator available"
-            if not options.get("cache") or "locator" not in str(e):
-                raise
+        if options.get("cache") and not PLAIN:
             dispatcher = numba.njit(**dict(options, cache=False))(fn)
-            UNCACHED.add(id(dispatcher))
-        dispatcher = _light_loading(dispatcher)
+            if type(getattr(dispatcher, "_cache", None)).__name__ == "NullCache":
+                dispatcher._cache = _LazyCache(dispatcher)
+            else:  # Numba's internals moved: its own caching, set up now
+                _enable_caching(dispatcher)
+            _typeof_arrays(dispatcher)
+            if hasattr(dispatcher, "_compilation_chain_init_hook"):
+                dispatcher._compilation_chain_init_hook = _no_hook  # see _init_extensions
+        else:
+            dispatcher = numba.njit(**dict(options, cache=False))(fn)
+            if options.get("cache"):
+                _enable_caching(dispatcher)
         KERNELS.append(dispatcher)
         return dispatcher
 
     return decorate
+
+
+def _enable_caching(dispatcher):
+    """Numba's disk cache for ``dispatcher``, loading lightly (see :func:`_light_loading`), or no cache
+    when no folder for it can be written (the kernel is then in :data:`UNCACHED`).
+    """
+    try:
+        dispatcher.enable_caching()
+    except RuntimeError as e:  # "cannot cache function ...: no locator available"
+        if "locator" not in str(e):
+            raise
+        UNCACHED.add(id(dispatcher))
+        return
+    _light_loading(dispatcher)
+
+
+class _LazyCache:
+    """A kernel's disk cache until it is first asked for anything: then Numba's own is set up
+    (:func:`_enable_caching`), which replaces this one on the dispatcher, and answers.
+    """
+
+    def __init__(self, dispatcher):
+        self._dispatcher = dispatcher
+
+    def __getattr__(self, name):
+        d = self._dispatcher
+        if d._cache is self:
+            from numba.core.caching import NullCache
+
+            d._cache = NullCache()  # what stays when it cannot be cached
+            _enable_caching(d)
+        return getattr(d._cache, name)
 
 
 #: ``id()`` of the kernels that could not be cached: no folder for their cache could be written.
@@ -233,10 +297,11 @@ def _light_loading(dispatcher):
 
     def load_overload(sig, target_context):
         try:
-            # what the skipped refresh does first: the allocator
-            _initialize_runtime(target_context, cache._impl.locator.get_cache_path())
-            with guard(), _lean_unpickling(target_context.codegen()):
-                return load(sig, target_context)
+            with _unobserved_llvm_lock():
+                # what the skipped refresh does first: the allocator
+                _initialize_runtime(target_context, cache._impl.locator.get_cache_path())
+                with guard(), _lean_unpickling(target_context.codegen()):
+                    return load(sig, target_context)
         except Exception:  # Numba's internals moved under us: load its own way (refresh, then load)
             return plain(sig, target_context)
 
@@ -250,7 +315,6 @@ def _light_loading(dispatcher):
 
     cache.load_overload = load_overload
     cache.save_overload = save_overload
-    _typeof_arrays(dispatcher)
     return dispatcher
 
 
@@ -273,7 +337,9 @@ def _typeof_arrays(dispatcher):
     whose kind it has not met yet in this process.
     """
     plain = dispatcher.typeof_pyval
-    active = dispatcher._types_active_call  # Numba keeps the types of the call being made here
+    active = getattr(dispatcher, "_types_active_call", None)  # Numba keeps the types of the call here
+    if not isinstance(active, set):
+        return
 
     def typeof_pyval(val):
         if type(val) is np.ndarray:
@@ -295,8 +361,9 @@ def _initialize_runtime(target_context, folder):
     Numba compiles those functions with LLVM in every process, at the first load of a kernel
     (what the rest of a cached run's load costs twice over); their machine code, kept beside the
     kernels, loads as a cached kernel does (:func:`_unserialize_lean`).  The file is named by a
-    hash of everything the code depends on: the runtime module's LLVM IR, the target CPU, Numba
-    and llvmlite.  With ``NUMBA_NRT_STATS``, Numba's own initialization.
+    hash of what the code depends on: the target CPU (as Numba's cache keys kernels), Numba and
+    llvmlite (which make the runtime module) and the optimization level.  With
+    ``NUMBA_NRT_STATS``, Numba's own initialization.
     """
     from numba.core.runtime import rtsys
 
@@ -313,8 +380,7 @@ def _initialize_runtime(target_context, folder):
         rtsys.initialize(target_context)
         return
     codegen = target_context.codegen()
-    module, library = nrtdynmod.create_nrt_module(target_context)
-    key = repr((str(module), codegen.magic_tuple(), numba.__version__, llvmlite.__version__, config.OPT))
+    key = repr((codegen.magic_tuple(), numba.__version__, llvmlite.__version__, config.OPT))
     path = os.path.join(folder, f"fastquant-nrt-{hashlib.sha256(key.encode()).hexdigest()[:24]}.nrt")
     for name, address in _nrt_python.c_helpers.items():  # the runtime's C functions, as initialize() adds them
         ll.add_symbol(name if name.startswith("_") else "NRT_" + name, address)
@@ -324,8 +390,9 @@ def _initialize_runtime(target_context, folder):
     except Exception:  # not kept yet (or unreadable): compiled, as Numba does, and kept
         data = None
     if data is not None:
-        library = _unserialize_lean(codegen, (library.name, "object", data))
+        library = _unserialize_lean(codegen, ("nrt", "object", data))
     else:
+        module, library = nrtdynmod.create_nrt_module(target_context)
         library.enable_object_caching()
         library.add_ir_module(module)
         library.finalize()
@@ -446,4 +513,26 @@ class _lean_unpickling:
 
         environment._rebuild_env = _REBUILD_ENV[0]
         self.codegen.__dict__.pop("unserialize_library", None)
+        return False
+
+
+class _unobserved_llvm_lock:
+    """While a kernel loads, llvmlite's lock calls no callbacks.
+
+    Numba registers callbacks on the lock llvmlite takes around each of its calls, which emit
+    events that time the LLVM work of a compile.  Loading a kernel makes a few dozen LLVM calls,
+    most of them cheaper than their two events, and keeps no timing (a cached result has no
+    metadata to keep it in).  Callbacks registered meanwhile stay after the ones put back.
+    """
+
+    def __enter__(self):
+        from llvmlite.binding import ffi
+
+        callbacks = getattr(getattr(getattr(ffi, "lib", None), "_lock", None), "_cblist", None)
+        self.callbacks = callbacks if isinstance(callbacks, list) else []
+        self.saved = self.callbacks[:]
+        self.callbacks.clear()
+
+    def __exit__(self, *exc):
+        self.callbacks[:0] = self.saved
         return False

@@ -20,15 +20,17 @@ the thread count (large work runs blocks of chunks on threads,
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
 from . import boxes, config, threads
 from .errors import OptionError
 from .jit import njit
 from .nearest import Search, assign, sqdist
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 class KMeansResult(NamedTuple):

@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import numpy.typing as npt
 
 from . import metrics
 from . import write as _write
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import PIL.Image
 
 

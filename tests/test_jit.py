@@ -46,8 +46,9 @@ def test_every_kernel_is_cached_and_loads_lightly():
         f"dispatchers found outside them: {sorted(found - expected)}"
     )
     for name, d in kernels.items():
-        assert d._cache is not None and type(d._cache).__name__ == "FunctionCache", f"{name}: cache=True missing"
-        assert d._cache.load_overload.__qualname__.startswith("_light_loading"), f"{name}: plain numba.njit"
+        loader = d._cache.load_overload  # what Numba asks first (the cache is set up then: jit._LazyCache)
+        assert type(d._cache).__name__ == "FunctionCache", f"{name}: cache=True missing"
+        assert loader.__qualname__.startswith("_light_loading"), f"{name}: plain numba.njit"
 
 
 # In a fresh process every kernel comes from the cache the test session has
@@ -108,6 +109,33 @@ def test_plain_arrays_are_typed_as_numba_types_them():
     # and a kernel's dispatcher types them so (the internals it uses are where they were)
     kernels = dict(_dispatchers())
     assert kernels and all(d.typeof_pyval.__qualname__.startswith("_typeof_arrays") for d in kernels.values())
+
+
+def test_numba_extensions_are_found_before_a_kernel_compiles_not_for_a_load(tmp_path):
+    """Numba's search for extensions (entry points) is left to a kernel's first compile
+    (jit._init_extensions): a process that compiles makes it, one that loads from the cache does not."""
+    script = (
+        "import numpy as np\n"
+        "from numba.core import entrypoints\n"
+        "from fastquant import histogram\n"
+        "histogram._unique(np.zeros((5, 3), np.uint8))\n"
+        "print(entrypoints._already_initialized)\n"
+    )
+    compiled = _fresh(script, NUMBA_CACHE_DIR=str(tmp_path), FASTQUANT_COMPILE_NOTICE="off")
+    loaded = _fresh(script, NUMBA_CACHE_DIR=str(tmp_path), FASTQUANT_COMPILE_NOTICE="off")
+    assert compiled == ["True"] and loaded == ["False"]
+
+
+def test_llvm_lock_callbacks_are_left_out_while_a_kernel_loads_then_put_back():
+    import numba.core.base  # noqa: F401  (registers Numba's callbacks: its numba:llvm_lock events)
+    from llvmlite.binding import ffi
+
+    callbacks = ffi.lib._lock._cblist  # (where llvmlite keeps them: jit._unobserved_llvm_lock)
+    before = list(callbacks)
+    assert before
+    with jit._unobserved_llvm_lock():
+        assert callbacks == []
+    assert callbacks == before
 
 
 def test_njit_keeps_numba_options():

@@ -14,6 +14,9 @@ import sys
 from fastquant.cli import main
 code = main([sys.argv[1], "-o", sys.argv[2], "-f", "-q"])
 print(code, " ".join(sorted(m for m in sys.modules if m.startswith(("PIL.", "numba.np.", "numpy.ma")))))
+from fastquant import jit
+set_up = [type(d._cache).__name__ == "FunctionCache" for d in jit.KERNELS]
+print(len(set_up), sum(set_up), sum(bool(d.overloads) for d in jit.KERNELS))
 """
 
 
@@ -24,9 +27,13 @@ def test_a_cached_single_file_run_imports_no_other_plugin_or_numba_implementatio
     Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     argv = [sys.executable, "-c", _RUN, str(tmp_path / "a.png"), str(tmp_path / "b.png")]
     subprocess.run(argv, check=True, capture_output=True, timeout=600)  # fills the cache if needed
-    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600).stdout.split()
+    lines = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600).stdout.splitlines()
+    out = lines[0].split()
     assert out[0] == "0" and (tmp_path / "b.png").exists()
     loaded = set(out[1:])
+    # Only the kernels the run loaded had their disk cache set up (jit._LazyCache), not all those imported.
+    made, set_up, used = map(int, lines[1].split())
+    assert 0 < used == set_up < made
     # Pillow's other plugins (Image.init() imports all of them) and the modules
     # of Numba's own implementations (imported by the compiler, or by a cached kernel's pickled
     # environments) are not needed to load cached kernels and write one PNG.
