@@ -23,51 +23,10 @@ _NBINS = 256
 
 
 @njit(cache=True, nogil=True)
-def _box_stats(points, weights, order, lo, hi, mean):
-    """Weighted mean of a box (into ``mean``); returns (squared error, widest axis)."""
-    d = points.shape[1]
-    s1 = np.zeros(d)
-    s2 = np.zeros(d)
-    wsum = 0.0
-    for p in range(lo, hi):
-        i = order[p]
-        w = weights[i]
-        wsum += w
-        for t in range(d):
-            v = np.float64(points[i, t])
-            s1[t] += w * v
-            s2[t] += w * v * v
-    sse = 0.0
-    axis = 0
-    best = -1.0
-    for t in range(d):
-        m = s1[t] / wsum if wsum > 0 else 0.0
-        mean[t] = m
-        var = s2[t] - m * s1[t]
-        if var < 0.0:
-            var = 0.0
-        sse += var
-        if var > best:
-            best = var
-            axis = t
-    return sse, axis
-
-
-@njit(cache=True, nogil=True)
-def _boxes(means, order, start, end, nb):
-    """Centres (box means, float32) and labels (box of each point) of the first nb boxes."""
-    centers = np.empty((nb, means.shape[1]), np.float32)
-    labels = np.empty(len(order), np.int32)
-    for b in range(nb):
-        for t in range(means.shape[1]):  # element by element: a row assignment compiles Numba's string code
-            centers[b, t] = means[b, t]
-        for p in range(start[b], end[b]):
-            labels[order[p]] = b
-    return centers, labels
-
-
-@njit(cache=True, nogil=True)
 def _mediancut(points, weights, k):
+    """Median cut's boxes (see :func:`mediancut`): (means (k, d) float64, order, start, end, nb):
+    box b holds points order[start[b]:end[b]], b < nb.
+    """
     n, d = points.shape
     order = np.arange(n)
     start = np.zeros(k, np.int64)
@@ -75,11 +34,44 @@ def _mediancut(points, weights, k):
     sse = np.zeros(k)
     axis = np.zeros(k, np.int64)
     means = np.zeros((k, d))
+    s1 = np.empty(d)
+    s2 = np.empty(d)
     end[0] = n
-    # start[0] (0), not a literal 0: a literal would compile a kernel of its own
-    sse[0], axis[0] = _box_stats(points, weights, order, start[0], n, means[0])
     nb = 1
-    while nb < k:
+    b = 0  # the boxes whose statistics are due: b, and nb - 1 after a cut
+    fresh = 1
+    while True:
+        for f in range(fresh):  # the weighted mean, squared error and widest axis of box c
+            c = b if f == 0 else nb - 1
+            for t in range(d):
+                s1[t] = 0.0
+                s2[t] = 0.0
+            wsum = 0.0
+            for p in range(start[c], end[c]):
+                i = order[p]
+                w = weights[i]
+                wsum += w
+                for t in range(d):
+                    v = np.float64(points[i, t])
+                    s1[t] += w * v
+                    s2[t] += w * v * v
+            err = 0.0
+            widest = 0
+            best = -1.0
+            for t in range(d):
+                m = s1[t] / wsum if wsum > 0 else 0.0
+                means[c, t] = m
+                var = s2[t] - m * s1[t]
+                if var < 0.0:
+                    var = 0.0
+                err += var
+                if var > best:
+                    best = var
+                    widest = t
+            sse[c] = err
+            axis[c] = widest
+        if nb >= k:
+            break
         b = np.argmax(sse[:nb])
         if sse[b] <= 0.0:
             break  # every box holds a single distinct point
@@ -98,37 +90,37 @@ def _mediancut(points, weights, k):
                 j -= 1
         if i == lo or i == end[b]:
             sse[b] = 0.0  # variance was float noise: nothing to split
+            fresh = 0
             continue
         start[nb] = i
         end[nb] = end[b]
         end[b] = i
-        sse[b], axis[b] = _box_stats(points, weights, order, start[b], end[b], means[b])
-        sse[nb], axis[nb] = _box_stats(points, weights, order, start[nb], end[nb], means[nb])
         nb += 1
-    return _boxes(means, order, start, end, nb)
+        fresh = 2
+    return means, order, start, end, nb
 
 
 @njit(cache=True, nogil=True)
-def _weighted(points, weights):
-    """(n, d + 1) float64: every point's coordinates times its weight, then its weight."""
-    n, d = points.shape
-    wx = np.empty((n, d + 1))
-    for i in range(n):
-        w = weights[i]
-        for t in range(d):
-            wx[i, t] = w * points[i, t]
-        wx[i, d] = w
-    return wx
-
-
-@njit(cache=True, nogil=True)
-def _scan(h, first, last, scales, tot, wtot, mean):
+def _scan(h, first, last, scales, tot, wtot, mean, integral):
     """Best cut from a box's histogram ``h`` (see :func:`_best_cut`): over
     every axis with a non-zero scale, bins first[a]..last[a]; writes the
     box mean into ``mean``; returns (error reduction, axis, last bin of the
-    left part), axis -1 when no cut lowers the error.
+    left part), axis -1 when no cut lowers the error.  With ``integral``
+    (one bin a value, the bins a box occupies first[a]..last[a]), the box's
+    weight ``wtot``, sums ``tot`` and ``scales`` (1 where an axis has more
+    than one bin) are found from ``h`` itself, into ``tot`` and ``scales``.
     """
     d = h.shape[0]
+    if integral:
+        wtot = 0.0
+        for t in range(d):
+            tot[t] = 0.0
+        for b in range(first[0], last[0] + 1):
+            wtot += h[0, b, d]
+            for t in range(d):
+                tot[t] += h[0, b, t]
+        for a in range(d):
+            scales[a] = 1.0 if last[a] > first[a] else 0.0
     base = 0.0
     for t in range(d):
         mean[t] = tot[t] / wtot if wtot > 0 else 0.0
@@ -175,7 +167,7 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
     bins are the values themselves, which needs one pass over the points
     instead of two; otherwise the bins split the box's range, which is exact
     for integer values too.  The box holds points order[lo:hi]; ``wx`` is
-    :func:`_weighted` of the points;
+    the points' coordinates times their weight, then the weight;
     ``h`` (d, 256, d + 1) float64 is a scratch histogram (per axis and bin:
     the sums of ``wx``), all zero on entry and left all zero; only the bins
     a box occupies are touched, so small boxes cost little.  Writes the box
@@ -188,39 +180,43 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
     last = np.empty(d, np.int64)
     for a in range(d):  # loops, not np.full: that would compile Numba's string code
         last[a] = _NBINS - 1
-    if integral:  # bin = value: minimum 0, scale 1
-        _bin_box(points, wx, order, lo, hi, h, first, last)
-        best_gain, best_axis, best_bin = _hist_cut(h, first, last, mean)
-        _clear_bins(h, first, last)  # leave the scratch histogram zero for the next box
-        return best_gain, best_axis, 0.0, 1.0 if best_axis >= 0 else 0.0, best_bin
     tot = np.zeros(d)
+    scales = np.zeros(d)
     mins = np.empty(d)
     maxs = np.empty(d)
-    for a in range(d):
-        mins[a] = np.inf
-        maxs[a] = -np.inf
     wtot = 0.0
-    scales = np.zeros(d)
-    for p in range(lo, hi):  # pass 1: totals and the range of every axis
-        i = order[p]
-        wtot += wx[i, d]
-        for t in range(d):
-            v = points[i, t]
-            tot[t] += wx[i, t]
-            mins[t] = min(mins[t], v)
-            maxs[t] = max(maxs[t], v)
-    for a in range(d):
-        if maxs[a] > mins[a]:
-            scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
-    for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
-        i = order[p]
+    if integral:  # bin = value: minimum 0, scale 1
+        _bin_box(points, wx, order, lo, hi, h, first, last)
+    else:
         for a in range(d):
-            if scales[a] == 0.0:
-                continue
-            b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
-            for t in range(d + 1):
-                h[a, b, t] += wx[i, t]
-    best_gain, best_axis, best_bin = _scan(h, first, last, scales, tot, wtot, mean)
+            mins[a] = np.inf
+            maxs[a] = -np.inf
+        for p in range(lo, hi):  # pass 1: totals and the range of every axis
+            i = order[p]
+            wtot += wx[i, d]
+            for t in range(d):
+                v = points[i, t]
+                tot[t] += wx[i, t]
+                mins[t] = min(mins[t], v)
+                maxs[t] = max(maxs[t], v)
+        for a in range(d):
+            if maxs[a] > mins[a]:
+                scales[a] = _NBINS / (np.float64(maxs[a]) - mins[a])
+        for p in range(lo, hi):  # pass 2: weight and sums per bin, every axis at once
+            i = order[p]
+            for a in range(d):
+                if scales[a] == 0.0:
+                    continue
+                b = min(_NBINS - 1, int((points[i, a] - mins[a]) * scales[a]))
+                for t in range(d + 1):
+                    h[a, b, t] += wx[i, t]
+    best_gain, best_axis, best_bin = _scan(h, first, last, scales, tot, wtot, mean, integral)
+    if integral:
+        for a in range(d):  # leave the scratch histogram zero for the next box
+            for b in range(first[a], last[a] + 1):
+                for t in range(d + 1):
+                    h[a, b, t] = 0.0
+        return best_gain, best_axis, 0.0, 1.0 if best_axis >= 0 else 0.0, best_bin
     h[:] = 0.0  # such a box spreads over every bin
     best_min = mins[best_axis] if best_axis >= 0 else 0.0
     best_scale = scales[best_axis] if best_axis >= 0 else 0.0
@@ -228,49 +224,9 @@ def _best_cut(points, wx, order, lo, hi, mean, integral, h):
 
 
 @njit(cache=True, nogil=True)
-def _exact_sums(weights):
-    """Whether every weight is an integer and all sums of weight times a
-    0..255 coordinate stay exact in float64 (pixel counts: always).
-    """
-    total = 0.0
-    for w in weights:
-        if w != np.floor(w):
-            return False
-        total += w
-    return total * _NBINS < 2.0**52
-
-
-@njit(cache=True, nogil=True)
-def _hist_cut(hist, first, last, mean):
-    """(error reduction, axis, last left bin) of a box from its integral-bin histogram."""
-    d = hist.shape[0]
-    tot = np.zeros(d)
-    wtot = 0.0
-    for b in range(first[0], last[0] + 1):
-        wtot += hist[0, b, d]
-        for t in range(d):
-            tot[t] += hist[0, b, t]
-    scales = np.zeros(d)
-    for a in range(d):
-        if last[a] > first[a]:
-            scales[a] = 1.0
-    return _scan(hist, first, last, scales, tot, wtot, mean)
-
-
-@njit(cache=True, nogil=True)
-def _occupied(hist, first, last):
-    """Narrow first/last (per axis) to the bins of ``hist`` with weight."""
-    d = hist.shape[0]
-    for a in range(d):
-        while first[a] < last[a] and hist[a, first[a], d] == 0.0:
-            first[a] += 1
-        while last[a] > first[a] and hist[a, last[a], d] == 0.0:
-            last[a] -= 1
-
-
-@njit(cache=True, nogil=True)
 def _wu(points, weights, k, integral):
-    """Greedy splitting: the box whose best cut lowers the error most is cut, until k boxes.
+    """Greedy splitting: the box whose best cut lowers the error most is cut, until k boxes
+    (returns as :func:`_mediancut`).
 
     With integer coordinates and weights, only the smaller part of a cut box
     is binned; the larger part's histogram is the box's minus the smaller's
@@ -286,21 +242,59 @@ def _wu(points, weights, k, integral):
     scale = np.ones(k)
     cut = np.zeros(k, np.int64)
     means = np.zeros((k, d))
-    wx = _weighted(points, weights)
+    wx = np.empty((n, d + 1))  # every point's coordinates times its weight, then its weight
+    for p in range(n):
+        for t in range(d):
+            wx[p, t] = weights[p] * points[p, t]
+        wx[p, d] = weights[p]
     h = np.zeros((d, _NBINS, d + 1))
-    exact = integral and k * d * _NBINS * (d + 1) <= 1 << 23 and _exact_sums(weights)  # hists <= 64 MB
+    exact = integral and k * d * _NBINS * (d + 1) <= 1 << 23  # hists <= 64 MB
+    total = 0.0
+    for p in range(n if exact else 0):  # every weight an integer (pixel counts: always) ...
+        if weights[p] != np.floor(weights[p]):
+            exact = False
+            break
+        total += weights[p]
+    exact = exact and total * _NBINS < 2.0**52  # ... and every sum of weight times 0..255 exact in float64
     hists = np.empty((k if exact else 0, d, _NBINS, d + 1))
     first = np.zeros((k, d), np.int64)
     last = np.zeros((k, d), np.int64)
+    tot = np.empty(d)
+    scales = np.empty(d)
     end[0] = n
-    if exact:
-        _bin_box(points, wx, order, start[0], n, h, first[0], last[0])
-        _move_bins(h, hists[0], first[0], last[0])
-        gain[0], axis[0], cut[0] = _hist_cut(hists[0], first[0], last[0], means[0])
-    else:
-        gain[0], axis[0], amin[0], scale[0], cut[0] = _best_cut(points, wx, order, start[0], n, means[0], integral, h)
     nb = 1
-    while nb < k:
+    b = 0  # the boxes whose best cut is due: b, and nb - 1 after a cut
+    fresh = 1
+    small = 0  # exact: the box to bin (the smaller part of a cut)
+    large = -1  # exact: the larger part, whose histogram is the box's minus the smaller's
+    while True:  # one call site of each kernel: each caller's copy costs compile time
+        if exact:
+            _bin_box(points, wx, order, start[small], end[small], h, first[small], last[small])
+            if large >= 0:
+                for t in range(d):
+                    for bb in range(first[small, t], last[small, t] + 1):
+                        for u in range(d + 1):
+                            hists[large, t, bb, u] -= h[t, bb, u]
+                for t in range(d):  # narrow the larger part's bins to those with weight
+                    while first[large, t] < last[large, t] and hists[large, t, first[large, t], d] == 0.0:
+                        first[large, t] += 1
+                    while last[large, t] > first[large, t] and hists[large, t, last[large, t], d] == 0.0:
+                        last[large, t] -= 1
+            for t in range(d):  # the smaller part's bins into its histogram, leaving h zero
+                for bb in range(first[small, t], last[small, t] + 1):
+                    for u in range(d + 1):
+                        hists[small, t, bb, u] = h[t, bb, u]
+                        h[t, bb, u] = 0.0
+        for f in range(fresh):
+            c = b if f == 0 else nb - 1
+            if exact:
+                gain[c], axis[c], cut[c] = _scan(hists[c], first[c], last[c], scales, tot, 0.0, means[c], exact)
+            else:
+                gain[c], axis[c], amin[c], scale[c], cut[c] = _best_cut(
+                    points, wx, order, start[c], end[c], means[c], integral, h
+                )
+        if nb >= k:
+            break
         b = np.argmax(gain[:nb])
         if gain[b] <= 0.0 or axis[b] < 0:
             break  # no cut lowers the error: every box holds one distinct point
@@ -320,7 +314,7 @@ def _wu(points, weights, k, integral):
         end[nb] = end[b]
         end[b] = i
         if exact:
-            # bin the smaller part into h; the larger = the box's histogram minus it
+            # the smaller part is binned next round; the larger = the box's histogram minus it
             small, large = (b, nb) if i - lo <= end[nb] - i else (nb, b)
             for t in range(d):
                 first[nb, t] = first[b, t]
@@ -330,22 +324,9 @@ def _wu(points, weights, k, integral):
                     for bb in range(first[b, t], last[b, t] + 1):
                         for u in range(d + 1):
                             hists[large, t, bb, u] = hists[b, t, bb, u]
-            _bin_box(points, wx, order, start[small], end[small], h, first[small], last[small])
-            for t in range(d):
-                for bb in range(first[small, t], last[small, t] + 1):
-                    for u in range(d + 1):
-                        hists[large, t, bb, u] -= h[t, bb, u]
-            _occupied(hists[large], first[large], last[large])
-            _move_bins(h, hists[small], first[small], last[small])
-            gain[b], axis[b], cut[b] = _hist_cut(hists[b], first[b], last[b], means[b])
-            gain[nb], axis[nb], cut[nb] = _hist_cut(hists[nb], first[nb], last[nb], means[nb])
-        else:
-            gain[b], axis[b], amin[b], scale[b], cut[b] = _best_cut(points, wx, order, lo, i, means[b], integral, h)
-            gain[nb], axis[nb], amin[nb], scale[nb], cut[nb] = _best_cut(
-                points, wx, order, i, end[nb], means[nb], integral, h
-            )
         nb += 1
-    return _boxes(means, order, start, end, nb)
+        fresh = 2
+    return means, order, start, end, nb
 
 
 @njit(cache=True, nogil=True)
@@ -363,27 +344,6 @@ def _bin_box(points, wx, order, lo, hi, h, first, last):
             last[a] = max(last[a], b)
             for t in range(d + 1):
                 h[a, b, t] += wx[i, t]
-
-
-@njit(cache=True, nogil=True)
-def _move_bins(h, dest, first, last):
-    """Copy bins first..last of h into dest and zero them in h."""
-    d = h.shape[0]
-    for a in range(d):
-        for b in range(first[a], last[a] + 1):
-            for t in range(d + 1):
-                dest[a, b, t] = h[a, b, t]
-    _clear_bins(h, first, last)
-
-
-@njit(cache=True, nogil=True)
-def _clear_bins(h, first, last):
-    """Zero bins first[a]..last[a] of every axis a of h."""
-    d = h.shape[0]
-    for a in range(d):
-        for b in range(first[a], last[a] + 1):
-            for t in range(d + 1):
-                h[a, b, t] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -409,7 +369,7 @@ def _by_cluster(labels, k):
 @njit(cache=True, nogil=True)
 def _cuts_range(points, wx, order, bounds, integral, gains, left, right, c0, c1):
     """Best cut of clusters c0..c1-1 (see :func:`cluster_cuts`) into gains, left, right;
-    ``wx`` is :func:`_weighted` of the points.
+    ``wx``: the points' coordinates times their weight, then the weight.
     """
     d = points.shape[1]
     mean = np.empty(d)
@@ -458,9 +418,8 @@ def wu(points, weights, k, integral):
     labels : (n,) int32 ndarray
         Box of every point.
     """
-    return _wu(
-        np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), int(k), bool(integral)
-    )
+    points = np.ascontiguousarray(points, np.float32)
+    return _centers_labels(*_wu(points, np.ascontiguousarray(weights, np.float64), int(k), bool(integral)))
 
 
 def mediancut(points, weights, k):
@@ -468,7 +427,19 @@ def mediancut(points, weights, k):
 
     Parameters and returns as :func:`wu`.
     """
-    return _mediancut(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), int(k))
+    return _centers_labels(
+        *_mediancut(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), int(k))
+    )
+
+
+def _centers_labels(means, order, start, end, nb):
+    """(centres (nb, d) float32, labels (n,) int32) of boxes: box b holds the points
+    order[start[b]:end[b]] and has mean means[b]; the boxes cover order once.
+    """
+    first = np.argsort(start[:nb], kind="stable")  # the boxes in their order along ``order``
+    labels = np.empty(len(order), np.int32)
+    labels[order] = np.repeat(first.astype(np.int32), (end[:nb] - start[:nb])[first])
+    return means[:nb].astype(np.float32), labels
 
 
 def by_cluster(labels, k):
@@ -514,7 +485,9 @@ def cluster_cuts(points, weights, labels, k, integral):
     """
     d = points.shape[1]
     order, bounds = by_cluster(labels, k)
-    wx = _weighted(points, weights)
+    wx = np.empty((len(points), d + 1))  # weight times coordinates (float64 products), then weight
+    np.multiply(points, weights[:, None], out=wx[:, :d])
+    wx[:, d] = weights
     gains = np.zeros(k)
     left = np.zeros((k, d))
     right = np.zeros((k, d))

@@ -24,56 +24,6 @@ _FS_UNIT = 16
 _STRENGTH_STEPS = 64
 
 
-@njit(cache=True, nogil=True)
-def _fs(pixels, width, palette, neighbors, sorted_d, strength, limit, out):
-    """Serpentine Floyd-Steinberg over (N, 3) RGB pixels in rows of ``width``.
-
-    Error (target - entry, in 1/16 levels) times ``strength``/64 is passed on
-    7/16 ahead, 3/16 behind below, 5/16 below, 1/16 ahead below (ahead = the
-    scan direction, which flips every row), each part rounded half up.  The
-    error a pixel receives is clamped to +-``limit`` (1/16 levels) and the
-    target to [0, 255]; the entry is the nearest to the target rounded to
-    whole levels (exact integer distances).  Returns the squared error
-    against the pixels.
-    """
-    n, c = pixels.shape
-    h = n // width
-    cur = np.zeros((width + 2, c), np.int64)  # error for this row, column x at x + 1
-    nxt = np.zeros((width + 2, c), np.int64)
-    pt = np.empty((1, c), np.float32)
-    tgt = np.empty(c, np.int64)
-    top = 255 * _FS_UNIT
-    half = _FS_UNIT // 2
-    den = _FS_UNIT * _STRENGTH_STEPS
-    zero = np.int64(0)  # not a literal 0: that would compile search() once more
-    prev = zero
-    sq = 0
-    for y in range(h):
-        fwd = 1 if y % 2 == 0 else -1
-        for step in range(width):
-            x = step if fwd == 1 else width - 1 - step
-            i = y * width + x
-            for t in range(c):
-                v = np.int64(pixels[i, t]) * _FS_UNIT
-                v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
-                tgt[t] = v
-                pt[0, t] = (v + half) // _FS_UNIT
-            best, _ = search(pt, zero, palette, neighbors, sorted_d, prev, sqdist(pt, zero, palette, prev))
-            out[i] = best
-            prev = best
-            for t in range(c):
-                d = np.int64(pixels[i, t]) - np.int64(palette[best, t])
-                sq += d * d
-                e = (tgt[t] - np.int64(palette[best, t]) * _FS_UNIT) * strength
-                cur[x + 1 + fwd, t] += (7 * e + den // 2) // den
-                nxt[x + 1 - fwd, t] += (3 * e + den // 2) // den
-                nxt[x + 1, t] += (5 * e + den // 2) // den
-                nxt[x + 1 + fwd, t] += (e + den // 2) // den
-        cur, nxt = nxt, cur
-        nxt[:] = 0
-    return sq
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _composites_point(r, g, b, a255, pt):
     """``pt[0]`` = the composites point of premultiplied values times 255 (``r`` = red * alpha,
@@ -88,31 +38,44 @@ def _composites_point(r, g, b, a255, pt):
 
 
 @njit(cache=True, nogil=True)
-def _fs_rgba(pixels, width, palette, points, neighbors, sorted_d, strength, limit, out):
-    """Serpentine Floyd-Steinberg over (N, 4) straight RGBA pixels, in premultiplied values.
+def _fs(pixels, width, palette, points, neighbors, sorted_d, strength, limit, out):
+    """Serpentine Floyd-Steinberg over (N, C) pixels in rows of ``width``: RGB (C = 3) in
+    sRGB values, RGBA (C = 4) in premultiplied ones.  One kernel for both: a second would
+    compile as long.
 
-    As :func:`_fs`, but the values carried are premultiplied, in integer units
-    of 1/255 level: (r a, g a, b a, 255 a).  The error a pixel receives is
-    clamped to +-``limit`` (in those units); the target's alpha to [0, 255 * 255]
-    and its colour to [0, target alpha] (a colour brighter than its alpha
-    allows does not exist).  The entry is the nearest to the target among the
-    composites ``points`` of the palette.  Fully transparent pixels neither
-    take nor pass on error.  Returns the squared straight RGBA error against
-    the pixels.
+    RGB: error (target - entry, in 1/16 levels) times ``strength``/64 is passed on
+    7/16 ahead, 3/16 behind below, 5/16 below, 1/16 ahead below (ahead = the
+    scan direction, which flips every row), each part rounded half up.  The
+    error a pixel receives is clamped to +-``limit`` (1/16 levels) and the
+    target to [0, 255]; the entry is the nearest to the target rounded to
+    whole levels (exact integer distances) among ``points`` (the palette).
+
+    RGBA: the values carried are premultiplied, in integer units of 1/255
+    level: (r a, g a, b a, 255 a).  The error a pixel receives is clamped to
+    +-``limit`` (in those units); the target's alpha to [0, 255 * 255] and its
+    colour to [0, target alpha] (a colour brighter than its alpha allows does
+    not exist).  The entry is the nearest to the target among the composites
+    ``points`` of the palette.  Fully transparent pixels neither take nor pass
+    on error.
+
+    Returns the squared (straight) error against the pixels.
     """
-    n = pixels.shape[0]
+    n, c = pixels.shape
     h = n // width
     k = palette.shape[0]
-    pre = np.empty((k, 4), np.int64)  # the entries' premultiplied values in the same units
+    rgba = c == 4
+    pre = np.empty((k, c), np.int64)  # the entries in the units of the error
     for j in range(k):
-        a = np.int64(palette[j, 3])
+        a = np.int64(palette[j, 3]) if rgba else _FS_UNIT
         for t in range(3):
             pre[j, t] = np.int64(palette[j, t]) * a
-        pre[j, 3] = 255 * a
-    cur = np.zeros((width + 2, 4), np.int64)
-    nxt = np.zeros((width + 2, 4), np.int64)
-    pt = np.empty((1, 4), np.float32)
-    tgt = np.empty(4, np.int64)
+        if rgba:
+            pre[j, 3] = 255 * a
+    cur = np.zeros((width + 2, c), np.int64)  # error for this row, column x at x + 1
+    nxt = np.zeros((width + 2, c), np.int64)
+    pt = np.empty((1, c), np.float32)
+    tgt = np.empty(c, np.int64)
+    half = _FS_UNIT // 2
     den = _FS_UNIT * _STRENGTH_STEPS
     zero = np.int64(0)  # not a literal 0: that would compile search() once more
     prev = zero
@@ -122,22 +85,30 @@ def _fs_rgba(pixels, width, palette, points, neighbors, sorted_d, strength, limi
         for step in range(width):
             x = step if fwd == 1 else width - 1 - step
             i = y * width + x
-            a = np.int64(pixels[i, 3])
-            visible = a > 0
-            top = 255 * a
-            if visible:
-                top = min(max(top + min(max(cur[x + 1, 3], -limit), limit), 0), 255 * 255)
-            tgt[3] = top
-            for t in range(3):
-                v = np.int64(pixels[i, t]) * a
+            visible = True
+            if rgba:
+                a = np.int64(pixels[i, 3])
+                visible = a > 0
+                top = 255 * a
                 if visible:
-                    v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
-                tgt[t] = v
-            _composites_point(tgt[0], tgt[1], tgt[2], tgt[3], pt)
+                    top = min(max(top + min(max(cur[x + 1, 3], -limit), limit), 0), 255 * 255)
+                tgt[3] = top
+                for t in range(3):
+                    v = np.int64(pixels[i, t]) * a
+                    if visible:
+                        v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), top)
+                    tgt[t] = v
+                _composites_point(tgt[0], tgt[1], tgt[2], tgt[3], pt)
+            else:
+                for t in range(c):
+                    v = np.int64(pixels[i, t]) * _FS_UNIT
+                    v = min(max(v + min(max(cur[x + 1, t], -limit), limit), 0), 255 * _FS_UNIT)
+                    tgt[t] = v
+                    pt[0, t] = (v + half) // _FS_UNIT
             best, _ = search(pt, zero, points, neighbors, sorted_d, prev, sqdist(pt, zero, points, prev))
             out[i] = best
             prev = best
-            for t in range(4):
+            for t in range(c):
                 d = np.int64(pixels[i, t]) - np.int64(palette[best, t])
                 sq += d * d
                 if visible:
@@ -200,11 +171,8 @@ def dither_fs(pixels, width, palette, strength=1.0):
     points, neighbors, sorted_d = _search_points(pixels, palette, pal)
     out = np.empty(len(pixels), np.int32)
     s = int(round(strength * _STRENGTH_STEPS))
-    if pixels.shape[1] == 3:
-        sq = _fs(pixels, int(width), pal, neighbors, sorted_d, s, config.FS_MAX_ERROR * _FS_UNIT, out)
-    else:
-        limit = config.FS_MAX_ERROR * 255
-        sq = _fs_rgba(pixels, int(width), pal, points, neighbors, sorted_d, s, limit, out)
+    limit = config.FS_MAX_ERROR * (_FS_UNIT if pixels.shape[1] == 3 else 255)
+    sq = _fs(pixels, int(width), pal, points, neighbors, sorted_d, s, limit, out)
     return _index_array(out, len(pal)), int(sq)
 
 
