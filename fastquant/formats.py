@@ -274,13 +274,19 @@ def _open_checked(fp, name, nbytes, max_pixels, allow_truncated):
         raise
 
 
-#: The plugins of READ_FORMATS that ``Image.preinit()`` does not import.  :func:`identify` imports
-#: one only when the formats before it did not take the file: a PNG or a JPEG never needs them.
+#: The Pillow plugin of each format of READ_FORMATS.  :func:`identify` imports one only when the
+#: formats before it did not take the file: a PNG needs PNG's alone (``Image.preinit()`` would
+#: import JPEG's, GIF's, BMP's and PPM's too).
 _PLUGINS = {
+    "PNG": "PngImagePlugin",
+    "JPEG": "JpegImagePlugin",
     "MPO": "MpoImagePlugin",
+    "GIF": "GifImagePlugin",
+    "BMP": "BmpImagePlugin",
     "TIFF": "TiffImagePlugin",
     "WEBP": "WebPImagePlugin",
     "ICO": "IcoImagePlugin",
+    "PPM": "PpmImagePlugin",
     "TGA": "TgaImagePlugin",
 }
 
@@ -293,7 +299,6 @@ def identify(fp, name):
 
     from PIL import Image
 
-    Image.preinit()  # PNG, JPEG, GIF, BMP, PPM; the others when their turn comes (see _PLUGINS)
     fp.seek(0)
     prefix = fp.read(16)
     failed = None

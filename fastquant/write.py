@@ -129,9 +129,13 @@ def check_format(path):
     if not ext:
         raise OptionError(f"{os.fspath(path)}: no file extension to choose a format by (such as .png)")
     # The plugins of WRITE_FORMATS register their extensions: Image.init() would import all
-    # forty-odd of Pillow's plugins, a tenth of a short run's start-up.  preinit() has PNG,
-    # JPEG, GIF, BMP and PPM; the other three only when the extension is none of theirs.
-    Image.preinit()
+    # forty-odd of Pillow's plugins, a tenth of a short run's start-up.  PNG's first (the usual
+    # output, and the reader imports it anyway); then preinit() has JPEG, GIF, BMP and PPM; the
+    # other three only when the extension is none of theirs.
+    from PIL import PngImagePlugin  # noqa: F401
+
+    if Image.EXTENSION.get(ext) not in WRITE_FORMATS:
+        Image.preinit()
     if Image.EXTENSION.get(ext) not in WRITE_FORMATS:
         from PIL import TgaImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
     if Image.EXTENSION.get(ext) not in WRITE_FORMATS:

@@ -40,6 +40,7 @@ def test_a_cached_single_file_run_imports_no_other_plugin_or_numba_implementatio
     assert "PIL.PngImagePlugin" in loaded
     assert not loaded & {"PIL.PdfImagePlugin", "PIL.IcnsImagePlugin", "PIL.EpsImagePlugin", "PIL.AvifImagePlugin"}
     assert not loaded & {"PIL.TiffImagePlugin", "PIL.WebPImagePlugin", "PIL.TgaImagePlugin"}  # not for a PNG
+    assert not loaded & {"PIL.JpegImagePlugin", "PIL.GifImagePlugin", "PIL.BmpImagePlugin", "PIL.PpmImagePlugin"}
     assert not loaded & {"numba.np.arraymath", "numba.np.arrayobj", "numba.np.linalg"}
     assert "numpy.ma" not in loaded  # imported by Numba's typing of arrays (see jit._array_type)
 
