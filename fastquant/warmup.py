@@ -161,12 +161,15 @@ def _direct_features():
     the large path's mappers and counters), reached through their modules' entry points with a
     made-up palette: this needs none of the core's kernels, so it compiles beside
     :func:`_warm_core` (which compiles what the core reaches, SSIM and every start included:
-    a kernel compiled in both processes is time lost).
+    a kernel compiled in both processes is time lost).  It starts before :func:`_shared` has
+    compiled, with the own deflate, which needs none of those (16 colours: no palette order);
+    by the time it needs them they load from the cache.
     """
     from . import colorspace, dither, histogram, png, remap
 
     rng = np.random.default_rng(3)
-    png.png_indexed(rng.integers(0, 7, (90, 100)).astype(np.uint8) * 30, _photo(1, 256)[0])
+    indices = rng.integers(0, 7, (120, 120)).astype(np.uint8)
+    png.png_indexed(indices * 2, _photo(1, 16)[0])
     for channels in (3, 4):
         pixels = _photo(40, 50, channels).reshape(-1, channels)
         colorspace.oklab_to_srgb(colorspace.srgb_to_oklab(pixels))
@@ -178,6 +181,7 @@ def _direct_features():
             if channels == 4:  # (RGB's colour table, in both colour spaces: the core's own)
                 remap.remap_rgba(pixels, palette)
     remap.apply_in_place(np.arange(4, dtype=np.uint8), np.zeros((3, 5), np.uint8))
+    png.png_indexed(indices * 30, _photo(1, 256)[0])  # 8 bits: the reordered, filtered layout too
 
 
 def _shared():
@@ -348,6 +352,10 @@ def _child(conn, names):
 #: the kernels only features reach (about as much compile time) in the other.
 _SHARES = {1: [["core"]], 2: [["core", "options", "animation"], ["features"]]}
 
+#: Shares that start before :func:`_shared` compiles (what they need of it first loads from the
+#: cache by then), so that both cores work from the start.
+_EARLY = {"features"}
+
 
 def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], None]] = None) -> dict:
     """Compile every kernel of every feature into Numba's disk cache.
@@ -397,19 +405,27 @@ def _precompile(jobs, say):
 
     steps = len(shares) + 1 + (len(shares) > 1)
     done = 0
-    if len(shares) > 1:  # what every worker would compile: here, once, before they fork
-        before = time.process_time()
-        merge("shared", run_warmups(["shared"]), time.process_time() - before)
-        done += 1
-        say(f"[{done}/{steps}] shared kernels compiled ({time.perf_counter() - t0:.1f} s)")
     ctx: Any = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
     procs = []
-    for names in shares:
+
+    def start(names):
         parent, child = ctx.Pipe(duplex=False)
         p = ctx.Process(target=_child, args=(child, names), daemon=True)
         p.start()
         child.close()
         procs.append((names, p, parent))
+
+    early = [names for names in shares if len(shares) > 1 and set(names) <= _EARLY]
+    for names in early:
+        start(names)
+    if len(shares) > 1:  # what the other workers would each compile: here, once, before they fork
+        before = time.process_time()
+        merge("shared", run_warmups(["shared"]), time.process_time() - before)
+        done += 1
+        say(f"[{done}/{steps}] shared kernels compiled ({time.perf_counter() - t0:.1f} s)")
+    for names in shares:
+        if names not in early:
+            start(names)
     errors = []
     for names, p, conn in procs:
         try:
