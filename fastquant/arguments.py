@@ -170,7 +170,7 @@ SPEED_HELP = (
     "1 (slowest, lowest error) to 11 (fastest), as pngquant (default 4): fewer k-means "
     "iterations, a looser stop and fewer swap rounds as it grows (1: up to 300 iterations and 8 "
     "swap rounds; 4: 100 and 3; 7: 20 and none); from 8 up near colours are also merged into "
-    "fewer cells first; 1-3 deflate PNGs with fastquant's own encoder (~5%% smaller, slower to "
+    "fewer cells first; 1-3 deflate PNGs with fastquant's own encoder (~9%% smaller, slower to "
     "write); 11 "
     "keeps Wu's starting boxes without k-means"
 )

@@ -197,7 +197,7 @@ DEFLATE_PIECE = 1 << 16
 #: larger, since its pieces cost more to start (codes learnt afresh).  Results.
 STRONG_DEFLATE_PIECE = 1 << 17
 #: Up to this ``speed`` (``--speed``), indexed PNGs are deflated by fastquant's
-#: own near-optimal encoder (:mod:`fastquant.deflate`): about 5% fewer bytes
+#: own near-optimal encoder (:mod:`fastquant.deflate`): about 9% fewer bytes
 #: than zlib at level 9 for 3-4x its write time, which would double a default
 #: run's time; faster speeds write with zlib.  Results.
 STRONG_WRITE_SPEED = 3
