@@ -357,6 +357,9 @@ def fit_within(
         k0 = k_max if not searched else min(searched.values())
         search.trial(s, k0, rd, firsts[s] if k0 == k_max else None)
         searched[s, rd] = search.boundary(s, rd, k0)
+        if s == 0:  # one real size near the boundary: the ratio to the estimates drifts with k
+            search.real_size(search.trial(s, searched[s, rd], rd))
+            searched[s, rd] = search.boundary(s, rd, searched[s, rd])
     if original is not None and rd_steps:
         best = max((search.trial(s, k, rd) for (s, rd), k in searched.items()), key=lambda t: t.score)
         for step in rd_steps:

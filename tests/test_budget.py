@@ -395,8 +395,8 @@ def test_budget_keeps_the_best_candidate(photo, monkeypatch):
     assert len(data) <= n
     stretches = {config.BUDGET_LUMA_STRETCH} | {s for s, _ in config.BUDGET_ALTERNATIVES}
     assert {t.fit.stretch for t in made} == stretches and len(stretches) > 1
-    lambdas = {t.rd for t in made}
-    assert {lam for _, lam in config.BUDGET_ALTERNATIVES} <= lambdas and len(lambdas) > 1 + len(stretches)
+    assert {lam for _, lam in config.BUDGET_ALTERNATIVES} <= {t.rd for t in made}
+    assert len({(t.fit.stretch, t.rd) for t in made}) > 1 + len(stretches)  # nearest, each pair, a step
     fitting_real = [t for t in made if t._nbytes is not None and t._nbytes <= n]
     assert max(t.score for t in fitting_real) == pytest.approx(_score(photo, got), abs=1e-6)
     assert sum(t._nbytes is not None for t in made) <= len(made) // 3
