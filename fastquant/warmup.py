@@ -160,14 +160,21 @@ def _direct_features():
     """The kernels of the features beyond the core (the own deflate, colour spaces, dithering,
     the large path's mappers and counters), reached through their modules' entry points with a
     made-up palette: this needs none of the core's kernels, so it compiles beside
-    :func:`_warm_core` (which compiles what the core reaches, SSIM and every start included:
-    a kernel compiled in both processes is time lost).  It starts before :func:`_shared` has
-    compiled, with the own deflate, which needs none of those (16 colours: no palette order);
-    by the time it needs them they load from the cache.
+    :func:`_warm_core` (which compiles what the core reaches, every start included: a kernel
+    compiled in both processes is time lost).  It starts before :func:`_shared` has compiled:
+    first SSIM and the importance map, which the core reaches seconds later and then loads from
+    the cache (a balance of the two processes' work), then the own deflate, which needs nothing
+    of :func:`_shared` (16 colours: no palette order); by the time the rest needs it, it loads
+    from the cache.
     """
-    from . import colorspace, dither, histogram, png, remap
+    from . import colorspace, dither, histogram, importance, metrics, png, remap
 
     rng = np.random.default_rng(3)
+    # First what the core process reaches only seconds later (having loaded them from the
+    # cache by then): SSIM and the importance map.
+    photo = _photo(40, 50)
+    metrics.ssim(photo, photo[::-1])
+    importance.contrast_map(photo)
     indices = rng.integers(0, 7, (120, 120)).astype(np.uint8)
     png.png_indexed(indices * 2, _photo(1, 16)[0])
     for channels in (3, 4):
