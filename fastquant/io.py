@@ -397,6 +397,25 @@ class Decoded:
 
     def read(self):
         """The whole image: what :func:`read_image` returns (an array source may be returned as is)."""
+        return self._read(self.strip_rows)
+
+    def take(self):
+        """The whole image as :meth:`read` gives it, with the decoded image closed once it is copied;
+        None for an array or a caller's Pillow image (neither is ours to drop).
+
+        For an image read several times in strips (:mod:`fastquant.large`): Pillow holds RGB at 4 bytes
+        a pixel, the array 3, and strips of it are views, converted once.  It is copied in strips of a
+        quarter of :attr:`strip_rows`: while both are held, the strips in flight are what comes on top.
+        """
+        if self._im is None or not self._owned:
+            return None
+        self._channels = self.channels  # decided first (a cheap pass): no 4-channel copy made only to drop its alpha
+        out = self._read(max(1, self.strip_rows // 4))
+        self.close()
+        return out
+
+    def _read(self, rows):
+        """:meth:`read`, copied from the decoded image ``rows`` rows at a time."""
         if self._array is not None:
             return self._array
         if self._im is None:
@@ -406,7 +425,7 @@ class Decoded:
         c = self._channels or 4
         try:
             out = np.empty((self.height, self.width, c), np.uint8)
-            for y0, y1 in self._spans(self.strip_rows):
+            for y0, y1 in self._spans(rows):
                 out[y0:y1] = self._rows(y0, y1)[:, :, :c]
             if self._channels is None:  # decided while it is all here, as to_uint8 does
                 self._channels = 4 if (out[:, :, 3] < 255).any() else 3

@@ -18,6 +18,7 @@ image or with its number of colours works a strip at a time:
 
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -222,6 +223,7 @@ def map_rows(p, palette, space, indices=None):
         and the PSNRs of the composites over black and over white, as
         :func:`alpha_stats` gives them.
     """
+    release_free_heap()  # the histogram's and the fit's temporaries, before the index and the colour table
     if indices is None:
         indices = np.empty((p.h, p.w), np.uint8 if len(palette) <= 256 else np.uint16)
     mapper = Mapper(palette, space)
@@ -233,6 +235,31 @@ def map_rows(p, palette, space, indices=None):
     if mapper.alpha is not None:
         alpha = _alpha_figures(int(mapper.alpha[2]), mapper.alpha[0], mapper.alpha[1], p.h * p.w)
     return indices, sq, alpha
+
+
+def release_free_heap():
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Once a block of a few MB has been freed, glibc serves blocks up to that size from its heap
+    rather than from fresh mappings, and keeps their pages when they are freed: without this the
+    temporaries of counting and fitting stay resident under the mapping's index and colour table.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _malloc_trim = ctypes.CDLL(None).malloc_trim
+                _malloc_trim.argtypes = [ctypes.c_size_t]
+            except (OSError, AttributeError):  # not glibc
+                pass
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def alpha_stats(p, palette, indices):

@@ -88,8 +88,13 @@ def prepare(
         if weights is not None and not adaptive:
             weights = _resize.resize_map(options.check_weights(weights, h, w), size)
         if size == (w, h) and h * w > 2 * config.SAMPLE_PIXELS:
-            # Strip by strip from the decoded image: nothing more that grows with it.
-            rows = large.Rows(decoded.strip, h, w, decoded.channels)
+            # Strip by strip from the decoded image, copied once into an array of our own (Pillow's
+            # freed): nothing more that grows with it.  An array or a caller's image is read as it is.
+            arr = decoded.take()
+            if arr is None:
+                rows = large.Rows(decoded.strip, h, w, decoded.channels)
+            else:
+                rows = large.Rows(lambda lo, hi: arr[lo:hi], h, w, arr.shape[2])  # views, ours to change
             lap("read")
             p = large.Prepared(
                 rows,

@@ -197,8 +197,20 @@ def lut_table():
 
     Zero means "not met yet", so that the table comes from the system as untouched zero pages:
     only the pages of colours an image has take memory (of 32 MiB, about half for a photo).
+    Where the system has transparent huge pages, the table asks for small ones: numpy asks
+    for huge pages (2 MiB) for large arrays, and a photo touches every 2 MiB of the table.
     """
-    return np.zeros(1 << 24, np.int16)
+    import mmap
+
+    n = 1 << 24
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux
+        try:
+            m = mmap.mmap(-1, 2 * n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            m.madvise(mmap.MADV_NOHUGEPAGE)
+            return np.frombuffer(m, np.int16)  # writable; unmapped when the array goes
+        except (OSError, ValueError, AttributeError):
+            pass
+    return np.zeros(n, np.int16)
 
 
 def remap_lut(pixels, palette, colorspace="rgb", *, table=None, out=None):

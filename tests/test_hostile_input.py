@@ -514,6 +514,25 @@ def test_strips_equal_read_image(rel):
         assert all(p.dtype == np.uint8 and p.flags.c_contiguous and p.flags.writeable for p in parts)
         np.testing.assert_array_equal(np.concatenate(parts), full)
         np.testing.assert_array_equal(d.strip(d.height - 1, d.height), full[-1:])
+    with io.open_image(path) as d:
+        d.strip_rows = 5  # copied in strips of one row (a quarter), the last one short
+        taken = d.take()
+        assert taken.flags.writeable and taken.flags.c_contiguous
+        np.testing.assert_array_equal(taken, full)
+        with pytest.raises(ValueError, match="closed"):  # Pillow's image is freed once copied
+            d.strip(0, 1)
+
+
+def test_take_leaves_arrays_and_pillow_images_of_the_caller():
+    arr = _noise(8, 6)
+    with io.open_image(arr) as d:
+        assert d.take() is None
+        np.testing.assert_array_equal(d.strip(0, 8), arr)
+    im = Image.fromarray(arr)
+    with io.open_image(im) as d:
+        assert d.take() is None
+        np.testing.assert_array_equal(d.strip(0, 8), arr)
+    assert im.getpixel((0, 0)) == tuple(arr[0, 0])  # still open
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

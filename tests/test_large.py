@@ -50,6 +50,23 @@ def test_rgba_large_maps_each_pixel_to_its_nearest_composites_entry(kodak, small
     assert q.stats.psnr_white == pytest.approx(metrics.psnr_over(fixed, out, 255), rel=1e-12)
 
 
+@pytest.mark.parametrize("rgba", [False, True])
+def test_large_file_copied_once_matches_strips_of_the_array(kodak, small_large, tmp_path, rgba):
+    """A file is decoded into an array of fastquant's own, Pillow's image freed at once
+    (:meth:`fastquant.io.Decoded.take`); an array source is read strip by strip: the same result."""
+    from PIL import Image
+
+    image = _rgba(kodak) if rgba else _photo(kodak)
+    path = tmp_path / "large.png"
+    Image.fromarray(image).save(path)
+    from_file = fastquant.compress(path, 32, ssim=True)
+    from_array = fastquant.compress(image, 32, ssim=True)
+    np.testing.assert_array_equal(from_file.palette, from_array.palette)
+    np.testing.assert_array_equal(from_file.indices, from_array.indices)
+    assert (from_file.stats.mse, from_file.stats.ssim) == (from_array.stats.mse, from_array.stats.ssim)
+    np.testing.assert_array_equal(from_file.original, from_array.original)
+
+
 def test_large_graphic_is_counted_exactly_and_matches_the_array_path(monkeypatch):
     rng = np.random.default_rng(5)
     colors = rng.integers(0, 256, (40, 3)).astype(np.uint8)
