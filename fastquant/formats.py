@@ -157,19 +157,21 @@ def _too_many_bytes(name, limit):
     )
 
 
-def decode(fp, name, nbytes, max_pixels, allow_truncated):
-    """Identify (allow-listed formats only), check and decode the first frame of ``fp``."""
+def decode(fp, name, nbytes, max_pixels, allow_truncated, before_load=None):
+    """Identify (allow-listed formats only), check and decode the first frame of ``fp``;
+    ``before_load(im)``, when given, is called on the opened image just before it is decoded.
+    """
     from PIL import Image
 
     with decode_errors(name), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return _open_checked(fp, name, nbytes, max_pixels, allow_truncated)
+            return _open_checked(fp, name, nbytes, max_pixels, allow_truncated, before_load)
         except Image.DecompressionBombError:
             # Pillow's own limit, which some plugins (GIF, TIFF, ICO, MPO) check
             # themselves: max_pixels is the limit here, so try again without it.
             with pillow_unlimited():
-                return _open_checked(fp, name, nbytes, max_pixels, allow_truncated)
+                return _open_checked(fp, name, nbytes, max_pixels, allow_truncated, before_load)
 
 
 @contextlib.contextmanager
@@ -245,7 +247,7 @@ class Header(NamedTuple):
     orientation: int  # EXIF orientation, 1 to 8 (1 when absent or invalid)
 
 
-def _open_checked(fp, name, nbytes, max_pixels, allow_truncated):
+def _open_checked(fp, name, nbytes, max_pixels, allow_truncated, before_load=None):
     im = identify(fp, name)
     try:
         mode, key, icc = im.mode, im.info.get("transparency"), im.info.get("icc_profile")
@@ -256,6 +258,8 @@ def _open_checked(fp, name, nbytes, max_pixels, allow_truncated):
             _check_data_size(im, fp, name, nbytes, rawmode)
         elif im.format in ("JPEG", "MPO"):
             im.fp = _EndMarkerAtEOF(im.fp)  # libjpeg then ends the picture with what it has
+        if before_load is not None:
+            before_load(im)
         try:
             im.load()
         except OSError as e:

@@ -247,13 +247,46 @@ def open_image(
             if info is not None and frames.icc_profile:
                 info["icc_profile"] = bytes(frames.icc_profile)
             return frames
+    memory = []
     try:
-        im, header = formats.decode(fp, name, nbytes, max_pixels, allow_truncated)
+        im, header = formats.decode(
+            fp, name, nbytes, max_pixels, allow_truncated, lambda im: memory.extend(_own_memory(im))
+        )
     finally:
         fp.close()
     if info is not None and header.icc_profile:
         info["icc_profile"] = bytes(header.icc_profile)
-    return Decoded(name, nbytes, image=im, header=header)
+    if memory and im.im is not memory[1]:  # Pillow decoded elsewhere after all
+        memory = []
+    return Decoded(name, nbytes, image=im, header=header, memory=memory[0] if memory else None)
+
+
+def _own_memory(im):
+    """``(mapping, core)``: an anonymous memory mapping and a Pillow image core over it, made
+    the image's own before it is decoded, so that the decoder writes the pixels there; or ``()``.
+
+    For RGB and RGBA PNGs and JPEGs (one frame), which Pillow decodes at 4 bytes a pixel
+    whatever the mode: :meth:`Decoded.take` then packs RGB to 3 bytes a pixel in place and
+    gives the rest back to the system, instead of copying it out while Pillow's image is held
+    (7 bytes a pixel at once).  Pillow keeps an image core it finds there (``load_prepare``);
+    :func:`open_image` checks that it did.
+    """
+    import mmap
+
+    from PIL import Image
+
+    if im.format not in ("PNG", "JPEG") or im.mode not in ("RGB", "RGBA") or getattr(im, "n_frames", 1) != 1:
+        return ()
+    if not hasattr(mmap, "MAP_ANONYMOUS") or not hasattr(mmap, "MADV_DONTNEED"):
+        return ()
+    w, h = im.size
+    try:
+        mapping = mmap.mmap(-1, 4 * w * h, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        core = Image.core.map_buffer(mapping, (w, h), "raw", 0, (im.mode, 0, 1))
+        im.im = core
+    except Exception:  # Pillow's internals moved: it allocates its own
+        return ()
+    return mapping, core
 
 
 def gamma_table(im):
@@ -314,9 +347,10 @@ class Decoded:
         Rows in a strip of about ``config.STRIP_BYTES`` bytes: the default of :meth:`strips`.
     """
 
-    def __init__(self, name, nbytes, *, array=None, image=None, header=None, owned=True):
+    def __init__(self, name, nbytes, *, array=None, image=None, header=None, owned=True, memory=None):
         self.name, self.nbytes = name, nbytes
         self._array, self._im = array, image
+        self._memory = memory  # the mapping Pillow decoded into (see _own_memory), or None
         self._owned = owned  # a caller's Pillow image is left open
         self._channels = self._gamma = None
         if array is not None:
@@ -410,7 +444,11 @@ class Decoded:
         if self._im is None or not self._owned:
             return None
         self._channels = self.channels  # decided first (a cheap pass): no 4-channel copy made only to drop its alpha
-        out = self._read(max(1, self.strip_rows // 4))
+        memory = self._memory
+        if memory is not None and self._orient == 1 and self._gamma is None and self._target == self._im.mode:
+            out = _packed(memory, self.height, self.width, self._channels)
+        else:
+            out = self._read(max(1, self.strip_rows // 4))
         self.close()
         return out
 
@@ -477,7 +515,7 @@ class Decoded:
         """Free the decoded image."""
         if self._im is not None and self._owned:
             self._im.close()
-        self._im = self._array = None
+        self._im = self._array = self._memory = None
 
     def __enter__(self):
         return self
@@ -487,6 +525,28 @@ class Decoded:
 
     def __repr__(self):
         return f"<Decoded {self.name} {self.width}x{self.height}>"
+
+
+def _packed(memory, h, w, c):
+    """The (h, w, c) uint8 pixels of ``memory``, which holds them at 4 bytes a pixel (RGBX or
+    RGBA, as Pillow stores them): for ``c`` = 3 packed to 3 bytes in place, a band of rows at a
+    time (each band's bytes are read before they are written over), and the pages past them
+    given back to the system.
+    """
+    import mmap
+
+    pixels = np.frombuffer(memory, np.uint8, count=4 * h * w).reshape(h, w, 4)
+    if c == 4:
+        return pixels
+    flat = np.frombuffer(memory, np.uint8, count=3 * h * w)
+    rows = max(1, (1 << 20) // (4 * w))
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        flat[3 * w * y0 : 3 * w * y1] = pixels[y0:y1, :, :3].reshape(-1)  # (a copy: the source is strided)
+    start = -(-3 * w * h // mmap.PAGESIZE) * mmap.PAGESIZE
+    if start < len(memory):
+        memory.madvise(mmap.MADV_DONTNEED, start, len(memory) - start)
+    return flat.reshape(h, w, 3)
 
 
 def _grey_with_key(a, wide, key):

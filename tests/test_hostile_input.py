@@ -523,6 +523,38 @@ def test_strips_equal_read_image(rel):
             d.strip(0, 1)
 
 
+@pytest.mark.parametrize("kind", ["jpeg", "rgb", "rgba", "opaque-rgba", "rgb-key", "orientation", "palette"])
+def test_take_packs_what_pillow_decoded_into_memory_of_our_own(kind):
+    """RGB and RGBA PNGs and JPEGs are decoded into a mapping of fastquant's own (4 bytes a pixel),
+    which take() packs to 3 in place; a colour key, an EXIF orientation or another mode is
+    copied out of the image as read() does: the same pixels either way."""
+    rgb = _noise(37, 29, seed=3)
+    alpha = np.where(np.arange(29) % 3 == 0, 255, np.arange(29) * 7).astype(np.uint8)
+    if kind == "jpeg":
+        data = _encode(rgb, "JPEG", quality=90)
+    elif kind in ("rgba", "opaque-rgba"):
+        a = np.broadcast_to(alpha if kind == "rgba" else np.uint8(255), (37, 29))
+        data = _encode(np.dstack([rgb, a]), "PNG")
+    elif kind == "rgb-key":
+        data = _encode(rgb, "PNG", transparency=tuple(int(v) for v in rgb[5, 5]))
+    elif kind == "orientation":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        data = _encode(rgb, "JPEG", quality=90, exif=exif)
+    elif kind == "palette":
+        data = _encode(Image.fromarray(rgb).quantize(17), "PNG")
+    else:
+        data = _encode(rgb, "PNG")
+    full, _ = io.read_image(data)
+    with io.open_image(data) as d:
+        assert (d._memory is not None) == (kind in ("jpeg", "rgb", "rgba", "opaque-rgba", "rgb-key", "orientation"))
+        taken = d.take()
+    assert taken.shape == full.shape and full.shape[:2] == ((29, 37) if kind == "orientation" else (37, 29))
+    assert taken.flags.writeable and taken.flags.c_contiguous
+    np.testing.assert_array_equal(taken, full)
+    assert full.shape[2] == (4 if kind in ("rgba", "rgb-key") else 3)
+
+
 def test_take_leaves_arrays_and_pillow_images_of_the_caller():
     arr = _noise(8, 6)
     with io.open_image(arr) as d:
