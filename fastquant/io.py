@@ -446,7 +446,7 @@ class Decoded:
         self._channels = self.channels  # decided first (a cheap pass): no 4-channel copy made only to drop its alpha
         memory = self._memory
         if memory is not None and self._orient == 1 and self._gamma is None and self._target == self._im.mode:
-            out = _packed(memory, self.height, self.width, self._channels)
+            out = _packed(self._im, memory, self.height, self.width, self._channels, self.name)
         else:
             out = self._read(max(1, self.strip_rows // 4))
         self.close()
@@ -527,23 +527,31 @@ class Decoded:
         return f"<Decoded {self.name} {self.width}x{self.height}>"
 
 
-def _packed(memory, h, w, c):
-    """The (h, w, c) uint8 pixels of ``memory``, which holds them at 4 bytes a pixel (RGBX or
-    RGBA, as Pillow stores them): for ``c`` = 3 packed to 3 bytes in place, a band of rows at a
-    time (each band's bytes are read before they are written over), and the pages past them
-    given back to the system.
+def _packed(im, memory, h, w, c, name):
+    """The (h, w, c) uint8 pixels of ``memory``, which holds Pillow's RGB or RGBA image ``im``
+    at 4 bytes a pixel: for ``c`` = 3 packed to 3 bytes in place and the pages past them given
+    back to the system.  Pillow's raw encoder packs (as ``tobytes`` does) a band of rows at a
+    time, and each band is written where rows it has already read were: no byte is written over
+    before it is read.
     """
     import mmap
+
+    from PIL import Image
 
     pixels = np.frombuffer(memory, np.uint8, count=4 * h * w).reshape(h, w, 4)
     if c == 4:
         return pixels
     flat = np.frombuffer(memory, np.uint8, count=3 * h * w)
-    rows = max(1, (1 << 20) // (4 * w))
-    for y0 in range(0, h, rows):
-        y1 = min(h, y0 + rows)
-        flat[3 * w * y0 : 3 * w * y1] = pixels[y0:y1, :, :3].reshape(-1)  # (a copy: the source is strided)
-    start = -(-3 * w * h // mmap.PAGESIZE) * mmap.PAGESIZE
+    encoder = Image._getencoder(im.mode, "raw", "RGB")
+    encoder.setimage(im.im, (0, 0, w, h))
+    done, status = 0, 0
+    while not status:
+        _, status, data = encoder.encode(max(1 << 20, 4 * w))
+        flat[done : done + len(data)] = np.frombuffer(data, np.uint8)
+        done += len(data)
+    if status < 0 or done != flat.size:
+        raise InputError(f"{name}: cannot convert the decoded image (Pillow error {status})")
+    start = -(-flat.size // mmap.PAGESIZE) * mmap.PAGESIZE
     if start < len(memory):
         memory.madvise(mmap.MADV_DONTNEED, start, len(memory) - start)
     return flat.reshape(h, w, 3)
