@@ -1,6 +1,6 @@
 """Whole-process benchmarks of issue #13: start-up, batch throughput, large files.
 
-    python bench/process.py [--startup] [--batch] [--wholefile] [--repeat N] [--out bench/results]
+    python bench/process.py [--startup] [--batch] [--wholefile] [--compare TREE] [--repeat N] [--out bench/results]
 
 Every figure is a median of interleaved runs (each round runs every command once, in turn), so
 that the load of a shared machine falls on all of them alike; the load average is printed with
@@ -22,6 +22,8 @@ the tables.  Peak memory is the child's ``ru_maxrss`` (``os.wait4``).
   the package imports its names lazily, so a bare ``import fastquant`` loads neither numpy nor
   Numba).  The images are made with Pillow (Lanczos upscaling of LadyBird.jpg to 4384x2740, saved
   as a quality-92 JPEG and as a PNG; artificial.png to 6000x4000).  wholefile.md.
+- ``--compare TREE``: CPU seconds of a cached one-file run of this checkout against another (say
+  ``git worktree add /tmp/old <rev>``, its kernels cached by one run), paired round by round.
 """
 
 import argparse
@@ -57,7 +59,7 @@ def _env(**extra):
 TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
 
 
-def run(cmd, env=None, shell=False):
+def run(cmd, env=None, shell=False, cwd=None):
     """(wall seconds, peak RSS in MB, CPU seconds: user + system) of one child process
     (with the children it waited for: a worker pool's, xargs's).
 
@@ -74,7 +76,7 @@ def run(cmd, env=None, shell=False):
         cmd = " ".join(prefix) + " " + cmd if shell else prefix + list(cmd)
     try:
         t = time.perf_counter()
-        p = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen(cmd, env=env, shell=shell, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -166,8 +168,7 @@ import fastquant.job, fastquant.api
 from fastquant import jit
 marks.append((f"fastquant's modules a run imports ({len(jit.KERNELS)} @njit dispatchers)", T() - t)); t = T()
 from PIL import Image, PngImagePlugin
-Image.preinit()
-marks.append(("Pillow: Image and its preinit plugins", T() - t)); t = T()
+marks.append(("Pillow: Image and its PNG plugin", T() - t)); t = T()
 runtime, load = [0.0], [0.0, 0]
 def timed_runtime(ctx, folder, f=jit._initialize_runtime):
     a = T(); r = f(ctx, folder); runtime[0] += T() - a; return r
@@ -228,6 +229,11 @@ def startup(repeat, out):
             ("python -c 'import numpy, numba'", [PY, "-c", "import numpy, numba"], {"env": env}),
             ("python -c 'import fastquant'", [PY, "-c", "import fastquant"], {"env": env}),
             (
+                "the same, garbage collector paused (as the CLI imports Numba)",
+                [PY, "-c", "import gc; gc.disable(); import numpy, numba; gc.freeze()"],
+                {"env": env},
+            ),
+            (
                 "python -m fastquant kodim01.png -o OUT -f (cached)",
                 [PY, "-m", "fastquant", photo, "-o", str(tmp / "o.png"), "-f"],
                 {"env": env},
@@ -248,12 +254,16 @@ def startup(repeat, out):
     for name in names:
         lines.append(f"| {name} | {med(res[name]):.3f} | {med(res[name], 2):.3f} | {med(res[name], 1):.0f} |")
     lines.append(f"| the same job in-process (run_job, warm process) | {job:.3f} | {job_cpu:.3f} | |")
-    over = med(res[names[2]]) - med(res[names[0]]) - job
-    over_cpu = med(res[names[2]], 2) - med(res[names[0]], 2) - job_cpu
+    cli = names[3]
+    over = med(res[cli]) - med(res[names[0]]) - job
+    over_cpu = med(res[cli], 2) - med(res[names[0]], 2) - job_cpu
+    floor = med(res[cli]) - med(res[names[2]]) - job
+    floor_cpu = med(res[cli], 2) - med(res[names[2]], 2) - job_cpu
     lines += [
         "",
         f"Start-up overhead: CLI - import numpy, numba - in-process job = {over:.3f} s (target <= 0.15 s); "
-        f"in CPU seconds, which the load changes less: {over_cpu:.3f} s.",
+        f"in CPU seconds, which the load changes less: {over_cpu:.3f} s.  Against the import with the "
+        f"garbage collector paused, as the CLI does it: {floor:.3f} s ({floor_cpu:.3f} CPU s).",
         "",
     ]
     lines += [f"Where the CPU time of a cached run of {Path(photo).name} goes:", ""]
@@ -470,11 +480,40 @@ def _write(path, lines):
         f.write(text)
 
 
+def compare(other, repeat):
+    """Print the CPU seconds of a cached ``python -m fastquant kodim01.png`` of this checkout and of
+    ``other`` (a folder holding another ``fastquant`` package, its kernels cached): per round both
+    run, in alternating order, and the median of the differences is less hostage to the load than
+    a difference of medians.
+    """
+    photo = str(sorted((SHARED / "kodak").glob("kodim*.png"))[0])
+    tmp = Path(tempfile.mkdtemp())
+    trees = [ROOT, Path(other).resolve()]
+
+    def cpu(tree):  # run from the tree: -m puts the working folder first on sys.path
+        cmd = [PY, "-m", "fastquant", photo, "-o", str(tmp / "o.png"), "-f"]
+        return run(cmd, env=_env(PYTHONPATH=str(tree)), cwd=str(tree))[2]
+
+    for tree in trees:
+        cpu(tree)  # writes the .pyc files
+    this, that = [], []
+    for i in range(repeat):
+        for tree in trees if i % 2 == 0 else trees[::-1]:
+            (this if tree == ROOT else that).append(cpu(tree))
+    diff = statistics.median(a - b for a, b in zip(this, that))
+    load = os.getloadavg()
+    print(
+        f"CPU s of a cached run, median of {repeat}: {other} {statistics.median(that):.3f}, this checkout "
+        f"{statistics.median(this):.3f}; median difference {diff:+.3f} s (load average {load[0]:.1f})"
+    )
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--startup", action="store_true")
     p.add_argument("--batch", action="store_true")
     p.add_argument("--wholefile", action="store_true")
+    p.add_argument("--compare", metavar="TREE", help="paired CPU of a cached run against another checkout")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
@@ -484,6 +523,8 @@ def main(argv=None):
         batch(args.repeat, args.out)
     if args.wholefile:
         wholefile(args.repeat, args.out)
+    if args.compare:
+        compare(args.compare, args.repeat)
     return 0
 
 
