@@ -387,7 +387,9 @@ def main(argv=None):
     After an interrupted run (130, 143), SIGINT and SIGTERM are left ignored: the process
     is expected to exit with the code returned, and a late Ctrl-C must not change it.
     A first compile of the kernels is announced in one line on stderr (not with ``-q``),
-    by this process and by its workers.
+    by this process and by its workers.  Without ``argv`` (``python -m fastquant``, the
+    ``fastquant`` script) the process is taken as the command line's own: Numba is imported with
+    the garbage collector paused, and what the imports made is frozen (:func:`_import_numba`).
     """
     quiet = (
         argv is not None
