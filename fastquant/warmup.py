@@ -393,7 +393,7 @@ def precompile(jobs: Optional[int] = None, progress: Optional[Callable[[str], No
             os.environ["FASTQUANT_COMPILE_NOTICE"] = notice
 
 
-def _precompile(jobs, say):
+def _precompile(jobs: Optional[int], say: Callable[[str], None]) -> dict:
     import multiprocessing
 
     t0 = time.perf_counter()
