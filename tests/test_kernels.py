@@ -34,6 +34,19 @@ def test_histogram_many_colours():
     assert len(np.unique(colors, axis=0)) == len(colors)
 
 
+def test_histogram_of_a_read_only_array_needs_no_second_kernel():
+    # np.asarray of a PIL image is read-only: Numba would compile a read-only version of the kernel,
+    # which --precompile does not make (a compile a user with a warm cache would sit through)
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 8, (5000, 3)).astype(np.uint8) * 32
+    frozen = pixels.copy()
+    frozen.flags.writeable = False
+    got = histogram.unique_colors(frozen)
+    for a, b in zip(got, histogram.unique_colors(pixels)):
+        np.testing.assert_array_equal(a, b)
+    assert all(sig[0].mutable for sig in histogram._unique.signatures)
+
+
 @pytest.mark.parametrize("shape,size", [((10, 12, 3), (5, 4)), ((9, 7, 4), (3, 5)), ((31, 17, 3), (7, 13))])
 def test_area_resize_matches_naive(shape, size):
     rng = np.random.default_rng(sum(shape))
