@@ -542,8 +542,11 @@ def _packed(im, memory, h, w, c, name):
     if c == 4:
         return pixels
     flat = np.frombuffer(memory, np.uint8, count=3 * h * w)
-    encoder = Image._getencoder(im.mode, "raw", "RGB")
-    encoder.setimage(im.im, (0, 0, w, h))
+    try:
+        encoder = Image._getencoder(im.mode, "raw", "RGB")
+        encoder.setimage(im.im, (0, 0, w, h))
+    except Exception:  # Pillow's internals moved: the same pixels by a copy, at 3 bytes a pixel more
+        return np.ascontiguousarray(pixels[..., :3])
     done, status = 0, 0
     while not status:
         _, status, data = encoder.encode(max(1 << 20, 4 * w))

@@ -555,6 +555,22 @@ def test_take_packs_what_pillow_decoded_into_memory_of_our_own(kind):
     assert full.shape[2] == (4 if kind in ("rgba", "rgb-key") else 3)
 
 
+def test_take_packs_by_a_copy_when_pillows_encoder_is_gone(monkeypatch):
+    """The in-place packing uses Pillow's private raw encoder: should it move, the pixels are copied."""
+    rgb = _noise(37, 29, seed=4)
+    data = _encode(rgb, "PNG")
+
+    def gone(*args, **kwargs):
+        raise AttributeError("_getencoder")
+
+    monkeypatch.setattr(Image, "_getencoder", gone)
+    with io.open_image(data) as d:
+        assert d._memory is not None
+        taken = d.take()
+    assert taken.flags.writeable and taken.flags.c_contiguous
+    np.testing.assert_array_equal(taken, rgb)
+
+
 def test_take_leaves_arrays_and_pillow_images_of_the_caller():
     arr = _noise(8, 6)
     with io.open_image(arr) as d:
