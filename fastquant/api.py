@@ -173,7 +173,7 @@ def compress(
         :data:`fastquant.fit.SPEEDS`.  4, the default, was chosen on photos
         for a lower error than scikit-learn's ``KMeans`` on all pixels, in few
         iterations.  At 1-3 (and with ``max_bytes`` below 10) PNGs are
-        deflated by fastquant's own encoder (~9% smaller, 3-4x the write time;
+        deflated by fastquant's own encoder (~9% smaller, ~10x the write time;
         ``result.png_level`` None), else by zlib at level 9.
     max_iter, tol, init, swap_rounds
         K-means options, see :func:`fastquant.kmeans` (which also

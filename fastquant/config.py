@@ -200,8 +200,8 @@ DEFLATE_PIECE = 1 << 16
 STRONG_DEFLATE_PIECE = 1 << 17
 #: Up to this ``speed`` (``--speed``), indexed PNGs are deflated by fastquant's
 #: own near-optimal encoder (:mod:`fastquant.deflate`): about 9% fewer bytes
-#: than zlib at level 9 for 3-4x its write time, which would double a default
-#: run's time; faster speeds write with zlib.  Results.
+#: than zlib at level 9 for about 10x its write time (layout search included), which
+#: would more than double a default run's time; faster speeds write with zlib.  Results.
 STRONG_WRITE_SPEED = 3
 #: zlib level at which :func:`fastquant.png.png_indexed` compares the plain layout of
 #: 8-bit index data with the reordered, filtered one (:mod:`fastquant.reindex`) before

@@ -127,7 +127,7 @@ class Quantized:
     png_level : int or None
         How an indexed PNG's data is deflated (:func:`fastquant.png.png_indexed`):
         9, zlib (the default); None, fastquant's own encoder (``speed`` 1-3 and
-        byte budgets: about 9% smaller, 3-4x slower to write).
+        byte budgets: about 9% smaller, ~10x slower to write).
     png_optimize : bool
         PNGs get a last lossless pass by oxipng (``compress(optimize=True)``,
         :mod:`fastquant.optimize`; the optional pyoxipng).
