@@ -220,10 +220,6 @@ def unique_colors(pixels):
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if pixels.ndim != 2 or not 1 <= pixels.shape[1] <= 4:
         raise ValueError(f"expected (N, C) pixels with 1 <= C <= 4, got shape {pixels.shape}")
-    if not pixels.flags.writeable:
-        # A read-only array (np.asarray of a PIL image, a memory map) would make Numba compile a
-        # second version of the kernel, which --precompile does not make: one copy is cheaper.
-        pixels = pixels.copy()
     colors, inverse, counts = _unique(pixels)
     return colors, counts, inverse
 

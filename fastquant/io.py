@@ -87,7 +87,7 @@ def to_uint8(image):
     Returns
     -------
     (H, W, 3) or (H, W, 4) uint8 ndarray
-        A new array, or ``image`` itself when it was already in this form.
+        A new array, or ``image`` itself when it was already in this form and writable.
 
     Raises
     ------
@@ -125,6 +125,10 @@ def to_uint8(image):
     a = _grey_to_rgb(a)
     if a.shape[2] == 4 and (a[:, :, 3] == 255).all():
         a = a[:, :, :3]
+    if not a.flags.writeable:
+        # A read-only array (np.asarray of a PIL image, a memory map) would make Numba compile a
+        # second version of every kernel it reaches, which --precompile does not make: one copy is cheaper.
+        return np.array(a, order="C")
     return np.ascontiguousarray(a)
 
 
