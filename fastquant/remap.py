@@ -262,9 +262,15 @@ def rgba_cache():
 #: Cells per axis of the grid of :func:`remap_rgba` over the composites points.
 _GRID = 16
 #: The grid's lowest corner and cell sides: composites points of uint8 RGBA
-#: lie in [-127.5, 255]**3 x [0, 220.9] (see :func:`fastquant.colorspace.composites`).
+#: lie in [-127.5, 127.5]**3 x [0, 220.9], inside it (see :func:`fastquant.colorspace.composites`).
 _ORIGIN = np.array([-128.0, -128.0, -128.0, 0.0])
 _SIDE = np.array([384.0, 384.0, 384.0, 224.0]) / _GRID
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cell_of(x, origin, side, grid):
+    """The grid cell (0 .. grid - 1) of a float32 coordinate ``x`` along one axis."""
+    return min(grid - 1, max(0, int((np.float64(x) - origin) / side)))
 
 
 @njit(cache=True, nogil=True)
@@ -274,6 +280,7 @@ def _cell_lists(points, grid, origin, sides):
     smallest, over all entries, of the distance to the cell's farthest corner.
     (The nearest entry of a point p of the cell is no farther from p than that
     bound, and no nearer to p than to the cell.)  Entries in increasing index.
+    Cells that no composites point of a uint8 RGBA colour falls in get no entries.
 
     Returns (starts, entries): cell i's entries are entries[starts[i]:starts[i + 1]].
     """
@@ -281,39 +288,71 @@ def _cell_lists(points, grid, origin, sides):
     n_cells = grid**4
     starts = np.zeros(n_cells + 1, np.int64)
     lists = np.empty(n_cells * 8, np.int32)
-    dmin = np.empty(k)
-    lo = np.empty(4)
-    for cell in range(n_cells):
-        rest = cell
-        for ch in range(3, -1, -1):
-            lo[ch] = origin[ch] + (rest % grid) * sides[ch]
-            rest //= grid
-        bound = np.inf
-        for j in range(k):
-            near = 0.0
-            far = 0.0
-            for ch in range(4):
+    # A cell is a product of four slabs: each entry's squared distance to the cell (and to its
+    # farthest corner) is a sum over the channels of its distance to the slab (to the slab's
+    # farther side), summed in the channels' order as one loop over them would.
+    near = np.empty((4, grid, k))
+    far = np.empty((4, grid, k))
+    for ch in range(4):
+        for g in range(grid):
+            lo = origin[ch] + g * sides[ch]
+            for j in range(k):
                 x = np.float64(points[j, ch])
-                a = lo[ch] - x
-                b = x - (lo[ch] + sides[ch])
+                a = lo - x
+                b = x - (lo + sides[ch])
                 gap = max(a, b, 0.0)
-                near += gap * gap
+                near[ch, g, j] = gap * gap
                 reach = max(abs(a), abs(b))
-                far += reach * reach
-            dmin[j] = near
-            bound = min(bound, far)
-        bound = bound * (1.0 + 1e-6) + 1e-3  # float32 distances later: never prune a tie
-        at = starts[cell]
-        for j in range(k):
-            if dmin[j] <= bound:
-                if at == lists.shape[0]:
-                    grown = np.empty(2 * lists.shape[0], np.int32)
-                    for t in range(at):  # not grown[:at] = lists[:at]: that compiles Numba's string code
-                        grown[t] = lists[t]
-                    lists = grown
-                lists[at] = j
-                at += 1
-        starts[cell + 1] = at
+                far[ch, g, j] = reach * reach
+    # The cells a pixel can fall in (found as _rgba_range finds them): with alpha a, a colour
+    # channel's point runs from -a/2 (value 0) to a/2 (255); the other cells keep no list.
+    reach_lo = np.full((3, grid), grid, np.int64)  # [channel, alpha cell]: the cells of that channel
+    reach_hi = np.full((3, grid), -1, np.int64)
+    for alpha in range(256):
+        a = np.float64(alpha)
+        g3 = _cell_of(np.float32(COMPOSITE_ALPHA * a), origin[3], sides[3], grid)
+        for ch in range(3):
+            for value in (0.0, 255.0):
+                g = _cell_of(np.float32(value * a / 255.0 - a / 2.0), origin[ch], sides[ch], grid)
+                reach_lo[ch, g3] = min(reach_lo[ch, g3], g)
+                reach_hi[ch, g3] = max(reach_hi[ch, g3], g)
+    near2 = np.empty((2, k))  # channels 0-1, then 0-2
+    far2 = np.empty((2, k))
+    cell = 0
+    for g0 in range(grid):
+        for g1 in range(grid):
+            for j in range(k):
+                near2[0, j] = near[0, g0, j] + near[1, g1, j]
+                far2[0, j] = far[0, g0, j] + far[1, g1, j]
+            for g2 in range(grid):
+                for j in range(k):
+                    near2[1, j] = near2[0, j] + near[2, g2, j]
+                    far2[1, j] = far2[0, j] + far[2, g2, j]
+                for g3 in range(grid):
+                    if not (
+                        reach_lo[0, g3] <= g0 <= reach_hi[0, g3]
+                        and reach_lo[1, g3] <= g1 <= reach_hi[1, g3]
+                        and reach_lo[2, g3] <= g2 <= reach_hi[2, g3]
+                    ):
+                        cell += 1
+                        starts[cell] = starts[cell - 1]
+                        continue
+                    bound = np.inf
+                    for j in range(k):
+                        bound = min(bound, far2[1, j] + far[3, g3, j])
+                    bound = bound * (1.0 + 1e-6) + 1e-3  # float32 distances later: never prune a tie
+                    at = starts[cell]
+                    for j in range(k):
+                        if near2[1, j] + near[3, g3, j] <= bound:
+                            if at == lists.shape[0]:
+                                grown = np.empty(2 * lists.shape[0], np.int32)
+                                for t in range(at):  # not grown[:at] = lists[:at]: that compiles Numba's string code
+                                    grown[t] = lists[t]
+                                lists = grown
+                            lists[at] = j
+                            at += 1
+                    cell += 1
+                    starts[cell] = at
     return starts, lists[: starts[n_cells]]
 
 
@@ -353,7 +392,7 @@ def _rgba_range(pixels, straight, points, origin, sides, starts, lists, cache, o
                 pt[0, 3] = np.float32(COMPOSITE_ALPHA * a)
                 cell = 0
                 for ch in range(4):
-                    cell = cell * _GRID + min(_GRID - 1, max(0, int((np.float64(pt[0, ch]) - origin[ch]) / sides[ch])))
+                    cell = cell * _GRID + _cell_of(pt[0, ch], origin[ch], sides[ch], _GRID)
                 v = -1
                 dv = np.float32(np.inf)
                 for t in range(starts[cell], starts[cell + 1]):  # increasing index: ties go to the lowest

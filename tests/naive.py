@@ -660,3 +660,40 @@ def png_filters(indices):
             for t, v in enumerate((0, a, b, (a + b) // 2, pred)):
                 out[t, i, j] = (x[i, j] - v) % 256
     return out
+
+
+def grid_cell_lists(points, grid, origin, sides, cells):
+    """For each of ``cells`` (indices into a ``grid**4`` grid, the last axis varying fastest), the
+    entries of ``points`` that can be nearest to a point in it: distance to the cell's box at most
+    the smallest distance of any entry to the box's farthest corner (times 1 + 1e-6, plus 1e-3).
+    """
+    p = np.asarray(points, np.float64)
+    out = []
+    for cell in cells:
+        coords = [(cell // grid ** (3 - ch)) % grid for ch in range(4)]
+        lo = np.array([origin[ch] + coords[ch] * sides[ch] for ch in range(4)])
+        hi = lo + np.asarray(sides, np.float64)
+        gap = np.maximum(np.maximum(lo - p, p - hi), 0.0)
+        reach = np.maximum(np.abs(lo - p), np.abs(p - hi))
+        bound = (reach**2).sum(axis=1).min() * (1.0 + 1e-6) + 1e-3
+        out.append(np.flatnonzero((gap**2).sum(axis=1) <= bound))
+    return out
+
+
+def composites_cells(grid, origin, sides):
+    """Every cell of the grid of :func:`grid_cell_lists` that the composites point of some uint8
+    RGBA colour falls in (each channel's cell clamped to the grid), by trying every colour value
+    and alpha (a channel's cell depends only on its own value and the alpha)."""
+    v = np.arange(256.0)
+    cells = set()
+    for a in range(256):
+        axis = [
+            set(np.clip(((np.float32(v * a / 255.0 - a / 2.0) - origin[ch]) / sides[ch]).astype(int), 0, grid - 1))
+            for ch in range(3)
+        ]
+        g3 = min(grid - 1, max(0, int((np.float64(np.float32(math.sqrt(3.0) / 2.0 * a)) - origin[3]) / sides[3])))
+        for x in axis[0]:
+            for y in axis[1]:
+                for z in axis[2]:
+                    cells.add(((int(x) * grid + int(y)) * grid + int(z)) * grid + g3)
+    return sorted(cells)

@@ -182,6 +182,23 @@ def test_ssim_bands_reads_only_rows_it_is_given(kodak):
     assert max(asked) <= 64 + 2 * 5 + 1  # a band and the window's margins
 
 
+def test_rgba_cell_lists_match_naive_on_every_cell_a_colour_can_reach(kodak):
+    """The candidate lists of remap_rgba's grid equal the naive ones on every cell that some uint8
+    RGBA colour's composites point falls in; the other cells (no colour reaches them) stay empty."""
+    image = _rgba(kodak).reshape(-1, 4)
+    palette = np.concatenate([image[::997][:40], [[0, 0, 0, 0], [255, 255, 255, 255], [9, 200, 30, 3]]])
+    points = colorspace.composites(np.ascontiguousarray(palette, np.uint8))
+    starts, lists = remap._cell_lists(points, remap._GRID, remap._ORIGIN, remap._SIDE)
+    cells = naive.composites_cells(remap._GRID, remap._ORIGIN, remap._SIDE)
+    assert 0 < len(cells) < remap._GRID**4
+    for cell, ref in zip(cells, naive.grid_cell_lists(points, remap._GRID, remap._ORIGIN, remap._SIDE, cells)):
+        np.testing.assert_array_equal(lists[starts[cell] : starts[cell + 1]], ref)
+    sizes = np.diff(starts)
+    unreached = np.ones(len(sizes), bool)
+    unreached[cells] = False
+    assert (sizes[unreached] == 0).all() and (sizes[cells] > 0).all()
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_remap_rgba_matches_naive_and_metrics(kodak, monkeypatch, threads):
     monkeypatch.setattr(fastquant.threads, "THREADS", threads)
