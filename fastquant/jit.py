@@ -110,15 +110,41 @@ def _compile_notice(dispatcher):
         warnings.warn(message, CompileWarning, stacklevel=2)
 
 
+#: The cyclic garbage collector's first threshold while Numba compiles (see :class:`_CompileListener`).
+COMPILE_GC_THRESHOLD = 50_000
+
+
 class _CompileListener(numba.core.event.Listener):
-    """Numba's "numba:compile" event fires on a cache miss, just before compiling."""
+    """Numba's "numba:compile" event fires on a cache miss, just before compiling (and again,
+    nested, for each kernel or Numba function that compile compiles in turn).
+
+    While a compile runs, the garbage collector's first generation is collected after
+    :data:`COMPILE_GC_THRESHOLD` allocations instead of Python's 700: Numba's compiler makes
+    millions of short-lived objects, and the collections that their count sets off (each
+    walking the compiler's large live state) are a good part of a compile's CPU time.  The
+    thresholds are restored when the outermost compile ends.
+    """
+
+    def __init__(self):
+        self.depth = 0  # nested compiles (they run under Numba's compiler lock)
+        self.thresholds = None
 
     def on_start(self, event):
         _init_extensions()
-        _compile_notice((event.data or {}).get("dispatcher"))
+        _compile_notice((event.data or {}).get("dispatcher"))  # (should it raise, nothing has changed)
+        if self.depth == 0:
+            import gc
+
+            self.thresholds = gc.get_threshold()
+            gc.set_threshold(max(self.thresholds[0], COMPILE_GC_THRESHOLD), *self.thresholds[1:])
+        self.depth += 1
 
     def on_end(self, event):
-        pass
+        self.depth -= 1
+        if self.depth == 0 and self.thresholds is not None:
+            import gc
+
+            gc.set_threshold(*self.thresholds)
 
 
 numba.core.event.register("numba:compile", _CompileListener())

@@ -231,3 +231,30 @@ def test_first_compile_is_announced_once(tmp_path):
         env=dict(env, NUMBA_CACHE_DIR=str(tmp_path / "cache2")),
     )
     assert r.returncode == 0 and r.stdout.strip() == "0" and "compiling" not in r.stderr, r.stderr
+
+
+def test_garbage_collector_runs_less_often_while_numba_compiles_then_as_before():
+    import gc
+
+    import numba
+    import numba.core.event as ev
+
+    seen = []
+
+    class Probe(ev.Listener):  # registered after fastquant's: its start runs after fastquant's start
+        def on_start(self, event):
+            seen.append(gc.get_threshold())
+
+        def on_end(self, event):
+            pass
+
+    before = gc.get_threshold()
+    probe = Probe()
+    ev.register("numba:compile", probe)
+    try:
+        f = numba.njit(lambda x: x + 1)  # a fresh function: it compiles (not one of fastquant's kernels)
+        assert f(1) == 2
+    finally:
+        ev.unregister("numba:compile", probe)
+    assert seen and seen[0][0] == max(before[0], jit.COMPILE_GC_THRESHOLD)
+    assert gc.get_threshold() == before
