@@ -19,6 +19,7 @@ RGBA images use in sRGB mode, or ``"premultiplied"``) or in OKLab with
 ``colorspace="oklab"`` (see :mod:`fastquant.colorspace`).
 """
 
+import functools
 import sys
 
 import numpy as np
@@ -261,26 +262,49 @@ def rgba_cache():
 
 #: Cells per axis of the grid of :func:`remap_rgba` over the composites points.
 _GRID = 16
-#: The grid's lowest corner and cell sides: composites points of uint8 RGBA
-#: lie in [-127.5, 127.5]**3 x [0, 220.9], inside it (see :func:`fastquant.colorspace.composites`).
+#: The grid's lowest corner and cell sides; the composites points of uint8 RGBA
+#: lie within it, in [-127.5, 127.5]**3 x [0, 220.9] (see :func:`fastquant.colorspace.composites`).
 _ORIGIN = np.array([-128.0, -128.0, -128.0, 0.0])
 _SIDE = np.array([384.0, 384.0, 384.0, 224.0]) / _GRID
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _cell_of(x, origin, side, grid):
-    """The grid cell (0 .. grid - 1) of a float32 coordinate ``x`` along one axis."""
-    return min(grid - 1, max(0, int((np.float64(x) - origin) / side)))
+@functools.cache
+def _reach(grid, origin, sides):
+    """The grid cells that the composites point of some uint8 RGBA colour falls in (found as
+    :func:`_rgba_range` finds a pixel's cell): with alpha a, a colour channel's point runs from
+    -a/2 (value 0) to a/2 (value 255).
+
+    Returns
+    -------
+    (2, 3, grid) int64 ndarray
+        ``[0, ch, g]`` .. ``[1, ch, g]``: the cells along colour channel ch of the points whose
+        alpha is in cell g (every alpha cell has some).
+    """
+    origin, sides = np.array(origin), np.array(sides)
+    a = np.arange(256.0)
+
+    def cell(x, ch):  # as _rgba_range, on the float32 coordinates
+        x = x.astype(np.float32).astype(np.float64)
+        return np.clip(((x - origin[ch]) / sides[ch]).astype(np.int64), 0, grid - 1)
+
+    alpha_cell = cell(COMPOSITE_ALPHA * a, 3)
+    reach = np.empty((2, 3, grid), np.int64)
+    for ch in range(3):
+        lo, hi = cell(0.0 * a / 255.0 - a / 2.0, ch), cell(255.0 * a / 255.0 - a / 2.0, ch)
+        for g in range(grid):
+            at = alpha_cell == g
+            reach[:, ch, g] = (lo[at].min(), hi[at].max()) if at.any() else (grid, -1)
+    return reach
 
 
 @njit(cache=True, nogil=True)
-def _cell_lists(points, grid, origin, sides):
+def _cell_lists(points, grid, origin, sides, reached):
     """For every cell of a ``grid**4`` grid of cells ``sides`` wide from ``origin``, the entries that can be
     the nearest of a point in it: those whose distance to the cell is at most the
     smallest, over all entries, of the distance to the cell's farthest corner.
     (The nearest entry of a point p of the cell is no farther from p than that
     bound, and no nearer to p than to the cell.)  Entries in increasing index.
-    Cells that no composites point of a uint8 RGBA colour falls in get no entries.
+    Only the cells in ``reached`` get entries (see :func:`_reach`): the others, none.
 
     Returns (starts, entries): cell i's entries are entries[starts[i]:starts[i + 1]].
     """
@@ -288,71 +312,47 @@ def _cell_lists(points, grid, origin, sides):
     n_cells = grid**4
     starts = np.zeros(n_cells + 1, np.int64)
     lists = np.empty(n_cells * 8, np.int32)
-    # A cell is a product of four slabs: each entry's squared distance to the cell (and to its
-    # farthest corner) is a sum over the channels of its distance to the slab (to the slab's
-    # farther side), summed in the channels' order as one loop over them would.
-    near = np.empty((4, grid, k))
-    far = np.empty((4, grid, k))
-    for ch in range(4):
-        for g in range(grid):
-            lo = origin[ch] + g * sides[ch]
-            for j in range(k):
-                x = np.float64(points[j, ch])
-                a = lo - x
-                b = x - (lo + sides[ch])
-                gap = max(a, b, 0.0)
-                near[ch, g, j] = gap * gap
-                reach = max(abs(a), abs(b))
-                far[ch, g, j] = reach * reach
-    # The cells a pixel can fall in (found as _rgba_range finds them): with alpha a, a colour
-    # channel's point runs from -a/2 (value 0) to a/2 (255); the other cells keep no list.
-    reach_lo = np.full((3, grid), grid, np.int64)  # [channel, alpha cell]: the cells of that channel
-    reach_hi = np.full((3, grid), -1, np.int64)
-    for alpha in range(256):
-        a = np.float64(alpha)
-        g3 = _cell_of(np.float32(COMPOSITE_ALPHA * a), origin[3], sides[3], grid)
+    dmin = np.empty(k)
+    lo = np.empty(4)
+    at_cell = np.empty(4, np.int64)
+    for cell in range(n_cells):
+        rest = cell
+        for ch in range(3, -1, -1):
+            at_cell[ch] = rest % grid
+            lo[ch] = origin[ch] + at_cell[ch] * sides[ch]
+            rest //= grid
+        out = False
         for ch in range(3):
-            for value in (0.0, 255.0):
-                g = _cell_of(np.float32(value * a / 255.0 - a / 2.0), origin[ch], sides[ch], grid)
-                reach_lo[ch, g3] = min(reach_lo[ch, g3], g)
-                reach_hi[ch, g3] = max(reach_hi[ch, g3], g)
-    near2 = np.empty((2, k))  # channels 0-1, then 0-2
-    far2 = np.empty((2, k))
-    cell = 0
-    for g0 in range(grid):
-        for g1 in range(grid):
-            for j in range(k):
-                near2[0, j] = near[0, g0, j] + near[1, g1, j]
-                far2[0, j] = far[0, g0, j] + far[1, g1, j]
-            for g2 in range(grid):
-                for j in range(k):
-                    near2[1, j] = near2[0, j] + near[2, g2, j]
-                    far2[1, j] = far2[0, j] + far[2, g2, j]
-                for g3 in range(grid):
-                    if not (
-                        reach_lo[0, g3] <= g0 <= reach_hi[0, g3]
-                        and reach_lo[1, g3] <= g1 <= reach_hi[1, g3]
-                        and reach_lo[2, g3] <= g2 <= reach_hi[2, g3]
-                    ):
-                        cell += 1
-                        starts[cell] = starts[cell - 1]
-                        continue
-                    bound = np.inf
-                    for j in range(k):
-                        bound = min(bound, far2[1, j] + far[3, g3, j])
-                    bound = bound * (1.0 + 1e-6) + 1e-3  # float32 distances later: never prune a tie
-                    at = starts[cell]
-                    for j in range(k):
-                        if near2[1, j] + near[3, g3, j] <= bound:
-                            if at == lists.shape[0]:
-                                grown = np.empty(2 * lists.shape[0], np.int32)
-                                for t in range(at):  # not grown[:at] = lists[:at]: that compiles Numba's string code
-                                    grown[t] = lists[t]
-                                lists = grown
-                            lists[at] = j
-                            at += 1
-                    cell += 1
-                    starts[cell] = at
+            out = out or at_cell[ch] < reached[0, ch, at_cell[3]] or at_cell[ch] > reached[1, ch, at_cell[3]]
+        if out:
+            starts[cell + 1] = starts[cell]
+            continue
+        bound = np.inf
+        for j in range(k):
+            near = 0.0
+            far = 0.0
+            for ch in range(4):
+                x = np.float64(points[j, ch])
+                a = lo[ch] - x
+                b = x - (lo[ch] + sides[ch])
+                gap = max(a, b, 0.0)
+                near += gap * gap
+                reach = max(abs(a), abs(b))
+                far += reach * reach
+            dmin[j] = near
+            bound = min(bound, far)
+        bound = bound * (1.0 + 1e-6) + 1e-3  # float32 distances later: never prune a tie
+        at = starts[cell]
+        for j in range(k):
+            if dmin[j] <= bound:
+                if at == lists.shape[0]:
+                    grown = np.empty(2 * lists.shape[0], np.int32)
+                    for t in range(at):  # not grown[:at] = lists[:at]: that compiles Numba's string code
+                        grown[t] = lists[t]
+                    lists = grown
+                lists[at] = j
+                at += 1
+        starts[cell + 1] = at
     return starts, lists[: starts[n_cells]]
 
 
@@ -392,7 +392,7 @@ def _rgba_range(pixels, straight, points, origin, sides, starts, lists, cache, o
                 pt[0, 3] = np.float32(COMPOSITE_ALPHA * a)
                 cell = 0
                 for ch in range(4):
-                    cell = cell * _GRID + _cell_of(pt[0, ch], origin[ch], sides[ch], _GRID)
+                    cell = cell * _GRID + min(_GRID - 1, max(0, int((np.float64(pt[0, ch]) - origin[ch]) / sides[ch])))
                 v = -1
                 dv = np.float32(np.inf)
                 for t in range(starts[cell], starts[cell + 1]):  # increasing index: ties go to the lowest
@@ -442,7 +442,8 @@ class RGBASearch:
         self.palette = np.ascontiguousarray(palette, np.uint8)
         self.straight = self.palette.astype(np.float32)
         self.points = _cs.composites(self.palette)
-        self.starts, self.lists = _cell_lists(self.points, _GRID, _ORIGIN, _SIDE)
+        reach = _reach(_GRID, tuple(_ORIGIN), tuple(_SIDE))
+        self.starts, self.lists = _cell_lists(self.points, _GRID, _ORIGIN, _SIDE, reach)
         self.cache = rgba_cache()
 
 

@@ -188,7 +188,8 @@ def test_rgba_cell_lists_match_naive_on_every_cell_a_colour_can_reach(kodak):
     image = _rgba(kodak).reshape(-1, 4)
     palette = np.concatenate([image[::997][:40], [[0, 0, 0, 0], [255, 255, 255, 255], [9, 200, 30, 3]]])
     points = colorspace.composites(np.ascontiguousarray(palette, np.uint8))
-    starts, lists = remap._cell_lists(points, remap._GRID, remap._ORIGIN, remap._SIDE)
+    reach = remap._reach(remap._GRID, tuple(remap._ORIGIN), tuple(remap._SIDE))
+    starts, lists = remap._cell_lists(points, remap._GRID, remap._ORIGIN, remap._SIDE, reach)
     cells = naive.composites_cells(remap._GRID, remap._ORIGIN, remap._SIDE)
     assert 0 < len(cells) < remap._GRID**4
     for cell, ref in zip(cells, naive.grid_cell_lists(points, remap._GRID, remap._ORIGIN, remap._SIDE, cells)):
