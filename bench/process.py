@@ -1,6 +1,7 @@
 """Whole-process benchmarks of issue #13: start-up, batch throughput, large files.
 
-    python bench/process.py [--startup] [--batch] [--wholefile] [--compare TREE] [--repeat N] [--out bench/results]
+    python bench/process.py [--startup] [--batch] [--wholefile] [--precompile] [--compare TREE] [--repeat N]
+                            [--out bench/results]
 
 Every figure is a median of interleaved runs (each round runs every command once, in turn), so
 that the load of a shared machine falls on all of them alike; the load average is printed with
@@ -22,6 +23,9 @@ the tables.  Peak memory is the child's ``ru_maxrss`` (``os.wait4``).
   the package imports its names lazily, so a bare ``import fastquant`` loads neither numpy nor
   Numba).  The images are made with Pillow (Lanczos upscaling of LadyBird.jpg to 4384x2740, saved
   as a quality-92 JPEG and as a PNG; artificial.png to 6000x4000).  wholefile.md.
+- ``--precompile``: ``python -m fastquant --precompile -v`` from an empty ``NUMBA_CACHE_DIR``, N rounds
+  (one untimed round first writes the .pyc files): wall, CPU and peak memory of the process, the CPU of
+  each stage and each kernel's compile CPU (median over the rounds); the #13 target is 12 s.  startup.md.
 - ``--compare TREE``: CPU seconds of a cached one-file run of this checkout against another (say
   ``git worktree add /tmp/old <rev>``, its kernels cached by one run), paired round by round.
 """
@@ -472,6 +476,72 @@ def wholefile(repeat, out):
     _write(out / "wholefile.md", lines)
 
 
+def precompile(repeat, out):
+    """``--precompile`` from an empty cache, ``repeat`` rounds (see the module docstring)."""
+    import re
+
+    rounds, kernels, stages = [], {}, {}
+    for i in range(repeat + 1):
+        cache = Path(tempfile.mkdtemp(prefix="fq-precompile-"))
+        try:
+            cmd = [TIME or "env", *(["-f", "%M"] if TIME else []), PY, "-m", "fastquant", "--precompile", "-v"]
+            t = time.perf_counter()
+            p = subprocess.Popen(
+                cmd,
+                env=_env(NUMBA_CACHE_DIR=str(cache)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            _, status, usage = os.wait4(p.pid, 0)
+            wall = time.perf_counter() - t
+            err = p.stderr.read()
+            if os.waitstatus_to_exitcode(status):
+                raise RuntimeError(f"--precompile failed: {err}")
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        if i == 0:
+            continue  # .pyc files written, file caches warm
+        own = float(re.search(r"cached in ([0-9.]+) s", err).group(1))
+        peak = int(err.strip().splitlines()[-1]) / 1024 if TIME else usage.ru_maxrss / 1024
+        rounds.append((wall, own, usage.ru_utime + usage.ru_stime, peak))
+        for seconds, name in re.findall(r"^\s*([0-9.]+) s\s+\d+ versions?\s+(\S+)$", err, re.M):
+            kernels.setdefault(name, []).append(float(seconds))
+        stage_line = err.split("CPU seconds of each stage: ")[1].splitlines()[0]
+        for stage, seconds in re.findall(r"([a-z ]+?) ([0-9.]+)(?:,|$)", stage_line):
+            stages.setdefault(stage.strip(), []).append(float(seconds))
+    lines = [
+        "",
+        "## `--precompile` from an empty cache (bench/process.py --precompile)",
+        "",
+        header(),
+        f"`python -m fastquant --precompile -v` with an empty `NUMBA_CACHE_DIR`, {repeat} rounds after an untimed one.",
+        "",
+        "| round | process wall s | --precompile's own s | CPU s (user + system) | peak MB |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for i, (wall, own, cpu, peak) in enumerate(rounds, 1):
+        lines.append(f"| {i} | {wall:.1f} | {own:.1f} | {cpu:.1f} | {peak:.0f} |")
+    wall = statistics.median(r[0] for r in rounds)
+    lines += [
+        f"| median | {wall:.1f} | {statistics.median(r[1] for r in rounds):.1f} | "
+        f"{statistics.median(r[2] for r in rounds):.1f} | {statistics.median(r[3] for r in rounds):.0f} |",
+        "",
+        f"Target (#13 item 1): <= 12 s; median process wall {wall:.1f} s: {'met' if wall <= 12 else 'not met'}.",
+        "CPU seconds of each stage (median): "
+        + ", ".join(f"{stage} {statistics.median(v):.1f}" for stage, v in stages.items())
+        + ".",
+        "",
+        "| kernel (compile CPU s, exclusive of the kernels it compiles in turn; median) | s |",
+        "|---|---:|",
+    ]
+    for name, v in sorted(kernels.items(), key=lambda kv: -statistics.median(kv[1])):
+        lines.append(f"| `{name.removeprefix('fastquant.')}` | {statistics.median(v):.2f} |")
+    lines.append(f"| total | {sum(statistics.median(v) for v in kernels.values()):.1f} |")
+    lines.append("")
+    _write(out / "startup.md", lines)
+
+
 def _write(path, lines):
     text = "\n".join(lines) + "\n"
     print(text)
@@ -513,6 +583,7 @@ def main(argv=None):
     p.add_argument("--startup", action="store_true")
     p.add_argument("--batch", action="store_true")
     p.add_argument("--wholefile", action="store_true")
+    p.add_argument("--precompile", action="store_true", help="--precompile from an empty cache")
     p.add_argument("--compare", metavar="TREE", help="paired CPU of a cached run against another checkout")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--out", type=Path, default=HERE / "results")
@@ -523,6 +594,8 @@ def main(argv=None):
         batch(args.repeat, args.out)
     if args.wholefile:
         wholefile(args.repeat, args.out)
+    if args.precompile:
+        precompile(args.repeat, args.out)
     if args.compare:
         compare(args.compare, args.repeat)
     return 0
