@@ -74,7 +74,8 @@ def _huffman_lengths(freq, lens):
     single used symbol gets length 1.
     """
     max_bits = 7 if len(lens) == 19 else 15
-    lens[:] = 0
+    for s in range(len(lens)):  # (a loop: a slice assignment compiles more)
+        lens[s] = 0
     # the used symbols by ascending count, ties by symbol (an insertion sort of count * 512 + symbol:
     # at most 286 symbols; np.argsort would compile Numba's sort and string code)
     key = np.empty(len(freq), np.int64)
@@ -142,32 +143,6 @@ def _huffman_lengths(freq, lens):
         for _ in range(count[length]):
             lens[order[k]] = length
             k -= 1
-
-
-@njit(cache=True, nogil=True)
-def _canonical(lens, codes):
-    """Canonical codes of ``lens``, bit-reversed for deflate's LSB-first stream, into ``codes``."""
-    count = np.zeros(16, np.int64)
-    for s in range(len(lens)):
-        count[lens[s]] += 1
-    count[0] = 0
-    nxt = np.zeros(16, np.int64)
-    code = 0
-    for b in range(1, 16):
-        code = (code + count[b - 1]) << 1
-        nxt[b] = code
-    for s in range(len(lens)):
-        b = lens[s]
-        if b:
-            c = nxt[b]
-            nxt[b] += 1
-            r = 0
-            for _ in range(b):
-                r = (r << 1) | (c & 1)
-                c >>= 1
-            codes[s] = r
-        else:
-            codes[s] = 0
 
 
 # ----------------------------------------------------------------------------- matches and parse
@@ -302,16 +277,24 @@ def _costs(ll, dd, lit_cost, len_cost, dist_cost, len_code, len_extra, dist_code
 
 
 @njit(cache=True, nogil=True)
-def _block_plan(ll, dd):
-    """A block's codes for counts ``ll``, ``dd``: litlen and distance code lengths, HLIT, HDIST,
-    the code lengths as code-length symbols (and their extra bits, their number) and the
-    code-length code's lengths.
+def _block_plan(hl, hd, a, b, tables):
+    """The codes of a block holding chunks a..b-1 (``hl``, ``hd``: flat (chunks + 1) x 286 and x 30
+    litlen and distance counts of the symbols before each chunk): litlen and distance code lengths,
+    HLIT, HDIST, the code lengths as code-length symbols (and their extra bits, their number), the
+    code-length code's lengths, HCLEN and the bits of the whole block (header included).
 
     The codes are made complete (at least two litlen and two distance codes); the code lengths
     are sent as code-length symbols 0-15 and 16 (repeat the previous 3-6 times), 17 (3-10
     zeros), 18 (11-138 zeros).
     """
-    ll2 = ll.copy()
+    ll = np.empty(286, np.int64)
+    ll2 = np.empty(286, np.int64)
+    dd = np.empty(30, np.int64)
+    dd2 = np.empty(30, np.int64)
+    for s in range(286):
+        ll[s] = ll2[s] = hl[b * 286 + s] - hl[a * 286 + s]
+    for s in range(30):
+        dd[s] = dd2[s] = hd[b * 30 + s] - hd[a * 30 + s]
     if ll2[256] == 0:
         ll2[256] = 1
     used = 0
@@ -319,7 +302,6 @@ def _block_plan(ll, dd):
         used += ll2[s] > 0
     if used < 2:
         ll2[0] += 1
-    dd2 = dd.copy()
     used = 0
     for s in range(len(dd2)):
         used += dd2[s] > 0
@@ -380,26 +362,11 @@ def _block_plan(ll, dd):
         cl[rle_sym[t]] += 1
     cl_lens = np.zeros(19, np.int64)
     _huffman_lengths(cl, cl_lens)
-    return ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens
-
-
-@njit(cache=True, nogil=True)
-def _block_bits(hl, hd, a, b, tables):
-    """Bits of a dynamic block holding chunks a..b-1 (header included); ``hl``, ``hd``: flat
-    (chunks + 1) x 286 and x 30 litlen and distance counts of the symbols before each chunk.
-    """
-    ll = np.empty(286, np.int64)
-    dd = np.empty(30, np.int64)
-    for s in range(286):
-        ll[s] = hl[b * 286 + s] - hl[a * 286 + s]
-    for s in range(30):
-        dd[s] = hd[b * 30 + s] - hd[a * 30 + s]
     len_extra, dist_extra, cl_order = tables[1], tables[3], tables[6]
-    ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens = _block_plan(ll, dd)
     hclen = 19
     while hclen > 4 and cl_lens[cl_order[hclen - 1]] == 0:
         hclen -= 1
-    bits = 3 + 14 + 3 * hclen
+    bits = 3 + 14 + 3 * hclen + ll_lens[256]
     for t in range(n):
         s = rle_sym[t]
         bits += cl_lens[s] + (2 if s == 16 else 3 if s == 17 else 7 if s == 18 else 0)
@@ -409,7 +376,7 @@ def _block_bits(hl, hd, a, b, tables):
     for s in range(30):
         if dd[s]:
             bits += dd[s] * (d_lens[s] + dist_extra[s])
-    return bits + ll_lens[256]
+    return ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens, hclen, bits
 
 
 @njit(cache=True, nogil=True)
@@ -429,50 +396,74 @@ def _put(out, st, value, n):
 
 
 @njit(cache=True, nogil=True)
-def _write_block(data, pos, sym_len, sym_dist, lo, hi, last, out, st, tables):
-    """Write symbols lo..hi-1 (the first at data position ``pos``) as one dynamic block."""
+def _write_block(data, pos, sym_len, sym_dist, lo, hi, last, out, st, tables, plan):
+    """Write symbols lo..hi-1 (the first at data position ``pos``) as one dynamic block with the
+    codes of ``plan`` (:func:`_block_plan` of their counts).
+    """
     len_code, len_extra, dist_code, dist_extra, len_base, dist_base, cl_order = tables
-    ll = np.zeros(286, np.int64)
-    dd = np.zeros(30, np.int64)
-    end_pos = _counts(data, pos, sym_len, sym_dist, lo, hi, ll, dd, len_code, dist_code)
-    ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens = _block_plan(ll, dd)
-    hclen = 19
-    while hclen > 4 and cl_lens[cl_order[hclen - 1]] == 0:
-        hclen -= 1
-    # the header's 17 bits: BFINAL, BTYPE 2 (dynamic codes), HLIT, HDIST, HCLEN
+    ll_lens, d_lens, hlit, hdist, rle_sym, rle_extra, n, cl_lens, hclen, _ = plan
+    # the canonical codes of the three codes, bit-reversed for deflate's LSB-first stream: litlen
+    # at 0, distance at 286, code-length at 316 (one loop: a kernel of its own compiles again in each caller)
+    codes = np.zeros(286 + 30 + 19, np.int64)
+    for part in range(3):
+        lens = ll_lens if part == 0 else d_lens if part == 1 else cl_lens
+        at = 0 if part == 0 else 286 if part == 1 else 316
+        count = np.zeros(16, np.int64)
+        for s in range(len(lens)):
+            count[lens[s]] += 1
+        count[0] = 0
+        nxt = np.zeros(16, np.int64)
+        code = 0
+        for b in range(1, 16):
+            code = (code + count[b - 1]) << 1
+            nxt[b] = code
+        for s in range(len(lens)):
+            b = lens[s]
+            if b:
+                c = nxt[b]
+                nxt[b] += 1
+                r = 0
+                for _ in range(b):
+                    r = (r << 1) | (c & 1)
+                    c >>= 1
+                codes[at + s] = r
+    # every piece of the block through one call of _put (each call site is code to optimize): the
+    # header's 17 bits (BFINAL, BTYPE 2: dynamic codes, HLIT, HDIST, HCLEN), the code-length code's
+    # lengths, the code lengths as its symbols, then each symbol with its extra bits (at most 48),
+    # the end-of-block code last
     head = (1 if last else 0) | 4 | (hlit - 257) << 3 | (hdist - 1) << 8 | (hclen - 4) << 13
-    _put(out, st, head, np.int64(17))
-    for t in range(hclen):
-        _put(out, st, cl_lens[cl_order[t]], np.int64(3))
-    cl_codes = np.zeros(19, np.int64)
-    _canonical(cl_lens, cl_codes)
-    for t in range(n):
-        s = rle_sym[t]
-        _put(out, st, cl_codes[s], cl_lens[s])
-        if s >= 16:
-            _put(out, st, rle_extra[t], 2 if s == 16 else 3 if s == 17 else 7)
-    ll_codes = np.zeros(286, np.int64)
-    d_codes = np.zeros(30, np.int64)
-    _canonical(ll_lens, ll_codes)
-    _canonical(d_lens, d_codes)
-    for s in range(lo, hi):
-        m = sym_len[s]
-        if m == 1:
-            b = data[pos]
-            _put(out, st, ll_codes[b], ll_lens[b])
+    first_sym = 1 + hclen + n
+    for i in range(first_sym + hi - lo + 1):
+        if i == 0:
+            v, w = head, np.int64(17)
+        elif i <= hclen:
+            v, w = cl_lens[cl_order[i - 1]], np.int64(3)
+        elif i < first_sym:
+            t = rle_sym[i - 1 - hclen]
+            v, w = codes[316 + t], cl_lens[t]
+            if t >= 16:
+                v |= rle_extra[i - 1 - hclen] << w
+                w += 2 if t == 16 else 3 if t == 17 else 7
+        elif i == first_sym + hi - lo:
+            v, w = codes[256], ll_lens[256]
         else:
-            lc = len_code[m]
-            _put(out, st, ll_codes[257 + lc], ll_lens[257 + lc])
-            if len_extra[lc]:
-                _put(out, st, m - len_base[lc], len_extra[lc])
-            d = sym_dist[s]
-            dc = dist_code[d]
-            _put(out, st, d_codes[dc], d_lens[dc])
-            if dist_extra[dc]:
-                _put(out, st, d - dist_base[dc], dist_extra[dc])
-        pos += m
-    _put(out, st, ll_codes[256], ll_lens[256])
-    return end_pos
+            s = lo + i - first_sym
+            m = sym_len[s]
+            if m == 1:
+                v, w = codes[data[pos]], ll_lens[data[pos]]
+            else:  # (no extra bits: the length or distance is its code's base)
+                lc = len_code[m]
+                d = sym_dist[s]
+                dc = dist_code[d]
+                v, w = codes[257 + lc], ll_lens[257 + lc]
+                v |= (m - len_base[lc]) << w
+                w += len_extra[lc]
+                v |= codes[286 + dc] << w
+                w += d_lens[dc]
+                v |= (d - dist_base[dc]) << w
+                w += dist_extra[dc]
+            pos += m
+        _put(out, st, v, w)
 
 
 @njit(cache=True, nogil=True)
@@ -540,11 +531,15 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
         while top:
             top -= 2
             a, b = todo[top], todo[top + 1]
-            best, at = _block_bits(hl, hd, a, b, tables), -1
-            for j in range(a + 1, b):
-                c = _block_bits(hl, hd, a, j, tables) + _block_bits(hl, hd, j, b, tables)
-                if c < best:
-                    best, at = c, j
+            best, at = zero, zero - 1
+            for j in range(a, b):
+                c = zero
+                for h in range(1 if j == a else 2):
+                    x = a if h == 0 else j
+                    y = b if j == a or h == 1 else j
+                    c += _block_plan(hl, hd, x, y, tables)[9]
+                if j == a or c < best:
+                    best, at = c, (j if j > a else at)
             if at >= 0:
                 ends[at] = 1
                 todo[top], todo[top + 1], todo[top + 2], todo[top + 3] = a, at, at, b
@@ -557,6 +552,8 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
                 n_blocks += 1
         # each block parsed again with the codes of its own symbols, then written with its own codes
         blk_len = np.empty(n, np.int64)
+        wl = np.zeros(2 * 286, np.int64)  # the counts of the block written, as a span of one chunk
+        wd = np.zeros(2 * 30, np.int64)
         blk_dist = np.empty(n, np.int64)
         s_lo = zero
         lo = zero  # piece offset of the block's first byte
@@ -576,17 +573,27 @@ def _deflate_piece(data, start, end, last, chain, nice, passes, block_passes, ch
                     data, start, lo, hi, cand_len, cand_dist, n_cand, lit_cost, len_cost, dist_cost, blk_len, blk_dist
                 )
                 own_len, own_dist = blk_len, blk_dist
-            _write_block(data, start + lo, own_len, own_dist, c_lo, c_hi, final, out, st, tables)
+            ll[:] = 0
+            dd[:] = 0
+            _counts(data, start + lo, own_len, own_dist, c_lo, c_hi, ll, dd, len_code, dist_code)
+            for s in range(286):  # (row 0: zeros)
+                wl[286 + s] = ll[s]
+            for s in range(30):
+                wd[30 + s] = dd[s]
+            plan = _block_plan(wl, wd, zero, zero + 1, tables)
+            _write_block(data, start + lo, own_len, own_dist, c_lo, c_hi, final, out, st, tables, plan)
             s_lo, lo = s_hi, hi
-    elif last:
-        _put(out, st, np.int64(3), np.int64(10))  # an empty final fixed block: 3 header bits, end-of-block code 0
-    if not last:  # an empty stored block: byte-aligned end, as zlib's sync flush
-        _put(out, st, zero, np.int64(3))
-        if st[2]:
-            _put(out, st, zero, 8 - st[2])
-        _put(out, st, np.int64(0xFFFF) << 16, np.int64(32))  # LEN 0, NLEN 0xFFFF
-    elif st[2]:
-        _put(out, st, zero, 8 - st[2])
+    # the end, in one call of _put: after an empty last piece, an empty final fixed block (3 header
+    # bits, end-of-block code 0); after a piece that is not the last, an empty stored block (3 header
+    # bits, then byte-aligned LEN 0, NLEN 0xFFFF), as zlib's sync flush; zero bits up to the byte
+    v, w = zero, zero if last else np.int64(3)
+    if n <= 0 and last:
+        v, w = np.int64(3), np.int64(10)
+    w = (st[2] + w + 7) // 8 * 8 - st[2]
+    if not last:
+        v = np.int64(0xFFFF) << (w + 16)
+        w += 32
+    _put(out, st, v, w)
     return st[0]
 
 
