@@ -117,34 +117,6 @@ def _neighbor_rows(centers, neighbors, sorted_d, hint, lo, hi):
             sorted_d[a, t] = cd[t]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _search_list(points, i, centers, neighbors, sorted_d, c0, d0):
-    """Nearest centre of point i (ties: lowest index), searched from centre c0
-    at squared distance d0 along c0's sorted neighbour list, or among all
-    centres when the list ends inside the search radius.
-
-    Returns (nearest centre, its squared distance).
-    """
-    k = centers.shape[0]
-    L = neighbors.shape[1]
-    lim = _SLACK * d0
-    if L < k and sorted_d[c0, L - 1] <= lim:  # a far outlier: the list is too short
-        best, dbest, _ = _search_all(points, i, centers, c0, d0)
-    else:
-        # The list walk; keep in sync with its copy in _assign_range.
-        best = c0
-        dbest = d0
-        for t in range(L):
-            if sorted_d[c0, t] > lim:
-                break
-            j = neighbors[c0, t]
-            dj = sqdist(points, i, centers, j)
-            if dj < dbest or (dj == dbest and j < best):
-                best = j
-                dbest = dj
-    return best, dbest
-
-
 @njit(cache=True, nogil=True)
 def _search_all(points, i, centers, c0, d0):
     """Nearest centre of point i among all centres, starting from c0 at squared
@@ -172,13 +144,32 @@ def _search_all(points, i, centers, c0, d0):
 
 @njit(cache=True, nogil=True)
 def search(points, i, centers, neighbors, sorted_d, c0, d0):
-    """Nearest centre of point i and its squared distance, searched from
-    centre c0 at squared distance d0 (``sqdist(points, i, centers, c0)``):
-    along the neighbour lists ``neighbors, sorted_d`` of :func:`neighbor_lists`,
-    or among all centres when there are none (``neighbors`` with no rows).
+    """Nearest centre of point i (ties: lowest index) and its squared distance,
+    searched from centre c0 at squared distance d0 (``sqdist(points, i, centers, c0)``)
+    along c0's sorted neighbour list (``neighbors,
+    sorted_d`` of :func:`neighbor_lists`), or among all centres when there are
+    no lists (``neighbors`` with no rows) or the list ends inside the search
+    radius (a far outlier).
+
+    One call of :func:`_search_all`: this kernel is
+    compiled again into every kernel that calls it, and each call site costs.
     """
-    if neighbors.shape[0] == centers.shape[0]:
-        return _search_list(points, i, centers, neighbors, sorted_d, c0, d0)
+    k = centers.shape[0]
+    L = neighbors.shape[1]
+    lim = _SLACK * d0
+    if neighbors.shape[0] == k and (L == k or sorted_d[c0, L - 1] > lim):
+        # The list walk; keep in sync with its copy in _assign_range.
+        best = c0
+        dbest = d0
+        for t in range(L):
+            if sorted_d[c0, t] > lim:
+                break
+            j = neighbors[c0, t]
+            dj = sqdist(points, i, centers, j)
+            if dj < dbest or (dj == dbest and j < best):
+                best = j
+                dbest = dj
+        return best, dbest
     best, dbest, _ = _search_all(points, i, centers, c0, d0)
     return best, dbest
 
@@ -207,9 +198,8 @@ def _assign_range(points, centers, neighbors, sorted_d, labels, dist, lower, mov
             c0 = 0
         d0 = sqdist(points, i, centers, c0)
         if use_lists and (L == k or sorted_d[c0, L - 1] > _SLACK * d0):
-            # _search_list's walk, written out because this loop is the hot
-            # one and the inlined call compiles to slower code here; keep in
-            # sync with _search_list.
+            # search()'s list walk, written out because this loop is the hot
+            # one; keep in sync with search.
             lim = _SLACK * d0
             best = c0
             dbest = d0
