@@ -52,16 +52,21 @@ def _rd_rows(inverse, w, points, entries, per_color, lam, straight, palette, out
             copying = i > 0 and j > 0 and left == out[i - 1, j - 1]
             near = np.int64(per_color[c])
             best = near
-            cost = sqdist(points, c, entries, near) + _price(near, left, up, copying, lam, half)
-            if left >= 0 and left != near:
-                d = sqdist(points, c, entries, left)
-                if d < cost:
-                    best = left
-                    cost = d
-            if up >= 0 and up != near and up != left:
-                d = sqdist(points, c, entries, up) + _price(up, left, up, copying, lam, half)
-                if d < cost:
-                    best = up
+            cost = np.float32(0.0)
+            for t in range(3):  # one call of each inline helper: every call site compiles anew
+                if t == 0:
+                    e = near
+                elif t == 1:
+                    e = left
+                    if left < 0 or left == near:
+                        continue
+                else:
+                    e = up
+                    if up < 0 or up == near or up == left:
+                        continue
+                d = sqdist(points, c, entries, e) + _price(e, left, up, copying, lam, half)
+                if t == 0 or d < cost:
+                    best = e
                     cost = d
             out[i, j] = best
             err += sqdist(straight, c, palette, best)
