@@ -56,14 +56,14 @@ class KMeansResult(NamedTuple):
 
 @njit(cache=True, nogil=True, inline="always")
 def _draw(cum, weights, dist, u):
-    """Index drawn by ``u`` in [0, 1) from the weights (times ``dist`` when it is given):
+    """Index drawn by ``u`` in [0, 1) from the weights times ``dist``:
     what ``np.searchsorted(np.cumsum(...), u * total, side="right")`` gives, clipped to
     the last index, written out (those two would compile Numba's string and cumsum code).
     """
     n = cum.shape[0]
     s = 0.0
     for p in range(n):
-        s += weights[p] * dist[p] if dist.shape[0] else weights[p]
+        s += weights[p] * dist[p]
         cum[p] = s
     x = u * cum[n - 1]
     lo, hi = 0, n
@@ -77,8 +77,9 @@ def _draw(cum, weights, dist, u):
 
 
 @njit(cache=True, nogil=True)
-def _kmeanspp(points, weights, uniforms):
-    """Weighted k-means++: len(uniforms) centres, centre c picked with the
+def _kmeanspp(points, weights, uniforms, first):
+    """Weighted k-means++: len(uniforms) centres, the first ``points[first]``
+    (drawn by the caller with ``uniforms[0]``), centre c > 0 picked with the
     uniform draw ``uniforms[c]`` in [0, 1) (the random state is the caller's,
     so the kernel's results depend on its arguments only).  Fewer centres
     when every point already is one.
@@ -87,7 +88,7 @@ def _kmeanspp(points, weights, uniforms):
     k = uniforms.shape[0]
     centers = np.empty((k, d), np.float32)
     cum = np.empty(n)
-    i = _draw(cum, weights, np.empty(0), uniforms[0])
+    i = first
     for t in range(d):  # element by element: an array assignment compiles Numba's string code
         centers[0, t] = points[i, t]
     dist = np.empty(n)
@@ -135,7 +136,12 @@ def kmeanspp(points, weights, k, seed):
         k' < k only when every point already is a centre.
     """
     uniforms = _rng(seed).random(int(k))
-    return _kmeanspp(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(weights, np.float64), uniforms)
+    weights = np.ascontiguousarray(weights, np.float64)
+    # The first draw, by the weights alone, in numpy (the same sums and search as the
+    # kernel's _draw): a second inlined copy of _draw in the kernel costs compile time.
+    cum = np.cumsum(weights)
+    first = min(int(np.searchsorted(cum, uniforms[0] * cum[-1], side="right")), len(cum) - 1)
+    return _kmeanspp(np.ascontiguousarray(points, np.float32), weights, uniforms, first)
 
 
 @njit(cache=True, nogil=True)
