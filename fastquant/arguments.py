@@ -268,6 +268,13 @@ def build_parser():
         help="0-4: palette values use only their top 8-N bits, as pngquant (4 for RGBA4444 targets)",
     )
     p.add_argument(
+        "--contrast-weights",
+        action="store_true",
+        help="fit each palette on a map of local contrast: smooth areas, where banding shows, pull harder "
+        f"than busy ones (as compress(weights='contrast'); still images of up to {2 * config.SAMPLE_PIXELS / 1e6:.1f} "
+        "megapixels)",
+    )
+    p.add_argument(
         "--dither",
         choices=("none", "fs", "ordered"),
         default="none",

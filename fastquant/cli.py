@@ -282,6 +282,8 @@ def _check_palette_options(args):
     for name, value in (("--quality", args.quality), ("--max-bytes", args.max_bytes)):
         if value is not None and one_palette:
             raise OptionError(f"{name} chooses each file's palette size: not with --shared or --map")
+    if args.contrast_weights and one_palette:
+        raise OptionError("--contrast-weights weighs each file's palette fit: not with --shared or --map")
     if args.optimize:  # once, before any file is read: the extra is missing or not
         from . import optimize
 
@@ -349,6 +351,8 @@ def _options(args):
     }
     if args.fixed is not None:
         options["fixed_colors"] = args.fixed
+    if args.contrast_weights:
+        options["weights"] = "contrast"
     if args.frame_palettes:
         options["frame_palettes"] = True
     for name in ("max_pixels", "max_frames", "allow_truncated"):  # only when given: compress() has the defaults

@@ -653,3 +653,24 @@ def test_a_second_run_racing_for_an_output_gets_exit_5(capsys, img, tmp_path, mo
     assert err == [f"fastquant: error: {dst}: exists, kept (use --force to overwrite)"]
     assert dst.read_bytes() == b"the other run's result"
     assert [p for p in files(tmp_path) if p.startswith(".fastquant-")] == []
+
+
+def test_contrast_weights_flag_fits_as_compress_weights_contrast(capsys, img, tmp_path):
+    """--contrast-weights gives the pixels of compress(weights="contrast"), not those of the default run."""
+    from fastquant import compress
+
+    code, _, err = run(capsys, img, "-k", "24", "--contrast-weights", "-o", tmp_path / "cw.png")
+    assert code == 0, err
+    shown = np.asarray(Image.open(tmp_path / "cw.png").convert("RGB"))
+    want = compress(str(img), 24, weights="contrast")
+    plain = compress(str(img), 24)
+    np.testing.assert_array_equal(shown, want.image)
+    assert not np.array_equal(shown, plain.image)
+    assert img.unchanged()
+
+
+def test_contrast_weights_refuses_a_given_palette(capsys, img, img2, tmp_path):
+    for extra in (["--shared"], ["--map", str(img2)]):
+        code, _, err = run(capsys, img, "-k", "8", "--contrast-weights", *extra, "--out-dir", tmp_path)
+        assert code == 2 and len(err) == 1 and "--contrast-weights" in err[0], err
+    assert img.unchanged() and not any(tmp_path.rglob("*-fq*"))
