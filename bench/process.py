@@ -63,9 +63,10 @@ def _env(**extra):
 TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
 
 
-def run(cmd, env=None, shell=False, cwd=None):
+def run(cmd, env=None, shell=False, cwd=None, stderr=False):
     """(wall seconds, peak RSS in MB, CPU seconds: user + system) of one child process
-    (with the children it waited for: a worker pool's, xargs's).
+    (with the children it waited for: a worker pool's, xargs's); with ``stderr``, its
+    standard error (text) as a fourth item.
 
     The peak comes from ``/usr/bin/time``, started by it: on Linux a child's ``ru_maxrss`` is at
     least this process's own high-water mark (carried over the fork and the exec), which after
@@ -92,7 +93,8 @@ def run(cmd, env=None, shell=False, cwd=None):
     finally:
         if peak_file:
             os.unlink(peak_file)
-    return wall, peak_kb / 1024, usage.ru_utime + usage.ru_stime
+    figures = (wall, peak_kb / 1024, usage.ru_utime + usage.ru_stime)
+    return (*figures, err) if stderr else figures
 
 
 def interleaved(commands, repeat):
@@ -484,27 +486,13 @@ def precompile(repeat, out):
     for i in range(repeat + 1):
         cache = Path(tempfile.mkdtemp(prefix="fq-precompile-"))
         try:
-            cmd = [TIME or "env", *(["-f", "%M"] if TIME else []), PY, "-m", "fastquant", "--precompile", "-v"]
-            t = time.perf_counter()
-            p = subprocess.Popen(
-                cmd,
-                env=_env(NUMBA_CACHE_DIR=str(cache)),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            _, status, usage = os.wait4(p.pid, 0)
-            wall = time.perf_counter() - t
-            err = p.stderr.read()
-            if os.waitstatus_to_exitcode(status):
-                raise RuntimeError(f"--precompile failed: {err}")
+            cmd = [PY, "-m", "fastquant", "--precompile", "-v"]
+            wall, peak, cpu, err = run(cmd, env=_env(NUMBA_CACHE_DIR=str(cache)), stderr=True)
         finally:
             shutil.rmtree(cache, ignore_errors=True)
         if i == 0:
             continue  # .pyc files written, file caches warm
-        own = float(re.search(r"cached in ([0-9.]+) s", err).group(1))
-        peak = int(err.strip().splitlines()[-1]) / 1024 if TIME else usage.ru_maxrss / 1024
-        rounds.append((wall, own, usage.ru_utime + usage.ru_stime, peak))
+        rounds.append((wall, float(re.search(r"cached in ([0-9.]+) s", err).group(1)), cpu, peak))
         for seconds, name in re.findall(r"^\s*([0-9.]+) s\s+\d+ versions?\s+(\S+)$", err, re.M):
             kernels.setdefault(name, []).append(float(seconds))
         stage_line = err.split("CPU seconds of each stage: ")[1].splitlines()[0]
